@@ -1,0 +1,1 @@
+"""paygate's shared library: the spine every service is built on."""

@@ -1,0 +1,90 @@
+"""Async SQLAlchemy engine per service schema, and one unit of work per request or batch."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+from paygate_common.settings import ServiceSettings
+
+# Stable constraint names make hand-written migrations and their downgrades predictable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    """Tables carry no schema: the connection's search_path puts them in the service's schema."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for service models; each service may subclass with its own metadata."""
+
+    metadata = new_metadata()
+
+
+def create_engine(settings: ServiceSettings, **overrides: Any) -> AsyncEngine:
+    """An asyncpg engine whose connections live in the service's schema (search_path)."""
+    connect_args = {
+        "server_settings": {
+            "search_path": settings.db_schema,
+            "application_name": settings.service_name,
+        }
+    }
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_pool_size,
+        "pool_pre_ping": True,
+        "echo": settings.db_echo,
+        "connect_args": connect_args,
+    }
+    options.update(overrides)
+    return create_async_engine(settings.database_url, **options)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block succeeds, rolled back when it raises."""
+    async with sessionmaker() as session, session.begin():
+        yield session
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: the request's unit of work, opened and committed at the edge."""
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+def sync_url(async_url: str) -> str:
+    """Alembic runs through the async engine too, but some tools want a plain driver URL."""
+    return async_url.replace("+asyncpg", "")

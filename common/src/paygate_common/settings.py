@@ -1,0 +1,135 @@
+"""Settings base: one class per service, env prefix first, unprefixed shared variables second."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+# Values that ship in the repository for local development; production must override them.
+DEV_SECRET_MARKER = "dev-only"
+DEFAULT_SERVICE_TOKEN_SECRET = f"{DEV_SECRET_MARKER}-service-token-secret-change-me-0123456789"
+
+DEFAULT_SERVICE_URLS: dict[str, str] = {
+    "gateway": "http://127.0.0.1:8000",
+    "user": "http://127.0.0.1:8001",
+    "payment": "http://127.0.0.1:8002",
+    "transaction": "http://127.0.0.1:8003",
+    "notification": "http://127.0.0.1:8004",
+    "audit": "http://127.0.0.1:8005",
+    "exchange-rate": "http://127.0.0.1:8006",
+    "admin": "http://127.0.0.1:8007",
+    "order": "http://127.0.0.1:8008",
+}
+
+
+class _UnprefixedEnvSource(EnvSettingsSource):
+    """Reads the same fields without the service prefix, so `DATABASE_URL` serves every service."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls, env_prefix="", case_sensitive=False)
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs; subclasses add their own fields and set `env_prefix`.
+
+    A variable named `<PREFIX><FIELD>` wins over the unprefixed `<FIELD>`; so `ENVIRONMENT`,
+    `DATABASE_URL`, `REDIS_URL` and `KAFKA_BOOTSTRAP_SERVERS` configure the whole suite while
+    `ORDER_SERVICE_DATABASE_URL` can still point one service elsewhere.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
+
+    service_name: ClassVar[str] = "service"
+    default_schema: ClassVar[str] = "public"
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/paygate"
+    db_schema: str = ""
+    db_pool_size: int = 10
+    db_echo: bool = False
+
+    redis_url: str = "redis://127.0.0.1:56379/0"
+
+    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    # Tansu (the local broker) has no InitProducerId; Apache Kafka should run with this on.
+    kafka_enable_idempotence: bool = False
+    kafka_client_id: str = ""
+
+    jwt_issuer: str = "paygate"
+    jwt_audience: str = "paygate-api"
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwks_cache_seconds: int = 300
+    service_token_secret: SecretStr = SecretStr(DEFAULT_SERVICE_TOKEN_SECRET)
+    service_token_ttl_seconds: int = 60
+
+    service_urls: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SERVICE_URLS))
+    paygate_service_urls: str = ""  # JSON map from the launcher; merged into service_urls
+    paygate_state_dir: str = ".paygate"
+
+    @model_validator(mode="after")
+    def _derive_and_refuse_defaults(self) -> ServiceSettings:
+        if not self.db_schema:
+            self.db_schema = self.default_schema
+        if not self.kafka_client_id:
+            self.kafka_client_id = self.service_name
+        if self.paygate_service_urls:
+            self.service_urls = {**self.service_urls, **json.loads(self.paygate_service_urls)}
+        if self.environment == "production":
+            offenders = [
+                name
+                for name, value in self
+                if isinstance(value, SecretStr) and DEV_SECRET_MARKER in value.get_secret_value()
+            ]
+            offenders += [
+                name
+                for name, value in self
+                if isinstance(value, SecretStr) and not value.get_secret_value()
+            ]
+            if offenders:
+                raise ValueError(
+                    "refusing to start in production with development secrets: "
+                    + ", ".join(sorted(set(offenders)))
+                )
+        return self
+
+    def service_url(self, name: str) -> str:
+        return self.service_urls[name].rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _UnprefixedEnvSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+
+def field_names(settings_cls: type[BaseSettings]) -> dict[str, FieldInfo]:
+    """The settings' fields, for documentation generators."""
+    return dict(settings_cls.model_fields)
+
+
+def redacted(settings: BaseSettings) -> dict[str, Any]:
+    """Settings as a dict safe to log: secrets stay `**********`."""
+    return {name: (str(v) if isinstance(v, SecretStr) else v) for name, v in settings}
