@@ -1,0 +1,1 @@
+"""paygate gateway: the one public entry point in front of every service."""
