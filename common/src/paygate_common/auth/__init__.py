@@ -1,0 +1,85 @@
+"""Authentication: user access tokens (RS256 + JWKS), service tokens (HS256), FastAPI deps."""
+
+from paygate_common.auth.dependencies import (
+    AdminPrincipal,
+    CurrentPrincipal,
+    ServiceCaller,
+    bearer_token,
+    get_current_principal,
+    jwks_for,
+    oauth2_scheme,
+    require_admin,
+    require_service_token,
+)
+from paygate_common.auth.errors import (
+    AdminRequired,
+    JWKSUnavailable,
+    ServiceTokenInvalid,
+    TokenExpired,
+    TokenInvalid,
+    TokenMissing,
+)
+from paygate_common.auth.jwks import JWKSCache
+from paygate_common.auth.keys import (
+    ACCESS_TOKEN_ALGORITHM,
+    SigningKey,
+    generate_rsa_keypair,
+    jwk_thumbprint,
+    jwks_document,
+    load_or_create_signing_key,
+)
+from paygate_common.auth.service_tokens import (
+    SERVICE_TOKEN_ALGORITHM,
+    issue_service_token,
+    service_audience,
+    verify_service_token,
+)
+from paygate_common.auth.tokens import (
+    DEFAULT_LEEWAY_SECONDS,
+    Principal,
+    Role,
+    VerifiedTokenCache,
+    issue_access_token,
+    principal_from_claims,
+    token_kid,
+    verify_access_token,
+    verify_with_key,
+)
+
+__all__ = [
+    "ACCESS_TOKEN_ALGORITHM",
+    "DEFAULT_LEEWAY_SECONDS",
+    "SERVICE_TOKEN_ALGORITHM",
+    "AdminPrincipal",
+    "AdminRequired",
+    "CurrentPrincipal",
+    "JWKSCache",
+    "JWKSUnavailable",
+    "Principal",
+    "Role",
+    "ServiceCaller",
+    "ServiceTokenInvalid",
+    "SigningKey",
+    "TokenExpired",
+    "TokenInvalid",
+    "TokenMissing",
+    "VerifiedTokenCache",
+    "bearer_token",
+    "generate_rsa_keypair",
+    "get_current_principal",
+    "issue_access_token",
+    "issue_service_token",
+    "jwk_thumbprint",
+    "jwks_document",
+    "jwks_for",
+    "load_or_create_signing_key",
+    "oauth2_scheme",
+    "principal_from_claims",
+    "require_admin",
+    "require_service_token",
+    "service_audience",
+    "token_kid",
+    "verify_access_token",
+    "verify_service_token",
+    "verify_with_key",
+]
