@@ -1,0 +1,487 @@
+"""`python -m paygate_devstack run|stop|status`: the whole suite on one machine, no Docker."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+from rich.console import Console
+from rich.table import Table
+
+from paygate_devstack import TOPICS
+from paygate_devstack.components import (
+    STRIPE_TEST_KEY,
+    Component,
+    Kafka,
+    LocalStripe,
+    Postgres,
+    Redis,
+    SmtpSinkProcess,
+    create_topics,
+    ensure_database,
+    register_stripe_webhook,
+    to_asyncpg_dsn,
+)
+from paygate_devstack.process import ComponentError, die_with_parent, pick_port, stop_all
+from paygate_devstack.services import (
+    SERVICES,
+    ServiceProcess,
+    StackEndpoints,
+    implemented_services,
+    repo_root,
+    service_urls,
+    shared_env,
+    unfinished_services,
+)
+
+# Fixed, non-standard ports keep URLs stable between runs without colliding with a system
+# PostgreSQL (5432), Redis (6379) or Kafka (9092); a busy one is replaced by a free port.
+DEFAULT_PORTS = {"postgres": 55432, "redis": 56379, "kafka": 59092, "stripe": 58420, "smtp": 51025}
+DATABASE_NAME = "paygate"
+STRIPE_WEBHOOK_ID = "paygate-payment-service"
+
+console = Console(highlight=False)
+if not console.is_terminal:  # CI logs and pipes: never cut a URL at 80 columns
+    console = Console(highlight=False, width=200)
+
+
+class Shutdown(Exception):
+    """SIGTERM / SIGHUP arrived: stop everything like Ctrl-C does."""
+
+
+def state_dir_for(root: Path, override: str | None = None) -> Path:
+    value = override or os.environ.get("PAYGATE_STATE_DIR")
+    return Path(value).absolute() if value else root / ".paygate"
+
+
+def load_secrets(state: Path) -> dict[str, str]:
+    """Secrets generated once per state dir (FRESH=1 makes new ones)."""
+    path = state / "secrets.json"
+    data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    changed = False
+    for key, make in (
+        ("stripe_webhook_secret", lambda: "whsec_" + secrets.token_urlsafe(24)),
+        ("service_token_secret", lambda: secrets.token_urlsafe(48)),
+    ):
+        if not data.get(key):
+            data[key] = make()
+            changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2))
+        path.chmod(0o600)
+    return data
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_launcher(state: Path) -> int | None:
+    path = state / "stack.json"
+    if not path.exists():
+        return None
+    try:
+        pid = int(json.loads(path.read_text()).get("launcher_pid", 0))
+    except (ValueError, json.JSONDecodeError):
+        return None
+    return pid if pid and _pid_alive(pid) else None
+
+
+@dataclass
+class Stack:
+    root: Path
+    state: Path
+    components: dict[str, Component] = field(default_factory=dict)
+    services: list[ServiceProcess] = field(default_factory=list)
+    failed_services: dict[str, str] = field(default_factory=dict)
+    external: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            with console.status(f"stopping {service.name}…"):
+                service.stop()
+        for name, component in reversed(list(self.components.items())):
+            with console.status(f"stopping {name}…"):
+                component.stop()
+        stop_all()
+
+
+def _step(label: str, action: Callable[[], Any]) -> Any:
+    started = time.monotonic()
+    with console.status(f"{label}…"):
+        result = action()
+    console.print(f"[green]✓[/] {label} [dim]({time.monotonic() - started:.1f}s)[/]")
+    return result
+
+
+def start_infra(stack: Stack) -> StackEndpoints:
+    """Start every component whose URL the environment does not already provide."""
+    state, logs = stack.state, stack.logs
+    logs.mkdir(parents=True, exist_ok=True)
+    env = os.environ
+    comps = stack.components
+
+    if env.get("DATABASE_URL"):
+        stack.external["database"] = env["DATABASE_URL"]
+    else:
+        comps["postgres"] = Postgres(
+            state / "postgres" / "data", pick_port(DEFAULT_PORTS["postgres"]),
+            log_path=logs / "postgres.log",
+        )
+    if env.get("REDIS_URL"):
+        stack.external["redis"] = env["REDIS_URL"]
+    else:
+        comps["redis"] = Redis(
+            state / "redis", pick_port(DEFAULT_PORTS["redis"]), persist=True,
+            log_path=logs / "redis.log",
+        )
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        stack.external["kafka"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+    else:
+        comps["kafka"] = Kafka(
+            pick_port(DEFAULT_PORTS["kafka"]), log_path=logs / "kafka.log", topics=()
+        )
+    if env.get("STRIPE_API_BASE"):
+        stack.external["stripe"] = env["STRIPE_API_BASE"]
+    else:
+        (state / "stripe").mkdir(parents=True, exist_ok=True)
+        comps["stripe"] = LocalStripe(
+            pick_port(DEFAULT_PORTS["stripe"]), log_path=logs / "stripe.log",
+            store=state / "stripe" / "store.pickle",
+        )
+    if env.get("SMTP_HOST"):
+        stack.external["smtp"] = f"smtp://{env['SMTP_HOST']}:{env.get('SMTP_PORT', '25')}"
+    else:
+        comps["smtp"] = SmtpSinkProcess(
+            pick_port(DEFAULT_PORTS["smtp"]), maildir=state / "mail", log_path=logs / "smtp.log"
+        )
+
+    # start them all, then wait for each: the slow ones overlap
+    for name, comp in comps.items():
+        _step(f"{name}: starting on port {comp.port}", lambda c=comp: c.start(wait=False))
+    for name, comp in comps.items():
+        _step(f"{name}: ready at {comp.url}", comp.wait_ready)
+
+    if "postgres" in comps:
+        pg = comps["postgres"]
+        assert isinstance(pg, Postgres)
+        database_url = _step(f"database {DATABASE_NAME!r}", lambda: pg.ensure_database(DATABASE_NAME))
+    else:
+        database_url = env["DATABASE_URL"]
+
+    kafka_bootstrap = comps["kafka"].url if "kafka" in comps else env["KAFKA_BOOTSTRAP_SERVERS"]
+    _step(
+        f"kafka topics ({len(TOPICS)})",
+        lambda: create_topics(kafka_bootstrap, TOPICS),
+    )
+    smtp = comps.get("smtp")
+    return StackEndpoints(
+        database_url=database_url,
+        redis_url=comps["redis"].url if "redis" in comps else env["REDIS_URL"],
+        kafka_bootstrap=kafka_bootstrap,
+        stripe_api_base=comps["stripe"].url if "stripe" in comps else env["STRIPE_API_BASE"],
+        stripe_api_key=env.get("STRIPE_API_KEY", STRIPE_TEST_KEY),
+        smtp_host=smtp.host if isinstance(smtp, SmtpSinkProcess) else env["SMTP_HOST"],
+        smtp_port=smtp.port if isinstance(smtp, SmtpSinkProcess) else int(env.get("SMTP_PORT", "25")),
+    )
+
+
+def start_services(stack: Stack, endpoints: StackEndpoints, secrets_: dict[str, str]) -> dict[str, str]:
+    specs = implemented_services(stack.root)
+    for spec in unfinished_services(stack.root):
+        console.print(f"[yellow]•[/] {spec.folder}/ has no src/{spec.package}/main.py yet: skipped")
+    ports = {}
+    for spec in SERVICES:  # every service gets a URL, so the gateway can report absent ones
+        port = pick_port(spec.port) if spec in specs else spec.port
+        if spec in specs and port != spec.port:
+            console.print(f"[yellow]•[/] port {spec.port} is busy: {spec.name} uses {port}")
+        ports[spec.name] = port
+    urls = service_urls(ports)
+    env = shared_env(
+        endpoints,
+        state_dir=stack.state,
+        urls=urls,
+        stripe_webhook_secret=secrets_["stripe_webhook_secret"],
+        service_token_secret=secrets_["service_token_secret"],
+        environment="development",
+    )
+    if any(s.name == "payment" for s in specs):
+        hook = f"{urls['payment']}/webhooks/stripe"
+        _step(
+            f"stripe webhook → {hook}",
+            lambda: register_stripe_webhook(
+                endpoints.stripe_api_base, hook, secrets_["stripe_webhook_secret"],
+                webhook_id=STRIPE_WEBHOOK_ID,
+            ),
+        )
+    if not specs:
+        console.print("[yellow]•[/] no service is implemented yet: infrastructure only")
+        return env
+
+    pending: list[ServiceProcess] = []
+    for spec in specs:
+        service = ServiceProcess(spec, env=env, port=ports[spec.name], root=stack.root, log_dir=stack.logs)
+        try:
+            _step(f"{spec.name}: migrations", service.migrate)
+        except ComponentError as exc:
+            _report_failure(stack, spec.name, str(exc))
+            continue
+        service.start(wait=False)
+        stack.services.append(service)
+        pending.append(service)
+    for service in pending:
+        try:
+            _step(f"{service.name}: ready at {service.url}", lambda s=service: s.wait_ready(90))
+        except ComponentError as exc:
+            service.stop()
+            stack.services.remove(service)
+            _report_failure(stack, service.name, str(exc))
+    return env
+
+
+def _report_failure(stack: Stack, name: str, message: str) -> None:
+    stack.failed_services[name] = message
+    console.print(f"[bold red]✗ {name} did not start[/]")
+    console.print(message, markup=False)
+
+
+def write_stack_json(stack: Stack, endpoints: StackEndpoints, env: dict[str, str]) -> Path:
+    smtp_url = f"smtp://{endpoints.smtp_host}:{endpoints.smtp_port}"
+    data: dict[str, Any] = {
+        "database": endpoints.database_url,
+        "redis": endpoints.redis_url,
+        "kafka": endpoints.kafka_bootstrap,
+        "stripe": endpoints.stripe_api_base,
+        "smtp": smtp_url,
+    }
+    for service in stack.services:
+        data[service.name] = service.url
+    data.update(
+        {
+            "launcher_pid": os.getpid(),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "state_dir": str(stack.state),
+            "logs_dir": str(stack.logs),
+            "mail_dir": str(stack.state / "mail") if "smtp" in stack.components else None,
+            "secrets_file": str(stack.state / "secrets.json"),
+            "stripe_api_key": endpoints.stripe_api_key,
+            "topics": list(TOPICS),
+            "infra": {
+                name: {"url": comp.url, "pid": comp.pid, "port": comp.port, "log": str(comp.log_path)}
+                for name, comp in stack.components.items()
+            },
+            "external": stack.external,
+            "services": {
+                s.name: {
+                    "url": s.url, "docs": f"{s.url}/docs", "pid": s.pid, "port": s.port,
+                    "log": str(s.log_path),
+                }
+                for s in stack.services
+            },
+            "failed_services": sorted(stack.failed_services),
+            "env": env,
+        }
+    )
+    path = stack.state / "stack.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> None:
+    table = Table(title="paygate is running", title_justify="left", show_lines=False)
+    table.add_column("what")
+    table.add_column("URL", no_wrap=True, overflow="fold")
+    table.add_column("notes", style="dim")
+    by_name = {s.name: s for s in stack.services}
+    gateway = by_name.get("gateway")
+    if gateway:
+        table.add_row("[bold]gateway[/]", f"[bold]{gateway.url}[/]", f"API docs: {gateway.url}/docs")
+    for spec in SERVICES:
+        service = by_name.get(spec.name)
+        if service is None or spec.name == "gateway":
+            continue
+        table.add_row(f"{spec.name} service", service.url, f"docs: {service.url}/docs")
+    for name in stack.failed_services:
+        table.add_row(f"[red]{name} service[/]", "[red]failed[/]", f"log: {_relative(stack.logs / name)}.log")
+    table.add_section()
+    db = urlsplit(endpoints.database_url)
+    psql = f"psql {to_asyncpg_dsn(endpoints.database_url)}" if db.hostname else ""
+    rows = [
+        ("database", endpoints.database_url, psql),
+        ("redis", endpoints.redis_url, ""),
+        ("kafka", endpoints.kafka_bootstrap, f"{len(TOPICS)} topics, memory only (recreated each run)"),
+        ("stripe", endpoints.stripe_api_base, f"localstripe, key {endpoints.stripe_api_key}"),
+    ]
+    smtp_note = (
+        f"emails land in {_relative(stack.state / 'mail')}/*.eml" if "smtp" in stack.components
+        else "external SMTP server"
+    )
+    rows.append(("smtp", f"smtp://{endpoints.smtp_host}:{endpoints.smtp_port}", smtp_note))
+    for name, url, note in rows:
+        table.add_row(name, url, "external" if name in stack.external else note)
+    console.print(table)
+    console.print(
+        f"state: {_relative(stack.state)}  ·  logs: {_relative(stack.logs)}/*.log  ·  "
+        f"stack: {_relative(stack_json)}"
+    )
+    console.print("[bold]Ctrl-C stops everything.[/]")
+
+
+def monitor(stack: Stack) -> int:
+    """Watch the children; an infrastructure crash stops the stack, a service crash is reported."""
+    reported: set[str] = set()
+    while True:
+        time.sleep(0.5)
+        for name, comp in stack.components.items():
+            if not comp.running:
+                code = comp.proc.poll()
+                console.print(f"\n[bold red]✗ {name} exited unexpectedly (exit code {code}).[/]")
+                console.print(f"last lines of {comp.log_path}:", markup=False)
+                console.print(comp.proc.log_tail(), markup=False)
+                console.print("[red]stopping the stack: the services cannot work without it.[/]")
+                return 1
+        for service in stack.services:
+            if service.name not in reported and not service.running:
+                reported.add(service.name)
+                console.print(
+                    f"\n[bold red]✗ {service.name} service exited "
+                    f"(exit code {service.proc.poll()}); the rest keeps running.[/]"
+                )
+                console.print(f"last lines of {service.log_path}:", markup=False)
+                console.print(service.log_tail(), markup=False)
+
+
+def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
+    raise Shutdown(signal.Signals(signum).name)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    root = repo_root()
+    state = state_dir_for(root, args.state_dir)
+    other = running_launcher(state)
+    if other and other != os.getpid():
+        console.print(
+            f"[red]A stack is already running from {state} (launcher pid {other}).[/] "
+            "Stop it with Ctrl-C in its terminal or `python -m paygate_devstack stop`."
+        )
+        return 1
+    if args.fresh and state.exists():
+        _step(f"wiping {_relative(state)} (FRESH)", lambda: shutil.rmtree(state))
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "stack.json").unlink(missing_ok=True)
+
+    die_with_parent()  # if make/uv is killed, we get SIGTERM and clean up
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    signal.signal(signal.SIGHUP, _raise_shutdown)
+    stack = Stack(root=root, state=state)
+    code = 0
+    try:
+        secrets_ = load_secrets(state)
+        endpoints = start_infra(stack)
+        env = shared_env(
+            endpoints, state_dir=state, urls=service_urls({s.name: s.port for s in SERVICES}),
+            stripe_webhook_secret=secrets_["stripe_webhook_secret"],
+            service_token_secret=secrets_["service_token_secret"],
+        )
+        if not args.no_services:
+            env = start_services(stack, endpoints, secrets_)
+        stack_json = write_stack_json(stack, endpoints, env)
+        print_table(stack, endpoints, stack_json)
+        if args.exit_when_ready:
+            return 0 if not stack.failed_services else 1
+        code = monitor(stack)
+    except (KeyboardInterrupt, Shutdown) as exc:
+        console.print(f"\n[bold]{'Ctrl-C' if isinstance(exc, KeyboardInterrupt) else exc}: stopping…[/]")
+    except ComponentError as exc:
+        console.print("[bold red]✗ the stack could not start:[/]")
+        console.print(str(exc), markup=False)
+        code = 1
+    finally:
+        # a second Ctrl-C must not abandon half-stopped children
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        (state / "stack.json").unlink(missing_ok=True)
+        console.print("stopped: every process this launcher started has exited.")
+    return code
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    state = state_dir_for(repo_root(), args.state_dir)
+    pid = running_launcher(state)
+    if pid is None:
+        console.print("no stack is running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    console.print("stopped" if not _pid_alive(pid) else f"launcher {pid} is still stopping")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = state_dir_for(repo_root(), args.state_dir)
+    if running_launcher(state) is None:
+        console.print("no stack is running")
+        return 1
+    console.print_json((state / "stack.json").read_text())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m paygate_devstack",
+        description="Run paygate locally without Docker: PostgreSQL, Redis, a Kafka-protocol "
+        "broker (Tansu), localstripe and an SMTP sink, then every implemented service.",
+    )
+    parser.add_argument("--state-dir", help="default: <repo>/.paygate (or $PAYGATE_STATE_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the stack in the foreground; Ctrl-C stops it")
+    run.add_argument("--fresh", action="store_true", help="wipe the state dir first")
+    run.add_argument("--no-services", action="store_true", help="infrastructure only")
+    run.add_argument(
+        "--exit-when-ready", action="store_true",
+        help="stop everything again once it is up (a smoke test)",
+    )
+    sub.add_parser("stop", help="stop the stack started by `run` from another terminal")
+    sub.add_parser("status", help="print .paygate/stack.json of the running stack")
+    args = parser.parse_args(argv)
+    handlers = {"run": cmd_run, "stop": cmd_stop, "status": cmd_status}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

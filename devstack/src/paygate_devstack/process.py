@@ -1,0 +1,252 @@
+"""Child processes that never outlive the launcher: own process group, parent-death signal, atexit."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+_live: set[ManagedProcess] = set()
+_live_lock = threading.Lock()
+
+
+class ComponentError(RuntimeError):
+    """A component did not start or become ready; the message carries its log tail."""
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: if the launcher is SIGKILLed, the kernel
+    # sends SIGTERM to this child, so no broker or database is left behind.
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGTERM this very process when its parent dies (launcher safety net)."""
+    _die_with_parent()
+
+
+class ManagedProcess:
+    """One child process in its own process group, with its output in a log file.
+
+    `stop()` sends `stop_signal` to the leader and escalates to SIGKILL for the whole group;
+    `kill()`, `pause()` and `resume()` signal the whole group (SIGKILL, SIGSTOP, SIGCONT).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+    ) -> None:
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.user = user
+        self.stop_signal = stop_signal
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n--- {time.strftime('%H:%M:%S')} start: {' '.join(self.argv)}\n".encode())
+            log.flush()
+            kwargs: dict[str, Any] = {}
+            if self.user is not None:
+                kwargs["user"] = self.user
+            self.popen = subprocess.Popen(  # noqa: S603 - argv is built by this package
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only a prctl call
+                **kwargs,
+            )
+        with _live_lock:
+            _live.add(self)
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def poll(self) -> int | None:
+        return self.popen.poll() if self.popen else None
+
+    def _signal_group(self, sig: int) -> None:
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+    def pause(self) -> None:
+        """SIGSTOP the whole group: the process hangs, its sockets stay open (a hung peer)."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group, no shutdown handlers run (a crash)."""
+        if self.popen is None:
+            return
+        self._signal_group(signal.SIGCONT)
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=10)
+        self._forget()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Graceful stop, then SIGKILL for anything left in the group."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self._signal_group(signal.SIGCONT)  # a paused process cannot handle the stop signal
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(self.stop_signal)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # leftovers (for example postgres backends) share the group
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+        self._forget()
+
+    def _forget(self) -> None:
+        with _live_lock:
+            _live.discard(self)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return log_tail(self.log_path, lines)
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        data = path.read_bytes()[-16_000:]
+    except OSError:
+        return "(no log)"
+    text = data.decode("utf-8", errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+def stop_all() -> None:
+    """Stop every process this interpreter started (atexit and signal handlers)."""
+    with _live_lock:
+        procs = list(_live)
+    for proc in reversed(procs):
+        with contextlib.suppress(Exception):
+            proc.stop(timeout=5)
+
+
+atexit.register(stop_all)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    for family, addr in ((socket.AF_INET, host), (socket.AF_INET, "0.0.0.0")):  # noqa: S104
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((addr, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pick_port(preferred: int | None) -> int:
+    """The preferred port when it is free (stable URLs for `make run`), else any free port."""
+    if preferred and port_is_free(preferred):
+        return preferred
+    return free_port()
+
+
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    proc: ManagedProcess | None = None,
+    interval: float = 0.1,
+) -> None:
+    """Poll `check` until it returns True; fail early with the log tail if `proc` exits."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.popen is not None and proc.popen.poll() is not None:
+            raise ComponentError(
+                f"{what}: process exited with code {proc.popen.returncode} before it was ready.\n"
+                f"log {proc.log_path}:\n{proc.log_tail()}"
+            )
+        try:
+            if check():
+                return
+        except Exception as exc:  # any failed probe means "not yet"
+            last_error = exc
+        time.sleep(interval)
+    tail = f"\nlog {proc.log_path}:\n{proc.log_tail()}" if proc else ""
+    raise ComponentError(
+        f"{what}: not ready after {timeout:.0f}s (last probe error: {last_error!r}){tail}"
+    )
+
+
+def tcp_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
+    with socket.create_connection((host, port), timeout=timeout):
+        return True
+
+
+def run_async(factory: Callable[[], Any], timeout: float | None = 120) -> Any:
+    """Run a coroutine on a private event loop in a worker thread.
+
+    Sync fixtures and the CLI call async clients (asyncpg, aiokafka) through this, so they
+    never touch the event loop that pytest-asyncio keeps for the session.
+    """
+    import asyncio
+
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = asyncio.run(factory())
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, name="devstack-async", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError("async helper did not finish in time")
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")

@@ -1,0 +1,245 @@
+"""pytest fixtures that start real infrastructure (lazily, once per session, on free ports).
+
+Enabled for the whole repository by the root conftest.py. Each fixture starts its component
+only when a test asks for it, in a temporary directory, and stops it at session end; nothing
+is shared with a running `make run`.
+
+    postgres        Postgres:   .dsn, .port, create_database(name=None) -> SQLAlchemy URL
+    redis_server    Redis:      .url
+    kafka_broker    Kafka:      .bootstrap, create_topics(names, partitions=3), pause(), resume()
+    localstripe     LocalStripe: .api_base, .api_key, register_webhook(url, secret),
+                                 payment_intents()
+    smtp_sink       SmtpSink:   .host, .port, messages(), clear(), stop(), start()
+    paygate_stack   PaygateStack: all of the above + .env for services + start_service(...)
+    service_process factory:    service_process(name, env=None, port=None) -> ServiceProcess,
+                                stopped when the test ends
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paygate_devstack import TOPICS
+from paygate_devstack.components import (
+    STRIPE_TEST_KEY,
+    Kafka,
+    LocalStripe,
+    Postgres,
+    Redis,
+    SmtpSink,
+)
+from paygate_devstack.process import free_port
+from paygate_devstack.services import (
+    SERVICES,
+    ServiceProcess,
+    StackEndpoints,
+    repo_root,
+    service_urls,
+    shared_env,
+    spec_for,
+    start_service,
+)
+
+
+class PaygateStack:
+    """Every component plus the environment a service subprocess gets (ENVIRONMENT=test).
+
+    Every service has a port reserved up front, so PAYGATE_SERVICE_URLS and JWKS_URL are
+    right whichever services a test starts, and in any order.
+    """
+
+    def __init__(
+        self,
+        *,
+        postgres: Postgres,
+        redis: Redis,
+        kafka: Kafka,
+        stripe: LocalStripe,
+        smtp: SmtpSink,
+        state_dir: Path,
+    ) -> None:
+        self.postgres = postgres
+        self.redis = redis
+        self.kafka = kafka
+        self.stripe = stripe
+        self.smtp = smtp
+        self.state_dir = state_dir
+        self.log_dir = state_dir / "logs"
+        self.database_url = postgres.create_database("paygate")
+        self.ports: dict[str, int] = {spec.name: free_port() for spec in SERVICES}
+        self.urls = service_urls(self.ports)
+        self.stripe_webhook_secret = "whsec_" + secrets.token_urlsafe(24)
+        self.endpoints = StackEndpoints(
+            database_url=self.database_url,
+            redis_url=redis.url,
+            kafka_bootstrap=kafka.bootstrap,
+            stripe_api_base=stripe.api_base,
+            stripe_api_key=stripe.api_key,
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+        )
+        self.env: dict[str, str] = shared_env(
+            self.endpoints,
+            state_dir=state_dir,
+            urls=self.urls,
+            stripe_webhook_secret=self.stripe_webhook_secret,
+            service_token_secret=secrets.token_urlsafe(48),
+            environment="test",
+        )
+        self.started: list[ServiceProcess] = []
+
+    def url(self, name: str) -> str:
+        """Base URL a service gets (or has) in this session, e.g. url("user")."""
+        return self.urls[spec_for(name).name]
+
+    def start_service(
+        self,
+        name: str,
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        *,
+        migrate: bool = True,
+        timeout: float = 60,
+    ) -> ServiceProcess:
+        """Migrate and start a service on its reserved port; `env` overrides the stack env.
+
+        Starting the payment service also points localstripe's webhook at it.
+        """
+        spec = spec_for(name)
+        merged = {**self.env, **(env or {})}
+        port = port or self.ports[spec.name]
+        if spec.name == "payment":
+            self.stripe.register_webhook(
+                f"http://127.0.0.1:{port}/webhooks/stripe",
+                merged["STRIPE_WEBHOOK_SECRET"],
+                webhook_id="paygate-payment-service",
+            )
+        service = start_service(
+            spec.name, merged, port, log_dir=self.log_dir, migrate=migrate, timeout=timeout
+        )
+        self.started.append(service)
+        return service
+
+    def stop_services(self) -> None:
+        while self.started:
+            self.started.pop().stop()
+
+    def stack_json(self) -> dict[str, Any]:
+        """The same keys as `.paygate/stack.json` of `make run`."""
+        data: dict[str, Any] = {
+            "database": self.database_url,
+            "redis": self.redis.url,
+            "kafka": self.kafka.bootstrap,
+            "stripe": self.stripe.api_base,
+            "smtp": f"smtp://{self.smtp.host}:{self.smtp.port}",
+        }
+        data.update({s.name: s.url for s in self.started if s.running})
+        return data
+
+
+@pytest.fixture(scope="session")
+def devstack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Temporary home of this session's data dirs, logs and mail."""
+    return tmp_path_factory.mktemp("devstack")
+
+
+@pytest.fixture(scope="session")
+def postgres(devstack_dir: Path) -> Iterator[Postgres]:
+    server = Postgres(devstack_dir / "postgres" / "data", free_port(),
+                      log_path=devstack_dir / "logs" / "postgres.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(devstack_dir: Path) -> Iterator[Redis]:
+    server = Redis(devstack_dir / "redis", free_port(), log_path=devstack_dir / "logs" / "redis.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(devstack_dir: Path) -> Iterator[Kafka]:
+    broker = Kafka(free_port(), log_path=devstack_dir / "logs" / "kafka.log", topics=TOPICS)
+    broker.start()
+    yield broker
+    broker.resume()  # a test that failed while the broker was paused
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def localstripe(devstack_dir: Path) -> Iterator[LocalStripe]:
+    server = LocalStripe(free_port(), log_path=devstack_dir / "logs" / "stripe.log",
+                         api_key=STRIPE_TEST_KEY)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_sink(devstack_dir: Path) -> Iterator[SmtpSink]:
+    sink = SmtpSink(devstack_dir / "mail", port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def paygate_stack(
+    postgres: Postgres,
+    redis_server: Redis,
+    kafka_broker: Kafka,
+    localstripe: LocalStripe,
+    smtp_sink: SmtpSink,
+    devstack_dir: Path,
+) -> Iterator[PaygateStack]:
+    """The whole infrastructure and the env services get; services start on demand."""
+    stack = PaygateStack(
+        postgres=postgres, redis=redis_server, kafka=kafka_broker, stripe=localstripe,
+        smtp=smtp_sink, state_dir=devstack_dir / "state",
+    )
+    (devstack_dir / "state").mkdir(exist_ok=True)
+    (devstack_dir / "state" / "stack.json").write_text(json.dumps(stack.stack_json(), indent=2))
+    yield stack
+    stack.stop_services()
+
+
+ServiceFactory = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def service_process(paygate_stack: PaygateStack) -> Iterator[ServiceFactory]:
+    """Factory: `service_process("user", env={...}, port=None)` → a running ServiceProcess.
+
+    Runs the service's migrations, starts it under uvicorn and waits for `/ready`; every
+    service started through it is stopped when the test ends. For a service shared by a
+    module, use `paygate_stack.start_service(...)` in a module-scoped fixture instead.
+    """
+    started: list[ServiceProcess] = []
+
+    def start(
+        name: str,
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        **kwargs: Any,
+    ) -> ServiceProcess:
+        service = paygate_stack.start_service(name, env, port, **kwargs)
+        started.append(service)
+        return service
+
+    yield start
+    for service in reversed(started):
+        service.stop()
+        if service in paygate_stack.started:
+            paygate_stack.started.remove(service)
+
+
+__all__ = ["PaygateStack", "ServiceProcess", "repo_root"]
