@@ -1,0 +1,40 @@
+# paygate: `make run` starts the whole suite locally (no Docker), `make test` runs every test.
+# Needs only Python 3.11+, make and a C compiler; uv is installed on first use.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help run test lint uv sync
+
+# uv on PATH, else the copy `pip install --user uv` put next to python3
+UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+
+help:
+	@echo "make run          start PostgreSQL, Redis, Kafka (Tansu), localstripe, an SMTP sink and every service"
+	@echo "make run FRESH=1  the same from a clean .paygate/ state directory"
+	@echo "make test         run the whole test suite against real infrastructure"
+	@echo "make lint         ruff and mypy"
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || { \
+		echo "installing uv with pip"; \
+		python3 -m pip install --user --quiet uv 2>/dev/null \
+		|| python3 -m pip install --user --quiet --break-system-packages uv \
+		|| python3 -m pip install --quiet uv; }
+
+sync: uv
+	$(UV) sync --all-packages --frozen
+
+run: sync
+	$(UV) run --frozen --no-sync python -m paygate_devstack run $(if $(filter-out 0,$(FRESH)),--fresh)
+
+# pytest exits 5 when it collected no test: that is a failure here (every package has tests).
+test: sync
+	@rc=0; $(UV) run --frozen --no-sync pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; fi; \
+	exit $$rc
+
+lint: sync
+	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync ruff format --check .
+	$(UV) run --frozen --no-sync mypy common/src devstack/src $(wildcard gateway/src) $(wildcard *-service/src)
