@@ -1,0 +1,486 @@
+"""Idempotent Kafka consumer: one transaction per batch, inbox dedupe, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from paygate_common.events.envelope import EventEnvelope
+from paygate_common.kafka import (
+    create_consumer,
+    headers_dict,
+    kafka_headers,
+    start_with_retry,
+    to_kafka_headers,
+)
+from paygate_common.logging import mask
+from paygate_common.metrics import EVENTS_CONSUMED
+from paygate_common.outbox import inbox_table
+from paygate_common.settings import ServiceSettings
+
+log = logging.getLogger("paygate.consumer")
+
+Handler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
+
+# A replayed dead letter carries the consumer that gave up on it: only that consumer re-applies
+# it; consumers that applied it the first time still see a duplicate.
+HEADER_REPLAY_FOR = "paygate-replay-for"
+MAX_ERROR_CHARS = 2000
+
+
+class TransientError(Exception):
+    """Raised by a handler when a dependency is down (e.g. user-service unreachable).
+
+    The event is retried with capped backoff for as long as it takes: never dead-lettered,
+    and its partition does not move past it.
+    """
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class DeadLetter(BaseModel):
+    """The value of a dead-letter message: the original envelope plus why and where it failed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    envelope: EventEnvelope | None = None
+    raw: str | None = None  # the undecodable value (masked) when it was not an envelope
+    key: str | None = None
+    error: str
+    attempts: int
+    original_topic: str
+    partition: int
+    offset: int
+    consumer: str
+    dead_lettered_at: datetime
+
+
+class _StopRequested(Exception):
+    """The runner is stopping in the middle of a batch: roll it back, commit nothing."""
+
+
+class _DeferPartition(Exception):
+    def __init__(self, error: TransientError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class ConsumerRunner:
+    """Consumes `topics` in group `consumer_name` and applies each event exactly once.
+
+    Per batch (`getmany`): one database transaction, one SAVEPOINT per event; the inbox row
+    `(consumer_name, event_id)` is inserted in that savepoint, so a redelivered event is skipped.
+    The DB transaction commits first, then the Kafka offsets. A handler that raises is retried
+    in-process (`max_attempts` in all, exponential backoff), then the event goes to `dlq_topic`
+    and is marked dead-lettered in the inbox. `TransientError` pauses the partition at that
+    event and retries it with capped backoff, forever.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: ServiceSettings,
+        consumer_name: str,
+        topics: Sequence[str],
+        handler: Handler,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        dlq_topic: str,
+        max_attempts: int = 5,
+        backoff_base: float = 0.2,
+        backoff_max: float = 5.0,
+        batch_size: int = 200,
+        batch_timeout_ms: int = 50,
+        transient_backoff_max: float | None = None,
+        start_attempts: int = 30,
+        start_delay: float = 1.0,
+        consumer_options: dict[str, Any] | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.settings = settings
+        self.consumer_name = consumer_name
+        self.topics = list(topics)
+        self.handler = handler
+        self.sessionmaker = sessionmaker
+        self.producer = producer
+        self.dlq_topic = dlq_topic
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.batch_size = batch_size
+        self.batch_timeout_ms = batch_timeout_ms
+        self.transient_backoff_max = transient_backoff_max or backoff_max
+        self.start_attempts = start_attempts
+        self.start_delay = start_delay
+        self.consumer_options = consumer_options or {}
+        self.service = settings.service_name
+        self.consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+        self._batch_lock = asyncio.Lock()
+        # Partitions paused by a TransientError: when to resume, and how many times in a row.
+        self._paused_until: dict[TopicPartition, float] = {}
+        self._transient_streak: dict[TopicPartition, int] = {}
+        self.started = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until `stop()`. Safe to call again after it returned or raised."""
+        self._paused_until.clear()
+        self._transient_streak.clear()
+        consumer = create_consumer(
+            self.settings,
+            self.consumer_name,
+            self.topics,
+            listener=_Listener(self),
+            **self.consumer_options,
+        )
+        self.consumer = consumer
+        try:
+            await start_with_retry(consumer, self.start_attempts, self.start_delay)
+            self.started.set()
+            failures = 0
+            while not self._stopping.is_set():
+                self._resume_due_partitions()
+                try:
+                    batch = await consumer.getmany(
+                        timeout_ms=self.batch_timeout_ms, max_records=self.batch_size
+                    )
+                    if batch:
+                        await self._consume(batch)
+                    failures = 0
+                except _StopRequested:
+                    break
+                except Exception:
+                    # Database or broker trouble: the batch was rolled back and rewound.
+                    failures += 1
+                    log.exception("%s: batch failed; retrying", self.consumer_name)
+                    await self._sleep(min(self.backoff_max, self.backoff_base * 2**failures))
+        finally:
+            self.started.clear()
+            self.consumer = None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), 10)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    async def _consume(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        async with self._batch_lock:
+            # A rebalance between getmany and here took partitions away: leave them to the owner.
+            assigned = consumer.assignment()
+            batch = {tp: records for tp, records in batch.items() if tp in assigned and records}
+            if not batch:
+                return
+            try:
+                offsets = await self._apply(batch)
+            except BaseException:
+                self._rewind(batch)
+                raise
+            if offsets:
+                await self._commit(offsets)
+
+    async def _apply(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> dict[TopicPartition, int]:
+        """Apply the batch in one transaction; returns the offsets to commit after it."""
+        offsets: dict[TopicPartition, int] = {}
+        outcomes: list[tuple[str, Outcome]] = []
+        async with self.sessionmaker() as session, session.begin():
+            for tp, records in batch.items():
+                for record in records:
+                    try:
+                        outcome = await self._apply_record(session, record)
+                    except _DeferPartition as deferred:
+                        self._defer(tp, record.offset, deferred.error)
+                        outcomes.append((record.topic, Outcome.RETRIED))
+                        break
+                    outcomes.append((record.topic, outcome))
+                    offsets[tp] = record.offset + 1
+                    self._transient_streak.pop(tp, None)
+        for topic, outcome in outcomes:
+            EVENTS_CONSUMED.labels(self.service, topic, outcome.value).inc()
+        return offsets
+
+    async def _apply_record(
+        self, session: AsyncSession, record: ConsumerRecord[Any, Any]
+    ) -> Outcome:
+        try:
+            envelope = EventEnvelope.from_bytes(record.value or b"")
+        except Exception as exc:  # not an envelope: retrying cannot help
+            log.error(
+                "%s: undecodable message at %s[%d]@%d goes to %s",
+                self.consumer_name,
+                record.topic,
+                record.partition,
+                record.offset,
+                self.dlq_topic,
+            )
+            await self._dead_letter(record, None, exc, attempts=1)
+            return Outcome.DEAD_LETTERED
+
+        replay = headers_dict(record.headers).get(HEADER_REPLAY_FOR) == self.consumer_name
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with session.begin_nested():
+                    if not await self._claim(session, envelope.event_id, replay=replay):
+                        return Outcome.DUPLICATE
+                    await self.handler(session, envelope)
+                return Outcome.APPLIED
+            except TransientError as exc:
+                await self._check_transaction(session)
+                raise _DeferPartition(exc) from exc
+            except Exception as exc:
+                await self._check_transaction(session)
+                if attempt >= self.max_attempts:
+                    log.error(
+                        "%s: event %s (%s) failed %d times, dead-lettered to %s: %s",
+                        self.consumer_name,
+                        envelope.event_id,
+                        envelope.event_type,
+                        attempt,
+                        self.dlq_topic,
+                        _describe(exc),
+                    )
+                    await self._dead_letter(record, envelope, exc, attempts=attempt)
+                    async with session.begin_nested():
+                        await self._mark_dead_lettered(session, envelope.event_id)
+                    return Outcome.DEAD_LETTERED
+                EVENTS_CONSUMED.labels(self.service, record.topic, Outcome.RETRIED.value).inc()
+                log.warning(
+                    "%s: event %s (%s) failed (attempt %d/%d), retrying: %s",
+                    self.consumer_name,
+                    envelope.event_id,
+                    envelope.event_type,
+                    attempt,
+                    self.max_attempts,
+                    _describe(exc),
+                )
+                await self._sleep(self._backoff(attempt), interrupt=True)
+
+    async def _check_transaction(self, session: AsyncSession) -> None:
+        """A handler error that also broke the connection must fail the batch, not the event."""
+        await session.execute(text("SELECT 1"))
+
+    async def _claim(self, session: AsyncSession, event_id: uuid.UUID, *, replay: bool) -> bool:
+        """Insert the inbox row; False when this consumer already saw the event."""
+        stmt = pg_insert(inbox_table).values(
+            consumer=self.consumer_name, event_id=event_id, outcome="applied"
+        )
+        if replay:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["consumer", "event_id"],
+                set_={"outcome": "applied", "processed_at": text("now()")},
+                where=inbox_table.c.outcome == "dead_lettered",
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        result = await session.execute(stmt.returning(inbox_table.c.event_id))
+        return result.first() is not None
+
+    async def _mark_dead_lettered(self, session: AsyncSession, event_id: uuid.UUID) -> None:
+        stmt = pg_insert(inbox_table).values(
+            consumer=self.consumer_name, event_id=event_id, outcome="dead_lettered"
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["consumer", "event_id"],
+            set_={"outcome": "dead_lettered", "processed_at": text("now()")},
+        )
+        await session.execute(stmt)
+
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[Any, Any],
+        envelope: EventEnvelope | None,
+        exc: BaseException,
+        *,
+        attempts: int,
+    ) -> None:
+        """Publish to the DLQ and wait for the ack: the batch commits only after that."""
+        error = _describe(exc)
+        key = record.key.decode("utf-8", "replace") if record.key else None
+        letter = DeadLetter(
+            envelope=envelope,
+            raw=None
+            if envelope
+            else mask((record.value or b"").decode("utf-8", "replace"))[:MAX_ERROR_CHARS],
+            key=key,
+            error=error,
+            attempts=attempts,
+            original_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            consumer=self.consumer_name,
+            dead_lettered_at=datetime.now(UTC),
+        )
+        headers = kafka_headers(envelope) if envelope else []
+        headers += to_kafka_headers(
+            {
+                "error": error[:500],
+                "attempts": str(attempts),
+                "original_topic": record.topic,
+                "partition": str(record.partition),
+                "offset": str(record.offset),
+                "consumer": self.consumer_name,
+            }
+        )
+        await self.producer.send_and_wait(
+            self.dlq_topic,
+            value=letter.model_dump_json().encode(),
+            key=record.key,
+            headers=headers,
+        )
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        assigned = consumer.assignment()
+        owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if not owned:
+            return
+        try:
+            await consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced: the new owner re-reads these events and its inbox skips them.
+            log.warning("%s: offset commit lost to a rebalance: %s", self.consumer_name, exc)
+
+    def _rewind(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Nothing of the batch was committed: read it again from its first record."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        for tp, records in batch.items():
+            with contextlib.suppress(IllegalStateError, KafkaError, AssertionError):
+                consumer.seek(tp, records[0].offset)
+
+    # -- transient failures ------------------------------------------------------------------
+
+    def _defer(self, tp: TopicPartition, offset: int, error: TransientError) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        streak = self._transient_streak.get(tp, 0) + 1
+        self._transient_streak[tp] = streak
+        delay = min(self.transient_backoff_max, self.backoff_base * 2 ** (streak - 1))
+        log.warning(
+            "%s: dependency unavailable at %s[%d]@%d (%s); retry #%d in %.2fs",
+            self.consumer_name,
+            tp.topic,
+            tp.partition,
+            offset,
+            _describe(error),
+            streak,
+            delay,
+        )
+        consumer.seek(tp, offset)
+        consumer.pause(tp)
+        self._paused_until[tp] = time.monotonic() + delay
+
+    def _resume_due_partitions(self) -> None:
+        consumer = self.consumer
+        if consumer is None or not self._paused_until:
+            return
+        now = time.monotonic()
+        due = [tp for tp, when in self._paused_until.items() if when <= now]
+        for tp in due:
+            del self._paused_until[tp]
+        assigned = consumer.assignment()
+        resumable = [tp for tp in due if tp in assigned]
+        if resumable:
+            consumer.resume(*resumable)
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            self._paused_until.pop(tp, None)
+            self._transient_streak.pop(tp, None)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+
+    async def _sleep(self, seconds: float, *, interrupt: bool = False) -> None:
+        """Sleep, waking early on `stop()`; with `interrupt` a stop aborts the current batch."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        if interrupt and self._stopping.is_set():
+            raise _StopRequested
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Revocation waits for the batch in flight, so its offsets are committed by their owner."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self.runner._batch_lock:
+            self.runner._forget(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+# --- dead-letter replay ----------------------------------------------------------------------
+
+
+def parse_dead_letter(value: bytes | str | dict[str, Any] | DeadLetter) -> DeadLetter:
+    if isinstance(value, DeadLetter):
+        return value
+    if isinstance(value, dict):
+        return DeadLetter.model_validate(value)
+    return DeadLetter.model_validate_json(value)
+
+
+async def replay_dead_letter(
+    producer: AIOKafkaProducer, dlq_message_value: bytes | str | dict[str, Any] | DeadLetter
+) -> EventEnvelope:
+    """Republish a dead-lettered envelope to its original topic (an operator's replay).
+
+    The event keeps its id: consumers that applied it skip it; the consumer that gave up on it
+    applies it (the `paygate-replay-for` header lets it past its dead-lettered inbox row).
+    Raises ValueError for a dead letter that holds no envelope (an undecodable message).
+    """
+    letter = parse_dead_letter(dlq_message_value)
+    if letter.envelope is None:
+        raise ValueError("this dead letter is not an event envelope and cannot be replayed")
+    envelope = letter.envelope
+    key = letter.key if letter.key is not None else envelope.aggregate_id
+    headers = [*kafka_headers(envelope), (HEADER_REPLAY_FOR, letter.consumer.encode())]
+    await producer.send_and_wait(
+        letter.original_topic,
+        value=envelope.to_bytes(),
+        key=key.encode(),
+        headers=headers,
+    )
+    return envelope
+
+
+def _describe(exc: BaseException) -> str:
+    return mask(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
