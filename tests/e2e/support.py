@@ -1,0 +1,131 @@
+"""Helpers for the end-to-end tests: the suite's processes, a customer client, topic readers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from paygate_devstack.pytest_plugin import PaygateStack, ServiceProcess
+
+ADMIN_EMAIL = "ops@paygate.test"
+ADMIN_PASSWORD = "an-admin-passphrase-42"
+PASSWORD = "correct-horse-battery-staple"
+
+# Tight retry settings so the failure scenarios finish in seconds, not minutes.
+SUITE_ENV = {
+    "USER_SERVICE_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
+    "USER_SERVICE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "GATEWAY_RATE_LIMIT_ANON": "100000/second",
+    "GATEWAY_RATE_LIMIT_USER": "100000/second",
+    "GATEWAY_RATE_LIMIT_AUTH": "100000/second",
+    "NOTIFICATION_SERVICE_MAX_ATTEMPTS": "3",
+    "NOTIFICATION_SERVICE_BACKOFF_BASE_SECONDS": "0.2",
+    "NOTIFICATION_SERVICE_BACKOFF_MAX_SECONDS": "0.5",
+    "NOTIFICATION_SERVICE_SENDER_POLL_INTERVAL_SECONDS": "0.2",
+    "LOG_JSON": "true",
+}
+SERVICES = ("user", "order", "payment", "notification", "gateway")
+
+
+@dataclass
+class Suite:
+    stack: PaygateStack
+    procs: dict[str, ServiceProcess]
+
+    @property
+    def api(self) -> str:
+        return self.procs["gateway"].url + "/api/v1"
+
+
+class Customer:
+    """A signed-up user driving the public API the way a merchant's backend would."""
+
+    def __init__(self, http: httpx.AsyncClient, email: str, token: str) -> None:
+        self.http, self.email, self.token = http, email, token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def save_card(self, token: str) -> dict[str, Any]:
+        r = await self.http.post(
+            "/users/me/payment-methods",
+            json={"provider": "stripe", "token": token, "make_default": True},
+            headers=self.headers,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def order(
+        self, amount: int = 1999, key: str | None = None, **extra: Any
+    ) -> httpx.Response:
+        headers = dict(self.headers)
+        if key:
+            headers["Idempotency-Key"] = key
+        return await self.http.post(
+            "/orders", json={"amount": amount, "currency": "usd", **extra}, headers=headers
+        )
+
+    async def wait_status(self, order_id: str, wanted: set[str], timeout: float = 20) -> str:
+        deadline = asyncio.get_running_loop().time() + timeout
+        status = "?"
+        while asyncio.get_running_loop().time() < deadline:
+            r = await self.http.get(f"/orders/{order_id}/status", headers=self.headers)
+            if r.status_code == 200:
+                status = r.json()["status"]
+                if status in wanted:
+                    return status
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"order {order_id} is {status}, wanted {wanted}")
+
+
+async def sign_up(http: httpx.AsyncClient, email: str | None = None) -> Customer:
+    email = email or f"buyer-{uuid.uuid4().hex[:10]}@example.com"
+    r = await http.post(
+        "/auth/signup", json={"email": email, "password": PASSWORD, "full_name": "Test Buyer"}
+    )
+    assert r.status_code == 201, r.text
+    return await sign_in(http, email, PASSWORD)
+
+
+async def sign_in(http: httpx.AsyncClient, email: str, password: str) -> Customer:
+    r = await http.post("/auth/signin", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    return Customer(http, email, r.json()["access_token"])
+
+
+async def topic_messages(
+    bootstrap: str, topic: str, key: str | None = None, contains: str | None = None
+) -> list[dict[str, Any]]:
+    """Messages on `topic` with key `key` (or whose raw value contains `contains`), from the start."""
+    import json
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"e2e-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        idle = 0
+        while idle < 3:
+            batch = await consumer.getmany(timeout_ms=500)
+            if not batch:
+                idle += 1
+                continue
+            idle = 0
+            for records in batch.values():
+                for rec in records:
+                    keyed = key is not None and rec.key is not None and rec.key.decode() == key
+                    if keyed or (contains is not None and contains.encode() in rec.value):
+                        found.append(json.loads(rec.value))
+    finally:
+        await consumer.stop()
+    return found
