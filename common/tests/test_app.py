@@ -1,0 +1,83 @@
+"""The app factory gives every service health, readiness, metrics and offline docs."""
+
+import re
+from typing import ClassVar
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import APIRouter
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy import text
+
+from paygate_common.app import create_service_app
+from paygate_common.db import SessionDep
+from paygate_common.errors import NotFound
+from paygate_common.settings import ServiceSettings
+
+
+class DemoSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DEMO_SERVICE_")
+    service_name: ClassVar[str] = "demo-service"
+    default_schema: ClassVar[str] = "demo"
+
+
+router = APIRouter()
+
+
+@router.get("/things/{thing_id}")
+async def read_thing(thing_id: int, session: SessionDep) -> dict[str, int]:
+    value = (await session.execute(text("SELECT CAST(:v AS integer)"), {"v": thing_id})).scalar_one()
+    if value == 404:
+        raise NotFound("no such thing", code="thing_not_found")
+    return {"id": value}
+
+
+def build(database_url: str, redis_url: str):  # type: ignore[no-untyped-def]
+    settings = DemoSettings(database_url=database_url, redis_url=redis_url, log_json=False)
+    return create_service_app(settings, title="Demo", routers=[router])
+
+
+async def test_ready_when_database_and_redis_answer(postgres, redis_server) -> None:  # type: ignore[no-untyped-def]
+    app = build(postgres.create_database(), redis_server.url)
+    async with LifespanManager(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        assert (await client.get("/health")).json()["status"] == "ok"
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+        assert (await client.get("/things/7")).json() == {"id": 7}
+        missing = await client.get("/things/404")
+        assert missing.status_code == 404 and missing.json()["code"] == "thing_not_found"
+        metrics = (await client.get("/metrics")).text
+        assert 'route="/things/{thing_id}"' in metrics
+        assert "paygate_dependency_up" in metrics
+
+
+async def test_not_ready_when_redis_is_unreachable(postgres) -> None:  # type: ignore[no-untyped-def]
+    app = build(postgres.create_database(), "redis://127.0.0.1:1/0")
+    async with LifespanManager(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["redis"].startswith("down")
+        assert ready.json()["checks"]["database"] == "ok"
+        # Liveness stays green: a dependency outage is not a reason to restart the process.
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_docs_are_served_without_any_cdn(postgres, redis_server) -> None:  # type: ignore[no-untyped-def]
+    app = build(postgres.create_database(), redis_server.url)
+    async with LifespanManager(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        page = (await client.get("/docs")).text
+        hosts = set(re.findall(r"(?:src|href)=[\"'](https?://[^/\"']+)", page))
+        assert hosts == set(), hosts
+        assets = re.findall(r"(?:src|href)=[\"'](/[^\"']+)", page)
+        assert assets
+        for asset in assets:
+            assert (await client.get(asset)).status_code == 200, asset
+        spec = (await client.get("/openapi.json")).json()
+        assert "/things/{thing_id}" in spec["paths"]
