@@ -1,0 +1,1 @@
+"""HTTP routes: the customer's notifications and the operator's dead-letter desk."""

@@ -1,0 +1,63 @@
+"""Response schemas: what a customer and an operator see of a notification (never its body)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class NotificationRead(BaseModel):
+    """One notification of the caller, naming the order and payment it is about."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    payment_id: uuid.UUID
+    event_type: str
+    channel: str
+    status: str
+    subject: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    replayed: bool = False
+    replayed_at: datetime | None
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class DeadLetterRead(BaseModel):
+    """A notification that gave up (or was replayed), with why and after how many attempts."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    order_id: uuid.UUID
+    payment_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    channel: str
+    status: str
+    subject: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    dead_lettered_at: datetime | None
+    replayed_at: datetime | None
+    replay_count: int
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetterRead]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,1 @@
+"""Delivery channels; email over SMTP is the only one so far."""

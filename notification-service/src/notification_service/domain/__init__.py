@@ -1,0 +1,1 @@
+"""Rules: which payment events become notifications, rendering, delivery and replay."""

@@ -1,0 +1,76 @@
+"""Notifications from payment events, the customer's list, and an operator's replay."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from paygate_common.events import EventEnvelope, PaymentEvent
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification_service.domain.errors import NotDeadLettered, NotificationNotFound
+from notification_service.domain.rendering import NOTIFIED_EVENT_TYPES, subject_for
+from notification_service.store import notifications as store
+from notification_service.store.tables import Channel, Notification, NotificationStatus
+
+log = logging.getLogger("notification_service.notifications")
+
+
+def is_notified(event_type: str) -> bool:
+    return event_type in NOTIFIED_EVENT_TYPES
+
+
+async def record_payment_notification(*, session: AsyncSession, envelope: EventEnvelope) -> bool:
+    """Queue an email for a payment event worth telling the customer about.
+
+    Returns False for ignored event types and for an event already recorded: the unique
+    (event_id, channel) keeps a redelivery that slipped past the inbox to one notification.
+    """
+    if not is_notified(envelope.event_type):
+        return False
+    payment = PaymentEvent.model_validate(envelope.payload)
+    created = await store.insert_notification(
+        session,
+        {
+            "id": uuid.uuid4(),
+            "event_id": envelope.event_id,
+            "event_type": envelope.event_type,
+            "channel": Channel.EMAIL,
+            "user_id": payment.user_id,
+            "order_id": payment.order_id,
+            "payment_id": payment.payment_id,
+            "status": NotificationStatus.QUEUED,
+            "subject": subject_for(envelope.event_type, payment),
+            "source_event": envelope.model_dump(mode="json"),
+            "attempts": 0,
+            "next_attempt_at": datetime.now(UTC),
+        },
+    )
+    if not created:
+        log.info("event %s already has an email notification", envelope.event_id)
+    return created
+
+
+async def list_notifications(
+    *, session: AsyncSession, user_id: uuid.UUID, limit: int, offset: int
+) -> tuple[Sequence[Notification], int]:
+    return await store.list_for_user(session, user_id, limit=limit, offset=offset)
+
+
+async def list_dead_letters(
+    *, session: AsyncSession, limit: int, offset: int
+) -> tuple[Sequence[Notification], int]:
+    return await store.list_dead_letters(session, limit=limit, offset=offset)
+
+
+async def replay_dead_letter(*, session: AsyncSession, notification_id: uuid.UUID) -> Notification:
+    """Put a dead-lettered notification back in the queue with a fresh attempt budget."""
+    replayed = await store.requeue_dead_letter(session, notification_id)
+    if replayed is not None:
+        log.info("notification %s replayed by an operator", notification_id)
+        return replayed
+    if await store.get_notification(session, notification_id) is None:
+        raise NotificationNotFound(f"No notification {notification_id}")
+    raise NotDeadLettered("Only a dead-lettered notification can be replayed")

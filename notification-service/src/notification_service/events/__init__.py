@@ -1,0 +1,1 @@
+"""Consumed topics (payment.event) and what the service publishes (notification.dlq)."""
