@@ -1,0 +1,1 @@
+"""order-service: orders and their status, driven by payment events."""

@@ -1,0 +1,1 @@
+"""HTTP API of order-service: routes, dependencies and request/response schemas."""

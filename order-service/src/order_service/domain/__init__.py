@@ -1,0 +1,1 @@
+"""Order rules: the status state machine, placing orders, applying payment events, expiry."""

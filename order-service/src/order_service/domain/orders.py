@@ -1,0 +1,154 @@
+"""Placing, reading and settling orders; every function runs in the caller's unit of work."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from paygate_common.auth import Principal
+from paygate_common.events import PaymentEvent
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.domain.errors import InvalidCursor, OrderNotFound
+from order_service.domain.status import OrderStatus, allowed_from, status_for_payment
+from order_service.events.publishing import publish_order_cancelled, publish_order_created
+from order_service.store import orders as store
+from order_service.store.orders import OrderRecord
+
+log = logging.getLogger("order_service.orders")
+
+PAYMENT_TIMEOUT = "payment_timeout"
+
+
+async def place_order(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    description: str | None,
+    payment_method_id: uuid.UUID | None,
+) -> OrderRecord:
+    """A pending order and its `order.create` event, in the same transaction."""
+    order = await store.insert_order(
+        session,
+        order_id=uuid.uuid4(),
+        user_id=user_id,
+        amount=amount,
+        currency=currency,
+        description=description,
+        payment_method_id=payment_method_id,
+    )
+    await publish_order_created(session, order)
+    return order
+
+
+async def order_for(
+    *, session: AsyncSession, order_id: uuid.UUID, principal: Principal
+) -> OrderRecord:
+    """The order if the caller owns it or is an admin; otherwise `OrderNotFound` (never 403)."""
+    order = await store.fetch_order(session, order_id)
+    if order is None or (order.user_id != principal.user_id and not principal.is_admin):
+        raise OrderNotFound(f"No order {order_id}")
+    return order
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    items: list[OrderRecord]
+    next_cursor: str | None
+
+
+def encode_cursor(order: OrderRecord) -> str:
+    raw = orjson.dumps({"t": order.created_at.isoformat(), "id": str(order.id)})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        created_at = datetime.fromisoformat(data["t"])
+        if created_at.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return created_at, uuid.UUID(data["id"])
+    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidCursor("Use the next_cursor of a previous page") from None
+
+
+async def list_orders(
+    *, session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None = None
+) -> OrderPage:
+    """The user's orders, newest first, keyset-paginated on (created_at, id)."""
+    after = decode_cursor(cursor) if cursor else None
+    rows = await store.list_user_orders(session, user_id=user_id, limit=limit + 1, after=after)
+    items = rows[:limit]
+    next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+    return OrderPage(items=items, next_cursor=next_cursor)
+
+
+async def apply_payment_event(*, session: AsyncSession, event: PaymentEvent) -> bool:
+    """Move the order as the payment says, if that is a forward move; True when applied.
+
+    The guard is in the UPDATE itself (`status IN allowed_from`), so concurrent or late events
+    can never move an order backwards or out of a terminal state.
+    """
+    target = status_for_payment(event.status)
+    summary = {
+        "payment_id": event.payment_id,
+        "payment_provider": event.provider,
+        "failure_code": event.failure_code,
+        "failure_message": event.failure_message,
+        "next_action": event.next_action,
+    }
+    if target is OrderStatus.CANCELLED:
+        summary["cancel_reason"] = "payment_cancelled"
+    sources = {s.value for s in allowed_from(target)}
+    if await store.transition_status(
+        session,
+        order_id=event.order_id,
+        new_status=target.value,
+        allowed_from=sources,
+        summary=summary,
+    ):
+        log.info("order %s is now %s (payment %s)", event.order_id, target.value, event.payment_id)
+        return True
+    current = await store.current_status(session, event.order_id)
+    if current is None:
+        log.warning(
+            "payment event for unknown order %s ignored (payment %s, status %s)",
+            event.order_id,
+            event.payment_id,
+            event.status.value,
+        )
+    else:
+        log.warning(
+            "payment event ignored: order %s is %s, the event would make it %s",
+            event.order_id,
+            current,
+            target.value,
+        )
+    return False
+
+
+async def cancel_stale_orders(
+    *, session: AsyncSession, pending_timeout_seconds: float, batch_size: int
+) -> list[uuid.UUID]:
+    """Cancel orders pending too long (`payment_timeout`) and publish `order.cancelled` for each."""
+    cancelled = await store.cancel_stale_pending(
+        session,
+        older_than_seconds=pending_timeout_seconds,
+        reason=PAYMENT_TIMEOUT,
+        limit=batch_size,
+    )
+    for order_id, user_id in cancelled:
+        await publish_order_cancelled(
+            session, order_id=order_id, user_id=user_id, reason=PAYMENT_TIMEOUT
+        )
+        log.info("order %s cancelled: %s", order_id, PAYMENT_TIMEOUT)
+    return [order_id for order_id, _ in cancelled]

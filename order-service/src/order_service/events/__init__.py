@@ -1,0 +1,1 @@
+"""Kafka side of order-service: consumed payment events and published order events."""

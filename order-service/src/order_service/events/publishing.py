@@ -1,0 +1,40 @@
+"""Events order-service publishes, always through the outbox in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+from paygate_common.events import (
+    ORDER_CREATE,
+    ORDER_EVENT,
+    OrderCancelled,
+    OrderCreated,
+    new_event,
+)
+from paygate_common.outbox import add_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.store.orders import OrderRecord
+
+PRODUCER = "order-service"
+
+
+async def publish_order_created(session: AsyncSession, order: OrderRecord) -> None:
+    payload = OrderCreated(
+        order_id=order.id,
+        user_id=order.user_id,
+        amount=order.amount,
+        currency=order.currency,
+        description=order.description,
+        payment_method_id=order.payment_method_id,
+    )
+    envelope = new_event(payload, producer=PRODUCER, aggregate_id=str(order.id))
+    await add_event(session, envelope, topic=ORDER_CREATE)
+
+
+async def publish_order_cancelled(
+    session: AsyncSession, *, order_id: uuid.UUID, user_id: uuid.UUID, reason: str
+) -> None:
+    payload = OrderCancelled(order_id=order_id, user_id=user_id, reason=reason)
+    envelope = new_event(payload, producer=PRODUCER, aggregate_id=str(order_id))
+    await add_event(session, envelope, topic=ORDER_EVENT)

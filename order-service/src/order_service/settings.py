@@ -1,0 +1,36 @@
+"""order-service settings: `ORDER_SERVICE_*` first, then the suite-wide unprefixed variables."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from paygate_common.idempotency import DEFAULT_TTL_SECONDS
+from paygate_common.settings import ServiceSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+
+class Settings(ServiceSettings):
+    """Everything order-service reads from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_SERVICE_")
+
+    service_name: ClassVar[str] = "order-service"
+    default_schema: ClassVar[str] = "orders"
+
+    host: str = "127.0.0.1"
+    port: int = 8008
+
+    # An order nobody paid for within this time is cancelled (`payment_timeout`).
+    pending_timeout_seconds: float = Field(default=900.0, gt=0)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    sweep_batch_size: int = Field(default=100, ge=1, le=10_000)
+
+    # Idempotency keys are kept at least this long; the sweeper purges older ones.
+    idempotency_ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=24 * 3600)
+    idempotency_purge_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    # payment.event handling: attempts before an event goes to `order.dlq`.
+    consumer_max_attempts: int = Field(default=5, ge=1)
+
+    list_default_limit: int = Field(default=20, ge=1, le=100)

@@ -1,0 +1,151 @@
+"""Queries on `orders`: insert, fetch, keyset listing, guarded status updates, stale pending."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.store.tables import orders
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    amount: int
+    currency: str
+    description: str | None
+    payment_method_id: uuid.UUID | None
+    status: str
+    cancel_reason: str | None
+    payment_id: uuid.UUID | None
+    payment_provider: str | None
+    failure_code: str | None
+    failure_message: str | None
+    next_action: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> OrderRecord:
+        return cls(**row._mapping)
+
+
+_COLUMNS = [orders.c[name] for name in OrderRecord.__dataclass_fields__]
+
+
+async def insert_order(
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    description: str | None,
+    payment_method_id: uuid.UUID | None,
+) -> OrderRecord:
+    row = (
+        await session.execute(
+            orders.insert()
+            .values(
+                id=order_id,
+                user_id=user_id,
+                amount=amount,
+                currency=currency,
+                description=description,
+                payment_method_id=payment_method_id,
+                status="pending",
+            )
+            .returning(*_COLUMNS)
+        )
+    ).one()
+    return OrderRecord.from_row(row)
+
+
+async def fetch_order(session: AsyncSession, order_id: uuid.UUID) -> OrderRecord | None:
+    row = (await session.execute(select(*_COLUMNS).where(orders.c.id == order_id))).one_or_none()
+    return None if row is None else OrderRecord.from_row(row)
+
+
+async def list_user_orders(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[OrderRecord]:
+    """Newest first; `after` is the (created_at, id) of the last order of the previous page."""
+    query = select(*_COLUMNS).where(orders.c.user_id == user_id)
+    if after is not None:
+        query = query.where(tuple_(orders.c.created_at, orders.c.id) < tuple_(*after))
+    query = query.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
+    return [OrderRecord.from_row(r) for r in (await session.execute(query)).all()]
+
+
+async def transition_status(
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    new_status: str,
+    allowed_from: Collection[str],
+    summary: dict[str, Any],
+) -> bool:
+    """Atomic guarded move: only from `allowed_from`, so a late event can never go backwards."""
+    result = await session.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.status.in_(sorted(allowed_from)))
+        .values(status=new_status, updated_at=func.now(), **summary)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def current_status(session: AsyncSession, order_id: uuid.UUID) -> str | None:
+    return (
+        await session.execute(select(orders.c.status).where(orders.c.id == order_id))
+    ).scalar_one_or_none()
+
+
+async def cancel_stale_pending(
+    session: AsyncSession, *, older_than_seconds: float, reason: str, limit: int
+) -> Sequence[Row[Any]]:
+    """Cancel up to `limit` orders pending for too long; returns their (id, user_id).
+
+    SKIP LOCKED lets several replicas sweep at once, and skips an order a payment event is
+    updating right now (that event decides it).
+    """
+    stale = (
+        select(orders.c.id)
+        .where(
+            orders.c.status == "pending",
+            orders.c.created_at
+            < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
+        )
+        .order_by(orders.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("stale")
+    )
+    result = await session.execute(
+        update(orders)
+        .where(and_(orders.c.id == stale.c.id, orders.c.status == "pending"))
+        .values(status="cancelled", cancel_reason=reason, updated_at=func.now())
+        .returning(orders.c.id, orders.c.user_id)
+    )
+    return result.all()
+
+
+__all__ = [
+    "OrderRecord",
+    "cancel_stale_pending",
+    "current_status",
+    "fetch_order",
+    "insert_order",
+    "list_user_orders",
+    "transition_status",
+]
