@@ -1,0 +1,110 @@
+"""The gateway's own endpoints: /health, /ready, /metrics, /openapi.json and an offline /docs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import fastapi_offline
+import httpx
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from paygate_common.errors import problem_response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gateway.metrics import UPSTREAM_UP
+
+if TYPE_CHECKING:
+    from gateway.main import Gateway
+
+STATIC_DIR = Path(fastapi_offline.__file__).parent / "static"
+DOCS_STATIC = "/docs/static"
+
+
+async def _upstream_ready(client: httpx.AsyncClient, url: str) -> str:
+    try:
+        response = await client.get(f"{url}/ready")
+    except httpx.HTTPError as exc:
+        return f"down: {type(exc).__name__}"
+    return "ok" if response.status_code == 200 else f"not_ready: HTTP {response.status_code}"
+
+
+def build_ops_app(gateway: Gateway) -> Starlette:
+    settings = gateway.settings
+
+    async def health(_: Request) -> JSONResponse:
+        names = gateway.table.services
+        client = gateway.http
+        results = await asyncio.gather(
+            *(_upstream_ready(client, gateway.proxy.base_urls[n]) for n in names)
+        )
+        upstreams = {}
+        for name, ready in zip(names, results, strict=True):
+            UPSTREAM_UP.labels(name).set(1 if ready == "ok" else 0)
+            upstreams[name] = {
+                "ready": ready,
+                "circuit": gateway.breakers[name].snapshot(),
+            }
+        limiter = gateway.limiter
+        rate_limit = (
+            "off"
+            if limiter is None
+            else ("redis" if limiter.redis_up and await limiter.ping() else "local-fallback")
+        )
+        degraded = rate_limit == "local-fallback" or any(
+            u["ready"] != "ok" or u["circuit"]["state"] != "closed" for u in upstreams.values()
+        )
+        return JSONResponse(
+            {
+                "status": "degraded" if degraded else "ok",
+                "service": settings.service_name,
+                "rate_limit_store": rate_limit,
+                "upstreams": upstreams,
+            }
+        )
+
+    async def ready(_: Request) -> JSONResponse:
+        # The gateway can serve without Redis (local fallback) and answers 502/503 for a missing
+        # upstream by itself, so it is ready as soon as it runs.
+        return JSONResponse({"status": "ready", "service": settings.service_name, "checks": {}})
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(_: Request) -> Response:
+        return Response(await gateway.specs.document(), media_type="application/json")
+
+    async def docs(_: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="paygate API",
+            swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
+
+    async def oauth2_redirect(_: Request) -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    async def not_found(request: Request, _: Exception) -> Response:
+        return problem_response(404, "not_found", None, "No such route", instance=request.url.path)
+
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            Route("/ready", ready),
+            Route("/metrics", metrics),
+            Route("/openapi.json", openapi),
+            Route("/docs", docs),
+            Route("/docs/oauth2-redirect", oauth2_redirect),
+            Mount(DOCS_STATIC, app=StaticFiles(directory=STATIC_DIR), name="docs-static"),
+        ],
+        exception_handlers={404: not_found},
+    )

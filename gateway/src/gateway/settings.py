@@ -1,0 +1,52 @@
+"""The gateway's settings: every variable is `GATEWAY_<FIELD>`, shared ones also unprefixed."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from paygate_common.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
+
+
+class GatewaySettings(ServiceSettings):
+    """Limits use the `limits` library's notation: `100/second`, `1000/minute;20/second`."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    service_name: ClassVar[str] = "gateway"
+    default_schema: ClassVar[str] = "public"
+
+    # --- authentication at the edge -------------------------------------------------------
+    auth_enabled: bool = True
+    verified_token_cache_size: int = 50_000
+
+    # --- rate limits (Redis is the source of truth; see ratelimit.py) ---------------------
+    rate_limit_enabled: bool = True
+    rate_limit_anon: str = "60/minute"
+    rate_limit_user: str = "600/minute"
+    # sign-in, sign-up and the token form: per client IP, much stricter
+    rate_limit_auth: str = "10/minute"
+    # how often each gateway process pushes its local counts to Redis and reads the totals
+    rate_limit_sync_ms: int = 5
+    # take X-Forwarded-For's first hop as the client IP (only behind a trusted load balancer)
+    trust_forwarded_for: bool = False
+
+    # --- proxying -------------------------------------------------------------------------
+    max_body_bytes: int = 1_048_576
+    upstream_timeout_seconds: float = 15.0
+    upstream_connect_timeout_seconds: float = 2.0
+    upstream_pool_size: int = 256
+    upstream_keepalive_seconds: float = 30.0
+
+    # --- circuit breaker, per upstream service ----------------------------------------------
+    breaker_failure_threshold: int = 5
+    breaker_reset_seconds: float = 10.0
+
+    # --- merged API reference ---------------------------------------------------------------
+    openapi_refresh_seconds: float = 30.0
+    upstream_health_timeout_seconds: float = 2.0
+
+    # --- CORS: off unless origins are listed ----------------------------------------------
+    cors_allow_origins: list[str] = []
+    cors_allow_credentials: bool = False
+    cors_max_age_seconds: int = 600
