@@ -1,0 +1,1 @@
+"""paygate user-service: accounts, sign-in, access tokens (JWKS) and saved payment methods."""

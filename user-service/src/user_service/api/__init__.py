@@ -1,0 +1,1 @@
+"""HTTP edge: routers, request/response schemas and dependencies; routes stay thin."""

@@ -1,0 +1,74 @@
+"""The caller's saved payment methods (provider tokens, brand, last4 and expiry only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from paygate_common.auth import CurrentPrincipal
+from paygate_common.db import SessionDep
+
+from user_service.api.deps import StripeCardsDep
+from user_service.api.schemas import PaymentMethodCreate, PaymentMethodRead
+from user_service.domain import payment_methods
+
+router = APIRouter(prefix="/users/me/payment-methods", tags=["payment methods"])
+
+_PROBLEM = {"content": {"application/problem+json": {}}}
+SAVE_ERRORS: dict[int | str, dict[str, Any]] = {
+    402: {"description": "`card_declined`, with `decline_code`", **_PROBLEM},
+    409: {"description": "`payment_method_exists`", **_PROBLEM},
+    422: {"description": "`invalid_payment_method` or `validation_error`", **_PROBLEM},
+    503: {"description": "`provider_unavailable`", **_PROBLEM},
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PaymentMethodRead,
+    summary="Save a Stripe payment method; the first one becomes the default",
+    responses=SAVE_ERRORS,
+)
+async def save(
+    body: PaymentMethodCreate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    stripe_cards: StripeCardsDep,
+) -> PaymentMethodRead:
+    method = await payment_methods.save_payment_method(
+        session=session,
+        stripe_cards=stripe_cards,
+        user_id=principal.user_id,
+        token=body.token,
+        make_default=body.make_default,
+    )
+    return PaymentMethodRead.model_validate(method)
+
+
+@router.get("", response_model=list[PaymentMethodRead], summary="The caller's saved methods")
+async def list_saved(principal: CurrentPrincipal, session: SessionDep) -> list[PaymentMethodRead]:
+    saved = await payment_methods.list_payment_methods(session=session, user_id=principal.user_id)
+    return [PaymentMethodRead.model_validate(m) for m in saved]
+
+
+@router.delete(
+    "/{payment_method_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Forget a saved method (and detach it at Stripe)",
+    responses={404: {"description": "`payment_method_not_found`", **_PROBLEM}},
+)
+async def delete(
+    payment_method_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    stripe_cards: StripeCardsDep,
+) -> Response:
+    await payment_methods.delete_payment_method(
+        session=session,
+        stripe_cards=stripe_cards,
+        user_id=principal.user_id,
+        payment_method_id=payment_method_id,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""Rules of user-service: accounts, passwords, sign-in throttling, tokens, payment methods."""

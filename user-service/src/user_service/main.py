@@ -1,0 +1,100 @@
+"""user-service's app factory and lifespan: signing key, hasher, throttle, Stripe, outbox relay."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from paygate_common.app import create_service_app
+from paygate_common.auth import JWKSCache
+from paygate_common.eventing import run_eventing
+
+from user_service.api import auth, internal, payment_methods, users
+from user_service.domain import accounts
+from user_service.domain.passwords import PasswordHasher
+from user_service.domain.throttling import SigninThrottle
+from user_service.domain.tokens import load_signing_key
+from user_service.providers.stripe import StripeCards
+from user_service.settings import Settings
+
+log = logging.getLogger("user_service")
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Sign-up, sign-in and the keys that verify access tokens"},
+    {"name": "users", "description": "The caller's profile"},
+    {"name": "payment methods", "description": "Saved Stripe payment methods (tokens only)"},
+    {"name": "internal", "description": "Service-to-service; needs a service token; not public"},
+    {"name": "ops", "description": "Liveness, readiness"},
+]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    signing_key = load_signing_key(settings)
+    app.state.signing_key = signing_key
+    # Our own tokens are verified from memory: no HTTP round trip to our own JWKS endpoint.
+    app.state.jwks = JWKSCache.from_signing_keys([signing_key])
+
+    hasher = PasswordHasher()
+    await hasher.warm_up()
+    app.state.password_hasher = hasher
+    app.state.signin_throttle = SigninThrottle(
+        app.state.redis,
+        max_failures_per_account=settings.signin_max_failures_per_account,
+        max_failures_per_ip=settings.signin_max_failures_per_ip,
+        window_seconds=settings.signin_failure_window_seconds,
+    )
+    stripe_cards = StripeCards(settings)
+    app.state.stripe_cards = stripe_cards
+
+    if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
+        await accounts.ensure_bootstrap_admin(
+            sessionmaker=app.state.sessionmaker,
+            hasher=hasher,
+            email=settings.bootstrap_admin_email,
+            password=settings.bootstrap_admin_password.get_secret_value(),
+            full_name=settings.bootstrap_admin_full_name,
+        )
+    try:
+        async with run_eventing(app, relay=True):
+            yield
+    finally:
+        await stripe_cards.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    return create_service_app(
+        settings,
+        title="paygate user-service",
+        description=(
+            "Accounts, sign-in and RS256 access tokens (public keys at `/.well-known/jwks.json`),"
+            " profiles and saved payment methods. Click **Authorize** and sign in with your email"
+            " as the username to try the protected endpoints."
+        ),
+        routers=[auth.router, users.router, payment_methods.router, internal.router],
+        lifespan=lifespan,
+        openapi_tags=OPENAPI_TAGS,
+    )
+
+
+def run() -> None:
+    """`user-service` console script: uvicorn on the configured host and port."""
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_config=None,
+    )
+
+
+if __name__ == "__main__":
+    run()

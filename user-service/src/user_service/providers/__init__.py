@@ -1,0 +1,1 @@
+"""Payment providers user-service talks to when saving payment methods (Stripe for now)."""

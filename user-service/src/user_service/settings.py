@@ -1,0 +1,59 @@
+"""user-service settings: `USER_SERVICE_*` first, then the suite-wide unprefixed variables."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
+from pydantic import EmailStr, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+DEFAULT_STRIPE_API_KEY = f"sk_test_{DEV_SECRET_MARKER}-user-service-localstripe"
+
+
+class Settings(ServiceSettings):
+    """Everything user-service reads from the environment; see the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="USER_SERVICE_")
+
+    service_name: ClassVar[str] = "user-service"
+    default_schema: ClassVar[str] = "users"
+
+    host: str = "127.0.0.1"
+    port: int = 8001
+    # Peers whose X-Forwarded-For uvicorn trusts (the gateway); the sign-in throttle keys on the IP.
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+    # Production supplies the signing key; development generates one into the state dir.
+    jwt_private_key: SecretStr | None = None
+    jwt_private_key_file: str | None = None
+
+    bootstrap_admin_email: EmailStr | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    bootstrap_admin_full_name: str = "paygate admin"
+
+    signin_max_failures_per_account: int = Field(default=5, ge=1)
+    signin_max_failures_per_ip: int = Field(default=20, ge=1)
+    signin_failure_window_seconds: int = Field(default=900, ge=1)
+
+    stripe_api_base: str = "http://127.0.0.1:58420"
+    stripe_api_key: SecretStr = SecretStr(DEFAULT_STRIPE_API_KEY)
+    stripe_timeout_seconds: float = Field(default=10.0, gt=0)
+    stripe_max_network_retries: int = Field(default=1, ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _require_key_in_production(self) -> Settings:
+        if self.environment == "production" and not (
+            self.jwt_private_key or self.jwt_private_key_file
+        ):
+            raise ValueError(
+                "production needs USER_SERVICE_JWT_PRIVATE_KEY or USER_SERVICE_JWT_PRIVATE_KEY_FILE;"
+                " refusing to generate a signing key"
+            )
+        if bool(self.bootstrap_admin_email) != bool(self.bootstrap_admin_password):
+            raise ValueError(
+                "set both USER_SERVICE_BOOTSTRAP_ADMIN_EMAIL and"
+                " USER_SERVICE_BOOTSTRAP_ADMIN_PASSWORD, or neither"
+            )
+        return self

@@ -1,0 +1,1 @@
+"""Persistence: tables and queries in the `users` schema; nothing here commits."""

@@ -1,0 +1,93 @@
+"""Tables of the `users` schema: accounts and saved payment methods (provider tokens only)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from paygate_common.db import new_metadata
+from paygate_common.outbox import outbox_tables
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UserServiceBase(DeclarativeBase):
+    """Own metadata, so another service's `outbox` or `users` table never collides with ours."""
+
+    metadata = new_metadata()
+
+
+class User(UserServiceBase):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Emails are stored normalised; the check keeps a stray write from defeating uniqueness.
+        UniqueConstraint("email", name="uq_users_email"),
+        CheckConstraint("email = lower(email)", name="email_normalised"),
+        CheckConstraint("role IN ('customer', 'admin')", name="role_known"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(320))
+    full_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), server_default="customer")
+    password_hash: Mapped[str] = mapped_column(Text)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    def __repr__(self) -> str:  # keep the hash out of tracebacks and debug logs
+        return f"User(id={self.id!s}, role={self.role!r})"
+
+
+class PaymentMethod(UserServiceBase):
+    """A provider's reusable payment method; never a card number or CVC."""
+
+    __tablename__ = "payment_methods"
+    __table_args__ = (
+        UniqueConstraint(
+            "provider", "provider_payment_method_id", name="uq_payment_methods_provider_token"
+        ),
+        CheckConstraint("provider IN ('stripe')", name="provider_known"),
+        CheckConstraint("exp_month BETWEEN 1 AND 12", name="exp_month_range"),
+        # One default per user, enforced by the database rather than by read-then-write code.
+        Index(
+            "uq_payment_methods_one_default",
+            "user_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+        Index("ix_payment_methods_user_id", "user_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_payment_method_id: Mapped[str] = mapped_column(String(255))
+    brand: Mapped[str] = mapped_column(String(32))
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int] = mapped_column(SmallInteger)
+    exp_year: Mapped[int] = mapped_column(SmallInteger)
+    is_default: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+metadata = UserServiceBase.metadata
+# The transactional outbox (user.registered) and inbox live next to the accounts they describe.
+outbox, inbox = outbox_tables(metadata)
