@@ -17,7 +17,6 @@ import httpx
 import pytest
 import stripe
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from paygate_devstack import TOPICS
 from paygate_devstack.components import (
     Kafka,
@@ -42,9 +41,7 @@ async def test_postgres_gives_each_caller_a_fresh_empty_database(postgres: Postg
     try:
         await conn.execute("CREATE TABLE t (id int)")
         assert await conn.fetchval("SELECT count(*) FROM t") == 0
-        tables = await conn.fetchval(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-        )
+        tables = await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
         assert tables == 1
     finally:
         await conn.close()
@@ -199,7 +196,7 @@ def test_registry_finds_services_by_name_folder_or_package() -> None:
     assert [s.port for s in SERVICES] == list(range(8000, 8009))
 
 
-_TINY_APP = '''
+_TINY_APP = """
 from fastapi import FastAPI
 
 def create_app():
@@ -210,7 +207,7 @@ def create_app():
         return {"status": "ok"}
 
     return app
-'''
+"""
 
 
 def test_service_process_runs_migrations_and_waits_for_ready(
@@ -246,6 +243,8 @@ def test_service_process_runs_migrations_and_waits_for_ready(
 def test_launcher_cli_explains_itself() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "paygate_devstack", "--help"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "run" in result.stdout and "stop" in result.stdout

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -30,7 +31,6 @@ from paygate_devstack.components import (
     Redis,
     SmtpSinkProcess,
     create_topics,
-    ensure_database,
     register_stripe_webhook,
     to_asyncpg_dsn,
 )
@@ -71,12 +71,13 @@ def load_secrets(state: Path) -> dict[str, str]:
     path = state / "secrets.json"
     data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     changed = False
-    for key, make in (
-        ("stripe_webhook_secret", lambda: "whsec_" + secrets.token_urlsafe(24)),
-        ("service_token_secret", lambda: secrets.token_urlsafe(48)),
-    ):
+    fresh = {
+        "stripe_webhook_secret": "whsec_" + secrets.token_urlsafe(24),
+        "service_token_secret": secrets.token_urlsafe(48),
+    }
+    for key, value in fresh.items():
         if not data.get(key):
-            data[key] = make()
+            data[key] = value
             changed = True
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,14 +149,17 @@ def start_infra(stack: Stack) -> StackEndpoints:
         stack.external["database"] = env["DATABASE_URL"]
     else:
         comps["postgres"] = Postgres(
-            state / "postgres" / "data", pick_port(DEFAULT_PORTS["postgres"]),
+            state / "postgres" / "data",
+            pick_port(DEFAULT_PORTS["postgres"]),
             log_path=logs / "postgres.log",
         )
     if env.get("REDIS_URL"):
         stack.external["redis"] = env["REDIS_URL"]
     else:
         comps["redis"] = Redis(
-            state / "redis", pick_port(DEFAULT_PORTS["redis"]), persist=True,
+            state / "redis",
+            pick_port(DEFAULT_PORTS["redis"]),
+            persist=True,
             log_path=logs / "redis.log",
         )
     if env.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -169,7 +173,8 @@ def start_infra(stack: Stack) -> StackEndpoints:
     else:
         (state / "stripe").mkdir(parents=True, exist_ok=True)
         comps["stripe"] = LocalStripe(
-            pick_port(DEFAULT_PORTS["stripe"]), log_path=logs / "stripe.log",
+            pick_port(DEFAULT_PORTS["stripe"]),
+            log_path=logs / "stripe.log",
             store=state / "stripe" / "store.pickle",
         )
     if env.get("SMTP_HOST"):
@@ -181,14 +186,16 @@ def start_infra(stack: Stack) -> StackEndpoints:
 
     # start them all, then wait for each: the slow ones overlap
     for name, comp in comps.items():
-        _step(f"{name}: starting on port {comp.port}", lambda c=comp: c.start(wait=False))
+        _step(f"{name}: starting on port {comp.port}", partial(comp.start, wait=False))
     for name, comp in comps.items():
         _step(f"{name}: ready at {comp.url}", comp.wait_ready)
 
     if "postgres" in comps:
         pg = comps["postgres"]
         assert isinstance(pg, Postgres)
-        database_url = _step(f"database {DATABASE_NAME!r}", lambda: pg.ensure_database(DATABASE_NAME))
+        database_url = _step(
+            f"database {DATABASE_NAME!r}", lambda: pg.ensure_database(DATABASE_NAME)
+        )
     else:
         database_url = env["DATABASE_URL"]
 
@@ -205,11 +212,15 @@ def start_infra(stack: Stack) -> StackEndpoints:
         stripe_api_base=comps["stripe"].url if "stripe" in comps else env["STRIPE_API_BASE"],
         stripe_api_key=env.get("STRIPE_API_KEY", STRIPE_TEST_KEY),
         smtp_host=smtp.host if isinstance(smtp, SmtpSinkProcess) else env["SMTP_HOST"],
-        smtp_port=smtp.port if isinstance(smtp, SmtpSinkProcess) else int(env.get("SMTP_PORT", "25")),
+        smtp_port=smtp.port
+        if isinstance(smtp, SmtpSinkProcess)
+        else int(env.get("SMTP_PORT", "25")),
     )
 
 
-def start_services(stack: Stack, endpoints: StackEndpoints, secrets_: dict[str, str]) -> dict[str, str]:
+def start_services(
+    stack: Stack, endpoints: StackEndpoints, secrets_: dict[str, str]
+) -> dict[str, str]:
     specs = implemented_services(stack.root)
     for spec in unfinished_services(stack.root):
         console.print(f"[yellow]•[/] {spec.folder}/ has no src/{spec.package}/main.py yet: skipped")
@@ -233,7 +244,9 @@ def start_services(stack: Stack, endpoints: StackEndpoints, secrets_: dict[str, 
         _step(
             f"stripe webhook → {hook}",
             lambda: register_stripe_webhook(
-                endpoints.stripe_api_base, hook, secrets_["stripe_webhook_secret"],
+                endpoints.stripe_api_base,
+                hook,
+                secrets_["stripe_webhook_secret"],
                 webhook_id=STRIPE_WEBHOOK_ID,
             ),
         )
@@ -243,7 +256,9 @@ def start_services(stack: Stack, endpoints: StackEndpoints, secrets_: dict[str, 
 
     pending: list[ServiceProcess] = []
     for spec in specs:
-        service = ServiceProcess(spec, env=env, port=ports[spec.name], root=stack.root, log_dir=stack.logs)
+        service = ServiceProcess(
+            spec, env=env, port=ports[spec.name], root=stack.root, log_dir=stack.logs
+        )
         try:
             _step(f"{spec.name}: migrations", service.migrate)
         except ComponentError as exc:
@@ -254,7 +269,7 @@ def start_services(stack: Stack, endpoints: StackEndpoints, secrets_: dict[str, 
         pending.append(service)
     for service in pending:
         try:
-            _step(f"{service.name}: ready at {service.url}", lambda s=service: s.wait_ready(90))
+            _step(f"{service.name}: ready at {service.url}", partial(service.wait_ready, 90))
         except ComponentError as exc:
             service.stop()
             stack.services.remove(service)
@@ -290,13 +305,21 @@ def write_stack_json(stack: Stack, endpoints: StackEndpoints, env: dict[str, str
             "stripe_api_key": endpoints.stripe_api_key,
             "topics": list(TOPICS),
             "infra": {
-                name: {"url": comp.url, "pid": comp.pid, "port": comp.port, "log": str(comp.log_path)}
+                name: {
+                    "url": comp.url,
+                    "pid": comp.pid,
+                    "port": comp.port,
+                    "log": str(comp.log_path),
+                }
                 for name, comp in stack.components.items()
             },
             "external": stack.external,
             "services": {
                 s.name: {
-                    "url": s.url, "docs": f"{s.url}/docs", "pid": s.pid, "port": s.port,
+                    "url": s.url,
+                    "docs": f"{s.url}/docs",
+                    "pid": s.pid,
+                    "port": s.port,
                     "log": str(s.log_path),
                 }
                 for s in stack.services
@@ -327,25 +350,34 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
     by_name = {s.name: s for s in stack.services}
     gateway = by_name.get("gateway")
     if gateway:
-        table.add_row("[bold]gateway[/]", f"[bold]{gateway.url}[/]", f"API docs: {gateway.url}/docs")
+        table.add_row(
+            "[bold]gateway[/]", f"[bold]{gateway.url}[/]", f"API docs: {gateway.url}/docs"
+        )
     for spec in SERVICES:
         service = by_name.get(spec.name)
         if service is None or spec.name == "gateway":
             continue
         table.add_row(f"{spec.name} service", service.url, f"docs: {service.url}/docs")
     for name in stack.failed_services:
-        table.add_row(f"[red]{name} service[/]", "[red]failed[/]", f"log: {_relative(stack.logs / name)}.log")
+        table.add_row(
+            f"[red]{name} service[/]", "[red]failed[/]", f"log: {_relative(stack.logs / name)}.log"
+        )
     table.add_section()
     db = urlsplit(endpoints.database_url)
     psql = f"psql {to_asyncpg_dsn(endpoints.database_url)}" if db.hostname else ""
     rows = [
         ("database", endpoints.database_url, psql),
         ("redis", endpoints.redis_url, ""),
-        ("kafka", endpoints.kafka_bootstrap, f"{len(TOPICS)} topics, memory only (recreated each run)"),
+        (
+            "kafka",
+            endpoints.kafka_bootstrap,
+            f"{len(TOPICS)} topics, memory only (recreated each run)",
+        ),
         ("stripe", endpoints.stripe_api_base, f"localstripe, key {endpoints.stripe_api_key}"),
     ]
     smtp_note = (
-        f"emails land in {_relative(stack.state / 'mail')}/*.eml" if "smtp" in stack.components
+        f"emails land in {_relative(stack.state / 'mail')}/*.eml"
+        if "smtp" in stack.components
         else "external SMTP server"
     )
     rows.append(("smtp", f"smtp://{endpoints.smtp_host}:{endpoints.smtp_port}", smtp_note))
@@ -411,7 +443,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         secrets_ = load_secrets(state)
         endpoints = start_infra(stack)
         env = shared_env(
-            endpoints, state_dir=state, urls=service_urls({s.name: s.port for s in SERVICES}),
+            endpoints,
+            state_dir=state,
+            urls=service_urls({s.name: s.port for s in SERVICES}),
             stripe_webhook_secret=secrets_["stripe_webhook_secret"],
             service_token_secret=secrets_["service_token_secret"],
         )
@@ -423,7 +457,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0 if not stack.failed_services else 1
         code = monitor(stack)
     except (KeyboardInterrupt, Shutdown) as exc:
-        console.print(f"\n[bold]{'Ctrl-C' if isinstance(exc, KeyboardInterrupt) else exc}: stopping…[/]")
+        console.print(
+            f"\n[bold]{'Ctrl-C' if isinstance(exc, KeyboardInterrupt) else exc}: stopping…[/]"
+        )
     except ComponentError as exc:
         console.print("[bold red]✗ the stack could not start:[/]")
         console.print(str(exc), markup=False)
@@ -473,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--fresh", action="store_true", help="wipe the state dir first")
     run.add_argument("--no-services", action="store_true", help="infrastructure only")
     run.add_argument(
-        "--exit-when-ready", action="store_true",
+        "--exit-when-ready",
+        action="store_true",
         help="stop everything again once it is up (a smoke test)",
     )
     sub.add_parser("stop", help="stop the stack started by `run` from another terminal")

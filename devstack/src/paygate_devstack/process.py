@@ -86,7 +86,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only a prctl call
+                preexec_fn=_die_with_parent,
                 **kwargs,
             )
         with _live_lock:
@@ -130,10 +130,8 @@ class ManagedProcess:
             self._signal_group(signal.SIGCONT)  # a paused process cannot handle the stop signal
             with contextlib.suppress(ProcessLookupError):
                 self.popen.send_signal(self.stop_signal)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # leftovers (for example postgres backends) share the group
         self._signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -151,8 +151,11 @@ def devstack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres(devstack_dir: Path) -> Iterator[Postgres]:
-    server = Postgres(devstack_dir / "postgres" / "data", free_port(),
-                      log_path=devstack_dir / "logs" / "postgres.log")
+    server = Postgres(
+        devstack_dir / "postgres" / "data",
+        free_port(),
+        log_path=devstack_dir / "logs" / "postgres.log",
+    )
     server.start()
     yield server
     server.stop()
@@ -160,7 +163,9 @@ def postgres(devstack_dir: Path) -> Iterator[Postgres]:
 
 @pytest.fixture(scope="session")
 def redis_server(devstack_dir: Path) -> Iterator[Redis]:
-    server = Redis(devstack_dir / "redis", free_port(), log_path=devstack_dir / "logs" / "redis.log")
+    server = Redis(
+        devstack_dir / "redis", free_port(), log_path=devstack_dir / "logs" / "redis.log"
+    )
     server.start()
     yield server
     server.stop()
@@ -177,8 +182,9 @@ def kafka_broker(devstack_dir: Path) -> Iterator[Kafka]:
 
 @pytest.fixture(scope="session")
 def localstripe(devstack_dir: Path) -> Iterator[LocalStripe]:
-    server = LocalStripe(free_port(), log_path=devstack_dir / "logs" / "stripe.log",
-                         api_key=STRIPE_TEST_KEY)
+    server = LocalStripe(
+        free_port(), log_path=devstack_dir / "logs" / "stripe.log", api_key=STRIPE_TEST_KEY
+    )
     server.start()
     yield server
     server.stop()
@@ -203,8 +209,12 @@ def paygate_stack(
 ) -> Iterator[PaygateStack]:
     """The whole infrastructure and the env services get; services start on demand."""
     stack = PaygateStack(
-        postgres=postgres, redis=redis_server, kafka=kafka_broker, stripe=localstripe,
-        smtp=smtp_sink, state_dir=devstack_dir / "state",
+        postgres=postgres,
+        redis=redis_server,
+        kafka=kafka_broker,
+        stripe=localstripe,
+        smtp=smtp_sink,
+        state_dir=devstack_dir / "state",
     )
     (devstack_dir / "state").mkdir(exist_ok=True)
     (devstack_dir / "state" / "stack.json").write_text(json.dumps(stack.stack_json(), indent=2))

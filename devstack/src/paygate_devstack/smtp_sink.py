@@ -1,6 +1,6 @@
 """SMTP sink: accepts every message and keeps it as an .eml file (run as a module or in-process).
 
-    python -m paygate_devstack.smtp_sink --port 51025 --maildir .paygate/mail
+python -m paygate_devstack.smtp_sink --port 51025 --maildir .paygate/mail
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class MaildirHandler:
         self.maildir = maildir
         self.maildir.mkdir(parents=True, exist_ok=True)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content: bytes = envelope.original_content or envelope.content
         if isinstance(content, str):
             content = content.encode()
