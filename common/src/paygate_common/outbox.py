@@ -378,6 +378,11 @@ class OutboxRelay:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    @property
+    def listening(self) -> bool:
+        """True while the LISTEN connection is up (NOTIFY wakes the loop)."""
+        return self._listener is not None and not self._listener.is_closed()
+
     def wake(self) -> None:
         """Ask the loop for a pass now (NOTIFY does this; tests and callers may too)."""
         self._wakeup.set()
