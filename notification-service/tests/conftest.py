@@ -1,0 +1,247 @@
+"""Fixtures: notification-service in-process against real PostgreSQL, Redis, Kafka and SMTP.
+
+user-service is replaced by `UserServiceStandIn`, a small ASGI app on a real port that serves
+the two things notification-service needs from it (the internal contact endpoint and the JWKS)
+and counts contact lookups, so the Redis cache can be observed from the outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from notification_service.main import create_app
+from notification_service.settings import Settings
+from paygate_common.auth import (
+    SigningKey,
+    issue_access_token,
+    jwks_document,
+    verify_service_token,
+)
+from paygate_common.errors import install_error_handlers
+from paygate_common.events import PAYMENT_EVENT, EventEnvelope, PaymentEvent, new_event
+from paygate_common.migrations import upgrade_head
+from paygate_common.settings import ServiceSettings
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+SERVICE_TOKEN_SECRET = secrets.token_urlsafe(48)
+MAX_ATTEMPTS = 3  # small, with tiny backoffs, so dead-lettering takes well under a second
+
+
+class _UserServiceIdentity(ServiceSettings):
+    service_name: ClassVar[str] = "user-service"
+
+
+class UserServiceStandIn:
+    """Stands in for user-service: `/internal/users/{id}/contact` and `/.well-known/jwks.json`."""
+
+    def __init__(self, signing_key: SigningKey) -> None:
+        self.contacts: dict[uuid.UUID, dict[str, Any]] = {}
+        self.contact_calls: Counter[uuid.UUID] = Counter()
+        self.callers: list[str] = []
+        app = FastAPI()
+        app.state.settings = _UserServiceIdentity(service_token_secret=SERVICE_TOKEN_SECRET)
+        install_error_handlers(app)
+
+        @app.get("/.well-known/jwks.json")
+        async def jwks() -> dict[str, Any]:
+            return jwks_document([signing_key])
+
+        @app.get("/internal/users/{user_id}/contact")
+        async def contact(user_id: uuid.UUID, request: Request) -> JSONResponse:
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            self.callers.append(verify_service_token(token, app.state.settings))
+            self.contact_calls[user_id] += 1
+            found = self.contacts.get(user_id)
+            if found is None:
+                return JSONResponse(
+                    {"code": "user_not_found", "status": 404},
+                    status_code=404,
+                    media_type="application/problem+json",
+                )
+            return JSONResponse({"user_id": str(user_id), **found})
+
+        self.app = app
+
+    def add_user(self, *, full_name: str = "Ada Lovelace") -> tuple[uuid.UUID, str]:
+        user_id = uuid.uuid4()
+        email = f"customer-{user_id.hex[:12]}@example.com"
+        self.contacts[user_id] = {"email": email, "full_name": full_name}
+        return user_id, email
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """Run `app` under uvicorn on a free loopback port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+async def user_service(signing_key: SigningKey) -> AsyncIterator[tuple[UserServiceStandIn, str]]:
+    stand_in = UserServiceStandIn(signing_key)
+    async with serve(stand_in.app) as url:
+        yield stand_in, url
+
+
+@pytest.fixture(scope="session")
+async def settings(
+    postgres: Any,
+    redis_server: Any,
+    kafka_broker: Any,
+    smtp_sink: Any,
+    user_service: tuple[UserServiceStandIn, str],
+) -> Settings:
+    _, user_url = user_service
+    settings = Settings(
+        environment="test",
+        database_url=str(await postgres.acreate_database()),
+        redis_url=redis_server.url,
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        smtp_host=smtp_sink.host,
+        smtp_port=smtp_sink.port,
+        smtp_from_address="paygate <no-reply@paygate.test>",
+        service_token_secret=SERVICE_TOKEN_SECRET,
+        service_urls={"user": user_url},
+        jwks_url=f"{user_url}/.well-known/jwks.json",
+        max_attempts=MAX_ATTEMPTS,
+        backoff_base_seconds=0.05,
+        backoff_max_seconds=0.2,
+        sender_poll_interval_seconds=0.1,
+        smtp_timeout_seconds=2,
+        contact_cache_ttl_seconds=300,
+        db_pool_size=5,
+    )
+    await asyncio.to_thread(
+        upgrade_head,
+        ALEMBIC_INI,
+        database_url=settings.database_url,
+        db_schema=settings.db_schema,
+    )
+    return settings
+
+
+@pytest.fixture(scope="module")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """Module-scoped: its consumer group is `notification-service`, and a lingering member would
+    take partitions from a notification-service that a later test (e2e) starts."""
+    application = create_app(settings)
+    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=30):
+        # Wait until the consumer joined its group: events published from now on are seen.
+        for runner in application.state.eventing.consumers:
+            await asyncio.wait_for(runner.started.wait(), 30)
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://notification"
+    ) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def producer(kafka_broker: Any) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+def stand_in(user_service: tuple[UserServiceStandIn, str]) -> UserServiceStandIn:
+    return user_service[0]
+
+
+@pytest.fixture
+def auth_headers(signing_key: SigningKey, settings: Settings) -> Any:
+    """`auth_headers(user_id, role="customer")` → an Authorization header with a real RS256 token."""
+
+    def make(user_id: uuid.UUID, role: str = "customer") -> dict[str, str]:
+        token, _ = issue_access_token(
+            signing_key,
+            user_id=user_id,
+            role=role,  # type: ignore[arg-type]
+            email=None,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=600,
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+def payment_event(
+    user_id: uuid.UUID,
+    status: str = "succeeded",
+    *,
+    amount: int = 1999,
+    currency: str = "usd",
+    failure_message: str | None = None,
+    next_action: dict[str, Any] | None = None,
+) -> EventEnvelope:
+    """A `payment.<status>` envelope as payment-service publishes it (keyed by the order id)."""
+    order_id = uuid.uuid4()
+    payload = PaymentEvent(
+        payment_id=uuid.uuid4(),
+        order_id=order_id,
+        user_id=user_id,
+        status=status,  # type: ignore[arg-type]
+        amount=amount,
+        currency=currency,
+        provider="stripe",
+        provider_reference=f"pi_{uuid.uuid4().hex[:16]}",
+        failure_code="card_declined" if status == "failed" else None,
+        failure_message=failure_message,
+        next_action=next_action,
+    )
+    return new_event(payload, producer="payment-service", aggregate_id=str(order_id))
+
+
+class PaymentEvents:
+    """Builds `payment.<status>` envelopes and publishes them to `payment.event`."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.build = payment_event
+
+    async def publish(self, envelope: EventEnvelope) -> None:
+        await self.producer.send_and_wait(
+            PAYMENT_EVENT, value=envelope.to_bytes(), key=envelope.aggregate_id.encode()
+        )
+
+
+@pytest.fixture
+def payments(producer: AIOKafkaProducer) -> PaymentEvents:
+    return PaymentEvents(producer)
