@@ -1,0 +1,1 @@
+"""paygate payment-service: charges orders through provider connectors without ever charging twice."""

@@ -1,0 +1,1 @@
+"""HTTP endpoints: payment reads for owners and admins, and the Stripe webhook."""

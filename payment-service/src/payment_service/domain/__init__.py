@@ -1,0 +1,1 @@
+"""Payment rules: the state machine, the executor that charges, reconciliation, webhooks."""

@@ -1,0 +1,80 @@
+"""The user's payment context (Stripe customer and saved PaymentMethod) from user-service."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from paygate_common.http import DependencyUnavailable, ServiceClient
+
+log = logging.getLogger("payment_service.payment_context")
+
+
+@dataclass(frozen=True)
+class PaymentMethodContext:
+    user_id: uuid.UUID
+    provider_customer_id: str | None
+    payment_method_id: uuid.UUID | None
+    provider: str | None
+    token: str
+
+
+class UserServiceUnavailable(Exception):
+    """user-service is down or misbehaving: try the payment again later, never drop it."""
+
+
+class PaymentMethodUnavailable(Exception):
+    """The user or the payment method does not exist: the payment cannot be charged."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class UserDirectory:
+    """Reads `GET /internal/users/{id}/payment-context` with a service token."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def payment_context(
+        self, user_id: uuid.UUID, payment_method_id: uuid.UUID | None
+    ) -> PaymentMethodContext:
+        params = {"payment_method_id": str(payment_method_id)} if payment_method_id else None
+        try:
+            response = await self.client.get(
+                f"/internal/users/{user_id}/payment-context", params=params
+            )
+        except DependencyUnavailable as exc:
+            raise UserServiceUnavailable(str(exc)) from exc
+        if response.status_code == 404:
+            code = _problem_code(response.json) or "user_not_found"
+            raise PaymentMethodUnavailable(code, "The user or payment method does not exist")
+        if response.is_error:
+            # 401/403 (a token problem) and 5xx are ours or theirs to fix; the order waits.
+            log.error("user-service answered %d for a payment context", response.status_code)
+            raise UserServiceUnavailable(f"user-service answered {response.status_code}")
+        body = response.json()
+        method = body.get("payment_method")
+        if not method or not method.get("token"):
+            raise PaymentMethodUnavailable(
+                "payment_method_not_found", "The user has no payment method to charge"
+            )
+        return PaymentMethodContext(
+            user_id=user_id,
+            provider_customer_id=body.get("provider_customer_id"),
+            payment_method_id=uuid.UUID(method["id"]) if method.get("id") else None,
+            provider=method.get("provider"),
+            token=str(method["token"]),
+        )
+
+
+def _problem_code(read_json: object) -> str | None:
+    try:
+        body = read_json()  # type: ignore[operator]
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return str(code) if code else None

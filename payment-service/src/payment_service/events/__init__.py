@@ -1,0 +1,1 @@
+"""Handlers for the topics payment-service consumes (`order.create`, `order.event`)."""

@@ -1,0 +1,52 @@
+"""payment-service settings: connector choice, Stripe credentials, executor and reconciler tuning."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+
+class Settings(ServiceSettings):
+    """`PAYMENT_SERVICE_<FIELD>` wins; `STRIPE_API_BASE`, `STRIPE_API_KEY`, ... work unprefixed."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYMENT_SERVICE_")
+
+    service_name: ClassVar[str] = "payment-service"
+    default_schema: ClassVar[str] = "payments"
+
+    # Which connector charges: the real Stripe API (or localstripe), or the in-process sandbox.
+    connector: Literal["stripe", "sandbox"] = "stripe"
+
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_api_key: SecretStr = SecretStr(f"sk_test_{DEV_SECRET_MARKER}-change-me")
+    stripe_webhook_secret: SecretStr = SecretStr(f"whsec_{DEV_SECRET_MARKER}-change-me")
+    # Secrets still accepted while a rotation is under way (JSON list in the environment).
+    stripe_webhook_previous_secrets: list[SecretStr] = Field(default_factory=list)
+    # One provider request may take this long; the reconciler waits longer than that (see below).
+    stripe_timeout_seconds: float = 20.0
+    webhook_tolerance_seconds: int = 300
+
+    # Payment executor: claims `created` payments and charges them.
+    executor_enabled: bool = True
+    executor_concurrency: int = 4
+    executor_batch_size: int = 10
+    executor_poll_seconds: float = 0.2
+    # A claimed payment is left alone by other executors this long (covers the user-service call).
+    executor_lease_seconds: float = 30.0
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
+    # After this many provider attempts with an unknown outcome the payment fails for good.
+    max_provider_attempts: int = 10
+
+    # An attempt still `in_flight` after this long is reconciled with the provider. It must be
+    # longer than a provider request can take (stripe_timeout_seconds), or a slow request could
+    # be mistaken for a lost one.
+    reconcile_after_seconds: float = 60.0
+    reconcile_interval_seconds: float = 10.0
+
+    # Sandbox connector: simulated latency and injected retryable failures (benchmarks, chaos).
+    sandbox_latency_ms: int = 0
+    sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)

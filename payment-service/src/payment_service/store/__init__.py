@@ -1,0 +1,1 @@
+"""Persistence: tables and the guarded queries the domain uses; nothing here commits."""
