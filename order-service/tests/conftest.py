@@ -1,0 +1,242 @@
+"""Fixtures: order-service in process (ASGITransport + lifespan) on real PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from order_service.main import create_app
+from order_service.settings import Settings
+from paygate_common.auth import JWKSCache, SigningKey, issue_access_token
+from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
+from paygate_common.events.topics import PAYMENT_EVENT
+from paygate_common.migrations import upgrade_head
+
+ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+async def migrated_database(postgres: Any) -> str:
+    url: str = await postgres.acreate_database()
+    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="orders")
+    return url
+
+
+@dataclass
+class OrderService:
+    """The running app, an HTTP client to it, and helpers to act as users and payment-service."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+    signing_key: SigningKey
+    producer: AIOKafkaProducer
+    bootstrap: str
+
+    @property
+    def settings(self) -> Settings:
+        settings: Settings = self.app.state.settings
+        return settings
+
+    def token(self, user_id: uuid.UUID, role: str = "customer") -> str:
+        token, _ = issue_access_token(
+            self.signing_key,
+            user_id=user_id,
+            role=role,  # type: ignore[arg-type]
+            email=None,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            ttl_seconds=600,
+        )
+        return token
+
+    def auth(self, user_id: uuid.UUID, role: str = "customer") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id, role)}"}
+
+    async def place(
+        self, user_id: uuid.UUID, amount: int = 1999, key: str | None = None, **extra: Any
+    ) -> httpx.Response:
+        headers = self.auth(user_id)
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return await self.http.post(
+            "/orders", json={"amount": amount, "currency": "usd", **extra}, headers=headers
+        )
+
+    async def pay(
+        self,
+        order: dict[str, Any],
+        status: PaymentStatus,
+        *,
+        payment_id: uuid.UUID | None = None,
+        envelope: EventEnvelope | None = None,
+        **fields: Any,
+    ) -> EventEnvelope:
+        """Publish a `payment.<status>` event as payment-service would (keyed by order id)."""
+        if envelope is None:
+            payload = PaymentEvent(
+                payment_id=payment_id or uuid.uuid4(),
+                order_id=uuid.UUID(order["id"]),
+                user_id=uuid.UUID(order["user_id"]),
+                status=status,
+                amount=order["amount"],
+                currency=order["currency"],
+                provider="stripe",
+                **fields,
+            )
+            envelope = new_event(payload, producer="payment-service", aggregate_id=order["id"])
+        await self.producer.send_and_wait(
+            PAYMENT_EVENT, envelope.to_bytes(), key=envelope.aggregate_id.encode()
+        )
+        return envelope
+
+    async def sql(self, query: str, **params: Any) -> Any:
+        from sqlalchemy import text
+
+        async with self.app.state.sessionmaker() as session:
+            return (await session.execute(text(query), params)).all()
+
+    async def applied(self, event: EventEnvelope, timeout: float = 15) -> None:
+        """Wait until the consumer recorded the event in its inbox (applied or ignored)."""
+        await eventually(
+            lambda: self._in_inbox(event.event_id), timeout=timeout, what=f"{event.event_type}"
+        )
+
+    async def _in_inbox(self, event_id: uuid.UUID) -> bool:
+        rows = await self.sql(
+            "SELECT 1 FROM inbox WHERE consumer = 'order-service' AND event_id = :id", id=event_id
+        )
+        return bool(rows)
+
+    async def order(self, order_id: str, user_id: uuid.UUID) -> dict[str, Any]:
+        r = await self.http.get(f"/orders/{order_id}", headers=self.auth(user_id))
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def wait_status(
+        self, order: dict[str, Any], wanted: str, timeout: float = 15
+    ) -> dict[str, Any]:
+        user_id = uuid.UUID(order["user_id"])
+        last: dict[str, Any] = {}
+
+        async def check() -> bool:
+            nonlocal last
+            last = await self.order(order["id"], user_id)
+            return last["status"] == wanted
+
+        await eventually(check, timeout=timeout, what=f"order {order['id']} {wanted}")
+        return last
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 15, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@asynccontextmanager
+async def running_order_service(
+    postgres: Any, kafka_broker: Any, signing_key: SigningKey, **overrides: Any
+) -> AsyncIterator[OrderService]:
+    database_url = await migrated_database(postgres)
+    settings = Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        environment="test",
+        log_json=False,
+        **overrides,
+    )
+    app = create_app(settings)
+    app.state.jwks = JWKSCache.from_signing_keys([signing_key])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    await producer.start()
+    try:
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+            consumer = app.state.eventing.consumers[0]
+            await asyncio.wait_for(consumer.started.wait(), 30)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://orders") as http:
+                yield OrderService(app, http, signing_key, producer, kafka_broker.bootstrap)
+    finally:
+        await producer.stop()
+
+
+async def topic_messages(
+    bootstrap: str, topic: str, *, key: str, wanted: int = 1, timeout: float = 15
+) -> list[EventEnvelope]:
+    """Every message with `key` on `topic` (read from the beginning, no consumer group)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: list[EventEnvelope] = []
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        if not partitions:
+            await consumer.force_metadata_update()
+            partitions = [
+                TopicPartition(topic, p)
+                for p in sorted(consumer.partitions_for_topic(topic) or [])
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    if record.key == key.encode():
+                        found.append(EventEnvelope.from_bytes(record.value))
+            if len(found) >= wanted and not batch:
+                break
+    finally:
+        await consumer.stop()
+    return found
+
+
+# Test modules cannot import this file (importlib mode), so the helpers travel as fixtures.
+
+
+@pytest.fixture(scope="session")
+def start_order_service(
+    postgres: Any, kafka_broker: Any, signing_key: SigningKey
+) -> Callable[..., Any]:
+    """`async with start_order_service(**settings_overrides) as svc:` on a fresh database."""
+
+    def start(**overrides: Any) -> Any:
+        return running_order_service(postgres, kafka_broker, signing_key, **overrides)
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def read_topic() -> Callable[..., Awaitable[list[EventEnvelope]]]:
+    return topic_messages
+
+
+@pytest.fixture(scope="session")
+def wait_until() -> Callable[..., Awaitable[None]]:
+    return eventually
