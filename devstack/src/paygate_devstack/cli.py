@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -254,15 +255,19 @@ def start_services(
         console.print("[yellow]•[/] no service is implemented yet: infrastructure only")
         return env
 
+    candidates = [
+        ServiceProcess(spec, env=env, port=ports[spec.name], root=stack.root, log_dir=stack.logs)
+        for spec in specs
+    ]
+    # each service migrates its own schema: run them side by side
+    errors = _step(
+        f"migrations: {', '.join(s.name for s in specs)}",
+        lambda: list(ThreadPoolExecutor(max_workers=4).map(_migrate, candidates)),
+    )
     pending: list[ServiceProcess] = []
-    for spec in specs:
-        service = ServiceProcess(
-            spec, env=env, port=ports[spec.name], root=stack.root, log_dir=stack.logs
-        )
-        try:
-            _step(f"{spec.name}: migrations", service.migrate)
-        except ComponentError as exc:
-            _report_failure(stack, spec.name, str(exc))
+    for service, error in zip(candidates, errors, strict=True):
+        if error is not None:
+            _report_failure(stack, service.name, error)
             continue
         service.start(wait=False)
         stack.services.append(service)
@@ -275,6 +280,14 @@ def start_services(
             stack.services.remove(service)
             _report_failure(stack, service.name, str(exc))
     return env
+
+
+def _migrate(service: ServiceProcess) -> str | None:
+    try:
+        service.migrate()
+    except ComponentError as exc:
+        return str(exc)
+    return None
 
 
 def _report_failure(stack: Stack, name: str, message: str) -> None:
@@ -435,6 +448,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     (state / "stack.json").unlink(missing_ok=True)
 
     die_with_parent()  # if make/uv is killed, we get SIGTERM and clean up
+    # a shell starting us in the background may have set SIGINT to "ignore": take it back
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_shutdown)
     signal.signal(signal.SIGHUP, _raise_shutdown)
     stack = Stack(root=root, state=state)

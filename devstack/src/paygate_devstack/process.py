@@ -170,6 +170,8 @@ atexit.register(stop_all)
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     for family, addr in ((socket.AF_INET, host), (socket.AF_INET, "0.0.0.0")):  # noqa: S104
         with socket.socket(family, socket.SOCK_STREAM) as sock:
+            # like the servers themselves: a TIME_WAIT left by the last run is no obstacle
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((addr, port))
             except OSError:
