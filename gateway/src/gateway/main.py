@@ -154,4 +154,7 @@ def run() -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        # uvicorn would otherwise rewrite the client address from X-Forwarded-For for connections
+        # from 127.0.0.1; the gateway decides that itself (GATEWAY_TRUST_FORWARDED_FOR).
+        proxy_headers=False,
     )
