@@ -1,0 +1,139 @@
+"""Fixtures: payment-service against real PostgreSQL, Kafka, Redis and localstripe.
+
+user-service has no app yet, so `UserServiceStandIn` — a small ASGI app on a real port — serves
+the two things payment-service needs from it (`/internal/users/{id}/payment-context`, checked
+against a real service token, and the JWKS) and can be stopped to play "user-service down".
+The payment-service itself runs under uvicorn on a real port, because localstripe POSTs its
+webhooks there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from paygate_common.auth import SigningKey
+from paygate_common.db import create_engine, create_sessionmaker
+from paygate_common.migrations import upgrade_head
+from payment_service.main import create_app
+from payment_service.settings import Settings
+from payment_tests_support import (
+    ALEMBIC_INI,
+    OLD_WEBHOOK_SECRET,
+    SERVICE_TOKEN_SECRET,
+    WEBHOOK_SECRET,
+    LiveServer,
+    Orders,
+    PaymentEvents,
+    Stripe,
+    UserServiceStandIn,
+)
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+async def user_service(signing_key: SigningKey) -> AsyncIterator[UserServiceStandIn]:
+    standin = UserServiceStandIn(signing_key)
+    await standin.server.start()
+    yield standin
+    await standin.server.stop()
+
+
+@pytest.fixture(scope="session")
+async def payments_database(postgres: Any) -> str:
+    url = str(await postgres.acreate_database())
+    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="payments")
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings_factory(
+    payments_database: str,
+    redis_server: Any,
+    kafka_broker: Any,
+    localstripe: Any,
+    user_service: UserServiceStandIn,
+) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "log_json": False,
+            "database_url": payments_database,
+            "db_pool_size": 5,
+            "redis_url": redis_server.url,
+            "kafka_bootstrap_servers": kafka_broker.bootstrap,
+            "stripe_api_base": localstripe.api_base,
+            "stripe_api_key": localstripe.api_key,
+            "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_webhook_previous_secrets": [OLD_WEBHOOK_SECRET],
+            "service_token_secret": SERVICE_TOKEN_SECRET,
+            "service_urls": {"user": user_service.url},
+            "jwks_url": f"{user_service.url}/.well-known/jwks.json",
+            "executor_poll_seconds": 0.05,
+            "retry_base_seconds": 0.2,
+            "retry_max_seconds": 0.5,
+            "reconcile_interval_seconds": 0.5,
+            "stripe_timeout_seconds": 5.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def stripe_api(localstripe: Any) -> Stripe:
+    return Stripe(localstripe)
+
+
+@pytest.fixture(scope="session")
+async def kafka_producer(kafka_broker: Any) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture(scope="session")
+def orders(kafka_producer: AIOKafkaProducer) -> Orders:
+    return Orders(kafka_producer)
+
+
+@pytest.fixture(scope="session")
+async def payment_events(kafka_broker: Any) -> AsyncIterator[PaymentEvents]:
+    events = PaymentEvents(kafka_broker.bootstrap)
+    await events.start()
+    yield events
+    await events.stop()
+
+
+@pytest.fixture(scope="session")
+def db_sessionmaker(settings_factory: Callable[..., Settings]) -> Any:
+    return create_sessionmaker(create_engine(settings_factory(), pool_size=2))
+
+
+@pytest.fixture(scope="session")
+async def payment_service(
+    settings_factory: Callable[..., Settings], localstripe: Any
+) -> AsyncIterator[LiveServer]:
+    """The payment-service (stripe connector → localstripe) on a real port, webhook registered."""
+    app = create_app(settings_factory())
+    server = LiveServer(app)
+    await server.start()
+    localstripe.register_webhook(
+        f"{server.url}/webhooks/stripe", WEBHOOK_SECRET, webhook_id="payment-service-tests"
+    )
+    yield server
+    await server.stop()

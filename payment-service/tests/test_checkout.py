@@ -1,0 +1,221 @@
+"""order.create in, one PaymentIntent at localstripe, payment.event out — once, whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from paygate_common.auth import SigningKey
+from payment_tests_support import (
+    LiveServer,
+    Orders,
+    PaymentEvents,
+    Stripe,
+    UserServiceStandIn,
+    access_token,
+    payment_for_order,
+    wait_for,
+)
+
+FINAL = {"succeeded", "failed", "requires_action", "cancelled"}
+
+
+async def settled(db_sessionmaker: Any, order_id: uuid.UUID) -> Any:
+    async def check() -> Any:
+        row = await payment_for_order(db_sessionmaker, order_id)
+        return row if row is not None and row.status in FINAL else None
+
+    return await wait_for(check, timeout=25)
+
+
+async def test_a_visa_order_is_charged_once_and_payment_succeeded_is_published(
+    payment_service: LiveServer,
+    user_service: UserServiceStandIn,
+    stripe_api: Stripe,
+    orders: Orders,
+    payment_events: PaymentEvents,
+    db_sessionmaker: Any,
+    signing_key: SigningKey,
+) -> None:
+    customer, pm = await stripe_api.customer_with("pm_card_visa")
+    user_id = user_service.add_user(pm, customer)
+
+    order = await orders.create(user_id, amount=2500)
+    order_id = uuid.UUID(order.aggregate_id)
+    payment = await settled(db_sessionmaker, order_id)
+
+    assert payment.status == "succeeded"
+    intents = await stripe_api.intents_for(payment.id)
+    assert [pi["id"] for pi in intents] == [payment.provider_reference]
+    assert intents[0]["amount"] == 2500 and intents[0]["customer"] == customer
+    events = await payment_events.for_order(order_id)
+    assert [(key, e.event_type) for key, e in events] == [(str(order_id), "payment.succeeded")]
+    assert events[0][1].payload["provider_reference"] == payment.provider_reference
+
+    async with httpx.AsyncClient(base_url=payment_service.url) as client:
+        owner = await client.get(
+            f"/payments/{payment.id}",
+            headers={"Authorization": f"Bearer {access_token(signing_key, user_id)}"},
+        )
+        stranger = await client.get(
+            f"/payments/{payment.id}",
+            headers={"Authorization": f"Bearer {access_token(signing_key, uuid.uuid4())}"},
+        )
+        admin = await client.get(
+            f"/payments/{payment.id}",
+            headers={"Authorization": f"Bearer {access_token(signing_key, uuid.uuid4(), 'admin')}"},
+        )
+        anonymous = await client.get(f"/payments/{payment.id}")
+    assert owner.status_code == 200, owner.text
+    body = owner.json()
+    assert body["status"] == "succeeded" and body["order_id"] == str(order_id)
+    assert body["amount"] == 2500 and body["currency"] == "usd"
+    assert [a["status"] for a in body["attempts"]] == ["succeeded"]
+    assert body["attempts"][0]["idempotency_key"] == f"paygate-{payment.id}-1"
+    assert stranger.status_code == 404
+    assert stranger.headers["content-type"].startswith("application/problem+json")
+    assert admin.status_code == 200
+    assert anonymous.status_code == 401
+
+
+async def test_a_declined_card_fails_the_payment_with_the_decline_code(
+    payment_service: LiveServer,
+    user_service: UserServiceStandIn,
+    stripe_api: Stripe,
+    orders: Orders,
+    payment_events: PaymentEvents,
+    db_sessionmaker: Any,
+) -> None:
+    customer, pm = await stripe_api.customer_with("pm_card_chargeCustomerFail")
+    order = await orders.create(user_service.add_user(pm, customer))
+    order_id = uuid.UUID(order.aggregate_id)
+    payment = await settled(db_sessionmaker, order_id)
+
+    assert payment.status == "failed"
+    assert payment.failure_code == "card_declined"
+    assert payment.failure_message
+    events = await payment_events.for_order(order_id)
+    assert [e.event_type for _, e in events] == ["payment.failed"]
+    assert events[0][1].payload["failure_code"] == "card_declined"
+
+
+async def test_a_3ds_card_requires_action_and_no_client_secret_leaks(
+    payment_service: LiveServer,
+    user_service: UserServiceStandIn,
+    stripe_api: Stripe,
+    orders: Orders,
+    payment_events: PaymentEvents,
+    db_sessionmaker: Any,
+    signing_key: SigningKey,
+) -> None:
+    pm = await stripe_api.card_method("4000002500003155")
+    customer, pm = await stripe_api.customer_with(pm)
+    user_id = user_service.add_user(pm, customer)
+    order = await orders.create(user_id)
+    order_id = uuid.UUID(order.aggregate_id)
+    payment = await settled(db_sessionmaker, order_id)
+
+    assert payment.status == "requires_action"
+    assert payment.next_action and payment.next_action["type"] == "use_stripe_sdk"
+    events = await payment_events.for_order(order_id)
+    assert [e.event_type for _, e in events] == ["payment.requires_action"]
+    async with httpx.AsyncClient(base_url=payment_service.url) as client:
+        read = await client.get(
+            f"/payments/{payment.id}",
+            headers={"Authorization": f"Bearer {access_token(signing_key, user_id)}"},
+        )
+    everything = json.dumps(
+        [dict(payment._mapping), events[0][1].payload, read.json()], default=str
+    )
+    assert "secret" not in everything
+    assert read.json()["next_action"] == payment.next_action
+
+
+async def test_the_same_order_create_twice_makes_one_payment_and_one_intent(
+    payment_service: LiveServer,
+    user_service: UserServiceStandIn,
+    stripe_api: Stripe,
+    orders: Orders,
+    payment_events: PaymentEvents,
+    db_sessionmaker: Any,
+) -> None:
+    customer, pm = await stripe_api.customer_with("pm_card_visa")
+    order = await orders.create(user_service.add_user(pm, customer))
+    # Redelivered by Kafka (same event id), and re-published by a confused producer (new id).
+    from paygate_common.events import ORDER_CREATE, EventEnvelope
+
+    await orders.send(ORDER_CREATE, order)
+    again = EventEnvelope(**{**order.model_dump(), "event_id": uuid.uuid4()})
+    await orders.send(ORDER_CREATE, again)
+    order_id = uuid.UUID(order.aggregate_id)
+    payment = await settled(db_sessionmaker, order_id)
+    await asyncio.sleep(1.0)  # give a wrongly-second charge time to happen
+
+    assert payment.status == "succeeded"
+    assert len(await stripe_api.intents_for(payment.id)) == 1
+    events = await payment_events.for_order(order_id, count=2, timeout=2)
+    assert [e.event_type for _, e in events] == ["payment.succeeded"]
+
+
+async def test_an_order_waits_while_user_service_is_down_and_is_charged_once_it_is_back(
+    payment_service: LiveServer,
+    user_service: UserServiceStandIn,
+    stripe_api: Stripe,
+    orders: Orders,
+    db_sessionmaker: Any,
+) -> None:
+    customer, pm = await stripe_api.customer_with("pm_card_visa")
+    user_id = user_service.add_user(pm, customer)
+    await user_service.server.stop()
+    try:
+        order = await orders.create(user_id)
+        order_id = uuid.UUID(order.aggregate_id)
+        recorded = await wait_for(lambda: payment_for_order(db_sessionmaker, order_id))
+        await asyncio.sleep(1.5)  # several executor passes against a dead user-service
+        waiting = await payment_for_order(db_sessionmaker, order_id)
+        assert recorded.status == "created" and waiting.status == "created"
+        assert waiting.attempt_count == 0  # nothing was sent to the provider
+    finally:
+        await user_service.server.start()
+    payment = await settled(db_sessionmaker, order_id)
+    assert payment.status == "succeeded"
+    assert len(await stripe_api.intents_for(payment.id)) == 1
+
+
+async def test_a_cancelled_order_that_was_not_charged_yet_is_never_charged(
+    payment_service: LiveServer,
+    user_service: UserServiceStandIn,
+    stripe_api: Stripe,
+    orders: Orders,
+    payment_events: PaymentEvents,
+    db_sessionmaker: Any,
+) -> None:
+    customer, pm = await stripe_api.customer_with("pm_card_visa")
+    user_id = user_service.add_user(pm, customer)
+    await user_service.server.stop()  # hold the payment in `created`
+    try:
+        order = await orders.create(user_id)
+        order_id = uuid.UUID(order.aggregate_id)
+        await wait_for(lambda: payment_for_order(db_sessionmaker, order_id))
+        await orders.cancel(order_id, user_id)
+        payment = await settled(db_sessionmaker, order_id)
+    finally:
+        await user_service.server.start()
+    await asyncio.sleep(1.0)
+
+    assert payment.status == "cancelled"
+    assert (await payment_for_order(db_sessionmaker, order_id)).status == "cancelled"
+    assert await stripe_api.intents_for(payment.id) == []
+    events = await payment_events.for_order(order_id)
+    assert [e.event_type for _, e in events] == ["payment.cancelled"]
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+async def test_the_service_is_live_and_ready(payment_service: LiveServer, path: str) -> None:
+    async with httpx.AsyncClient(base_url=payment_service.url) as client:
+        response = await client.get(path)
+    assert response.status_code == 200, response.text
