@@ -82,6 +82,12 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+@pytest.fixture
+def make_client(app: FastAPI) -> Callable[..., httpx.AsyncClient]:
+    """`make_client(ip=None)`: a client whose requests come from `ip` (random when None)."""
+    return lambda ip=None: client_for(app, ip)
+
+
 @dataclass
 class Account:
     id: uuid.UUID
