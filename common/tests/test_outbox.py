@@ -6,18 +6,23 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
+from aiokafka import AIOKafkaProducer
 from paygate_common.consumer import ConsumerRunner
 from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
 from paygate_common.events.envelope import EventEnvelope
+from paygate_common.events_testing import (
+    FAST_TEST_CONSUMER,
+    consumed,
+    create_schema_with_outbox,
+    eventually,
+    read_topic,
+)
 from paygate_common.kafka import create_producer, headers_dict
-from paygate_common.outbox import OutboxRelay, add_event, create_outbox_tables
+from paygate_common.outbox import OutboxRelay, add_event
 from paygate_common.settings import ServiceSettings
 from prometheus_client import REGISTRY
 from sqlalchemy import text
@@ -50,13 +55,8 @@ async def settings(database_url: str, kafka_broker: Any) -> _Settings:
 async def engine(settings: _Settings) -> AsyncIterator[AsyncEngine]:
     """A service schema migrated with `create_outbox_tables`, plus a side-effect table."""
     engine = create_engine(settings)
-
-    def migrate(sync_conn: Any) -> None:
-        create_outbox_tables(Operations(MigrationContext.configure(sync_conn)))
-
+    await create_schema_with_outbox(engine, settings.db_schema)
     async with engine.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{settings.db_schema}"'))
-        await conn.run_sync(migrate)
         await conn.execute(text("CREATE TABLE effects (event_id uuid NOT NULL)"))
     yield engine
     await engine.dispose()
@@ -91,31 +91,6 @@ def envelope(aggregate_id: str | None = None, **payload: Any) -> EventEnvelope:
     )
 
 
-async def read_topic(
-    bootstrap: str, topic: str, *, expect: int, settle: float = 0.5, timeout: float = 10.0
-) -> list[Any]:
-    """Every message on `topic`: waits for `expect`, then `settle` more seconds for extras."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout
-        quiet_until: float | None = None
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=100)
-            for recs in batch.values():
-                records.extend(recs)
-            if len(records) >= expect and quiet_until is None:
-                quiet_until = time.monotonic() + settle
-            if quiet_until is not None and time.monotonic() >= quiet_until:
-                break
-    finally:
-        await consumer.stop()
-    return records
-
-
 async def outbox_rows(engine: AsyncEngine) -> list[Any]:
     async with engine.connect() as conn:
         result = await conn.execute(
@@ -124,14 +99,6 @@ async def outbox_rows(engine: AsyncEngine) -> list[Any]:
             )
         )
         return list(result.all())
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 # --- publishing --------------------------------------------------------------------------------
@@ -198,7 +165,7 @@ async def test_notify_wakes_the_relay_long_before_the_poll_interval(
         async def published() -> bool:
             return [r.state for r in await outbox_rows(engine)] == ["published"]
 
-        await eventually(published, timeout=5)
+        await eventually(published, within=5)
         assert time.monotonic() - committed < 1.0
     finally:
         await relay.stop()
@@ -275,10 +242,11 @@ async def test_relay_crash_between_publish_and_mark_republishes_and_the_inbox_ap
         sessionmaker=sessionmaker,
         producer=producer,
         dlq_topic=f"{topic}.dlq",
+        consumer_options=FAST_TEST_CONSUMER,
     )
     task = asyncio.create_task(runner.run())
     try:
-        await eventually(lambda: _metric(settings, topic, "duplicate", 1), timeout=20)
+        await eventually(lambda: _true(consumed("outbox-test", topic, "duplicate") == 1), within=20)
     finally:
         await runner.stop()
         await asyncio.wait_for(task, 10)
@@ -325,7 +293,7 @@ async def test_publish_failure_keeps_rows_pending_with_the_error_and_they_publis
             await relay.publish_pending()
             return {r.state for r in await outbox_rows(engine)} == {"published"}
 
-        await eventually(all_published, timeout=20)
+        await eventually(all_published, within=20)
     finally:
         await producer.stop()
     records = await read_topic(kafka_broker.bootstrap, topic, expect=3)
@@ -412,9 +380,3 @@ async def test_the_pending_gauge_counts_unpublished_rows(
 
 async def _true(value: bool) -> bool:
     return value
-
-
-async def _metric(settings: ServiceSettings, topic: str, outcome: str, at_least: float) -> bool:
-    labels = {"service": settings.service_name, "topic": topic, "outcome": outcome}
-    value = REGISTRY.get_sample_value("paygate_events_consumed_total", labels) or 0
-    return value >= at_least

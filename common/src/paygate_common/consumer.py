@@ -149,12 +149,11 @@ class ConsumerRunner:
         """Consume until `stop()`. Safe to call again after it returned or raised."""
         self._paused_until.clear()
         self._transient_streak.clear()
+        # The group is the consumer name unless overridden (tests re-read with a fresh group).
+        options = dict(self.consumer_options)
+        group_id = options.pop("group_id", self.consumer_name)
         consumer = create_consumer(
-            self.settings,
-            self.consumer_name,
-            self.topics,
-            listener=_Listener(self),
-            **self.consumer_options,
+            self.settings, group_id, self.topics, listener=_Listener(self), **options
         )
         self.consumer = consumer
         try:

@@ -1,0 +1,360 @@
+"""The idempotent consumer against real PostgreSQL and Tansu: inbox, retries, DLQ, transient errors."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from paygate_common.consumer import (
+    ConsumerRunner,
+    DeadLetter,
+    TransientError,
+    replay_dead_letter,
+)
+from paygate_common.db import create_engine, create_sessionmaker
+from paygate_common.events.envelope import EventEnvelope
+from paygate_common.events_testing import (
+    FAST_TEST_CONSUMER,
+    consumed,
+    create_schema_with_outbox,
+    eventually,
+    read_topic,
+)
+from paygate_common.kafka import create_producer, headers_dict, kafka_headers
+from paygate_common.settings import ServiceSettings
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+SERVICE = "consumer-test"
+
+
+class _Settings(ServiceSettings):
+    service_name: ClassVar[str] = SERVICE
+
+
+@pytest.fixture(scope="module")
+async def database_url(postgres: Any) -> str:
+    return str(await postgres.acreate_database())
+
+
+@pytest.fixture
+async def settings(database_url: str, kafka_broker: Any) -> _Settings:
+    return _Settings(
+        database_url=database_url,
+        db_schema=f"svc_{secrets.token_hex(4)}",
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        db_pool_size=4,
+    )
+
+
+@pytest.fixture
+async def engine(settings: _Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    await create_schema_with_outbox(engine, settings.db_schema)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE effects (event_id uuid NOT NULL)"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def producer(settings: _Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = create_producer(settings)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+async def topics(kafka_broker: Any) -> tuple[str, str]:
+    """(topic, its dead-letter topic); one partition so the order of events is the test's."""
+    name = f"test.consumer.{secrets.token_hex(4)}"
+    await kafka_broker.acreate_topics([name, f"{name}.dlq"], partitions=1)
+    return name, f"{name}.dlq"
+
+
+def envelope(aggregate_id: str = "order-1", **payload: Any) -> EventEnvelope:
+    return EventEnvelope(
+        event_type="test.happened", producer=SERVICE, aggregate_id=aggregate_id, payload=payload
+    )
+
+
+async def produce(producer: AIOKafkaProducer, topic: str, *events: EventEnvelope) -> None:
+    for event in events:
+        await producer.send_and_wait(
+            topic, event.to_bytes(), key=event.aggregate_id.encode(), headers=kafka_headers(event)
+        )
+
+
+async def record_effect(session: AsyncSession, event: EventEnvelope) -> None:
+    """The handler's side effect: one row per application."""
+    await session.execute(text("INSERT INTO effects VALUES (:e)"), {"e": event.event_id})
+
+
+async def effects(engine: AsyncEngine) -> Counter[uuid.UUID]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT event_id FROM effects"))).scalars().all()
+    return Counter(rows)
+
+
+class Running:
+    """A ConsumerRunner in a background task, stopped (and checked) at the end of the block."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ConsumerRunner:
+        self.task = asyncio.create_task(self.runner.run())
+        return self.runner
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.stop()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 10)
+
+
+def make_runner(
+    settings: _Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    topics: tuple[str, str],
+    handler: Callable[[AsyncSession, EventEnvelope], Awaitable[None]] = record_effect,
+    **options: Any,
+) -> ConsumerRunner:
+    topic, dlq = topics
+    return ConsumerRunner(
+        settings=settings,
+        consumer_name=options.pop("consumer_name", f"{SERVICE}.{topic}"),
+        topics=[topic],
+        handler=handler,
+        sessionmaker=sessionmaker,
+        producer=producer,
+        dlq_topic=dlq,
+        backoff_base=options.pop("backoff_base", 0.01),
+        consumer_options={**FAST_TEST_CONSUMER, **options.pop("consumer_options", {})},
+        **options,
+    )
+
+
+async def outcome_count(topic: str, outcome: str, expected: float) -> bool:
+    return consumed(SERVICE, topic, outcome) >= expected
+
+
+# --- exactly-once application ------------------------------------------------------------------
+
+
+async def test_the_same_envelope_produced_twice_is_applied_once(
+    settings: _Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    topics: tuple[str, str],
+) -> None:
+    topic, _ = topics
+    event, other = envelope(), envelope()
+    await produce(producer, topic, event, event, other)
+
+    async with Running(make_runner(settings, sessionmaker, producer, topics)):
+        await eventually(lambda: outcome_count(topic, "applied", 2), within=20)
+        await eventually(lambda: outcome_count(topic, "duplicate", 1))
+
+    assert await effects(engine) == {event.event_id: 1, other.event_id: 1}
+
+
+async def test_events_reread_after_uncommitted_offsets_are_not_applied_again(
+    settings: _Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    topics: tuple[str, str],
+) -> None:
+    topic, _ = topics
+    events = [envelope() for _ in range(5)]
+    await produce(producer, topic, *events)
+    async with Running(make_runner(settings, sessionmaker, producer, topics)):
+        await eventually(lambda: outcome_count(topic, "applied", 5), within=20)
+
+    # a restarted consumer whose offsets never reached Kafka reads everything again
+    fresh_group = {"group_id": f"restarted-{secrets.token_hex(4)}"}
+    async with Running(
+        make_runner(settings, sessionmaker, producer, topics, consumer_options=fresh_group)
+    ):
+        await eventually(lambda: outcome_count(topic, "duplicate", 5), within=20)
+
+    assert await effects(engine) == {e.event_id: 1 for e in events}
+
+
+# --- dead letters ------------------------------------------------------------------------------
+
+
+async def test_a_poison_event_is_dead_lettered_after_max_attempts_and_later_events_still_apply(
+    settings: _Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    topics: tuple[str, str],
+    kafka_broker: Any,
+) -> None:
+    topic, dlq = topics
+    before, poison, after = envelope(), envelope(card="4242 4242 4242 4242"), envelope()
+    attempts: Counter[uuid.UUID] = Counter()
+
+    async def handler(session: AsyncSession, event: EventEnvelope) -> None:
+        attempts[event.event_id] += 1
+        await record_effect(session, event)  # rolled back with its savepoint
+        if event.event_id == poison.event_id:
+            raise ValueError("cannot settle 4242 4242 4242 4242")
+
+    await produce(producer, topic, before, poison, after)
+    runner = make_runner(settings, sessionmaker, producer, topics, handler, max_attempts=3)
+    async with Running(runner):
+        await eventually(lambda: outcome_count(topic, "applied", 2), within=20)
+
+    assert attempts == {before.event_id: 1, poison.event_id: 3, after.event_id: 1}
+    assert await effects(engine) == {before.event_id: 1, after.event_id: 1}
+    [message] = await read_topic(kafka_broker.bootstrap, dlq, expect=1)
+    letter = DeadLetter.model_validate_json(message.value)
+    assert letter.envelope == poison
+    assert letter.attempts == 3
+    assert letter.error.startswith("ValueError: cannot settle")
+    assert "4242 4242 4242 4242" not in letter.error  # masked
+    assert (letter.original_topic, letter.partition, letter.offset) == (topic, 0, 1)
+    assert letter.consumer == runner.consumer_name
+    headers = headers_dict(message.headers)
+    assert headers["attempts"] == "3"
+    assert headers["event_id"] == str(poison.event_id)
+    assert headers["original_topic"] == topic
+    async with engine.connect() as conn:
+        outcome = (
+            await conn.execute(
+                text("SELECT outcome FROM inbox WHERE event_id = :e"), {"e": poison.event_id}
+            )
+        ).scalar_one()
+    assert outcome == "dead_lettered"
+
+
+async def test_an_undecodable_message_goes_straight_to_the_dead_letter_topic(
+    settings: _Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    topics: tuple[str, str],
+    kafka_broker: Any,
+) -> None:
+    topic, dlq = topics
+    good = envelope()
+    await producer.send_and_wait(topic, b"{not an envelope", key=b"k")
+    await produce(producer, topic, good)
+
+    async with Running(make_runner(settings, sessionmaker, producer, topics)):
+        await eventually(lambda: outcome_count(topic, "applied", 1), within=20)
+
+    assert await effects(engine) == {good.event_id: 1}
+    [message] = await read_topic(kafka_broker.bootstrap, dlq, expect=1)
+    letter = DeadLetter.model_validate_json(message.value)
+    assert letter.envelope is None
+    assert letter.raw == "{not an envelope"
+    assert letter.error.startswith("ValidationError")
+    assert (letter.original_topic, letter.offset, letter.key) == (topic, 0, "k")
+
+
+async def test_a_replayed_dead_letter_is_applied_by_the_consumer_that_gave_up_on_it(
+    settings: _Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    topics: tuple[str, str],
+    kafka_broker: Any,
+) -> None:
+    topic, dlq = topics
+    event = envelope()
+    broken = True
+
+    async def handler(session: AsyncSession, env: EventEnvelope) -> None:
+        if broken:
+            raise RuntimeError("template missing")
+        await record_effect(session, env)
+
+    await produce(producer, topic, event)
+    runner = make_runner(settings, sessionmaker, producer, topics, handler, max_attempts=2)
+    async with Running(runner):
+        await eventually(lambda: outcome_count(topic, "dead_lettered", 1), within=20)
+        [message] = await read_topic(kafka_broker.bootstrap, dlq, expect=1)
+
+        # a plain redelivery of the same event stays dead-lettered: it is not re-applied
+        await produce(producer, topic, event)
+        await eventually(lambda: outcome_count(topic, "duplicate", 1))
+
+        broken = False  # the operator fixed the cause, then replays
+        replayed = await replay_dead_letter(producer, message.value)
+        assert replayed == event
+        await eventually(lambda: outcome_count(topic, "applied", 1))
+
+    assert await effects(engine) == {event.event_id: 1}
+
+
+# --- transient failures ------------------------------------------------------------------------
+
+
+async def test_a_transient_error_is_retried_until_the_dependency_is_back_and_never_dead_lettered(
+    settings: _Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    topics: tuple[str, str],
+    kafka_broker: Any,
+) -> None:
+    topic, dlq = topics
+    waiting, later = envelope(), envelope()
+    calls: Counter[uuid.UUID] = Counter()
+
+    async def handler(session: AsyncSession, event: EventEnvelope) -> None:
+        calls[event.event_id] += 1
+        # user-service is down for the first 7 calls: more than max_attempts
+        if event.event_id == waiting.event_id and calls[event.event_id] <= 7:
+            raise TransientError("user-service unreachable")
+        await record_effect(session, event)
+
+    await produce(producer, topic, waiting, later)
+    runner = make_runner(
+        settings, sessionmaker, producer, topics, handler, max_attempts=2, backoff_max=0.05
+    )
+    async with Running(runner):
+        await eventually(lambda: outcome_count(topic, "applied", 2), within=20)
+
+    assert calls == {waiting.event_id: 8, later.event_id: 1}
+    assert await effects(engine) == {waiting.event_id: 1, later.event_id: 1}
+    assert consumed(SERVICE, topic, "retried") == 7
+    assert consumed(SERVICE, topic, "dead_lettered") == 0
+    assert await read_topic(kafka_broker.bootstrap, dlq, expect=0, settle=0.3) == []
+
+
+async def test_stop_is_honoured_while_a_dependency_stays_down(
+    settings: _Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    topics: tuple[str, str],
+) -> None:
+    topic, _ = topics
+
+    async def handler(session: AsyncSession, event: EventEnvelope) -> None:
+        raise TransientError("payment provider down")
+
+    await produce(producer, topic, envelope())
+    runner = make_runner(settings, sessionmaker, producer, topics, handler, backoff_max=0.05)
+    task = asyncio.create_task(runner.run())
+    await eventually(lambda: outcome_count(topic, "retried", 3), within=20)
+    await runner.stop()
+    await asyncio.wait_for(task, 5)
