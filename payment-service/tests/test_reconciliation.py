@@ -1,0 +1,243 @@
+"""The no-double-charge invariant under crashes: a lost attempt is reconciled, never re-sent blind.
+
+These tests drive a `PaymentExecutor` by hand against a database of their own (the live service
+of the other modules would otherwise pick the payments up), with localstripe as the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import pytest
+from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
+from paygate_common.events import OrderCreated
+from paygate_common.http import ServiceClient
+from paygate_common.migrations import upgrade_head
+from payment_service.connectors import ProviderUnavailable, build_connector
+from payment_service.connectors.base import ProviderRequest
+from payment_service.domain import payments as domain
+from payment_service.domain.executor import PaymentExecutor
+from payment_service.domain.payment_context import UserDirectory
+from payment_service.settings import Settings
+from payment_service.store import payments as store
+from payment_service.store.tables import outbox, payment_attempts, sandbox_charges
+from payment_tests_support import ALEMBIC_INI, Stripe, UserServiceStandIn
+from sqlalchemy import func, select
+
+
+class SimulatedCrash(BaseException):
+    """Stands for SIGKILL: nothing after this point runs, nothing is recorded."""
+
+
+class FaultyTransport:
+    """Wraps the real transport and fails at a chosen point of the provider call."""
+
+    def __init__(self, inner: Any, *, crash: str | None = None, lose_answer: bool = False):
+        self.inner = inner
+        self.crash = crash
+        self.lose_answer = lose_answer
+
+    async def send(self, request: ProviderRequest) -> Mapping[str, Any]:
+        if self.crash == "before":
+            raise SimulatedCrash
+        answer = await self.inner.send(request)
+        if self.crash == "after":
+            raise SimulatedCrash
+        if self.lose_answer:
+            raise ProviderUnavailable("the connection dropped after the request was sent")
+        return answer
+
+    async def find_payment(self, payment_id: uuid.UUID, **kwargs: Any) -> Any:
+        return await self.inner.find_payment(payment_id, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.fixture(scope="module")
+async def own_database(postgres: Any) -> str:
+    url = str(await postgres.acreate_database())
+    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="payments")
+    return url
+
+
+@pytest.fixture
+async def make_executor(
+    own_database: str, settings_factory: Callable[..., Settings]
+) -> AsyncIterator[Callable[..., tuple[PaymentExecutor, Any]]]:
+    closers: list[Any] = []
+
+    def make(crash: str | None = None, lose_answer: bool = False, **overrides: Any):
+        settings = settings_factory(database_url=own_database, **overrides)
+        engine = create_engine(settings, pool_size=3)
+        sessionmaker = create_sessionmaker(engine)
+        connector, transport = build_connector(settings, engine=engine)
+        client = ServiceClient(settings, target="user", retries=0)
+        closers.extend([engine.dispose, client.aclose, transport.aclose])
+        executor = PaymentExecutor(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            connector=connector,
+            transport=FaultyTransport(transport, crash=crash, lose_answer=lose_answer),
+            users=UserDirectory(client),
+        )
+        return executor, sessionmaker
+
+    yield make
+    for close in closers:
+        await close()
+
+
+async def new_payment(sessionmaker: Any, user_id: uuid.UUID) -> Any:
+    order = OrderCreated(order_id=uuid.uuid4(), user_id=user_id, amount=1234, currency="usd")
+    async with unit_of_work(sessionmaker) as session:
+        assert await domain.record_order(session, order, provider="stripe")
+        return await store.get_payment_by_order(session, order.order_id)
+
+
+async def snapshot(sessionmaker: Any, payment_id: uuid.UUID) -> tuple[Any, list[str], int]:
+    async with sessionmaker() as session:
+        payment = await store.get_payment(session, payment_id)
+        attempts = [a.status for a in await store.list_attempts(session, payment_id)]
+        events = (
+            await session.execute(
+                select(func.count())
+                .select_from(outbox)
+                .where(outbox.c.key == str(payment.order_id))
+            )
+        ).scalar_one()
+    return payment, attempts, events
+
+
+async def visa_user(stripe_api: Stripe, user_service: UserServiceStandIn) -> uuid.UUID:
+    customer, pm = await stripe_api.customer_with("pm_card_visa")
+    return user_service.add_user(pm, customer)
+
+
+async def test_a_crash_after_the_provider_call_is_reconciled_by_adopting_the_intent(
+    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    crashing, sessionmaker = make_executor(crash="after")
+    payment = await new_payment(sessionmaker, await visa_user(stripe_api, user_service))
+
+    with pytest.raises(SimulatedCrash):
+        await crashing.run_once()
+    stuck, attempts, events = await snapshot(sessionmaker, payment.id)
+    assert (stuck.status, attempts, events) == ("processing", ["in_flight"], 0)
+    assert len(await stripe_api.intents_for(payment.id)) == 1
+
+    # A fresh process: too early, the attempt may still be running somewhere: hands off.
+    patient, _ = make_executor(reconcile_after_seconds=60)
+    assert await patient.reconcile_stale() == 0
+    assert await patient.run_once() == 0
+
+    restarted, _ = make_executor(reconcile_after_seconds=0)
+    assert await restarted.reconcile_stale() == 1
+    assert await restarted.run_once() == 0
+    settled, attempts, events = await snapshot(sessionmaker, payment.id)
+    intents = await stripe_api.intents_for(payment.id)
+    assert (settled.status, attempts, events) == ("succeeded", ["succeeded"], 1)
+    assert [pi["id"] for pi in intents] == [settled.provider_reference]
+
+
+async def test_a_crash_before_the_provider_call_is_retried_once_nothing_is_found(
+    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    crashing, sessionmaker = make_executor(crash="before")
+    payment = await new_payment(sessionmaker, await visa_user(stripe_api, user_service))
+    with pytest.raises(SimulatedCrash):
+        await crashing.run_once()
+
+    restarted, _ = make_executor(reconcile_after_seconds=0)
+    assert await restarted.reconcile_stale() == 1
+    assert await restarted.run_once() == 1
+    settled, attempts, events = await snapshot(sessionmaker, payment.id)
+    assert (settled.status, attempts, events) == ("succeeded", ["abandoned", "succeeded"], 1)
+    assert len(await stripe_api.intents_for(payment.id)) == 1
+
+
+async def test_a_lost_answer_is_reconciled_before_any_new_attempt(
+    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    flaky, sessionmaker = make_executor(lose_answer=True, retry_base_seconds=0.05)
+    payment = await new_payment(sessionmaker, await visa_user(stripe_api, user_service))
+    assert await flaky.run_once() == 1
+    unknown, attempts, _ = await snapshot(sessionmaker, payment.id)
+    assert (unknown.status, unknown.needs_reconcile, attempts) == ("created", True, ["unknown"])
+
+    healthy, _ = make_executor(retry_base_seconds=0.05)
+    await asyncio.sleep(0.1)
+    assert await healthy.run_once() == 1
+    settled, attempts, events = await snapshot(sessionmaker, payment.id)
+    assert (settled.status, attempts, events) == ("succeeded", ["succeeded"], 1)
+    assert len(await stripe_api.intents_for(payment.id)) == 1
+
+
+async def test_a_cancellation_during_a_lost_attempt_waits_for_the_provider_answer(
+    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    flaky, sessionmaker = make_executor(lose_answer=True, retry_base_seconds=0.05)
+    user_id = await visa_user(stripe_api, user_service)
+    payment = await new_payment(sessionmaker, user_id)
+    await flaky.run_once()
+    from paygate_common.events import OrderCancelled
+
+    async with unit_of_work(sessionmaker) as session:
+        status = await domain.cancel_for_order(
+            session, OrderCancelled(order_id=payment.order_id, user_id=user_id, reason="stale")
+        )
+    # The provider may have charged: not cancelled blindly.
+    assert status == "created"
+    healthy, _ = make_executor(retry_base_seconds=0.05)
+    await asyncio.sleep(0.1)
+    await healthy.run_once()
+    settled, _, _ = await snapshot(sessionmaker, payment.id)
+    assert settled.status == "succeeded"  # the truth: the money moved
+    assert len(await stripe_api.intents_for(payment.id)) == 1
+
+
+@pytest.mark.slow
+async def test_sandbox_with_injected_provider_failures_charges_every_payment_exactly_once(
+    make_executor: Any, user_service: UserServiceStandIn
+) -> None:
+    executor, sessionmaker = make_executor(
+        connector="sandbox",
+        sandbox_failure_rate=0.4,
+        retry_base_seconds=0.01,
+        retry_max_seconds=0.05,
+        executor_batch_size=20,
+        max_provider_attempts=50,
+    )
+    user_id = user_service.add_user("pm_card_visa", None)
+    created = [await new_payment(sessionmaker, user_id) for _ in range(20)]
+    ids = [p.id for p in created]
+    for _ in range(200):
+        await executor.run_once()
+        async with sessionmaker() as session:
+            rows = [await store.get_payment(session, pid) for pid in ids]
+        if all(r.status == "succeeded" for r in rows):
+            break
+        await asyncio.sleep(0.02)
+    assert {r.status for r in rows} == {"succeeded"}
+    async with sessionmaker() as session:
+        charges = (
+            await session.execute(
+                select(sandbox_charges.c.payment_id, func.count())
+                .where(sandbox_charges.c.payment_id.in_(ids))
+                .group_by(sandbox_charges.c.payment_id)
+            )
+        ).all()
+        retried = (
+            await session.execute(
+                select(func.count())
+                .select_from(payment_attempts)
+                .where(
+                    payment_attempts.c.payment_id.in_(ids), payment_attempts.c.status != "succeeded"
+                )
+            )
+        ).scalar_one()
+    assert sorted(count for _, count in charges) == [1] * 20
+    assert retried > 0  # failures were injected and survived
