@@ -122,8 +122,8 @@ class NotificationSender:
                 return
             except Exception as exc:  # a bug must cost an attempt, not the loop
                 log.exception("notification %s: unexpected delivery error", notification.id)
-                failure = _Failure(f"{type(exc).__name__}: {exc}", permanent=False)
-                await self._record_failure(notification, failure, contact, started_at)
+                unexpected = _Failure(f"{type(exc).__name__}: {exc}", permanent=False)
+                await self._record_failure(notification, unexpected, contact, started_at)
                 return
             await self._record_sent(notification, contact, started_at)
 
