@@ -235,10 +235,22 @@ def state(upstreams: Upstreams) -> UpstreamState:
 GatewayFactory = Callable[..., AbstractAsyncContextManager[str]]
 
 
+def gateway_settings(upstreams: Upstreams, **overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {
+        "service_urls": dict(upstreams.urls),
+        "jwks_url": f"{upstreams.urls['user']}/.well-known/jwks.json",
+        "rate_limit_anon": "100000/minute",
+        "rate_limit_user": "100000/minute",
+        "rate_limit_auth": "100000/minute",
+        "log_json": False,
+        "openapi_refresh_seconds": 3600,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)
+
+
 @pytest_asyncio.fixture
-async def make_gateway(
-    upstreams: Upstreams, redis_server: Any
-) -> AsyncIterator[GatewayFactory]:
+async def make_gateway(upstreams: Upstreams, redis_server: Any) -> AsyncIterator[GatewayFactory]:
     """Start a gateway (uvicorn, real port) with settings overrides; Redis is flushed first."""
     client = aioredis.from_url(redis_server.url)
     await client.flushdb()
@@ -246,27 +258,18 @@ async def make_gateway(
 
     @asynccontextmanager
     async def factory(**overrides: Any) -> AsyncIterator[str]:
-        values: dict[str, Any] = {
-            "service_urls": dict(upstreams.urls),
-            "jwks_url": f"{upstreams.urls['user']}/.well-known/jwks.json",
-            "redis_url": redis_server.url,
-            "rate_limit_anon": "100000/minute",
-            "rate_limit_user": "100000/minute",
-            "rate_limit_auth": "100000/minute",
-            "log_json": False,
-            "openapi_refresh_seconds": 3600,
-        }
-        values.update(overrides)
-        app = create_app(GatewaySettings(**values))
+        overrides.setdefault("redis_url", redis_server.url)
+        app = create_app(gateway_settings(upstreams, **overrides))
         async with serve(app) as (url, _):
             yield url
 
     yield factory
 
 
-@pytest_asyncio.fixture
-async def gateway(make_gateway: GatewayFactory) -> AsyncIterator[str]:
-    async with make_gateway() as url:
+@pytest_asyncio.fixture(scope="session")
+async def gateway(upstreams: Upstreams, redis_server: Any) -> AsyncIterator[str]:
+    """One gateway with default settings and limits too high to trigger, shared by many tests."""
+    async with serve(create_app(gateway_settings(upstreams, redis_url=redis_server.url))) as (url, _):
         yield url
 
 

@@ -55,7 +55,11 @@ class Gateway:
         if settings.rate_limit_enabled:
             self.limiter = RateLimiter(settings.redis_url, sync_ms=settings.rate_limit_sync_ms)
         if settings.auth_enabled:
-            self.jwks = JWKSCache(settings.jwks_url, ttl_seconds=settings.jwks_cache_seconds)
+            self.jwks = JWKSCache(
+                settings.jwks_url,
+                ttl_seconds=settings.jwks_cache_seconds,
+                min_refetch_interval=settings.jwks_min_refetch_seconds,
+            )
         return Proxy(
             settings,
             self.table,

@@ -19,6 +19,9 @@ class GatewaySettings(ServiceSettings):
     # --- authentication at the edge -------------------------------------------------------
     auth_enabled: bool = True
     verified_token_cache_size: int = 50_000
+    # an unknown `kid` refetches the JWKS, but at most this often (a flood of made-up kids
+    # must not become a flood of requests to user-service)
+    jwks_min_refetch_seconds: float = 5.0
 
     # --- rate limits (Redis is the source of truth; see ratelimit.py) ---------------------
     rate_limit_enabled: bool = True
