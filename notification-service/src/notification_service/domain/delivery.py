@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from paygate_common.db import unit_of_work
 from paygate_common.events import EventEnvelope, PaymentEvent
 from paygate_common.logging import mask
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service.channels.email import (
@@ -31,6 +32,12 @@ from notification_service.store import notifications as store
 from notification_service.store.tables import Notification
 
 log = logging.getLogger("notification_service.delivery")
+
+DELIVERY_ATTEMPTS = Counter(
+    "paygate_notification_delivery_attempts_total",
+    "Notification send attempts by channel and outcome (sent, failed, dead_lettered)",
+    ["channel", "outcome"],
+)
 
 MAX_ERROR_CHARS = 1000
 
@@ -170,6 +177,7 @@ class NotificationSender:
             marked = await store.mark_sent(
                 session, notification.id, attempt=notification.attempts, recipient=contact.email
             )
+        DELIVERY_ATTEMPTS.labels(notification.channel, "sent").inc()
         if not marked:
             log.warning("notification %s was sent but reclaimed meanwhile", notification.id)
         log.info("notification %s sent (attempt %d)", notification.id, notification.attempts)
@@ -217,6 +225,9 @@ class NotificationSender:
                     ),
                     recipient=recipient,
                 )
+        DELIVERY_ATTEMPTS.labels(
+            notification.channel, "dead_lettered" if give_up else "failed"
+        ).inc()
         log.warning(
             "notification %s attempt %d failed%s: %s",
             notification.id,
