@@ -269,7 +269,10 @@ async def make_gateway(upstreams: Upstreams, redis_server: Any) -> AsyncIterator
 @pytest_asyncio.fixture(scope="session")
 async def gateway(upstreams: Upstreams, redis_server: Any) -> AsyncIterator[str]:
     """One gateway with default settings and limits too high to trigger, shared by many tests."""
-    async with serve(create_app(gateway_settings(upstreams, redis_url=redis_server.url))) as (url, _):
+    async with serve(create_app(gateway_settings(upstreams, redis_url=redis_server.url))) as (
+        url,
+        _,
+    ):
         yield url
 
 

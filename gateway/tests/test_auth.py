@@ -73,9 +73,7 @@ async def test_alg_none_token_is_refused(
     assert sum(state.hits.values()) == 0
 
 
-async def test_token_signed_by_another_key_is_refused(
-    gateway: str, state: UpstreamState
-) -> None:
+async def test_token_signed_by_another_key_is_refused(gateway: str, state: UpstreamState) -> None:
     stranger = SigningKey.generate()
     token = stranger.sign(_claims())
     response = await _get(gateway, "/api/v1/orders", {"Authorization": f"Bearer {token}"})
@@ -104,16 +102,16 @@ async def test_valid_token_passes_and_is_verified_once(
 @pytest.mark.parametrize(
     "path", ["/api/v1/auth/signup", "/api/v1/auth/signin", "/api/v1/webhooks/stripe"]
 )
-async def test_public_routes_need_no_token(
-    gateway: str, state: UpstreamState, path: str
-) -> None:
+async def test_public_routes_need_no_token(gateway: str, state: UpstreamState, path: str) -> None:
     async with httpx.AsyncClient(base_url=gateway) as client:
         response = await client.post(path, json={"email": "a@example.com"})
     assert response.status_code == 200
 
 
 async def test_unknown_kid_refetches_the_jwks(
-    make_gateway, upstreams: Upstreams, state: UpstreamState  # type: ignore[no-untyped-def]
+    make_gateway,
+    upstreams: Upstreams,
+    state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
     rotated = SigningKey.generate()
     original = dict(state.jwks)

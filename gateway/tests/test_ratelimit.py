@@ -10,7 +10,8 @@ from .conftest import Upstreams, UpstreamState
 
 
 async def test_burst_gets_429_with_retry_after_and_ratelimit_headers(
-    make_gateway, state: UpstreamState  # type: ignore[no-untyped-def]
+    make_gateway,
+    state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
     async with make_gateway(rate_limit_anon="5/minute") as url:
         async with httpx.AsyncClient(base_url=url) as client:
@@ -33,7 +34,8 @@ async def test_burst_gets_429_with_retry_after_and_ratelimit_headers(
 
 
 async def test_sign_in_is_stricter_than_other_anonymous_calls(
-    make_gateway, state: UpstreamState  # type: ignore[no-untyped-def]
+    make_gateway,
+    state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
     async with make_gateway(rate_limit_anon="100/minute", rate_limit_auth="2/minute") as url:
         async with httpx.AsyncClient(base_url=url) as client:
@@ -44,7 +46,9 @@ async def test_sign_in_is_stricter_than_other_anonymous_calls(
 
 
 async def test_authenticated_calls_are_limited_per_user(
-    make_gateway, upstreams: Upstreams, state: UpstreamState  # type: ignore[no-untyped-def]
+    make_gateway,
+    upstreams: Upstreams,
+    state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
     alice, bob = upstreams.auth(), upstreams.auth()
     async with make_gateway(rate_limit_user="3/minute") as url:
@@ -56,7 +60,8 @@ async def test_authenticated_calls_are_limited_per_user(
 
 
 async def test_replicas_share_the_limit_through_redis(
-    make_gateway, state: UpstreamState  # type: ignore[no-untyped-def]
+    make_gateway,
+    state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
     async with (
         make_gateway(rate_limit_anon="10/minute") as one,
@@ -75,7 +80,8 @@ async def test_replicas_share_the_limit_through_redis(
 
 
 async def test_without_redis_the_gateway_serves_with_a_local_limit(
-    make_gateway, state: UpstreamState  # type: ignore[no-untyped-def]
+    make_gateway,
+    state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
     dead_redis = "redis://127.0.0.1:1/0"
     async with make_gateway(rate_limit_anon="4/minute", redis_url=dead_redis) as url:

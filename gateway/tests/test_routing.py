@@ -34,7 +34,11 @@ def test_every_route_in_the_table_is_covered() -> None:
 
 @pytest.mark.parametrize(("public", "service", "upstream_path"), CASES)
 async def test_prefix_reaches_its_service_without_api_v1(
-    gateway: str, upstreams: Upstreams, state: UpstreamState, public: str, service: str,
+    gateway: str,
+    upstreams: Upstreams,
+    state: UpstreamState,
+    public: str,
+    service: str,
     upstream_path: str,
 ) -> None:
     async with httpx.AsyncClient(base_url=gateway) as client:

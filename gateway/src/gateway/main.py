@@ -6,8 +6,6 @@ import logging
 from typing import Any
 
 import httpx
-from paygate_common.auth import JWKSCache
-from paygate_common.logging import configure_logging
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -18,6 +16,8 @@ from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter
 from gateway.routes import ROUTES, Route, RouteTable
 from gateway.settings import GatewaySettings
+from paygate_common.auth import JWKSCache
+from paygate_common.logging import configure_logging
 
 log = logging.getLogger("paygate.gateway")
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import fastapi_offline
 import httpx
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from paygate_common.errors import problem_response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway.metrics import UPSTREAM_UP
+from paygate_common.errors import problem_response
 
 if TYPE_CHECKING:
     from gateway.main import Gateway

@@ -16,6 +16,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from starlette.types import Receive, Scope, Send
+
+from gateway.breaker import CircuitBreaker
+from gateway.metrics import RATE_LIMITED, UPSTREAM_ERRORS, UPSTREAM_LATENCY, RequestCounter
+from gateway.ratelimit import Decision, Limit, RateLimiter
+from gateway.routes import Route, RouteTable, is_safe_path
+from gateway.settings import GatewaySettings
 from paygate_common.auth import (
     JWKSCache,
     Principal,
@@ -26,13 +33,6 @@ from paygate_common.auth import (
 from paygate_common.auth.errors import TokenMissing
 from paygate_common.errors import PROBLEM_CONTENT_TYPE, PaygateError, problem_body
 from paygate_common.logging import accept_request_id, request_id_var
-from starlette.types import Receive, Scope, Send
-
-from gateway.breaker import CircuitBreaker
-from gateway.metrics import RATE_LIMITED, UPSTREAM_ERRORS, UPSTREAM_LATENCY, RequestCounter
-from gateway.ratelimit import Decision, Limit, RateLimiter
-from gateway.routes import Route, RouteTable, is_safe_path
-from gateway.settings import GatewaySettings
 
 log = logging.getLogger("paygate.gateway.proxy")
 
@@ -421,7 +421,7 @@ class Proxy:
                     "upstream_unreachable",
                     f"The {route.service} service is unreachable",
                 )
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, _BodyTooLarge):
+            except (aiohttp.ClientConnectionError, _BodyTooLarge):
                 if response_started:
                     raise
                 if too_large:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from paygate_common.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from paygate_common.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
