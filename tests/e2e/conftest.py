@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from paygate_devstack.pytest_plugin import PaygateStack
 
+from paygate_devstack.pytest_plugin import PaygateStack
 from tests.e2e.support import SERVICES, SUITE_ENV, Suite
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+
 from paygate_devstack.pytest_plugin import PaygateStack, ServiceProcess
 
-ADMIN_EMAIL = "ops@paygate.test"
+ADMIN_EMAIL = "ops@example.com"
 ADMIN_PASSWORD = "an-admin-passphrase-42"
 PASSWORD = "correct-horse-battery-staple"
 

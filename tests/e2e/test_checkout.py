@@ -6,8 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
-import signal
 import time
 import uuid
 from typing import Any
@@ -211,7 +209,7 @@ async def test_payment_service_sigkill_mid_flow_loses_and_double_charges_nothing
     payment = suite.procs["payment"]
 
     async def kill() -> None:
-        os.kill(payment.pid, signal.SIGKILL)
+        payment.kill()
 
     ids = await _place_orders(buyer, 30, pause_after=10, during=kill)
     await asyncio.sleep(1)
