@@ -20,11 +20,6 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from paygate_common.auth import SigningKey
-from paygate_common.db import create_engine, create_sessionmaker
-from paygate_common.migrations import upgrade_head
-from payment_service.main import create_app
-from payment_service.settings import Settings
 from payment_tests_support import (
     ALEMBIC_INI,
     OLD_WEBHOOK_SECRET,
@@ -36,6 +31,12 @@ from payment_tests_support import (
     Stripe,
     UserServiceStandIn,
 )
+
+from paygate_common.auth import SigningKey
+from paygate_common.db import create_engine, create_sessionmaker
+from paygate_common.migrations import upgrade_head
+from payment_service.main import create_app
+from payment_service.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
 from paygate_common.auth import SigningKey, issue_access_token, jwks_document, verify_service_token
 from paygate_common.events import (
     ORDER_CREATE,
@@ -28,7 +30,6 @@ from paygate_common.events import (
 )
 from paygate_common.settings import ServiceSettings
 from payment_service.store.tables import payments
-from sqlalchemy import select
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 SERVICE_TOKEN_SECRET = secrets.token_urlsafe(48)

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from paygate_common.auth import SigningKey
 from payment_tests_support import (
     LiveServer,
     Orders,
@@ -20,6 +19,8 @@ from payment_tests_support import (
     payment_for_order,
     wait_for,
 )
+
+from paygate_common.auth import SigningKey
 
 FINAL = {"succeeded", "failed", "requires_action", "cancelled"}
 

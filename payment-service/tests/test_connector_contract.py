@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from payment_tests_support import ALEMBIC_INI, Stripe
+
 from paygate_common.db import create_engine
 from paygate_common.events import PaymentStatus
 from paygate_common.migrations import upgrade_head
@@ -15,7 +17,6 @@ from payment_service.connectors import build_connector
 from payment_service.connectors.base import PaymentContext, idempotency_key
 from payment_service.connectors.stripe import StripeConnector
 from payment_service.settings import Settings
-from payment_tests_support import ALEMBIC_INI, Stripe
 
 # scenario → (Stripe test token or card number, expected status)
 SCENARIOS = {

@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
+from payment_tests_support import ALEMBIC_INI, Stripe, UserServiceStandIn
+from sqlalchemy import func, select
+
 from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
 from paygate_common.events import OrderCreated
 from paygate_common.http import ServiceClient
@@ -24,8 +27,6 @@ from payment_service.domain.payment_context import UserDirectory
 from payment_service.settings import Settings
 from payment_service.store import payments as store
 from payment_service.store.tables import outbox, payment_attempts, sandbox_charges
-from payment_tests_support import ALEMBIC_INI, Stripe, UserServiceStandIn
-from sqlalchemy import func, select
 
 
 class SimulatedCrash(BaseException):

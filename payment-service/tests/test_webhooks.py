@@ -11,16 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from paygate_common.db import unit_of_work
-from paygate_common.events import OrderCreated
-from payment_service.domain import payments as domain
-from payment_service.domain.webhooks import (
-    InvalidSignature,
-    StaleSignature,
-    verify_stripe_signature,
-)
-from payment_service.store import payments as store
-from payment_service.store.tables import outbox, webhook_events
 from payment_tests_support import (
     OLD_WEBHOOK_SECRET,
     WEBHOOK_SECRET,
@@ -32,6 +22,17 @@ from payment_tests_support import (
     wait_for,
 )
 from sqlalchemy import func, select
+
+from paygate_common.db import unit_of_work
+from paygate_common.events import OrderCreated
+from payment_service.domain import payments as domain
+from payment_service.domain.webhooks import (
+    InvalidSignature,
+    StaleSignature,
+    verify_stripe_signature,
+)
+from payment_service.store import payments as store
+from payment_service.store.tables import outbox, webhook_events
 
 
 def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:

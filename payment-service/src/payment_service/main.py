@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from paygate_common.app import create_service_app
 from paygate_common.eventing import ConsumerSpec, run_eventing, supervise
 from paygate_common.events import ORDER_CREATE, ORDER_EVENT, PAYMENT_DLQ
 from paygate_common.http import ServiceClient
-
 from payment_service.api import payments, webhooks
 from payment_service.connectors import build_connector
 from payment_service.connectors.stripe import StripeConnector

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
 
 
 class Settings(ServiceSettings):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
+
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
-
 from payment_service.api.schemas import PaymentAttemptRead, PaymentRead
 from payment_service.domain import payments as domain
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Header, Request
-from paygate_common.db import SessionDep
 
+from paygate_common.db import SessionDep
 from payment_service.api.schemas import WebhookAck
 from payment_service.domain.webhooks import (
     InvalidWebhookEvent,

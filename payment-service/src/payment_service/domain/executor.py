@@ -31,11 +31,11 @@ import logging
 import random
 import uuid
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from paygate_common.db import unit_of_work
 from paygate_common.events import PaymentStatus
 from paygate_common.logging import mask
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from payment_service.connectors.base import (
     Connector,
     ConnectorResult,

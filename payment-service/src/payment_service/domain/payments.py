@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from paygate_common.errors import NotFound
 from paygate_common.events import (
     PAYMENT_EVENT,
@@ -23,8 +25,6 @@ from paygate_common.events import (
     new_event,
 )
 from paygate_common.outbox import add_event
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from payment_service.connectors.base import ConnectorResult
 from payment_service.store import payments as store
 from payment_service.store.payments import PaymentRow
@@ -53,14 +53,11 @@ class PaymentNotFound(NotFound):
 
 
 def status_of(result: ConnectorResult) -> str:
-    match result.status:
-        case PaymentStatus.SUCCEEDED | PaymentStatus.FAILED | PaymentStatus.CANCELLED:
-            return result.status.value
-        case PaymentStatus.REQUIRES_ACTION | PaymentStatus.PENDING:
-            return result.status.value
-        case PaymentStatus.REFUNDED:
-            # Refunds are a later flow; a connector never reports one for an authorization.
-            raise ValueError("an authorization cannot end refunded")
+    """The payment state a connector result leads to."""
+    if result.status is PaymentStatus.REFUNDED:
+        # Refunds are a later flow; a connector never reports one for an authorization.
+        raise ValueError("an authorization cannot end refunded")
+    return str(result.status.value)
 
 
 async def publish(session: AsyncSession, payment: PaymentRow) -> None:

@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from paygate_common.errors import PaygateError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from paygate_common.errors import PaygateError
 from payment_service.connectors.base import Connector
 from payment_service.domain import payments as domain
 from payment_service.store import payments as store

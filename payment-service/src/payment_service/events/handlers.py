@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from paygate_common.consumer import Handler
-from paygate_common.events import EventEnvelope, OrderCancelled, OrderCreated
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from paygate_common.consumer import Handler
+from paygate_common.events import EventEnvelope, OrderCancelled, OrderCreated
 from payment_service.domain import payments as domain
 
 log = logging.getLogger("payment_service.events")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from paygate_common.db import new_metadata
-from paygate_common.outbox import outbox_tables
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -22,6 +20,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from paygate_common.db import new_metadata
+from paygate_common.outbox import outbox_tables
 
 metadata = new_metadata()
 outbox, inbox = outbox_tables(metadata)

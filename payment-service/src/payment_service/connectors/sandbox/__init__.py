@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from paygate_common.events import PaymentStatus
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paygate_common.events import PaymentStatus
 from payment_service.connectors.base import (
     ConnectorResult,
     PaymentContext,

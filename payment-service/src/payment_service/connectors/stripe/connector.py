@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from paygate_common.events import PaymentStatus
-
 from payment_service.connectors.base import (
     ConnectorResult,
     PaymentContext,

@@ -112,4 +112,4 @@ class StripeTransport:
             raise ProviderUnavailable(f"lookup failed: {type(exc).__name__}") from exc
 
     async def aclose(self) -> None:
-        await self._http.close_async()
+        await self._http.close_async()  # type: ignore[no-untyped-call]
