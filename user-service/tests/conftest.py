@@ -14,10 +14,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import SecretStr
+
 from paygate_common.auth import issue_service_token
 from paygate_common.migrations import upgrade_head
 from paygate_common.settings import ServiceSettings
-from pydantic import SecretStr
 from user_service.main import create_app
 from user_service.settings import Settings
 

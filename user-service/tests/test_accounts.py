@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from fastapi import FastAPI
 from sqlalchemy import text
+
 from user_service.domain import accounts
 from user_service.domain.passwords import PasswordHasher
 

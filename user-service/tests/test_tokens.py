@@ -16,8 +16,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
-from paygate_common.auth import JWKSCache, SigningKey, verify_access_token
 from pydantic import SecretStr, ValidationError
+
+from paygate_common.auth import JWKSCache, SigningKey, verify_access_token
 from user_service.domain.tokens import load_signing_key
 from user_service.settings import Settings
 

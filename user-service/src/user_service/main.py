@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from paygate_common.app import create_service_app
 from paygate_common.auth import JWKSCache
 from paygate_common.eventing import run_eventing
-
 from user_service.api import auth, internal, payment_methods, users
 from user_service.domain import accounts
 from user_service.domain.passwords import PasswordHasher

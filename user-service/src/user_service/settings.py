@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
 from pydantic import EmailStr, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
 
 DEFAULT_STRIPE_API_KEY = f"sk_test_{DEV_SECRET_MARKER}-user-service-localstripe"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, status
+
 from paygate_common.auth import jwks_document
 from paygate_common.db import SessionDep
-
 from user_service.api.deps import (
     ClientIP,
     HasherDep,

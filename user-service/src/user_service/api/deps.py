@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from paygate_common.auth import SigningKey
 
+from paygate_common.auth import SigningKey
 from user_service.domain.passwords import PasswordHasher
 from user_service.domain.throttling import SigninThrottle
 from user_service.providers.stripe import StripeCards

@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter
+
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
-
 from user_service.api.schemas import ChargeableMethod, ContactRead, PaymentContextRead
 from user_service.domain import accounts, payment_methods
 

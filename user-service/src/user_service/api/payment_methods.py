@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Response, status
+
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
-
 from user_service.api.deps import StripeCardsDep
 from user_service.api.schemas import PaymentMethodCreate, PaymentMethodRead
 from user_service.domain import payment_methods

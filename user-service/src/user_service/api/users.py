@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
-
 from user_service.api.schemas import UserRead
 from user_service.domain import accounts
 

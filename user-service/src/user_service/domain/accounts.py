@@ -6,11 +6,11 @@ import logging
 import uuid
 from typing import Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from paygate_common.db import unit_of_work
 from paygate_common.events import USER_REGISTERED, UserRegistered, new_event
 from paygate_common.outbox import add_event
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from user_service.domain.errors import EmailTaken, InvalidCredentials, UserNotFound
 from user_service.domain.passwords import PasswordHasher, enforce_policy
 from user_service.domain.throttling import SigninThrottle

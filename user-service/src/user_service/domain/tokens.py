@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paygate_common.auth import SigningKey, issue_access_token, load_or_create_signing_key
-
 from user_service.settings import Settings
 from user_service.store.tables import User
 

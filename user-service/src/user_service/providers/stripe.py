@@ -78,11 +78,12 @@ class StripeCards:
             )
         except stripe.StripeError as exc:
             raise _translate(exc, action="payment method attach") from None
-        card = method.get("card")
-        if method.get("type") != "card" or not card:
+        data = method.to_dict()
+        card = data.get("card")
+        if data.get("type") != "card" or not isinstance(card, dict):
             raise InvalidPaymentMethod("Only card payment methods can be saved")
         details = CardDetails(
-            provider_payment_method_id=str(method.id),
+            provider_payment_method_id=str(data["id"]),
             brand=str(card.get("brand") or "unknown"),
             last4=str(card.get("last4") or "")[-4:],
             exp_month=int(card.get("exp_month") or 0),

@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from paygate_common.db import new_metadata
-from paygate_common.outbox import outbox_tables
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -22,6 +20,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from paygate_common.db import new_metadata
+from paygate_common.outbox import outbox_tables
 
 
 class UserServiceBase(DeclarativeBase):
