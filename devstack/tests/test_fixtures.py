@@ -17,6 +17,7 @@ import httpx
 import pytest
 import stripe
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from paygate_devstack import TOPICS
 from paygate_devstack.components import (
     Kafka,
@@ -248,3 +249,42 @@ def test_launcher_cli_explains_itself() -> None:
         check=True,
     )
     assert "run" in result.stdout and "stop" in result.stdout
+
+
+_LAUNCHER = """
+import sys, time
+from pathlib import Path
+from paygate_devstack.components import Redis
+from paygate_devstack.process import free_port
+redis = Redis(Path(sys.argv[1]), free_port(), log_path=Path(sys.argv[1]) / "redis.log")
+redis.start()
+print(redis.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_children_die_with_a_launcher_killed_by_sigkill(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert launcher.stdout is not None
+        child = int(launcher.stdout.readline())
+        os.kill(child, 0)  # running
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("redis outlived its SIGKILLed launcher")
+    finally:
+        launcher.kill()

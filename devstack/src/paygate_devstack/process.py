@@ -32,6 +32,10 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 def die_with_parent() -> None:
     """Ask the kernel to SIGTERM this very process when its parent dies (launcher safety net)."""
     _die_with_parent()
@@ -86,7 +90,9 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                # The kernel ties the death signal to the spawning *thread*: only the main
+                # thread lives as long as the launcher, elsewhere rely on stop()/atexit.
+                preexec_fn=_die_with_parent if _in_main_thread() else None,
                 **kwargs,
             )
         with _live_lock:
