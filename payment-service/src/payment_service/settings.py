@@ -27,7 +27,7 @@ class Settings(ServiceSettings):
     # Secrets still accepted while a rotation is under way (JSON list in the environment).
     stripe_webhook_previous_secrets: list[SecretStr] = Field(default_factory=list)
     # One provider request may take this long; the reconciler waits longer than that (see below).
-    stripe_timeout_seconds: float = 20.0
+    stripe_timeout_seconds: float = 10.0
     webhook_tolerance_seconds: int = 300
 
     # Payment executor: claims `created` payments and charges them.
@@ -36,7 +36,7 @@ class Settings(ServiceSettings):
     executor_batch_size: int = 10
     executor_poll_seconds: float = 0.2
     # A claimed payment is left alone by other executors this long (covers the user-service call).
-    executor_lease_seconds: float = 30.0
+    executor_lease_seconds: float = 15.0
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 60.0
     # After this many provider attempts with an unknown outcome the payment fails for good.
@@ -45,8 +45,8 @@ class Settings(ServiceSettings):
     # An attempt still `in_flight` after this long is reconciled with the provider. It must be
     # longer than a provider request can take (stripe_timeout_seconds), or a slow request could
     # be mistaken for a lost one.
-    reconcile_after_seconds: float = 60.0
-    reconcile_interval_seconds: float = 10.0
+    reconcile_after_seconds: float = 30.0
+    reconcile_interval_seconds: float = 5.0
 
     # Sandbox connector: simulated latency and injected retryable failures (benchmarks, chaos).
     sandbox_latency_ms: int = 0
