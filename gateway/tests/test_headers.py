@@ -79,20 +79,22 @@ async def test_cors_is_off_by_default(gateway: str, state: UpstreamState) -> Non
 
 
 async def test_cors_from_settings(make_gateway, state: UpstreamState) -> None:  # type: ignore[no-untyped-def]
-    async with make_gateway(cors_allow_origins=["https://shop.example"]) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            preflight = await client.options(
-                "/api/v1/orders",
-                headers={
-                    "Origin": "https://shop.example",
-                    "Access-Control-Request-Method": "POST",
-                    "Access-Control-Request-Headers": "authorization",
-                },
-            )
-            other = await client.options(
-                "/api/v1/orders",
-                headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
-            )
+    async with (
+        make_gateway(cors_allow_origins=["https://shop.example"]) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        preflight = await client.options(
+            "/api/v1/orders",
+            headers={
+                "Origin": "https://shop.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        other = await client.options(
+            "/api/v1/orders",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
     assert other.status_code == 400

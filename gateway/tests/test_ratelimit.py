@@ -13,11 +13,11 @@ async def test_burst_gets_429_with_retry_after_and_ratelimit_headers(
     make_gateway,
     state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
-    async with make_gateway(rate_limit_anon="5/minute") as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            responses = await asyncio.gather(
-                *(client.post("/api/v1/auth/refresh") for _ in range(12))
-            )
+    async with (
+        make_gateway(rate_limit_anon="5/minute") as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        responses = await asyncio.gather(*(client.post("/api/v1/auth/refresh") for _ in range(12)))
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(200) == 5
     assert statuses.count(429) == 7
@@ -37,10 +37,12 @@ async def test_sign_in_is_stricter_than_other_anonymous_calls(
     make_gateway,
     state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
-    async with make_gateway(rate_limit_anon="100/minute", rate_limit_auth="2/minute") as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            signins = [(await client.post("/api/v1/auth/signin")).status_code for _ in range(4)]
-            others = [(await client.post("/api/v1/auth/refresh")).status_code for _ in range(4)]
+    async with (
+        make_gateway(rate_limit_anon="100/minute", rate_limit_auth="2/minute") as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        signins = [(await client.post("/api/v1/auth/signin")).status_code for _ in range(4)]
+        others = [(await client.post("/api/v1/auth/refresh")).status_code for _ in range(4)]
     assert signins == [200, 200, 429, 429]
     assert others == [200, 200, 200, 200]
 
@@ -51,10 +53,12 @@ async def test_authenticated_calls_are_limited_per_user(
     state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
     alice, bob = upstreams.auth(), upstreams.auth()
-    async with make_gateway(rate_limit_user="3/minute") as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            a = [(await client.get("/api/v1/orders", headers=alice)).status_code for _ in range(4)]
-            b = [(await client.get("/api/v1/orders", headers=bob)).status_code for _ in range(2)]
+    async with (
+        make_gateway(rate_limit_user="3/minute") as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        a = [(await client.get("/api/v1/orders", headers=alice)).status_code for _ in range(4)]
+        b = [(await client.get("/api/v1/orders", headers=bob)).status_code for _ in range(2)]
     assert a == [200, 200, 200, 429]
     assert b == [200, 200]
 
@@ -84,13 +88,15 @@ async def test_without_redis_the_gateway_serves_with_a_local_limit(
     state: UpstreamState,  # type: ignore[no-untyped-def]
 ) -> None:
     dead_redis = "redis://127.0.0.1:1/0"
-    async with make_gateway(rate_limit_anon="4/minute", redis_url=dead_redis) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            first = [(await client.post("/api/v1/auth/refresh")).status_code for _ in range(3)]
-            await asyncio.sleep(0.1)  # let a sync attempt fail
-            rest = [(await client.post("/api/v1/auth/refresh")).status_code for _ in range(3)]
-            health = (await client.get("/health")).json()
-            metrics = (await client.get("/metrics")).text
+    async with (
+        make_gateway(rate_limit_anon="4/minute", redis_url=dead_redis) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        first = [(await client.post("/api/v1/auth/refresh")).status_code for _ in range(3)]
+        await asyncio.sleep(0.1)  # let a sync attempt fail
+        rest = [(await client.post("/api/v1/auth/refresh")).status_code for _ in range(3)]
+        health = (await client.get("/health")).json()
+        metrics = (await client.get("/metrics")).text
     assert first + rest == [200, 200, 200, 200, 429, 429]
     assert health["rate_limit_store"] == "local-fallback"
     assert health["status"] == "degraded"
