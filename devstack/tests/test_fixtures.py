@@ -108,11 +108,13 @@ async def test_kafka_pause_hangs_the_broker_and_resume_recovers(kafka_broker: Ka
     finally:
         kafka_broker.resume()
 
+    # a private topic: the session's broker is shared with every other package's tests
+    kafka_broker.create_topics(["devstack.pause"], partitions=1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
     await producer.start()
     try:
-        meta = await producer.send_and_wait("payment.event", b"after-resume")
-        assert meta.topic == "payment.event"
+        meta = await producer.send_and_wait("devstack.pause", b"after-resume")
+        assert meta.topic == "devstack.pause"
     finally:
         await producer.stop()
 
