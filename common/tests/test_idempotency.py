@@ -10,6 +10,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Header, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from starlette.responses import Response
+
 from paygate_common.db import SessionDep, create_sessionmaker
 from paygate_common.errors import install_error_handlers
 from paygate_common.idempotency import (
@@ -21,10 +26,6 @@ from paygate_common.idempotency import (
     idempotent_request,
     purge_expired_keys,
 )
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from starlette.responses import Response
 
 metadata = MetaData()
 idempotency_table(metadata)

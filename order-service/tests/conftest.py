@@ -198,8 +198,7 @@ async def topic_messages(
         if not partitions:
             await consumer.force_metadata_update()
             partitions = [
-                TopicPartition(topic, p)
-                for p in sorted(consumer.partitions_for_topic(topic) or [])
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
             ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

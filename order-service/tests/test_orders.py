@@ -1,4 +1,4 @@
-"""Orders API, Idempotency-Key and payment events, against real PostgreSQL and Kafka."""
+"""Orders API, Idempotency-Key, payment events and the sweeper, on real PostgreSQL and Kafka."""
 
 from __future__ import annotations
 
@@ -16,8 +16,20 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(scope="module")
 async def svc(start_order_service: Any) -> AsyncIterator[Any]:
-    async with start_order_service() as service:
+    # One app per module: a second consumer in group `order-service` waits ~15 s for the broker
+    # to forget the first one, so the sweeper tests below reuse this app with a short timeout.
+    async with start_order_service(sweep_interval_seconds=0.2, sweep_batch_size=2) as service:
         yield service
+
+
+@pytest.fixture
+def stale_after_one_second(svc: Any) -> Any:
+    """The sweeper (already running every 0.2 s) treats orders as stale after 1 s."""
+    settings = svc.settings
+    before = settings.pending_timeout_seconds
+    settings.pending_timeout_seconds = 1.0
+    yield
+    settings.pending_timeout_seconds = before
 
 
 def new_user() -> uuid.UUID:
@@ -73,9 +85,7 @@ async def test_placing_an_order_returns_201_pending_and_publishes_order_create(
 async def test_the_order_row_and_its_event_are_written_together(svc: Any) -> None:
     r = await svc.place(new_user(), amount=250)
     order_id = r.json()["id"]
-    rows = await svc.sql(
-        "SELECT topic, event_type FROM outbox WHERE key = :key", key=order_id
-    )
+    rows = await svc.sql("SELECT topic, event_type FROM outbox WHERE key = :key", key=order_id)
     assert [tuple(row) for row in rows] == [("order.create", "order.created")]
 
 
@@ -380,3 +390,55 @@ async def test_a_redelivered_event_is_applied_once(svc: Any) -> None:
         id=first.event_id,
     )
     assert rows[0][0] == 1
+
+
+# --- the sweeper: stale pending orders are cancelled and announced on order.event -----------
+
+
+async def test_a_stale_pending_order_is_cancelled_and_announced(
+    svc: Any, read_topic: Any, stale_after_one_second: None
+) -> None:
+    buyer = uuid.uuid4()
+    order = (await svc.place(buyer)).json()
+    assert order["status"] == "pending"
+    cancelled = await svc.wait_status(order, "cancelled", timeout=10)
+    assert cancelled["cancel_reason"] == "payment_timeout"
+
+    messages = await read_topic(svc.bootstrap, "order.event", key=order["id"])
+    assert [m.event_type for m in messages] == ["order.cancelled"]
+    assert messages[0].payload == {
+        "order_id": order["id"],
+        "user_id": str(buyer),
+        "reason": "payment_timeout",
+    }
+
+
+async def test_more_stale_orders_than_one_batch_are_all_cancelled(
+    svc: Any, stale_after_one_second: None
+) -> None:
+    buyer = uuid.uuid4()
+    orders = [(await svc.place(buyer)).json() for _ in range(5)]
+    for order in orders:
+        await svc.wait_status(order, "cancelled", timeout=10)
+    rows = await svc.sql(
+        "SELECT count(*) FROM outbox WHERE topic = 'order.event' AND key = ANY(:keys)",
+        keys=[o["id"] for o in orders],
+    )
+    assert rows[0][0] == 5
+
+
+async def test_a_settled_order_is_not_cancelled_and_a_late_payment_cannot_revive_one(
+    svc: Any, stale_after_one_second: None
+) -> None:
+    buyer = uuid.uuid4()
+    paid = (await svc.place(buyer)).json()
+    stale = (await svc.place(buyer)).json()
+    await svc.pay(paid, PaymentStatus.SUCCEEDED)
+    await svc.wait_status(paid, "paid", timeout=5)
+    await svc.wait_status(stale, "cancelled", timeout=10)
+    await asyncio.sleep(1.5)
+    assert (await svc.order(paid["id"], buyer))["status"] == "paid"
+
+    late = await svc.pay(stale, PaymentStatus.SUCCEEDED)
+    await svc.applied(late)
+    assert (await svc.order(stale["id"], buyer))["status"] == "cancelled"

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
+
 from paygate_common.idempotency import create_idempotency_table, drop_idempotency_table
 from paygate_common.outbox import create_outbox_tables, drop_outbox_tables
-from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from paygate_common.app import create_service_app
-from paygate_common.eventing import run_eventing, supervise
 
 from order_service.api.orders import router as orders_router
 from order_service.events.handlers import payment_consumer
 from order_service.settings import Settings
 from order_service.sweeper import sweep_forever
+from paygate_common.app import create_service_app
+from paygate_common.eventing import run_eventing, supervise
 
 DESCRIPTION = """Orders and their status. `POST /orders` writes a pending order and its
 `order.create` event in one transaction (send an `Idempotency-Key` to make retries safe);

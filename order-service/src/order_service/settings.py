@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from paygate_common.idempotency import DEFAULT_TTL_SECONDS
-from paygate_common.settings import ServiceSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
+from paygate_common.idempotency import DEFAULT_TTL_SECONDS
+from paygate_common.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):

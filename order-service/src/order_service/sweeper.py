@@ -7,12 +7,12 @@ import contextlib
 import logging
 import time
 
-from paygate_common.db import unit_of_work
-from paygate_common.idempotency import purge_expired_keys
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.domain.orders import cancel_stale_orders
 from order_service.settings import Settings
+from paygate_common.db import unit_of_work
+from paygate_common.idempotency import purge_expired_keys
 
 log = logging.getLogger("order_service.sweeper")
 

@@ -6,12 +6,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Path
-from paygate_common.auth import CurrentPrincipal
-from paygate_common.db import SessionDep
 
 from order_service.domain.errors import OrderNotFound
 from order_service.domain.orders import order_for
 from order_service.store.orders import OrderRecord
+from paygate_common.auth import CurrentPrincipal
+from paygate_common.db import SessionDep
 
 
 async def valid_order_id(

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from paygate_common.auth import CurrentPrincipal
-from paygate_common.db import SessionDep
-from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 from starlette.responses import Response
 
 from order_service.api.deps import ValidOrder
 from order_service.api.schemas import OrderCreate, OrderPageRead, OrderRead, OrderStatusRead
 from order_service.domain import orders as domain
+from paygate_common.auth import CurrentPrincipal
+from paygate_common.db import SessionDep
+from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
-PROBLEMS = {
+PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid access token (problem+json)"},
     404: {"description": "No such order, or not the caller's (problem+json `order_not_found`)"},
 }
@@ -109,4 +109,4 @@ async def get_order(order: ValidOrder) -> OrderRead:
     responses=PROBLEMS,
 )
 async def get_order_status(order: ValidOrder) -> OrderStatusRead:
-    return OrderStatusRead(id=order.id, status=order.status)  # type: ignore[arg-type]
+    return OrderStatusRead.model_validate({"id": order.id, "status": order.status})

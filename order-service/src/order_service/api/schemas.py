@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from paygate_common.money import AmountMinor, Currency
 from pydantic import BaseModel, ConfigDict, Field
 
 from order_service.store.orders import OrderRecord
+from paygate_common.money import AmountMinor, Currency
 
 OrderStatusName = Literal["pending", "paid", "failed", "requires_action", "cancelled", "refunded"]
 
@@ -69,7 +69,7 @@ class OrderRead(BaseModel):
             currency=order.currency,
             description=order.description,
             payment_method_id=order.payment_method_id,
-            status=order.status,  # type: ignore[arg-type]
+            status=order.status,
             cancel_reason=order.cancel_reason,
             created_at=order.created_at,
             updated_at=order.updated_at,

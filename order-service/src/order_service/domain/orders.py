@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from paygate_common.auth import Principal
-from paygate_common.events import PaymentEvent
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain.errors import InvalidCursor, OrderNotFound
@@ -19,6 +17,8 @@ from order_service.domain.status import OrderStatus, allowed_from, status_for_pa
 from order_service.events.publishing import publish_order_cancelled, publish_order_created
 from order_service.store import orders as store
 from order_service.store.orders import OrderRecord
+from paygate_common.auth import Principal
+from paygate_common.events import PaymentEvent
 
 log = logging.getLogger("order_service.orders")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from paygate_common.eventing import ConsumerSpec
-from paygate_common.events import EventEnvelope, PaymentEvent
-from paygate_common.events.topics import ORDER_DLQ, PAYMENT_EVENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain.orders import apply_payment_event
+from paygate_common.eventing import ConsumerSpec
+from paygate_common.events import EventEnvelope, PaymentEvent
+from paygate_common.events.topics import ORDER_DLQ, PAYMENT_EVENT
 
 log = logging.getLogger("order_service.events")
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.store.orders import OrderRecord
 from paygate_common.events import (
     ORDER_CREATE,
     ORDER_EVENT,
@@ -12,9 +15,6 @@ from paygate_common.events import (
     new_event,
 )
 from paygate_common.outbox import add_event
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from order_service.store.orders import OrderRecord
 
 PRODUCER = "order-service"
 

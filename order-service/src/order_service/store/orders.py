@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,7 +113,7 @@ async def current_status(session: AsyncSession, order_id: uuid.UUID) -> str | No
 
 async def cancel_stale_pending(
     session: AsyncSession, *, older_than_seconds: float, reason: str, limit: int
-) -> Sequence[Row[Any]]:
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Cancel up to `limit` orders pending for too long; returns their (id, user_id).
 
     SKIP LOCKED lets several replicas sweep at once, and skips an order a payment event is
@@ -137,7 +137,7 @@ async def cancel_stale_pending(
         .values(status="cancelled", cancel_reason=reason, updated_at=func.now())
         .returning(orders.c.id, orders.c.user_id)
     )
-    return result.all()
+    return [(row.id, row.user_id) for row in result.all()]
 
 
 __all__ = [

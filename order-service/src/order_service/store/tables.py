@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from paygate_common.db import new_metadata
-from paygate_common.idempotency import idempotency_table
-from paygate_common.outbox import outbox_tables
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -19,6 +16,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from paygate_common.db import new_metadata
+from paygate_common.idempotency import idempotency_table
+from paygate_common.outbox import outbox_tables
 
 metadata = new_metadata()
 
