@@ -15,15 +15,21 @@ from user_service.api.deps import (
     SigningKeyDep,
     ThrottleDep,
 )
-from user_service.api.schemas import JWKSRead, SigninRequest, SignupRequest, TokenResponse, UserRead
+from user_service.api.schemas import (
+    JWKSRead,
+    SigninRequest,
+    SignupRequest,
+    TokenResponse,
+    UserRead,
+    problem,
+)
 from user_service.domain import accounts, tokens
 
 router = APIRouter(tags=["auth"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
 SIGNIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "`invalid_credentials`", **_PROBLEM},
-    429: {"description": "`too_many_attempts`, with Retry-After", **_PROBLEM},
+    401: problem("`invalid_credentials`"),
+    429: problem("`too_many_attempts`, with Retry-After"),
 }
 
 
@@ -33,8 +39,8 @@ SIGNIN_ERRORS: dict[int | str, dict[str, Any]] = {
     response_model=UserRead,
     summary="Create a customer account",
     responses={
-        409: {"description": "`email_taken`", **_PROBLEM},
-        422: {"description": "`weak_password` (with `reason`) or `validation_error`", **_PROBLEM},
+        409: problem("`email_taken`"),
+        422: problem("`weak_password` (with `reason`) or `validation_error`"),
     },
 )
 async def signup(body: SignupRequest, session: SessionDep, hasher: HasherDep) -> UserRead:

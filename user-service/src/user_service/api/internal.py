@@ -9,15 +9,14 @@ from fastapi import APIRouter
 
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
-from user_service.api.schemas import ChargeableMethod, ContactRead, PaymentContextRead
+from user_service.api.schemas import ChargeableMethod, ContactRead, PaymentContextRead, problem
 from user_service.domain import accounts, payment_methods
 
 router = APIRouter(prefix="/internal/users", tags=["internal"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "`service_token_invalid`", **_PROBLEM},
-    404: {"description": "`user_not_found` or `payment_method_not_found`", **_PROBLEM},
+    401: problem("`service_token_invalid`"),
+    404: problem("`user_not_found` or `payment_method_not_found`"),
 }
 
 

@@ -10,17 +10,20 @@ from fastapi import APIRouter, Response, status
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
 from user_service.api.deps import StripeCardsDep
-from user_service.api.schemas import PaymentMethodCreate, PaymentMethodRead
+from user_service.api.schemas import PaymentMethodCreate, PaymentMethodRead, problem
 from user_service.domain import payment_methods
 
-router = APIRouter(prefix="/users/me/payment-methods", tags=["payment methods"])
+router = APIRouter(
+    prefix="/users/me/payment-methods",
+    tags=["payment methods"],
+    responses={401: problem("`token_missing`, `token_invalid` or `token_expired`")},
+)
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
 SAVE_ERRORS: dict[int | str, dict[str, Any]] = {
-    402: {"description": "`card_declined`, with `decline_code`", **_PROBLEM},
-    409: {"description": "`payment_method_exists`", **_PROBLEM},
-    422: {"description": "`invalid_payment_method` or `validation_error`", **_PROBLEM},
-    503: {"description": "`provider_unavailable`", **_PROBLEM},
+    402: problem("`card_declined`, with `decline_code`"),
+    409: problem("`payment_method_exists`"),
+    422: problem("`invalid_payment_method` or `validation_error`"),
+    503: problem("`provider_unavailable`"),
 }
 
 
@@ -57,7 +60,7 @@ async def list_saved(principal: CurrentPrincipal, session: SessionDep) -> list[P
     "/{payment_method_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Forget a saved method (and detach it at Stripe)",
-    responses={404: {"description": "`payment_method_not_found`", **_PROBLEM}},
+    responses={404: problem("`payment_method_not_found`")},
 )
 async def delete(
     payment_method_id: uuid.UUID,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -14,6 +14,11 @@ PasswordField = Annotated[
     str, Field(min_length=1, max_length=1024, json_schema_extra={"format": "password"}, repr=False)
 ]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def problem(description: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry for a problem+json error with the given stable codes."""
+    return {"description": description, "content": {"application/problem+json": {}}}
 
 
 class _Request(BaseModel):

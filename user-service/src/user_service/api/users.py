@@ -6,10 +6,13 @@ from fastapi import APIRouter
 
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
-from user_service.api.schemas import UserRead
+from user_service.api.schemas import UserRead, problem
 from user_service.domain import accounts
 
-router = APIRouter(tags=["users"])
+router = APIRouter(
+    tags=["users"],
+    responses={401: problem("`token_missing`, `token_invalid` or `token_expired`")},
+)
 
 
 @router.get("/users/me", response_model=UserRead, summary="The caller's profile")

@@ -44,7 +44,9 @@ class SigninThrottle:
         """Raise `TooManyAttempts` (429 + Retry-After) when either counter is at its limit."""
         account, ip = _account_key(email), _ip_key(client_ip)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(account).ttl(account).get(ip).ttl(ip)
+            for key in (account, ip):
+                pipe.get(key)
+                pipe.ttl(key)
             account_count, account_ttl, ip_count, ip_ttl = await pipe.execute()
         retry_after = 0
         if int(account_count or 0) >= self.max_per_account:
@@ -61,7 +63,8 @@ class SigninThrottle:
     async def record_failure(self, *, email: str, client_ip: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             for key in (_account_key(email), _ip_key(client_ip)):
-                pipe.set(key, 0, ex=self.window_seconds, nx=True).incr(key)
+                pipe.set(key, 0, ex=self.window_seconds, nx=True)
+                pipe.incr(key)
             await pipe.execute()
 
     async def record_success(self, *, email: str) -> None:

@@ -104,4 +104,4 @@ class StripeCards:
             raise _translate(exc, action="payment method detach") from None
 
     async def aclose(self) -> None:
-        await self._http.close_async()
+        await self._http.close_async()  # type: ignore[no-untyped-call]
