@@ -37,6 +37,15 @@ Usage in a FastAPI route (the session is the request's unit of work)::
 
 Without a key (`idempotency_key is None`) the same code runs the work and builds the response
 without touching the table. The migration creates the table with `create_idempotency_table(op)`.
+
+Notes for callers:
+- Declare the session with `Depends(get_session, scope="function")` so the unit of work commits
+  before the response is sent (FastAPI's default scope commits after the client has its answer).
+- If that commit fails, the claim stays `in_progress` until its lease ends (`lease_seconds`,
+  60 s by default), then a retry runs the work again. Choose a lease longer than the slowest
+  request: a retry that takes over a live claim runs the work too (only one of the two commits,
+  but side effects outside the database, such as a provider call, need their own idempotency key).
+- Errors raised by the work are not stored: the claim is released and a retry runs again.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
 
+import anyio
 import orjson
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
@@ -508,10 +518,14 @@ async def idempotent_request(
 
 
 async def _release_quietly(sessionmaker: Sessions, claim: Claim) -> None:
-    try:
-        await release_claim(sessionmaker, claim)
-    except Exception:  # the lease expiry frees the key anyway
-        log.warning("could not release idempotency claim (scope=%s)", claim.scope, exc_info=True)
+    # Shielded: a client that hung up cancels the request, and the release must still happen.
+    with anyio.CancelScope(shield=True):
+        try:
+            await release_claim(sessionmaker, claim)
+        except Exception:  # the lease expiry frees the key anyway
+            log.warning(
+                "could not release idempotency claim (scope=%s)", claim.scope, exc_info=True
+            )
 
 
 __all__ = [
