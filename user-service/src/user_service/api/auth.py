@@ -8,13 +8,7 @@ from fastapi import APIRouter, Form, status
 
 from paygate_common.auth import jwks_document
 from paygate_common.db import SessionDep
-from user_service.api.deps import (
-    ClientIP,
-    HasherDep,
-    SettingsDep,
-    SigningKeyDep,
-    ThrottleDep,
-)
+from user_service.api.deps import HasherDep, SignInContext, SignInDep, SigningKeyDep
 from user_service.api.schemas import (
     JWKSRead,
     SigninRequest,
@@ -54,26 +48,16 @@ async def signup(body: SignupRequest, session: SessionDep, hasher: HasherDep) ->
     return UserRead.model_validate(user)
 
 
-async def _sign_in(
-    *,
-    email: str,
-    password: str,
-    session: SessionDep,
-    hasher: HasherDep,
-    throttle: ThrottleDep,
-    signing_key: SigningKeyDep,
-    settings: SettingsDep,
-    client_ip: str,
-) -> TokenResponse:
+async def _sign_in(context: SignInContext, *, email: str, password: str) -> TokenResponse:
     user = await accounts.authenticate(
-        session=session,
-        hasher=hasher,
-        throttle=throttle,
+        session=context.session,
+        hasher=context.hasher,
+        throttle=context.throttle,
         email=email,
         password=password,
-        client_ip=client_ip,
+        client_ip=context.client_ip,
     )
-    issued = tokens.issue_for(user, signing_key=signing_key, settings=settings)
+    issued = tokens.issue_for(user, signing_key=context.signing_key, settings=context.settings)
     return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
@@ -83,25 +67,8 @@ async def _sign_in(
     summary="Exchange email and password for an access token",
     responses=SIGNIN_ERRORS,
 )
-async def signin(
-    body: SigninRequest,
-    session: SessionDep,
-    hasher: HasherDep,
-    throttle: ThrottleDep,
-    signing_key: SigningKeyDep,
-    settings: SettingsDep,
-    client_ip: ClientIP,
-) -> TokenResponse:
-    return await _sign_in(
-        email=body.email,
-        password=body.password,
-        session=session,
-        hasher=hasher,
-        throttle=throttle,
-        signing_key=signing_key,
-        settings=settings,
-        client_ip=client_ip,
-    )
+async def signin(body: SigninRequest, context: SignInDep) -> TokenResponse:
+    return await _sign_in(context, email=body.email, password=body.password)
 
 
 @router.post(
@@ -115,23 +82,9 @@ async def token(
     password: Annotated[
         str, Form(min_length=1, max_length=1024, json_schema_extra={"format": "password"})
     ],
-    session: SessionDep,
-    hasher: HasherDep,
-    throttle: ThrottleDep,
-    signing_key: SigningKeyDep,
-    settings: SettingsDep,
-    client_ip: ClientIP,
+    context: SignInDep,
 ) -> TokenResponse:
-    return await _sign_in(
-        email=username,
-        password=password,
-        session=session,
-        hasher=hasher,
-        throttle=throttle,
-        signing_key=signing_key,
-        settings=settings,
-        client_ip=client_ip,
-    )
+    return await _sign_in(context, email=username, password=password)
 
 
 @router.get(

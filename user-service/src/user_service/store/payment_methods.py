@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from user_service.store._rows import insert_unique
 from user_service.store.tables import PaymentMethod
 
 
@@ -82,15 +82,12 @@ async def insert(
         exp_year=exp_year,
         is_default=is_default,
     )
-    try:
-        async with session.begin_nested():
-            session.add(method)
-            await session.flush()
-    except IntegrityError as exc:
-        if "uq_payment_methods_provider_token" in str(exc.orig):
-            raise DuplicatePaymentMethod(provider_payment_method_id) from None
-        raise
-    await session.refresh(method)
+    await insert_unique(
+        session,
+        method,
+        constraint="uq_payment_methods_provider_token",
+        conflict=DuplicatePaymentMethod(provider_payment_method_id),
+    )
     return method
 
 

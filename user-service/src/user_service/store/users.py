@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from user_service.store._rows import insert_unique
 from user_service.store.tables import User
 
 
@@ -31,19 +31,10 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 async def insert(
     session: AsyncSession, *, email: str, full_name: str, role: str, password_hash: str
 ) -> User:
-    """Insert inside a savepoint, so a lost race leaves the outer transaction usable."""
     user = User(
         id=uuid.uuid4(), email=email, full_name=full_name, role=role, password_hash=password_hash
     )
-    try:
-        async with session.begin_nested():
-            session.add(user)
-            await session.flush()
-    except IntegrityError as exc:
-        if "uq_users_email" in str(exc.orig):
-            raise DuplicateEmail(email) from None
-        raise
-    await session.refresh(user)
+    await insert_unique(session, user, constraint="uq_users_email", conflict=DuplicateEmail())
     return user
 
 
