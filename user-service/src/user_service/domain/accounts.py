@@ -134,13 +134,7 @@ async def ensure_bootstrap_admin(
             if not await hasher.verify(password_hash, password):
                 password_hash = await hasher.hash(password)
             if existing.role != "admin" or password_hash != existing.password_hash:
-                await users.set_role_and_name(
-                    session,
-                    existing.id,
-                    role="admin",
-                    full_name=existing.full_name,
-                    password_hash=password_hash,
-                )
+                await users.make_admin(session, existing.id, password_hash=password_hash)
                 log.info("bootstrap admin updated", extra={"user_id": str(existing.id)})
             return existing.id
     raise RuntimeError("could not create or update the bootstrap admin")

@@ -44,13 +44,9 @@ async def set_password_hash(session: AsyncSession, user_id: uuid.UUID, password_
     )
 
 
-async def set_role_and_name(
-    session: AsyncSession, user_id: uuid.UUID, *, role: str, full_name: str, password_hash: str
-) -> None:
+async def make_admin(session: AsyncSession, user_id: uuid.UUID, *, password_hash: str) -> None:
     await session.execute(
-        update(User)
-        .where(User.id == user_id)
-        .values(role=role, full_name=full_name, password_hash=password_hash)
+        update(User).where(User.id == user_id).values(role="admin", password_hash=password_hash)
     )
 
 
