@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from paygate_devstack.pytest_plugin import PaygateStack
-from tests.e2e.support import SERVICES, SUITE_ENV, Suite
+
+# Test folders are not packages (importlib mode); the helpers module has a unique name instead.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from e2e_support import SERVICES, SUITE_ENV, Suite
 
 
 @pytest.fixture(scope="package")

@@ -12,8 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.e2e.support import (
+from e2e_support import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     Customer,
