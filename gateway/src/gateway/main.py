@@ -143,7 +143,8 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             max_age=settings.cors_max_age_seconds,
         )
         app.gateway = gateway
-    return app
+    asgi: ASGIApp = app
+    return asgi
 
 
 def run() -> None:

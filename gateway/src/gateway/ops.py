@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import fastapi_offline
 import httpx
@@ -43,7 +43,7 @@ def build_ops_app(gateway: Gateway) -> Starlette:
         results = await asyncio.gather(
             *(_upstream_ready(client, gateway.proxy.base_urls[n]) for n in names)
         )
-        upstreams = {}
+        upstreams: dict[str, dict[str, Any]] = {}
         for name, ready in zip(names, results, strict=True):
             UPSTREAM_UP.labels(name).set(1 if ready == "ok" else 0)
             upstreams[name] = {

@@ -233,9 +233,9 @@ class Proxy:
             except PaygateError as exc:
                 # Count failed attempts against the caller's IP so token guessing is limited.
                 if self.limiter is not None:
-                    decision = self.limiter.hit(self.anon_limit, client_ip)
-                    if not decision.allowed:
-                        await self._too_many(send, rid_bytes, route, decision)
+                    refused = self.limiter.hit(self.anon_limit, client_ip)
+                    if not refused.allowed:
+                        await self._too_many(send, rid_bytes, route, refused)
                         return
                 await self._error(send, rid_bytes, route.prefix, exc)
                 return
