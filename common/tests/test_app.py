@@ -26,7 +26,9 @@ router = APIRouter()
 
 @router.get("/things/{thing_id}")
 async def read_thing(thing_id: int, session: SessionDep) -> dict[str, int]:
-    value = (await session.execute(text("SELECT CAST(:v AS integer)"), {"v": thing_id})).scalar_one()
+    value = (
+        await session.execute(text("SELECT CAST(:v AS integer)"), {"v": thing_id})
+    ).scalar_one()
     if value == 404:
         raise NotFound("no such thing", code="thing_not_found")
     return {"id": value}
@@ -39,9 +41,10 @@ def build(database_url: str, redis_url: str):  # type: ignore[no-untyped-def]
 
 async def test_ready_when_database_and_redis_answer(postgres, redis_server) -> None:  # type: ignore[no-untyped-def]
     app = build(postgres.create_database(), redis_server.url)
-    async with LifespanManager(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
         assert (await client.get("/health")).json()["status"] == "ok"
         ready = await client.get("/ready")
         assert ready.status_code == 200
@@ -56,9 +59,10 @@ async def test_ready_when_database_and_redis_answer(postgres, redis_server) -> N
 
 async def test_not_ready_when_redis_is_unreachable(postgres) -> None:  # type: ignore[no-untyped-def]
     app = build(postgres.create_database(), "redis://127.0.0.1:1/0")
-    async with LifespanManager(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
         ready = await client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["redis"].startswith("down")
@@ -69,9 +73,10 @@ async def test_not_ready_when_redis_is_unreachable(postgres) -> None:  # type: i
 
 async def test_docs_are_served_without_any_cdn(postgres, redis_server) -> None:  # type: ignore[no-untyped-def]
     app = build(postgres.create_database(), redis_server.url)
-    async with LifespanManager(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
         page = (await client.get("/docs")).text
         hosts = set(re.findall(r"(?:src|href)=[\"'](https?://[^/\"']+)", page))
         assert hosts == set(), hosts
@@ -81,3 +86,48 @@ async def test_docs_are_served_without_any_cdn(postgres, redis_server) -> None: 
             assert (await client.get(asset)).status_code == 200, asset
         spec = (await client.get("/openapi.json")).json()
         assert "/things/{thing_id}" in spec["paths"]
+
+
+async def test_unit_of_work_is_committed_before_the_response(postgres, redis_server) -> None:  # type: ignore[no-untyped-def]
+    """A client holding a 201 can read what it created at once: the commit precedes the answer."""
+    database_url = postgres.create_database()
+    app = build(database_url, redis_server.url)
+    seen_committed: list[bool] = []
+    probe = APIRouter()
+
+    @probe.post("/notes/{note}", status_code=201)
+    async def add_note(note: str, session: SessionDep) -> dict[str, str]:
+        await session.execute(text("CREATE SCHEMA IF NOT EXISTS demo"))
+        await session.execute(text("CREATE TABLE IF NOT EXISTS notes (body text)"))
+        await session.execute(text("INSERT INTO notes VALUES (:b)"), {"b": note})
+        return {"note": note}
+
+    app.include_router(probe)
+
+    async def count_notes() -> int:
+        async with app.state.engine.connect() as conn:
+            exists = (await conn.execute(text("SELECT to_regclass('notes')"))).scalar_one()
+            if exists is None:
+                return 0
+            return int((await conn.execute(text("SELECT count(*) FROM notes"))).scalar_one())
+
+    async def watch(message):  # type: ignore[no-untyped-def]
+        if message["type"] == "http.response.start":
+            seen_committed.append(await count_notes() == 1)
+
+    async with LifespanManager(app):
+        inner = app
+
+        async def recording_app(scope, receive, send):  # type: ignore[no-untyped-def]
+            async def send_and_check(message):  # type: ignore[no-untyped-def]
+                await watch(message)
+                await send(message)
+
+            await inner(scope, receive, send_and_check)
+
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=recording_app), base_url="http://t"
+        ) as client:
+            r = await client.post("/notes/first")
+    assert r.status_code == 201
+    assert seen_committed == [True]

@@ -77,7 +77,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the unit of work commits BEFORE the response is sent. With FastAPI's default
+# ("request") scope the commit would run after the client already holds its 201, so an
+# immediate GET could 404, or a failed commit could contradict the answer.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def ping(engine: AsyncEngine) -> None:

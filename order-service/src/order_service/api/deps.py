@@ -6,18 +6,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Path
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain.errors import OrderNotFound
 from order_service.domain.orders import order_for
 from order_service.store.orders import OrderRecord
 from paygate_common.auth import CurrentPrincipal
-from paygate_common.db import get_session
-
-# The request's unit of work, committed BEFORE the response goes out. With FastAPI's default
-# ("request") scope the commit runs after the client already has its 201, so an immediate
-# GET (or a commit failure) could contradict the answer the client holds.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+from paygate_common.db import SessionDep
 
 
 async def valid_order_id(
