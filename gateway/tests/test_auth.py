@@ -7,10 +7,9 @@ import uuid
 
 import httpx
 import pytest
+from gateway_support import AUDIENCE, ISSUER, Upstreams, UpstreamState, unsigned_token
 
 from paygate_common.auth import SigningKey, issue_access_token
-
-from .conftest import AUDIENCE, ISSUER, Upstreams, UpstreamState, unsigned_token
 
 
 def _claims(**overrides: object) -> dict[str, object]:

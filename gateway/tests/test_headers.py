@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import httpx
-
-from .conftest import Upstreams, UpstreamState
+from gateway_support import Upstreams, UpstreamState
 
 
 async def test_hop_by_hop_and_forged_headers_never_reach_the_upstream(

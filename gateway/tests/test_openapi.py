@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
-
-from .conftest import UpstreamState
+from gateway_support import UpstreamState
 
 PUBLIC_PATHS = {
     "/api/v1/auth/signup",

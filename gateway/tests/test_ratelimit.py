@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-
-from .conftest import Upstreams, UpstreamState
+from gateway_support import Upstreams, UpstreamState
 
 
 async def test_burst_gets_429_with_retry_after_and_ratelimit_headers(

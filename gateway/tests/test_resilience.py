@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
-
-from .conftest import Upstreams, UpstreamState, free_port
+from gateway_support import Upstreams, UpstreamState, free_port
 
 
 async def test_body_over_the_limit_is_413_by_content_length(

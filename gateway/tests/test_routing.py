@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from gateway_support import Upstreams, UpstreamState, raw_request
 
 from gateway.routes import ROUTES, RouteTable, is_safe_path
-
-from .conftest import Upstreams, UpstreamState, raw_request
 
 # (public path, service, upstream path) for every route in the table, plus a deeper path.
 CASES = [
