@@ -31,6 +31,9 @@ class ServiceSpec:
     port: int
     env_prefix: str
     schema: str | None
+    # Extra uvicorn flags. The gateway sets X-Forwarded-For itself and must not let uvicorn
+    # trust a client's header, or a caller could pick the IP its rate limit is counted against.
+    uvicorn_args: tuple[str, ...] = ()
 
     @property
     def app(self) -> str:
@@ -40,7 +43,10 @@ class ServiceSpec:
 
 # Gateway first: it is the entry point and leads the printed table.
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("gateway", "gateway", "gateway", 8000, "GATEWAY_", None),
+    ServiceSpec(
+        "gateway", "gateway", "gateway", 8000, "GATEWAY_", None,
+        ("--no-proxy-headers", "--loop", "uvloop", "--http", "httptools"),
+    ),
     ServiceSpec("user", "user-service", "user_service", 8001, "USER_SERVICE_", "users"),
     ServiceSpec(
         "payment", "payment-service", "payment_service", 8002, "PAYMENT_SERVICE_", "payments"
