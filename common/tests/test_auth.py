@@ -21,6 +21,11 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 from paygate_common.auth import (
     AdminPrincipal,
     CurrentPrincipal,
@@ -47,10 +52,6 @@ from paygate_common.auth import (
 )
 from paygate_common.errors import PROBLEM_CONTENT_TYPE, install_error_handlers
 from paygate_common.settings import ServiceSettings
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 ISSUER = "paygate-test"
 AUDIENCE = "paygate-api-test"

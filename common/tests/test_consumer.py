@@ -11,6 +11,9 @@ from typing import Any, ClassVar
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from paygate_common.consumer import (
     ConsumerRunner,
     DeadLetter,
@@ -28,8 +31,6 @@ from paygate_common.events_testing import (
 )
 from paygate_common.kafka import create_producer, headers_dict, kafka_headers
 from paygate_common.settings import ServiceSettings
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 SERVICE = "consumer-test"
 

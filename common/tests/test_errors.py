@@ -50,13 +50,17 @@ def client() -> httpx.AsyncClient:
 
 
 async def test_malformed_json_is_a_400_problem(client: httpx.AsyncClient) -> None:
-    r = await client.post("/charges", content=b'{"amount": 1', headers={"content-type": "application/json"})
+    r = await client.post(
+        "/charges", content=b'{"amount": 1', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "malformed_json"
 
 
-async def test_wrong_type_and_unknown_field_are_422_with_locations(client: httpx.AsyncClient) -> None:
+async def test_wrong_type_and_unknown_field_are_422_with_locations(
+    client: httpx.AsyncClient,
+) -> None:
     r = await client.post("/charges", json={"amount": "lots", "currency": "usd", "cvc": "123"})
     body = r.json()
     assert r.status_code == 422

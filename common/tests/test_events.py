@@ -15,6 +15,9 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from paygate_common.app import create_service_app
 from paygate_common.db import create_engine, new_metadata, unit_of_work
 from paygate_common.eventing import ConsumerSpec, run_eventing, supervise
@@ -27,8 +30,6 @@ from paygate_common.events_testing import (
 from paygate_common.kafka import envelope_headers, headers_dict, kafka_headers
 from paygate_common.outbox import add_event, drop_outbox_tables, outbox_tables
 from paygate_common.settings import ServiceSettings
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class _Settings(ServiceSettings):

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
 from paygate_common.auth import ServiceCaller, verify_service_token
 from paygate_common.errors import UpstreamError, install_error_handlers
 from paygate_common.http import DependencyUnavailable, ServiceClient, UpstreamStatusError

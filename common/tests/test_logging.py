@@ -46,7 +46,9 @@ def test_masking_filter_applies_to_args_and_extras() -> None:
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        logger.warning("declined %s", "4242424242424242", extra={"body": {"password": "pw=hunter22"}})
+        logger.warning(
+            "declined %s", "4242424242424242", extra={"body": {"password": "pw=hunter22"}}
+        )
     finally:
         logger.removeHandler(handler)
     out = stream.getvalue()
@@ -64,7 +66,9 @@ async def test_request_id_is_kept_or_minted_and_visible_to_logs() -> None:
         return {"rid": current_request_id()}
 
     wrapped = RequestIdMiddleware(app)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=wrapped), base_url="http://t"
+    ) as c:
         kept = await c.get("/", headers={"X-Request-ID": "abc-123"})
         minted = await c.get("/")
         hostile = await c.get("/", headers={"X-Request-ID": "x\n{injected}"})

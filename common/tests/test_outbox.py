@@ -11,6 +11,10 @@ from typing import Any, ClassVar
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
 from paygate_common.consumer import ConsumerRunner
 from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
 from paygate_common.events.envelope import EventEnvelope
@@ -24,9 +28,6 @@ from paygate_common.events_testing import (
 from paygate_common.kafka import create_producer, headers_dict
 from paygate_common.outbox import OutboxRelay, add_event
 from paygate_common.settings import ServiceSettings
-from prometheus_client import REGISTRY
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 
 class _Settings(ServiceSettings):

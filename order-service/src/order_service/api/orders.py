@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from order_service.api.deps import SessionDep, ValidOrder
+from order_service.api.deps import ValidOrder
 from order_service.api.schemas import OrderCreate, OrderPageRead, OrderRead, OrderStatusRead
 from order_service.domain import orders as domain
 from paygate_common.auth import CurrentPrincipal
+from paygate_common.db import SessionDep
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
 router = APIRouter(prefix="/orders", tags=["orders"])

@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from order_service.store.orders import OrderRecord
 from paygate_common.money import AmountMinor, Currency
+from paygate_common.text import Description
 
 OrderStatusName = Literal["pending", "paid", "failed", "requires_action", "cancelled", "refunded"]
 
@@ -22,7 +23,7 @@ class OrderCreate(BaseModel):
 
     amount: AmountMinor
     currency: Currency
-    description: str | None = Field(default=None, max_length=500)
+    description: Description | None = None
     # A saved method of the caller (user-service); omitted means the default method.
     payment_method_id: uuid.UUID | None = None
 

@@ -6,14 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from paygate_common.text import PersonName
 
 # Policy (length, common passwords) is checked in the domain to give a specific reason; this
 # bound only keeps absurd bodies away from Argon2.
 PasswordField = Annotated[
     str, Field(min_length=1, max_length=1024, json_schema_extra={"format": "password"}, repr=False)
 ]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+FullName = PersonName
 
 
 def problem(description: str) -> dict[str, Any]:
