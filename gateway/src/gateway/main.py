@@ -23,7 +23,7 @@ log = logging.getLogger("paygate.gateway")
 
 
 class Gateway:
-    """Owns the shared state (sessions, breakers, limiter, key cache) and dispatches requests."""
+    """Owns the shared state (upstream pools, breakers, limiter, key cache) and dispatches requests."""
 
     def __init__(self, settings: GatewaySettings, routes: tuple[Route, ...] = ROUTES) -> None:
         self.settings = settings
@@ -123,6 +123,12 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
     # httpx logs every JWKS / OpenAPI / health fetch at INFO; those are routine here.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # No access log. uvicorn decides per connection whether to call its access logger from
+    # `hasHandlers()`, and with the shared root handler it would format the client address and
+    # path on every response only for the WARNING level to drop the record.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
     gateway = Gateway(settings)
     app: Any = gateway
     if settings.cors_allow_origins:
@@ -157,7 +163,9 @@ def run() -> None:
         host="127.0.0.1",
         port=8000,
         loop="uvloop",
-        http="httptools",
+        # httptools with each response written in one send() (see gateway/server.py)
+        http="gateway.server:GatewayHttpProtocol",
+        lifespan="on",
         access_log=False,
         # uvicorn would otherwise rewrite the client address from X-Forwarded-For for connections
         # from 127.0.0.1; the gateway decides that itself (GATEWAY_TRUST_FORWARDED_FOR).

@@ -1,8 +1,9 @@
-"""The hot path: a raw ASGI reverse proxy over one pooled aiohttp session per upstream.
+"""The hot path: a raw ASGI reverse proxy over one keep-alive pool per upstream (client.py).
 
-No framework routing, no Request objects, headers as raw byte pairs: FACTS.md measured a
-FastAPI + httpx proxy at ~5% of nginx's throughput and raw ASGI + aiohttp at parity, and every
-microsecond here is paid by every call in the suite.
+No framework routing, no Request objects, headers as raw bytes: FACTS.md measured a FastAPI +
+httpx proxy at ~5% of nginx's throughput, and every microsecond here is paid by every call in
+the suite. The upstream request is written as one bytes object and a complete upstream response
+is relayed as one ASGI start + one body message (one socket write with `gateway.server`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-import aiohttp
 from starlette.types import Receive, Scope, Send
 
 from gateway.breaker import CircuitBreaker
+from gateway.client import (
+    BrokenResponse,
+    ConnectFailed,
+    Disconnected,
+    UpstreamPool,
+    UpstreamResponse,
+)
 from gateway.metrics import RATE_LIMITED, UPSTREAM_ERRORS, UPSTREAM_LATENCY, RequestCounter
 from gateway.ratelimit import Decision, Limit, RateLimiter
 from gateway.routes import Route, RouteTable, is_safe_path
@@ -51,11 +57,13 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-# Dropped from the request: recomputed by aiohttp or replaced by the gateway. The identity
+# Dropped from the request: recomputed by the client or replaced by the gateway (`expect`: the
+# body is sent at once, an upstream's 100 Continue would only cost a round trip). The identity
 # headers are dropped so no upstream could ever be fooled by one a client made up.
 _REQUEST_DROP = HOP_BY_HOP | {
     b"host",
     b"content-length",
+    b"expect",
     b"x-request-id",
     b"x-forwarded-for",
     b"x-forwarded-proto",
@@ -70,7 +78,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
 _RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id", b"date", b"server"}
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _JSON_HEADERS = [(b"content-type", PROBLEM_CONTENT_TYPE.encode())]
-_INLINE_BODY_MAX = 256 * 1024  # read whole responses up to this size in one go
+_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 # Request ids: a random per-process prefix plus a counter. uuid4() reads os.urandom per call
@@ -105,16 +113,13 @@ class Proxy:
         self.limiter = limiter
         self.jwks = jwks
         self.tokens = VerifiedTokenCache(settings.verified_token_cache_size)
-        self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self.pools: dict[str, UpstreamPool] = {}
         self.base_urls = {name: settings.service_url(name) for name in table.services}
         self.max_body = settings.max_body_bytes
         self.counter = RequestCounter()
         self._latency = {name: UPSTREAM_LATENCY.labels(name) for name in table.services}
         self._timeouts = {
-            route.prefix: aiohttp.ClientTimeout(
-                total=route.timeout or settings.upstream_timeout_seconds,
-                sock_connect=settings.upstream_connect_timeout_seconds,
-            )
+            route.prefix: route.timeout or settings.upstream_timeout_seconds
             for route in table.routes
         }
         self.anon_limit = Limit.parse("anon", settings.rate_limit_anon)
@@ -127,23 +132,17 @@ class Proxy:
 
     async def start(self) -> None:
         for name in self.table.services:
-            connector = aiohttp.TCPConnector(
+            self.pools[name] = UpstreamPool(
+                self.base_urls[name],
                 limit=self.settings.upstream_pool_size,
-                keepalive_timeout=self.settings.upstream_keepalive_seconds,
-                ttl_dns_cache=300,
-            )
-            self.sessions[name] = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                trust_env=False,
+                keepalive_seconds=self.settings.upstream_keepalive_seconds,
+                connect_timeout=self.settings.upstream_connect_timeout_seconds,
             )
 
     async def aclose(self) -> None:
-        for session in self.sessions.values():
-            await session.close()
-        self.sessions.clear()
+        for pool in self.pools.values():
+            await pool.aclose()
+        self.pools.clear()
 
     # --- the request ----------------------------------------------------------------------
 
@@ -154,7 +153,9 @@ class Proxy:
         content_length = -1
         host = b""
         forwarded_for = b""
-        fwd: list[tuple[str, str]] = []
+        # The forwarded headers as finished `name: value\r\n` lines: the upstream request is
+        # written as one bytes object, so there is no reason to build pairs or a dict.
+        fwd: list[bytes] = []
         connection_tokens: frozenset[bytes] = frozenset()
         for name, value in scope["headers"]:
             if name in _REQUEST_DROP:
@@ -176,7 +177,7 @@ class Proxy:
                 continue
             if name == b"authorization":
                 authorization = value
-            fwd.append((name.decode("latin-1"), value.decode("latin-1")))
+            fwd.append(name + b": " + value + b"\r\n")
         if request_id is None:
             request_id = new_request_id()
         rid_token = request_id_var.set(request_id)
@@ -187,7 +188,6 @@ class Proxy:
                 receive,
                 send,
                 path,
-                request_id,
                 rid_bytes,
                 authorization,
                 content_length,
@@ -205,13 +205,12 @@ class Proxy:
         receive: Receive,
         send: Send,
         path: str,
-        request_id: str,
         rid_bytes: bytes,
         authorization: bytes | None,
         content_length: int,
         host: bytes,
         forwarded_for: bytes,
-        fwd: list[tuple[str, str]],
+        fwd: list[bytes],
         connection_tokens: frozenset[bytes],
     ) -> None:
         route = self.table.match(path)
@@ -275,24 +274,34 @@ class Proxy:
 
         # Headers the upstream needs from the gateway.
         if connection_tokens:
-            fwd = [(k, v) for k, v in fwd if k.lower().encode("latin-1") not in connection_tokens]
-        fwd.append(("X-Request-ID", request_id))
-        xff = client_ip if not forwarded_for else f"{forwarded_for.decode('latin-1')}, {client_ip}"
-        if not self.settings.trust_forwarded_for:
-            xff = client_ip
-        fwd.append(("X-Forwarded-For", xff))
-        fwd.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+            fwd = [line for line in fwd if line.split(b":", 1)[0] not in connection_tokens]
+        if forwarded_for and self.settings.trust_forwarded_for:
+            xff = forwarded_for + b", " + client_ip.encode("latin-1")
+        else:
+            xff = client_ip.encode("latin-1")
+        scheme = scope.get("scheme", "http")
+        fwd.append(
+            b"x-request-id: %s\r\nx-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n"
+            % (rid_bytes, xff, b"https" if scheme == "https" else b"http")
+        )
         if host:
-            fwd.append(("X-Forwarded-Host", host.decode("latin-1")))
+            fwd.append(b"x-forwarded-host: " + host + b"\r\n")
 
-        upstream_path = route.upstream_bytes + raw_path[len(route.prefix_bytes) :]
-        url = self.base_urls[route.service] + upstream_path.decode("latin-1")
+        target = route.upstream_bytes + raw_path[len(route.prefix_bytes) :]
         query: bytes = scope.get("query_string", b"")
         if query:
-            url = url + "?" + query.decode("latin-1")
+            target = target + b"?" + query
 
         await self._forward(
-            scope, receive, send, route, breaker, url, fwd, rid_bytes, decision, content_length
+            scope,
+            receive,
+            send,
+            route,
+            breaker,
+            target,
+            b"".join(fwd),
+            rid_bytes,
+            decision,
         )
 
     async def _forward(
@@ -302,16 +311,15 @@ class Proxy:
         send: Send,
         route: Route,
         breaker: CircuitBreaker,
-        url: str,
-        fwd: list[tuple[str, str]],
+        target: bytes,
+        header_block: bytes,
         rid_bytes: bytes,
         decision: Decision | None,
-        content_length: int,
     ) -> None:
         method: str = scope["method"]
         message = await receive()
         body: bytes = message.get("body", b"")
-        data: Any = body or None
+        data: bytes | AsyncIterator[bytes] = body
         too_large = False
         streamed = False
         if message.get("more_body", False):
@@ -338,69 +346,21 @@ class Proxy:
 
             data = stream(body)
 
-        session = self.sessions[route.service]
+        pool = self.pools[route.service]
         timeout = self._timeouts[route.prefix]
         attempts = 2 if method in IDEMPOTENT and not streamed else 1
         started = time.perf_counter()
-        response_started = False
         for attempt in range(attempts):
             try:
-                async with session.request(
-                    method,
-                    url,
-                    headers=fwd,
-                    data=data,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    compress=None,
-                ) as resp:
-                    self._latency[route.service].observe(time.perf_counter() - started)
-                    status = resp.status
-                    if status >= 500:
-                        UPSTREAM_ERRORS.labels(route.service, "status_5xx").inc()
-                        breaker.record_failure()
-                    else:
-                        breaker.record_success()
-                    headers = [
-                        (k.lower(), v)
-                        for k, v in resp.raw_headers
-                        if k.lower() not in _RESPONSE_DROP
-                    ]
-                    headers.append((b"x-request-id", rid_bytes))
-                    if decision is not None:
-                        headers.extend(decision.headers())
-                    length = resp.content_length
-                    if length is not None and length <= _INLINE_BODY_MAX:
-                        payload = await resp.read()
-                        response_started = True
-                        await send(
-                            {"type": "http.response.start", "status": status, "headers": headers}
-                        )
-                        await send({"type": "http.response.body", "body": payload})
-                    else:
-                        response_started = True
-                        await send(
-                            {"type": "http.response.start", "status": status, "headers": headers}
-                        )
-                        async for chunk in resp.content.iter_chunked(65536):
-                            await send(
-                                {"type": "http.response.body", "body": chunk, "more_body": True}
-                            )
-                        await send({"type": "http.response.body", "body": b""})
-                    self.counter.inc(route.prefix, status)
-                    return
-            except aiohttp.ConnectionTimeoutError:
-                if response_started:
-                    raise
-                kind, status, code, detail = (
-                    "connect",
-                    502,
-                    "upstream_unreachable",
-                    f"The {route.service} service did not accept the connection",
+                resp = await pool.request(method, target, header_block, data, total_seconds=timeout)
+            except ConnectFailed as exc:
+                kind, status, code = "connect", 502, "upstream_unreachable"
+                detail = (
+                    f"The {route.service} service did not accept the connection"
+                    if exc.timed_out
+                    else f"The {route.service} service is unreachable"
                 )
-            except (TimeoutError, aiohttp.ServerTimeoutError):
-                if response_started:
-                    raise
+            except TimeoutError:
                 breaker.record_failure()
                 UPSTREAM_ERRORS.labels(route.service, "timeout").inc()
                 await self._problem(
@@ -412,48 +372,26 @@ class Proxy:
                     f"The {route.service} service did not answer in time",
                 )
                 return
-            except aiohttp.ClientConnectorError:
-                if response_started:
-                    raise
-                kind, status, code, detail = (
-                    "connect",
-                    502,
-                    "upstream_unreachable",
-                    f"The {route.service} service is unreachable",
-                )
-            except (aiohttp.ClientConnectionError, _BodyTooLarge):
-                if response_started:
-                    raise
+            except (Disconnected, _BodyTooLarge):
                 if too_large:
                     breaker.release_probe()
                     await self._problem(
                         send, rid_bytes, route.prefix, 413, "payload_too_large", None
                     )
                     return
-                kind, status, code, detail = (
-                    "disconnect",
-                    502,
-                    "upstream_error",
-                    f"The {route.service} service closed the connection",
-                )
-            except aiohttp.ClientPayloadError:
-                if response_started:
-                    raise
-                if too_large:
-                    breaker.release_probe()
-                    await self._problem(
-                        send, rid_bytes, route.prefix, 413, "payload_too_large", None
-                    )
-                    return
-                kind, status, code, detail = (
-                    "disconnect",
-                    502,
-                    "upstream_error",
-                    f"The {route.service} service sent a broken response",
-                )
+                kind, status, code = "disconnect", 502, "upstream_error"
+                detail = f"The {route.service} service closed the connection"
+            except BrokenResponse:
+                kind, status, code = "disconnect", 502, "upstream_error"
+                detail = f"The {route.service} service sent a broken response"
             except asyncio.CancelledError:
                 breaker.release_probe()
                 raise
+            else:
+                await self._respond(
+                    send, route, breaker, resp, rid_bytes, decision, started, method
+                )
+                return
             # A connection failure: nothing reached the handler, or the method is idempotent.
             # Retry once right away (a stale keep-alive socket is the common cause).
             if attempt + 1 < attempts:
@@ -462,6 +400,58 @@ class Proxy:
             UPSTREAM_ERRORS.labels(route.service, kind).inc()
             await self._problem(send, rid_bytes, route.prefix, status, code, detail)
             return
+
+    async def _respond(
+        self,
+        send: Send,
+        route: Route,
+        breaker: CircuitBreaker,
+        resp: UpstreamResponse,
+        rid_bytes: bytes,
+        decision: Decision | None,
+        started: float,
+        method: str,
+    ) -> None:
+        """Relay the upstream's response: one start + one body message when it is all here."""
+        self._latency[route.service].observe(time.perf_counter() - started)
+        status = resp.status
+        if status >= 500:
+            UPSTREAM_ERRORS.labels(route.service, "status_5xx").inc()
+            breaker.record_failure()
+        else:
+            breaker.record_success()
+        headers = []
+        has_length = False
+        for name, value in resp.headers:
+            lname = name.lower()
+            if lname in _RESPONSE_DROP:
+                continue
+            if lname == b"content-length":
+                has_length = True
+            headers.append((lname, value))
+        headers.append((b"x-request-id", rid_bytes))
+        if decision is not None:
+            headers.extend(decision.headers())
+        try:
+            if resp.complete:
+                payload = resp.take_body()
+                if not has_length and status not in _NO_BODY_STATUSES and method != "HEAD":
+                    # A chunked (or close-delimited) answer that is already complete: send it
+                    # with a length, in one piece, instead of re-chunking it.
+                    headers.append((b"content-length", b"%d" % len(payload)))
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": payload})
+            else:
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                while True:
+                    chunk = await resp.read_chunk()
+                    if not chunk:
+                        break
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            resp.release()
+        self.counter.inc(route.prefix, status)
 
     # --- helpers ------------------------------------------------------------------------------
 
