@@ -9,7 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from paygate_devstack.pytest_plugin import PaygateStack
+from paygate_devstack import TOPICS
+from paygate_devstack.components import Kafka
+from paygate_devstack.process import free_port
+from paygate_devstack.pytest_plugin import PaygateStack, ServiceProcess
 
 # Test folders are not packages (importlib mode); the helpers module has a unique name instead.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -18,13 +21,31 @@ from e2e_support import SERVICES, SUITE_ENV, Suite
 
 
 @pytest.fixture(scope="package")
-def suite(paygate_stack: PaygateStack) -> Iterator[Suite]:
-    procs = {name: paygate_stack.start_service(name, SUITE_ENV) for name in SERVICES}
-    yield Suite(paygate_stack, procs)
-    for proc in reversed(list(procs.values())):
-        proc.stop()
-        if proc in paygate_stack.started:
-            paygate_stack.started.remove(proc)
+def suite(paygate_stack: PaygateStack, devstack_dir: Path) -> Iterator[Suite]:
+    # Isolated from the in-process service tests that ran before in this session: a broker of
+    # its own (their leftover order.create events must not be charged here, and the services'
+    # consumer groups start fresh), its own database, and its own Redis database (their failed
+    # sign-ins from 127.0.0.1 must not throttle these customers).
+    kafka = Kafka(free_port(), log_path=devstack_dir / "logs" / "kafka-e2e.log", topics=TOPICS)
+    kafka.start()
+    env = {
+        **SUITE_ENV,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+        "DATABASE_URL": paygate_stack.postgres.create_database(),
+        "REDIS_URL": paygate_stack.redis.url.rsplit("/", 1)[0] + "/1",
+    }
+    procs: dict[str, ServiceProcess] = {}
+    try:
+        for name in SERVICES:
+            procs[name] = paygate_stack.start_service(name, env)
+        yield Suite(paygate_stack, procs, kafka)
+    finally:
+        for proc in reversed(list(procs.values())):
+            proc.stop()
+            if proc in paygate_stack.started:
+                paygate_stack.started.remove(proc)
+        kafka.resume()
+        kafka.stop()
 
 
 @pytest.fixture

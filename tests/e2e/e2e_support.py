@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
+from paygate_devstack.components import Kafka
 from paygate_devstack.pytest_plugin import PaygateStack, ServiceProcess
 
 ADMIN_EMAIL = "ops@example.com"
@@ -37,8 +38,11 @@ SERVICES = ("user", "order", "payment", "notification", "gateway")
 
 @dataclass
 class Suite:
+    """The five services on the session's PostgreSQL, Stripe and SMTP, with a broker of their own."""
+
     stack: PaygateStack
     procs: dict[str, ServiceProcess]
+    kafka: Kafka
 
     @property
     def api(self) -> str:

@@ -84,8 +84,8 @@ async def test_paid_checkout_sends_a_receipt_and_crosses_kafka(
     assert len(mail) == 1
     assert "19.99" in mail[0].get_body(preferencelist=("plain",)).get_content()
 
-    created = await topic_messages(suite.stack.kafka.bootstrap, "order.create", key=order["id"])
-    settled = await topic_messages(suite.stack.kafka.bootstrap, "payment.event", key=order["id"])
+    created = await topic_messages(suite.kafka.bootstrap, "order.create", key=order["id"])
+    settled = await topic_messages(suite.kafka.bootstrap, "payment.event", key=order["id"])
     assert [m["event_type"] for m in created] == ["order.created"]
     assert "payment.succeeded" in [m["event_type"] for m in settled]
     assert len(intents_for(suite, order["id"])) == 1
@@ -166,9 +166,7 @@ async def test_smtp_outage_dead_letters_and_replay_sends_exactly_once(
         letter = await wait_for(dead_letter, timeout=40)
         assert letter["attempts"] == 3
         assert letter["last_error"]
-        dlq = await topic_messages(
-            suite.stack.kafka.bootstrap, "notification.dlq", contains=order["id"]
-        )
+        dlq = await topic_messages(suite.kafka.bootstrap, "notification.dlq", contains=order["id"])
         assert dlq, "the failed notification must reach notification.dlq"
     finally:
         suite.stack.smtp.start()
@@ -225,7 +223,7 @@ async def test_broker_stalled_for_ten_seconds_loses_nothing(
 ) -> None:
     buyer = await sign_up(http)
     await buyer.save_card("pm_card_visa")
-    kafka = suite.stack.kafka
+    kafka = suite.kafka
     ids: list[str] = []
     kafka.pause()
     try:
@@ -311,5 +309,5 @@ async def test_stripe_webhooks_forged_stale_and_duplicate(
         assert genuine.status_code == 200, genuine.text
     assert await buyer.wait_status(order["id"], {"paid"}) == "paid"
     await asyncio.sleep(1.5)
-    events = await topic_messages(suite.stack.kafka.bootstrap, "payment.event", key=order["id"])
+    events = await topic_messages(suite.kafka.bootstrap, "payment.event", key=order["id"])
     assert [m["event_type"] for m in events].count("payment.succeeded") == 1
