@@ -141,7 +141,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def versions() -> dict[str, str]:
-    import aiohttp
+    import httptools
     import uvicorn
 
     nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
@@ -149,14 +149,16 @@ def versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
         "uvicorn": uvicorn.__version__,
-        "aiohttp": aiohttp.__version__,
+        "httptools": httptools.__version__,
         "nginx": nginx.split("/")[-1],
         "wrk": (wrk_v.stdout + wrk_v.stderr).split()[1] if (wrk_v.stdout + wrk_v.stderr) else "?",
         "kernel": platform.release(),
     }
 
 
-def profile_gateway(pid: int, url: str, token: str, seconds: int = 8) -> str:
+def profile_gateway(
+    pid: int, url: str, token: str, seconds: int = 8, *, subprocesses: bool = False
+) -> str:
     """py-spy the gateway while wrk loads it; returns the top own-time and inclusive frames."""
     raw = Path(tempfile.mkdtemp()) / "gateway.pyspy"
     load = subprocess.Popen(
@@ -179,6 +181,7 @@ def profile_gateway(pid: int, url: str, token: str, seconds: int = 8) -> str:
             "raw",
             "-o",
             str(raw),
+            *(["--subprocesses"] if subprocesses else []),
         ],
         check=True,
         capture_output=True,
@@ -209,6 +212,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--latency-seconds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--gateway-workers",
+        type=int,
+        default=1,
+        help="uvicorn workers for the gateway (nginx runs `worker_processes auto` = nproc)",
+    )
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
     ensure_tools()
@@ -275,6 +284,14 @@ def main() -> None:
                 str(gw_port),
                 "--no-access-log",
                 "--no-proxy-headers",
+                "--loop",
+                "uvloop",
+                # what `gateway.main:run` uses: httptools, one socket write per response
+                "--http",
+                "gateway.server:GatewayHttpProtocol",
+                "--lifespan",
+                "on",
+                *(["--workers", str(args.gateway_workers)] if args.gateway_workers > 1 else []),
             ],
             cwd=ROOT / "gateway",
             env=gw_env,
@@ -298,7 +315,7 @@ def main() -> None:
         watched = {
             "direct": [procs[0].pid],
             "nginx": process_tree(procs[1].pid),
-            "gateway": [gateway.pid],
+            "gateway": process_tree(gateway.pid),
         }
         for url in targets.values():  # warm pools and caches
             wrk(url, 32, 2, token)
@@ -344,7 +361,13 @@ def main() -> None:
         delta = med["gateway"]["p50_ms_c1"] - med["nginx"]["p50_ms_c1"]
         per_round_ratio = [x["gateway"]["rps_c32"] / x["nginx"]["rps_c32"] for x in rounds]
         non2xx = sum(x[n]["non2xx"] for x in rounds for n in x)
-        profile = profile_gateway(gateway.pid, targets["gateway"], token) if args.profile else None
+        profile = (
+            profile_gateway(
+                gateway.pid, targets["gateway"], token, subprocesses=args.gateway_workers > 1
+            )
+            if args.profile
+            else None
+        )
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -365,8 +388,10 @@ def main() -> None:
             "upstream": "FastAPI, one endpoint returning a 62-byte JSON object, one uvicorn "
             "process (uvloop + httptools)",
             "nginx": "worker_processes auto, upstream keepalive 64, HTTP/1.1",
-            "gateway": "one uvicorn process (uvloop + httptools), JWT check ON (verified-token "
-            "cache), rate limiting ON via Redis (1000000/second: never triggers)",
+            "gateway": f"{args.gateway_workers} uvicorn worker(s) (uvloop, httptools via "
+            "gateway.server:GatewayHttpProtocol: one write per response; pooled httptools "
+            "upstream client), JWT check ON (verified-token cache), rate limiting ON via Redis "
+            "(1000000/second: never triggers)",
             "wrk": f"-t1 -c32 -d{args.seconds}s for throughput, -t1 -c1 -d{args.latency_seconds}s "
             "for p50; same Authorization header sent to all three",
             "rounds": args.rounds,

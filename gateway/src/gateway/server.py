@@ -4,9 +4,10 @@ ASGI hands a response over as `http.response.start` + `http.response.body`, and 
 each to the socket at once: two `send()` syscalls per response. On loopback a `send()` also runs
 the receiver's TCP processing in the sender's context, so that second syscall was ~25% of the
 gateway's CPU in the profile (bench/gateway/PROFILE.md). Here every write a request/response
-cycle makes in one event-loop step is held and flushed as one: the head and a body sent right
-after it leave together. Run with `--http gateway.server:GatewayHttpProtocol` (what `run()` and
-the benchmark do); the app is the same ASGI app, so any ASGI server still works, just slower.
+cycle makes is held until its next write or the end of the event-loop step: the head and a
+body sent right after it leave together. Run with `--http gateway.server:GatewayHttpProtocol`
+(what `run()` and the benchmark do); the app is the same ASGI app, so any ASGI server still
+works, just with one more syscall per response.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class _CoalescingTransport:
-    """Holds writes until the end of the current loop step (or the next close), then one write.
+    """Holds a write until the next one (sent joined with it), the end of the loop step or close.
 
     Only the request/response cycle sees this object; uvicorn's connection-level code keeps the
     real transport. Everything but `write` and `close` goes straight to the real transport.
@@ -29,24 +30,26 @@ class _CoalescingTransport:
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._held: list[bytes] | None = None
+        self._held: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         held = self._held
         if held is None:
-            self._held = [bytes(data)]
+            # Typically the response head: wait for the body that usually follows at once.
+            self._held = bytes(data)
             self._loop.call_soon(self.flush)
         else:
-            held.append(bytes(data))
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held + data)
 
     def flush(self) -> None:
         held = self._held
         if held is None:
             return
         self._held = None
-        if self._transport.is_closing():
-            return
-        self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+        if not self._transport.is_closing():
+            self._transport.write(held)
 
     def close(self) -> None:
         self.flush()
