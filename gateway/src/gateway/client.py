@@ -25,6 +25,10 @@ import httptools
 
 # Stop reading from the upstream while this much response body waits for a slow client.
 _READ_HIGH_WATER = 1024 * 1024
+# A response announcing at most this Content-Length is handed over only once it is complete,
+# so the proxy relays it as one body: servers often write head and body in separate segments,
+# and waking the proxy for the head alone costs a loop turn and extra ASGI messages.
+_WHOLE_BODY_MAX = 64 * 1024
 
 
 class UpstreamError(Exception):
@@ -64,6 +68,7 @@ class _Connection(asyncio.Protocol):
         self.chunks: list[bytes] = []
         self.buffered = 0
         self.head_done = False
+        self.whole = False  # small Content-Length: wake the reader only when it is all here
         self.done = False
         self.keep_alive = False
         self.is_head = False
@@ -90,7 +95,8 @@ class _Connection(asyncio.Protocol):
             self._fail(BrokenResponse(f"invalid HTTP from the upstream: {exc}"))
             return
         if self.head_done:
-            self._wake()
+            if self.done or not self.whole:
+                self._wake()
             if self.buffered > _READ_HIGH_WATER and not self.reading_paused and self.transport:
                 self.reading_paused = True
                 self.transport.pause_reading()
@@ -129,6 +135,11 @@ class _Connection(asyncio.Protocol):
             return
         self.status = status
         self.head_done = True
+        for name, value in self.headers:
+            if len(name) == 14 and name.lower() == b"content-length":
+                value = value.strip()
+                self.whole = value.isdigit() and int(value) <= _WHOLE_BODY_MAX
+                break
         if self.is_head:  # no body follows a HEAD response, whatever Content-Length says
             self.keep_alive = self.parser.should_keep_alive()
             self.done = True
@@ -189,6 +200,7 @@ class _Connection(asyncio.Protocol):
         self.chunks = []
         self.buffered = 0
         self.head_done = False
+        self.whole = False
         self.done = False
         self.keep_alive = False
         self.is_head = is_head
@@ -363,12 +375,11 @@ class UpstreamPool:
                         transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                         await conn.drain()
                 transport.write(b"0\r\n\r\n")
-            if not conn.head_done:
-                waiter = conn.waiter
-                assert waiter is not None
-                await waiter
-            elif conn.error is not None:
+            if conn.error is not None:
                 raise conn.error
+            waiter = conn.waiter
+            assert waiter is not None
+            await waiter  # no suspension when the answer already came during a streamed body
         except BaseException:
             response.release()
             raise
