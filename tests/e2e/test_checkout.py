@@ -311,3 +311,47 @@ async def test_stripe_webhooks_forged_stale_and_duplicate(
     await asyncio.sleep(1.5)
     events = await topic_messages(suite.kafka.bootstrap, "payment.event", key=order["id"])
     assert [m["event_type"] for m in events].count("payment.succeeded") == 1
+
+
+# Card numbers the suite used (tokenised at the provider by the test, as Stripe.js would) and
+# markers of provider secrets; none may appear in paygate's tables, logs or Kafka messages.
+FORBIDDEN = ("4000002500003155", "4242424242424242", "4000000000000341", "_secret_", "sk_test_")
+
+
+async def test_no_card_data_or_secret_reaches_tables_logs_or_kafka(suite: Suite) -> None:
+    """Runs last in this module: everything above has written its rows, logs and events."""
+    import asyncpg
+
+    dsn = suite.procs["order"].env["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = await conn.fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'"
+        )
+        assert {t["table_schema"] for t in tables} >= {
+            "users",
+            "orders",
+            "payments",
+            "notifications",
+        }
+        for t in tables:
+            rows = await conn.fetch(f'SELECT * FROM "{t["table_schema"]}"."{t["table_name"]}"')
+            dump = "\n".join(str(dict(r)) for r in rows)
+            for needle in FORBIDDEN:
+                assert needle not in dump, f"{needle} in {t['table_schema']}.{t['table_name']}"
+    finally:
+        await conn.close()
+
+    for proc in suite.procs.values():
+        text = proc.log_path.read_text(errors="replace")
+        assert text, f"{proc.name} wrote no log"
+        for needle in FORBIDDEN:
+            assert needle not in text, f"{needle} in the {proc.name} log"
+
+    for topic in ("order.create", "payment.event", "notification.dlq", "user.registered"):
+        messages = await topic_messages(suite.kafka.bootstrap, topic, contains="")
+        assert messages or topic == "notification.dlq" or topic == "user.registered"
+        raw = json.dumps(messages)
+        for needle in FORBIDDEN:
+            assert needle not in raw, f"{needle} on {topic}"
