@@ -88,6 +88,9 @@ async def test_paid_checkout_sends_a_receipt_and_crosses_kafka(
     settled = await topic_messages(suite.kafka.bootstrap, "payment.event", key=order["id"])
     assert [m["event_type"] for m in created] == ["order.created"]
     assert "payment.succeeded" in [m["event_type"] for m in settled]
+    # One correlation id follows the checkout: the gateway's request id, through both topics.
+    assert created[0]["correlation_id"] == r.headers["x-request-id"]
+    assert {m["correlation_id"] for m in settled} == {r.headers["x-request-id"]}
     assert len(intents_for(suite, order["id"])) == 1
 
     detail = (await http.get(f"/orders/{order['id']}", headers=buyer.headers)).json()

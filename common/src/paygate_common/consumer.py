@@ -28,7 +28,7 @@ from paygate_common.kafka import (
     start_with_retry,
     to_kafka_headers,
 )
-from paygate_common.logging import mask
+from paygate_common.logging import mask, request_id_var
 from paygate_common.metrics import EVENTS_CONSUMED
 from paygate_common.outbox import inbox_table
 from paygate_common.settings import ServiceSettings
@@ -248,10 +248,15 @@ class ConsumerRunner:
         while True:
             attempt += 1
             try:
-                async with session.begin_nested():
-                    if not await self._claim(session, envelope.event_id, replay=replay):
-                        return Outcome.DUPLICATE
-                    await self.handler(session, envelope)
+                # The handler's logs, HTTP calls and events carry the event's correlation id.
+                token = request_id_var.set(envelope.correlation_id or str(envelope.event_id))
+                try:
+                    async with session.begin_nested():
+                        if not await self._claim(session, envelope.event_id, replay=replay):
+                            return Outcome.DUPLICATE
+                        await self.handler(session, envelope)
+                finally:
+                    request_id_var.reset(token)
                 return Outcome.APPLIED
             except TransientError as exc:
                 await self._check_transaction(session)

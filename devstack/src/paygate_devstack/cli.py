@@ -512,6 +512,50 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """Print a topic's messages (from the start) as JSON lines: see what crossed the broker."""
+    import asyncio
+    import uuid
+
+    from aiokafka import AIOKafkaConsumer
+
+    state = state_dir_for(repo_root(), args.state_dir)
+    stack_file = state / "stack.json"
+    if not stack_file.exists():
+        console.print("no stack is running (start it with `make run`)")
+        return 1
+    bootstrap = json.loads(stack_file.read_text())["kafka"]
+
+    async def dump() -> int:
+        consumer = AIOKafkaConsumer(
+            args.topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"paygate-events-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        shown = 0
+        try:
+            idle = 0
+            while idle < 2 or args.follow:
+                batch = await consumer.getmany(timeout_ms=700)
+                idle = 0 if batch else idle + 1
+                for records in batch.values():
+                    for rec in records:
+                        key = rec.key.decode() if rec.key else None
+                        sys.stdout.write(json.dumps({"key": key, "value": json.loads(rec.value)}) + "\n")
+                        shown += 1
+                sys.stdout.flush()
+        finally:
+            await consumer.stop()
+        return shown
+
+    shown = asyncio.run(dump())
+    console.print(f"[dim]{shown} message(s) on {args.topic}[/dim]", highlight=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m paygate_devstack",
@@ -530,8 +574,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("stop", help="stop the stack started by `run` from another terminal")
     sub.add_parser("status", help="print .paygate/stack.json of the running stack")
+    events = sub.add_parser("events", help="print a topic's messages as JSON lines")
+    events.add_argument("topic", help="order.create, payment.event, notification.dlq, ...")
+    events.add_argument("--follow", action="store_true", help="keep printing new messages")
     args = parser.parse_args(argv)
-    handlers = {"run": cmd_run, "stop": cmd_stop, "status": cmd_status}
+    handlers = {"run": cmd_run, "stop": cmd_stop, "status": cmd_status, "events": cmd_events}
     return handlers[args.command](args)
 
 

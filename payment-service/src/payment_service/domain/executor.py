@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from paygate_common.db import unit_of_work
 from paygate_common.events import PaymentStatus
-from paygate_common.logging import mask
+from paygate_common.logging import mask, request_id_var
 from payment_service.connectors.base import (
     Connector,
     ConnectorResult,
@@ -149,7 +149,15 @@ class PaymentExecutor:
     # -- one payment -------------------------------------------------------------------------
 
     async def charge(self, payment: PaymentRow) -> None:
-        """Work one leased `created` payment: reconcile, cancel, or make the next attempt."""
+        """Work one leased `created` payment under the order request's correlation id."""
+        token = request_id_var.set(payment.correlation_id or str(payment.id))
+        try:
+            await self._charge(payment)
+        finally:
+            request_id_var.reset(token)
+
+    async def _charge(self, payment: PaymentRow) -> None:
+        """Reconcile, cancel, or make the next attempt."""
         if payment.needs_reconcile and await self._reconcile_unknown(payment):
             return
         if payment.cancel_requested:

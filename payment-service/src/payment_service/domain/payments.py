@@ -24,6 +24,7 @@ from paygate_common.events import (
     PaymentStatus,
     new_event,
 )
+from paygate_common.logging import current_request_id
 from paygate_common.outbox import add_event
 from payment_service.connectors.base import ConnectorResult
 from payment_service.store import payments as store
@@ -75,7 +76,12 @@ async def publish(session: AsyncSession, payment: PaymentRow) -> None:
         failure_message=payment.failure_message,
         next_action=payment.next_action,
     )
-    envelope = new_event(payload, producer=PRODUCER, aggregate_id=str(payment.order_id))
+    envelope = new_event(
+        payload,
+        producer=PRODUCER,
+        aggregate_id=str(payment.order_id),
+        correlation_id=payment.correlation_id,
+    )
     await add_event(session, envelope, topic=PAYMENT_EVENT)
 
 
@@ -123,6 +129,7 @@ async def record_order(session: AsyncSession, order: OrderCreated, *, provider: 
         payment_method_id=order.payment_method_id,
         provider=provider,
         status=CREATED,
+        correlation_id=current_request_id(),
     )
     if row is None:
         log.info("order %s already has a payment; order.create ignored", order.order_id)

@@ -80,6 +80,8 @@ payments = Table(
     Column("lease_until", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The order request's id, so the charge's logs and payment.event follow the same thread.
+    Column("correlation_id", String(128), nullable=True),
     CheckConstraint(f"status IN ({_in(PAYMENT_STATES)})", name="status"),
     CheckConstraint("amount > 0", name="amount_positive"),
 )
