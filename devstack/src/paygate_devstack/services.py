@@ -45,7 +45,7 @@ class ServiceSpec:
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "gateway", "gateway", "gateway", 8000, "GATEWAY_", None,
-        ("--no-proxy-headers", "--loop", "uvloop", "--http", "httptools"),
+        ("--no-proxy-headers", "--loop", "uvloop", "--http", "gateway.server:GatewayHttpProtocol"),
     ),
     ServiceSpec("user", "user-service", "user_service", 8001, "USER_SERVICE_", "users"),
     ServiceSpec(
