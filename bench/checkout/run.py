@@ -17,7 +17,9 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -27,6 +29,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+
 from paygate_devstack import TOPICS
 from paygate_devstack.components import (
     STRIPE_TEST_KEY,
@@ -143,6 +146,56 @@ async def count_charges(database_url: str) -> tuple[int, int]:
         await conn.close()
 
 
+def start_profilers(
+    stack: PaygateStack, tmp: Path
+) -> list[tuple[str, subprocess.Popen[bytes], Path]]:
+    """py-spy on every service process (raw collapsed stacks), while the load runs."""
+    samplers = []
+    for proc in stack.started:
+        out = tmp / f"profile-{proc.name}.txt"
+        cmd = [
+            "py-spy",
+            "record",
+            "--pid",
+            str(proc.pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "-o",
+            str(out),
+        ]
+        samplers.append(
+            (
+                proc.name,
+                subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                out,
+            )
+        )
+    return samplers
+
+
+def stop_profilers(
+    samplers: list[tuple[str, subprocess.Popen[bytes], Path]],
+) -> dict[str, list[str]]:
+    """The ten functions with the most samples at the top of the stack, per service."""
+    top: dict[str, list[str]] = {}
+    for name, sampler, out in samplers:
+        sampler.send_signal(signal.SIGINT)
+        sampler.wait(timeout=30)
+        counts: dict[str, int] = {}
+        total = 0
+        for line in out.read_text().splitlines() if out.exists() else []:
+            stack, _, n = line.rpartition(" ")
+            frame = stack.split(";")[-1]
+            counts[frame] = counts.get(frame, 0) + int(n)
+            total += int(n)
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:10]
+        top[name] = [f"{100 * n / max(total, 1):.1f}% {frame}" for frame, n in ranked]
+        top[name].insert(0, f"{total} samples")
+    return top
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -153,6 +206,11 @@ def main() -> None:
     parser.add_argument("--sandbox-latency-ms", type=int, default=0)
     parser.add_argument(
         "--no-write", action="store_true", help="do not overwrite results.{json,md}"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample every service with py-spy while orders are created (uv pip install py-spy)",
     )
     args = parser.parse_args()
 
@@ -189,8 +247,10 @@ def main() -> None:
                 tokens = await setup_users(session, api, args.users)
             print(f"driving {args.orders} orders at concurrency {args.concurrency}")
             t0 = datetime.now(UTC)
+            samplers = start_profilers(stack, tmp) if args.profile else []
             ids, latencies, create_elapsed = await drive(api, tokens, args.orders, args.concurrency)
             rows = await wait_settled(stack.database_url, ids, limit_s=max(120, args.orders / 10))
+            profiles = stop_profilers(samplers)
             statuses: dict[str, int] = {}
             for r in rows:
                 statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -227,6 +287,7 @@ def main() -> None:
                 "orders_charged": distinct,
                 "lost": args.orders - len(rows),
                 "duplicated": payments - distinct,
+                "profile_top_self": profiles,
             }
 
         result = asyncio.run(scenario())

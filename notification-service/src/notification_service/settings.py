@@ -30,6 +30,9 @@ class Settings(ServiceSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The name we give in EHLO. Without it aiosmtplib calls socket.getfqdn() for every message,
+    # a reverse-DNS lookup in a thread that dominated the service's CPU under load.
+    smtp_local_hostname: str = "paygate.local"
 
     # Delivery: after `max_attempts` failed sends a notification is dead-lettered.
     max_attempts: int = Field(default=5, ge=1)

@@ -65,6 +65,7 @@ class SmtpMailer:
                 username=s.smtp_username or None,
                 password=s.smtp_password.get_secret_value() if s.smtp_password else None,
                 timeout=s.smtp_timeout_seconds,
+                local_hostname=s.smtp_local_hostname,
             )
         except aiosmtplib.SMTPResponseException as exc:
             reason = f"SMTP {exc.code}: {exc.message}"
