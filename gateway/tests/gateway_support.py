@@ -153,7 +153,9 @@ def upstream_app(service: str, state: UpstreamState) -> FastAPI:
 
 
 @asynccontextmanager
-async def serve(app: Any, port: int | None = None) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+async def serve(
+    app: Any, port: int | None = None, **options: Any
+) -> AsyncIterator[tuple[str, uvicorn.Server]]:
     """Run an ASGI app under uvicorn in this event loop; yields its base URL."""
     port = port or free_port()
     config = uvicorn.Config(
@@ -165,6 +167,7 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[tuple[str, u
         lifespan="auto",
         # as in production: the gateway decides itself whether X-Forwarded-For is trusted
         proxy_headers=False,
+        **options,
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
@@ -234,6 +237,11 @@ def state(upstreams: Upstreams) -> UpstreamState:
 
 GatewayFactory = Callable[..., AbstractAsyncContextManager[str]]
 
+# Every gateway test runs twice: on uvicorn's plain httptools protocol (the ASGI app, as any
+# ASGI server would run it) and on `gateway.server:GatewayHttpProtocol`, which serves `/api/*`
+# without ASGI (what `make run` and production use). Both must behave the same.
+PROTOCOLS = {"asgi": "httptools", "fast": "gateway.server:GatewayHttpProtocol"}
+
 
 def gateway_settings(upstreams: Upstreams, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
@@ -249,8 +257,10 @@ def gateway_settings(upstreams: Upstreams, **overrides: Any) -> GatewaySettings:
     return GatewaySettings(**values)
 
 
-@pytest_asyncio.fixture
-async def make_gateway(upstreams: Upstreams, redis_server: Any) -> AsyncIterator[GatewayFactory]:
+@pytest_asyncio.fixture(params=list(PROTOCOLS))
+async def make_gateway(
+    request: pytest.FixtureRequest, upstreams: Upstreams, redis_server: Any
+) -> AsyncIterator[GatewayFactory]:
     """Start a gateway (uvicorn, real port) with settings overrides; Redis is flushed first."""
     client = aioredis.from_url(redis_server.url)
     await client.flushdb()
@@ -260,19 +270,20 @@ async def make_gateway(upstreams: Upstreams, redis_server: Any) -> AsyncIterator
     async def factory(**overrides: Any) -> AsyncIterator[str]:
         overrides.setdefault("redis_url", redis_server.url)
         app = create_app(gateway_settings(upstreams, **overrides))
-        async with serve(app) as (url, _):
+        async with serve(app, http=PROTOCOLS[request.param]) as (url, _):
             yield url
 
+    factory.protocol = request.param  # type: ignore[attr-defined]  # "asgi" or "fast"
     yield factory
 
 
-@pytest_asyncio.fixture(scope="session")
-async def gateway(upstreams: Upstreams, redis_server: Any) -> AsyncIterator[str]:
+@pytest_asyncio.fixture(scope="session", params=list(PROTOCOLS))
+async def gateway(
+    request: pytest.FixtureRequest, upstreams: Upstreams, redis_server: Any
+) -> AsyncIterator[str]:
     """One gateway with default settings and limits too high to trigger, shared by many tests."""
-    async with serve(create_app(gateway_settings(upstreams, redis_url=redis_server.url))) as (
-        url,
-        _,
-    ):
+    app = create_app(gateway_settings(upstreams, redis_url=redis_server.url))
+    async with serve(app, http=PROTOCOLS[request.param]) as (url, _):
         yield url
 
 

@@ -48,6 +48,8 @@ class Gateway:
             timeout=settings.upstream_health_timeout_seconds
         )
         self.proxy: Proxy = self._build_proxy()
+        # What `gateway.server.GatewayHttpProtocol` serves `/api/*` with, bypassing ASGI.
+        self.fast_proxy: Proxy = self.proxy
         self.ops = build_ops_app(self)
 
     def _build_proxy(self) -> Proxy:

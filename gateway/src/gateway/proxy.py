@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
@@ -95,6 +96,60 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _ClientGone(Exception):
+    """The client disconnected while its body was being forwarded."""
+
+
+class Exchange(Protocol):
+    """The client side of one proxied request: its body in, the answer out.
+
+    `AsgiExchange` speaks ASGI (any server); `gateway.server` implements it directly on the
+    connection so `/api/*` skips the ASGI scope/receive/send cycle. Headers are lowercase pairs.
+    """
+
+    async def read(self) -> tuple[bytes, bool] | None:
+        """The next body piece and whether more follows; None when the client went away."""
+
+    async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """A whole answer at once."""
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """The head of a streamed answer; `write` the body pieces, then `end`."""
+
+    async def write(self, chunk: bytes) -> None: ...
+
+    async def end(self) -> None: ...
+
+
+class AsgiExchange:
+    """`Exchange` over ASGI receive/send."""
+
+    __slots__ = ("_receive", "_send")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+
+    async def read(self) -> tuple[bytes, bool] | None:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            return None
+        return message.get("body", b""), message.get("more_body", False)
+
+    async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body})
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def write(self, chunk: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def end(self) -> None:
+        await self._send({"type": "http.response.body", "body": b""})
+
+
 class Proxy:
     """Everything under `/api/`: match, check, limit, forward."""
 
@@ -147,7 +202,32 @@ class Proxy:
     # --- the request ----------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry (any ASGI server; `gateway.server` serves `/api/*` via `handle`)."""
+        client = scope.get("client")
         path: str = scope["path"]
+        await self.handle(
+            AsgiExchange(receive, send),
+            scope["method"],
+            path,
+            scope.get("raw_path") or path.encode(),
+            scope.get("query_string", b""),
+            scope["headers"],
+            client[0] if client else None,
+            scope.get("scheme", "http"),
+        )
+
+    async def handle(
+        self,
+        ex: Exchange,
+        method: str,
+        path: str,
+        raw_path: bytes,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client_host: str | None,
+        scheme: str,
+    ) -> None:
+        """One proxied request, whoever parsed it: `ex` reads its body and writes the answer."""
         request_id: str | None = None
         authorization: bytes | None = None
         content_length = -1
@@ -157,7 +237,7 @@ class Proxy:
         # written as one bytes object, so there is no reason to build pairs or a dict.
         fwd: list[bytes] = []
         connection_tokens: frozenset[bytes] = frozenset()
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name in _REQUEST_DROP:
                 if name == b"x-request-id":
                     request_id = accept_request_id(value)
@@ -184,10 +264,13 @@ class Proxy:
         rid_bytes = request_id.encode()
         try:
             await self._handle(
-                scope,
-                receive,
-                send,
+                ex,
+                method,
                 path,
+                raw_path,
+                query,
+                client_host,
+                scheme,
                 rid_bytes,
                 authorization,
                 content_length,
@@ -201,10 +284,13 @@ class Proxy:
 
     async def _handle(
         self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        ex: Exchange,
+        method: str,
         path: str,
+        raw_path: bytes,
+        query: bytes,
+        client_host: str | None,
+        scheme: str,
         rid_bytes: bytes,
         authorization: bytes | None,
         content_length: int,
@@ -214,17 +300,19 @@ class Proxy:
         connection_tokens: frozenset[bytes],
     ) -> None:
         route = self.table.match(path)
-        raw_path: bytes = scope.get("raw_path") or path.encode()
         if route is None:
-            await self._problem(send, rid_bytes, "unmatched", 404, "not_found", "No such route")
+            await self._problem(ex, rid_bytes, "unmatched", 404, "not_found", "No such route")
             return
         if not is_safe_path(path, raw_path) or not raw_path.startswith(route.prefix_bytes):
             await self._problem(
-                send, rid_bytes, route.prefix, 400, "invalid_path", "The path is not allowed"
+                ex, rid_bytes, route.prefix, 400, "invalid_path", "The path is not allowed"
             )
             return
 
-        client_ip = self._client_ip(scope, forwarded_for)
+        if forwarded_for and self.settings.trust_forwarded_for:
+            client_ip = forwarded_for.split(b",", 1)[0].strip().decode("latin-1")
+        else:
+            client_ip = client_host or "unknown"
         principal: Principal | None = None
         if not route.public and self.jwks is not None:
             try:
@@ -234,9 +322,9 @@ class Proxy:
                 if self.limiter is not None:
                     refused = self.limiter.hit(self.anon_limit, client_ip)
                     if not refused.allowed:
-                        await self._too_many(send, rid_bytes, route, refused)
+                        await self._too_many(ex, rid_bytes, route, refused)
                         return
-                await self._error(send, rid_bytes, route.prefix, exc)
+                await self._error(ex, rid_bytes, route.prefix, exc)
                 return
 
         decision: Decision | None = None
@@ -249,20 +337,20 @@ class Proxy:
             else:
                 decision = self.limiter.hit(self.anon_limit, client_ip)
             if not decision.allowed:
-                await self._too_many(send, rid_bytes, route, decision)
+                await self._too_many(ex, rid_bytes, route, decision)
                 return
 
         if content_length > self.max_body or content_length == -2:
             status, code = (
                 (413, "payload_too_large") if content_length > 0 else (400, "bad_request")
             )
-            await self._problem(send, rid_bytes, route.prefix, status, code, None)
+            await self._problem(ex, rid_bytes, route.prefix, status, code, None)
             return
 
         breaker = self.breakers[route.service]
         if not breaker.allow():
             await self._problem(
-                send,
+                ex,
                 rid_bytes,
                 route.prefix,
                 503,
@@ -279,7 +367,6 @@ class Proxy:
             xff = forwarded_for + b", " + client_ip.encode("latin-1")
         else:
             xff = client_ip.encode("latin-1")
-        scheme = scope.get("scheme", "http")
         fwd.append(
             b"x-request-id: %s\r\nx-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n"
             % (rid_bytes, xff, b"https" if scheme == "https" else b"http")
@@ -288,14 +375,12 @@ class Proxy:
             fwd.append(b"x-forwarded-host: " + host + b"\r\n")
 
         target = route.upstream_bytes + raw_path[len(route.prefix_bytes) :]
-        query: bytes = scope.get("query_string", b"")
         if query:
             target = target + b"?" + query
 
         await self._forward(
-            scope,
-            receive,
-            send,
+            ex,
+            method,
             route,
             breaker,
             target,
@@ -306,9 +391,8 @@ class Proxy:
 
     async def _forward(
         self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        ex: Exchange,
+        method: str,
         route: Route,
         breaker: CircuitBreaker,
         target: bytes,
@@ -316,16 +400,17 @@ class Proxy:
         rid_bytes: bytes,
         decision: Decision | None,
     ) -> None:
-        method: str = scope["method"]
-        message = await receive()
-        body: bytes = message.get("body", b"")
+        first = await ex.read()
+        if first is None:  # the client went away before its body was complete: send nothing
+            return
+        body, more_body = first
         data: bytes | AsyncIterator[bytes] = body
         too_large = False
         streamed = False
-        if message.get("more_body", False):
+        if more_body:
             streamed = True
             if len(body) > self.max_body:
-                await self._problem(send, rid_bytes, route.prefix, 413, "payload_too_large", None)
+                await self._problem(ex, rid_bytes, route.prefix, 413, "payload_too_large", None)
                 return
 
             async def stream(first: bytes) -> AsyncIterator[bytes]:
@@ -333,15 +418,17 @@ class Proxy:
                 size = len(first)
                 yield first
                 while True:
-                    msg = await receive()
-                    chunk = msg.get("body", b"")
+                    msg = await ex.read()
+                    if msg is None:
+                        raise _ClientGone
+                    chunk, more = msg
                     size += len(chunk)
                     if size > self.max_body:
                         too_large = True
                         raise _BodyTooLarge
                     if chunk:
                         yield chunk
-                    if not msg.get("more_body", False):
+                    if not more:
                         return
 
             data = stream(body)
@@ -364,7 +451,7 @@ class Proxy:
                 breaker.record_failure()
                 UPSTREAM_ERRORS.labels(route.service, "timeout").inc()
                 await self._problem(
-                    send,
+                    ex,
                     rid_bytes,
                     route.prefix,
                     504,
@@ -375,22 +462,22 @@ class Proxy:
             except (Disconnected, _BodyTooLarge):
                 if too_large:
                     breaker.release_probe()
-                    await self._problem(
-                        send, rid_bytes, route.prefix, 413, "payload_too_large", None
-                    )
+                    await self._problem(ex, rid_bytes, route.prefix, 413, "payload_too_large", None)
                     return
                 kind, status, code = "disconnect", 502, "upstream_error"
                 detail = f"The {route.service} service closed the connection"
             except BrokenResponse:
                 kind, status, code = "disconnect", 502, "upstream_error"
                 detail = f"The {route.service} service sent a broken response"
+            except _ClientGone:
+                # Nothing the upstream did wrong; nobody is left to answer.
+                breaker.release_probe()
+                return
             except asyncio.CancelledError:
                 breaker.release_probe()
                 raise
             else:
-                await self._respond(
-                    send, route, breaker, resp, rid_bytes, decision, started, method
-                )
+                await self._respond(ex, route, breaker, resp, rid_bytes, decision, started, method)
                 return
             # A connection failure: nothing reached the handler, or the method is idempotent.
             # Retry once right away (a stale keep-alive socket is the common cause).
@@ -398,12 +485,12 @@ class Proxy:
                 continue
             breaker.record_failure()
             UPSTREAM_ERRORS.labels(route.service, kind).inc()
-            await self._problem(send, rid_bytes, route.prefix, status, code, detail)
+            await self._problem(ex, rid_bytes, route.prefix, status, code, detail)
             return
 
     async def _respond(
         self,
-        send: Send,
+        ex: Exchange,
         route: Route,
         breaker: CircuitBreaker,
         resp: UpstreamResponse,
@@ -412,7 +499,7 @@ class Proxy:
         started: float,
         method: str,
     ) -> None:
-        """Relay the upstream's response: one start + one body message when it is all here."""
+        """Relay the upstream's response: in one piece when it is all here."""
         self._latency[route.service].observe(time.perf_counter() - started)
         status = resp.status
         if status >= 500:
@@ -439,16 +526,15 @@ class Proxy:
                     # A chunked (or close-delimited) answer that is already complete: send it
                     # with a length, in one piece, instead of re-chunking it.
                     headers.append((b"content-length", b"%d" % len(payload)))
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": payload})
+                await ex.respond(status, headers, payload)
             else:
-                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await ex.start(status, headers)
                 while True:
                     chunk = await resp.read_chunk()
                     if not chunk:
                         break
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
+                    await ex.write(chunk)
+                await ex.end()
         finally:
             resp.release()
         self.counter.inc(route.prefix, status)
@@ -474,18 +560,12 @@ class Proxy:
         self.tokens.put(token, principal)
         return principal
 
-    def _client_ip(self, scope: Scope, forwarded_for: bytes) -> str:
-        if forwarded_for and self.settings.trust_forwarded_for:
-            return forwarded_for.split(b",", 1)[0].strip().decode("latin-1")
-        client = scope.get("client")
-        return client[0] if client else "unknown"
-
     async def _too_many(
-        self, send: Send, rid_bytes: bytes, route: Route, decision: Decision
+        self, ex: Exchange, rid_bytes: bytes, route: Route, decision: Decision
     ) -> None:
         RATE_LIMITED.labels(route.prefix).inc()
         await self._problem(
-            send,
+            ex,
             rid_bytes,
             route.prefix,
             429,
@@ -494,10 +574,10 @@ class Proxy:
             extra_headers=decision.headers(),
         )
 
-    async def _error(self, send: Send, rid_bytes: bytes, route: str, exc: PaygateError) -> None:
+    async def _error(self, ex: Exchange, rid_bytes: bytes, route: str, exc: PaygateError) -> None:
         headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
         await self._problem(
-            send,
+            ex,
             rid_bytes,
             route,
             exc.status_code,
@@ -509,7 +589,7 @@ class Proxy:
 
     async def _problem(
         self,
-        send: Send,
+        ex: Exchange,
         rid_bytes: bytes,
         route: str,
         status: int,
@@ -527,6 +607,5 @@ class Proxy:
         ]
         if extra_headers:
             headers.extend(extra_headers)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await ex.respond(status, headers, body)
         self.counter.inc(route, status)
