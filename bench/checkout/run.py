@@ -146,6 +146,37 @@ async def count_charges(database_url: str) -> tuple[int, int]:
         await conn.close()
 
 
+def cpu_seconds(stack: PaygateStack, pg: Postgres, kafka: Kafka, redis: Redis) -> dict[str, float]:
+    """User+system CPU so far of each service, PostgreSQL (all its backends), Kafka and Redis."""
+    import psutil
+
+    def tree(pid: int | None) -> float:
+        if pid is None:
+            return 0.0
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    usage = {proc.name: tree(proc.pid) for proc in stack.started}
+    usage["postgres"] = tree(pg.pid)
+    usage["kafka"] = tree(kafka.pid)
+    usage["redis"] = tree(redis.pid)
+    # This process only: the services and components are its children and counted above.
+    own = psutil.Process().cpu_times()
+    usage["load generator"] = own.user + own.system
+    return usage
+
+
 def start_profilers(
     stack: PaygateStack, tmp: Path
 ) -> list[tuple[str, subprocess.Popen[bytes], Path]]:
@@ -248,9 +279,15 @@ def main() -> None:
             print(f"driving {args.orders} orders at concurrency {args.concurrency}")
             t0 = datetime.now(UTC)
             samplers = start_profilers(stack, tmp) if args.profile else []
+            cpu_before = cpu_seconds(stack, pg, kafka, redis)
             ids, latencies, create_elapsed = await drive(api, tokens, args.orders, args.concurrency)
             rows = await wait_settled(stack.database_url, ids, limit_s=max(120, args.orders / 10))
+            cpu_after = cpu_seconds(stack, pg, kafka, redis)
             profiles = stop_profilers(samplers)
+            cpu_ms_per_order = {
+                name: round(1000 * (cpu_after[name] - cpu_before.get(name, 0.0)) / len(ids), 2)
+                for name in cpu_after
+            }
             statuses: dict[str, int] = {}
             for r in rows:
                 statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -287,6 +324,7 @@ def main() -> None:
                 "orders_charged": distinct,
                 "lost": args.orders - len(rows),
                 "duplicated": payments - distinct,
+                "cpu_ms_per_order": cpu_ms_per_order,
                 "profile_top_self": profiles,
             }
 
@@ -302,6 +340,9 @@ def main() -> None:
 
 
 def render(r: dict[str, Any]) -> str:
+    cpu = r.get("cpu_ms_per_order", {})
+    cpu_rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    cpu_total = round(sum(cpu.values()), 2)
     return f"""# Checkout benchmark results
 
 Measured {r["date"]} on {r["machine"]["cores"]} cores ({r["machine"]["platform"]}, Python {r["machine"]["python"]}),
@@ -319,6 +360,13 @@ Command: `uv run python bench/checkout/run.py --orders {r["orders"]} --concurren
 | final statuses | {r["statuses"]} |
 | lost orders | {r["lost"]} |
 | duplicated payments | {r["duplicated"]} |
+
+CPU per order, by process (user + system, from the first order created until all settled):
+
+| process | CPU ms per order |
+| --- | ---: |
+{cpu_rows}
+| **total** | **{cpu_total}** |
 
 Target: 1,000 settled orders per second on 2 cores with p99 create-to-paid under 500 ms.
 See PROFILE.md for where the time goes.
