@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
 from notification_service.main import create_app
 from notification_service.settings import Settings
 from paygate_common.auth import (

@@ -16,13 +16,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
+from sqlalchemy import select
+
 from notification_service.domain.notifications import record_payment_notification
 from notification_service.recipients import cache_key
 from notification_service.settings import Settings
 from notification_service.store.tables import DeliveryAttempt, Notification
 from paygate_common.db import unit_of_work
 from paygate_common.events import NOTIFICATION_DLQ
-from sqlalchemy import select
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from notification_service.channels.email import build_message, message_id_for
 from notification_service.domain.delivery import backoff_seconds
 from notification_service.domain.rendering import (

@@ -544,7 +544,9 @@ def cmd_events(args: argparse.Namespace) -> int:
                 for records in batch.values():
                     for rec in records:
                         key = rec.key.decode() if rec.key else None
-                        sys.stdout.write(json.dumps({"key": key, "value": json.loads(rec.value)}) + "\n")
+                        sys.stdout.write(
+                            json.dumps({"key": key, "value": json.loads(rec.value)}) + "\n"
+                        )
                         shown += 1
                 sys.stdout.flush()
         finally:

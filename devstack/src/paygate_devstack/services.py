@@ -44,7 +44,12 @@ class ServiceSpec:
 # Gateway first: it is the entry point and leads the printed table.
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
-        "gateway", "gateway", "gateway", 8000, "GATEWAY_", None,
+        "gateway",
+        "gateway",
+        "gateway",
+        8000,
+        "GATEWAY_",
+        None,
         ("--no-proxy-headers", "--loop", "uvloop", "--http", "gateway.server:GatewayHttpProtocol"),
     ),
     ServiceSpec("user", "user-service", "user_service", 8001, "USER_SERVICE_", "users"),

@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from paygate_common.app import create_service_app
-from paygate_common.eventing import run_eventing
 
 from notification_service.api import admin, notifications
 from notification_service.channels.email import SmtpMailer
@@ -17,6 +15,8 @@ from notification_service.domain.delivery import NotificationSender
 from notification_service.events.payment_events import payment_event_consumer
 from notification_service.recipients import RecipientDirectory
 from notification_service.settings import Settings
+from paygate_common.app import create_service_app
+from paygate_common.eventing import run_eventing
 
 DESCRIPTION = """
 Tells customers about their payments. Consumes `payment.event`; for `payment.succeeded`,

@@ -7,10 +7,11 @@ import uuid
 from dataclasses import dataclass
 
 import orjson
-from paygate_common.http import ServiceClient, UpstreamStatusError
-from paygate_common.settings import ServiceSettings
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from paygate_common.http import ServiceClient, UpstreamStatusError
+from paygate_common.settings import ServiceSettings
 
 log = logging.getLogger("notification_service.recipients")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from paygate_common.settings import ServiceSettings
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from paygate_common.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request, status
-from paygate_common.auth import AdminPrincipal
-from paygate_common.db import SessionDep
 
 from notification_service.api.pagination import Limit, Offset
 from notification_service.api.schemas import DeadLetterPage, DeadLetterRead
 from notification_service.domain import notifications as domain
+from paygate_common.auth import AdminPrincipal
+from paygate_common.db import SessionDep
 
 router = APIRouter(prefix="/admin/notifications", tags=["admin"])
 

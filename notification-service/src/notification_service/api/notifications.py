@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from paygate_common.auth import CurrentPrincipal
-from paygate_common.db import SessionDep
 
 from notification_service.api.pagination import Limit, Offset
 from notification_service.api.schemas import NotificationPage, NotificationRead
 from notification_service.domain.notifications import list_notifications
+from paygate_common.auth import CurrentPrincipal
+from paygate_common.db import SessionDep
 
 router = APIRouter(tags=["notifications"])
 

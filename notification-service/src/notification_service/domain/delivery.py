@@ -13,9 +13,6 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-from paygate_common.db import unit_of_work
-from paygate_common.events import EventEnvelope, PaymentEvent
-from paygate_common.logging import mask
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +27,9 @@ from notification_service.recipients import Contact, RecipientDirectory, Recipie
 from notification_service.settings import Settings
 from notification_service.store import notifications as store
 from notification_service.store.tables import Notification
+from paygate_common.db import unit_of_work
+from paygate_common.events import EventEnvelope, PaymentEvent
+from paygate_common.logging import mask
 
 log = logging.getLogger("notification_service.delivery")
 

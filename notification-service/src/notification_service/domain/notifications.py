@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from paygate_common.events import EventEnvelope, PaymentEvent
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.domain.errors import NotDeadLettered, NotificationNotFound
 from notification_service.domain.rendering import NOTIFIED_EVENT_TYPES, subject_for
 from notification_service.store import notifications as store
 from notification_service.store.tables import Channel, Notification, NotificationStatus
+from paygate_common.events import EventEnvelope, PaymentEvent
 
 log = logging.getLogger("notification_service.notifications")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
 from paygate_common.events import PaymentEvent
 from paygate_common.logging import mask
 from paygate_common.money import CURRENCY_EXPONENTS, Money

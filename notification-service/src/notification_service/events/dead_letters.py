@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from paygate_common.events import NOTIFICATION_DLQ, PAYMENT_EVENT, EventEnvelope
-from paygate_common.outbox import add_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.store.tables import Notification
+from paygate_common.events import NOTIFICATION_DLQ, PAYMENT_EVENT, EventEnvelope
+from paygate_common.outbox import add_event
 
 DEAD_LETTERED_EVENT_TYPE = "notification.dead_lettered"
 SERVICE_NAME = "notification-service"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from paygate_common.eventing import ConsumerSpec
-from paygate_common.events import NOTIFICATION_DLQ, PAYMENT_EVENT, EventEnvelope
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.domain.notifications import record_payment_notification
 from notification_service.settings import Settings
+from paygate_common.eventing import ConsumerSpec
+from paygate_common.events import NOTIFICATION_DLQ, PAYMENT_EVENT, EventEnvelope
 
 CONSUMER_NAME = "notification-service"
 

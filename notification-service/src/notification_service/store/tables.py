@@ -7,8 +7,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from paygate_common.db import new_metadata
-from paygate_common.outbox import outbox_tables
 from sqlalchemy import (
     CheckConstraint,
     DateTime,
@@ -23,6 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from paygate_common.db import new_metadata
+from paygate_common.outbox import outbox_tables
 
 
 class NotificationStatus(StrEnum):
