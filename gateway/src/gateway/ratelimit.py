@@ -31,10 +31,9 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gateway.metrics import RATELIMIT_FALLBACK, RATELIMIT_REDIS_UP
+from gateway.resp import RespClient, RespError
 
 log = logging.getLogger("paygate.gateway.ratelimit")
 
@@ -62,10 +61,19 @@ class Limit:
 
 
 class _Window:
-    __slots__ = ("expiry", "in_flight", "index", "pending", "redis_key", "synced")
+    __slots__ = (
+        "expiry",
+        "in_flight",
+        "index",
+        "pending",
+        "redis_key",
+        "redis_key_bytes",
+        "synced",
+    )
 
     def __init__(self, redis_key: str, index: int, expiry: int) -> None:
         self.redis_key = redis_key
+        self.redis_key_bytes = redis_key.encode()
         self.index = index
         self.expiry = expiry
         self.synced = 0
@@ -104,13 +112,8 @@ class RateLimiter:
     """Per-process admission with batched Redis synchronisation (see the module docstring)."""
 
     def __init__(self, redis_url: str, *, sync_ms: int = 5) -> None:
-        self._redis = Redis.from_url(
-            redis_url,
-            decode_responses=False,
-            socket_timeout=0.5,
-            socket_connect_timeout=0.5,
-            retry_on_timeout=False,
-        )
+        # A raw RESP connection (gateway.resp): the sync is one write and a few reply lines.
+        self._redis = RespClient(redis_url, timeout=0.5)
         self._interval = max(sync_ms, 1) / 1000.0
         self._windows: dict[str, _Window] = {}
         self._dirty: dict[str, _Window] = {}
@@ -185,7 +188,7 @@ class RateLimiter:
         batch = list(self._dirty.values())
         self._dirty = {}
         live: list[tuple[_Window, int]] = []
-        pipe = self._redis.pipeline(transaction=False)
+        commands: list[tuple[bytes, ...]] = []
         for window in batch:
             if (window.index + 1) * window.expiry <= now:
                 continue  # that window is over; its count no longer matters to anyone
@@ -193,23 +196,25 @@ class RateLimiter:
             window.pending = 0
             window.in_flight += n
             live.append((window, n))
-            pipe.incrby(window.redis_key, n)
+            key = window.redis_key_bytes
+            commands.append((b"INCRBY", key, b"%d" % n))
             # +1 s so a replica whose clock runs a little behind still finds the key
-            pipe.expire(window.redis_key, window.expiry + 1)
+            commands.append((b"EXPIRE", key, b"%d" % (window.expiry + 1)))
         if not live:
             return
         try:
-            results = await pipe.execute()
-        except (RedisError, OSError) as exc:
+            results = await self._redis.execute(commands)
+            totals = [int(results[2 * i][1:]) for i in range(len(live))]
+        except (RespError, OSError, ValueError) as exc:
             for window, n in live:
                 window.in_flight -= n
                 window.pending += n
                 self._dirty[window.redis_key] = window
             self._mark_down(exc)
             return
-        for i, (window, n) in enumerate(live):
+        for (window, n), total in zip(live, totals, strict=True):
             window.in_flight -= n
-            window.synced = int(results[2 * i])
+            window.synced = total
         self._mark_up()
         if now - self._last_prune > 10:
             self._prune(now)
@@ -237,8 +242,8 @@ class RateLimiter:
 
     async def ping(self) -> bool:
         try:
-            await self._redis.ping()
-        except (RedisError, OSError):
+            await self._redis.execute([(b"PING",)])
+        except (RespError, OSError):
             return False
         return True
 
