@@ -155,3 +155,28 @@ async def test_expect_100_continue_is_answered_and_forwarded(
     writer.close()
     assert data.startswith(b"HTTP/1.1 200")
     assert b'"body_len":5' in data
+
+
+async def test_metrics_count_answers_and_upstream_latency(
+    gateway: str, upstreams: Upstreams, state: UpstreamState
+) -> None:
+    def count(text: str, prefix: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+        )
+
+    ok = 'paygate_gateway_requests_total{route="/api/v1/orders",status="200"}'
+    unauth = 'paygate_gateway_requests_total{route="/api/v1/orders",status="401"}'
+    latency = 'paygate_gateway_upstream_seconds_count{service="order"}'
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        before = (await client.get("/metrics")).text
+        for _ in range(3):
+            assert (
+                await client.get("/api/v1/orders/m", headers=upstreams.auth())
+            ).status_code == 200
+        assert (await client.get("/api/v1/orders/m")).status_code == 401
+        after = (await client.get("/metrics")).text
+    assert count(after, ok) - count(before, ok) == 3
+    assert count(after, unauth) - count(before, unauth) == 1
+    assert count(after, latency) - count(before, latency) == 3
+    assert 'paygate_gateway_upstream_seconds_bucket{le="+Inf",service="order"}' in after

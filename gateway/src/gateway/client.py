@@ -242,8 +242,15 @@ class UpstreamResponse:
 
     @property
     def complete(self) -> bool:
-        """The whole body is already here (`take_body()` returns it without waiting)."""
+        """The whole body is already here (`body()` returns it without waiting)."""
         return self._conn.done
+
+    def body(self) -> bytes:
+        """The body when `complete`, without releasing the connection yet."""
+        chunks = self._conn.chunks
+        if not chunks:
+            return b""
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def take_body(self) -> bytes:
         """The body when `complete`; releases the connection."""

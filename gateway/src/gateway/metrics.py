@@ -1,20 +1,82 @@
-"""The gateway's Prometheus metrics; label children are cached so the hot path only increments."""
+"""The gateway's Prometheus metrics.
+
+The two that move on every proxied request (`paygate_gateway_requests_total`,
+`paygate_gateway_upstream_seconds`) are plain Python integers and floats, turned into metric
+families only when `/metrics` is scraped (`_HotPathCollector`): prometheus_client's `Counter.inc`
+and `Histogram.observe` take a lock and walk label children on each call, which the profile
+showed on the hot path. The gateway is one event-loop thread, so plain `+=` is safe. The rare
+ones (errors, breaker, rate-limit store) stay ordinary prometheus_client metrics.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import bisect
+from collections.abc import Iterator
 
-REQUESTS = Counter(
-    "paygate_gateway_requests_total",
-    "Requests answered by the gateway, by route prefix and status",
-    ["route", "status"],
-)
-UPSTREAM_LATENCY = Histogram(
-    "paygate_gateway_upstream_seconds",
-    "Time from sending to an upstream until its response headers arrived",
-    ["service"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15),
-)
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15)
+
+# (route prefix, status) -> requests answered; shared by every Proxy in the process
+_request_counts: dict[tuple[str, int], int] = {}
+
+
+class LatencyHistogram:
+    """One service's `paygate_gateway_upstream_seconds` histogram: bucket counts and a sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+
+_latency: dict[str, LatencyHistogram] = {}
+
+
+def upstream_latency(service: str) -> LatencyHistogram:
+    histogram = _latency.get(service)
+    if histogram is None:
+        histogram = _latency[service] = LatencyHistogram()
+    return histogram
+
+
+class _HotPathCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "paygate_gateway_requests",
+            "Requests answered by the gateway, by route prefix and status",
+            labels=["route", "status"],
+        )
+        for (route, status), count in sorted(_request_counts.items()):
+            requests.add_metric([route, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "paygate_gateway_upstream_seconds",
+            "Time from sending to an upstream until its response headers arrived",
+            labels=["service"],
+        )
+        for service, histogram in sorted(_latency.items()):
+            cumulative = 0
+            buckets = []
+            for bound, count in zip(
+                (*LATENCY_BUCKETS, float("inf")), histogram.counts, strict=True
+            ):
+                cumulative += count
+                buckets.append(
+                    ("+Inf" if bound == float("inf") else repr(float(bound)), cumulative)
+                )
+            latency.add_metric([service], buckets, sum_value=histogram.total)
+        yield latency
+
+
+REGISTRY.register(_HotPathCollector())
 UPSTREAM_ERRORS = Counter(
     "paygate_gateway_upstream_errors_total",
     "Upstream failures by kind (connect, timeout, disconnect, status_5xx)",
@@ -45,14 +107,10 @@ UPSTREAM_UP = Gauge(
 
 
 class RequestCounter:
-    """`REQUESTS.labels(...)` costs a lock and a dict lookup; cache the children."""
+    """`paygate_gateway_requests_total`: one dict increment per answer."""
 
-    def __init__(self) -> None:
-        self._children: dict[tuple[str, int], Counter] = {}
+    __slots__ = ()
 
     def inc(self, route: str, status: int) -> None:
-        child = self._children.get((route, status))
-        if child is None:
-            child = REQUESTS.labels(route, str(status))
-            self._children[(route, status)] = child
-        child.inc()
+        key = (route, status)
+        _request_counts[key] = _request_counts.get(key, 0) + 1

@@ -26,7 +26,7 @@ from gateway.client import (
     UpstreamPool,
     UpstreamResponse,
 )
-from gateway.metrics import RATE_LIMITED, UPSTREAM_ERRORS, UPSTREAM_LATENCY, RequestCounter
+from gateway.metrics import RATE_LIMITED, UPSTREAM_ERRORS, RequestCounter, upstream_latency
 from gateway.ratelimit import Decision, Limit, RateLimiter
 from gateway.routes import Route, RouteTable, is_safe_path
 from gateway.settings import GatewaySettings
@@ -172,7 +172,7 @@ class Proxy:
         self.base_urls = {name: settings.service_url(name) for name in table.services}
         self.max_body = settings.max_body_bytes
         self.counter = RequestCounter()
-        self._latency = {name: UPSTREAM_LATENCY.labels(name) for name in table.services}
+        self._latency = {name: upstream_latency(name) for name in table.services}
         self._timeouts = {
             route.prefix: route.timeout or settings.upstream_timeout_seconds
             for route in table.routes
@@ -500,13 +500,7 @@ class Proxy:
         method: str,
     ) -> None:
         """Relay the upstream's response: in one piece when it is all here."""
-        self._latency[route.service].observe(time.perf_counter() - started)
         status = resp.status
-        if status >= 500:
-            UPSTREAM_ERRORS.labels(route.service, "status_5xx").inc()
-            breaker.record_failure()
-        else:
-            breaker.record_success()
         headers = []
         has_length = False
         for name, value in resp.headers:
@@ -521,7 +515,7 @@ class Proxy:
             headers.extend(decision.headers())
         try:
             if resp.complete:
-                payload = resp.take_body()
+                payload = resp.body()
                 if not has_length and status not in _NO_BODY_STATUSES and method != "HEAD":
                     # A chunked (or close-delimited) answer that is already complete: send it
                     # with a length, in one piece, instead of re-chunking it.
@@ -537,6 +531,13 @@ class Proxy:
                 await ex.end()
         finally:
             resp.release()
+            # Bookkeeping after the answer is on its way: it is not the client's latency.
+            self._latency[route.service].observe(time.perf_counter() - started)
+            if status >= 500:
+                UPSTREAM_ERRORS.labels(route.service, "status_5xx").inc()
+                breaker.record_failure()
+            else:
+                breaker.record_success()
         self.counter.inc(route.prefix, status)
 
     # --- helpers ------------------------------------------------------------------------------

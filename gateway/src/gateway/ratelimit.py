@@ -97,14 +97,13 @@ class Decision:
         return max(1, math.ceil(self.reset_after))
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        reset = str(max(0, math.ceil(self.reset_after))).encode()
         pairs = [
-            (b"ratelimit-limit", str(self.limit).encode()),
-            (b"ratelimit-remaining", str(self.remaining).encode()),
-            (b"ratelimit-reset", reset),
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % max(0, math.ceil(self.reset_after))),
         ]
         if not self.allowed:
-            pairs.append((b"retry-after", str(self.retry_after).encode()))
+            pairs.append((b"retry-after", b"%d" % self.retry_after))
         return pairs
 
 
