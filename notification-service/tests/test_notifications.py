@@ -250,7 +250,9 @@ async def test_smtp_outage_dead_letters_then_admin_replay_sends_exactly_once(
     async with unit_of_work(app.state.sessionmaker) as session:
         attempts = (
             await session.scalars(
-                select(DeliveryAttempt).where(DeliveryAttempt.notification_id == row.id)
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.notification_id == row.id)
+                .order_by(DeliveryAttempt.attempt_no)
             )
         ).all()
     assert [a.attempt_no for a in attempts] == list(range(1, settings.max_attempts + 1))
