@@ -13,13 +13,11 @@ import stat
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -52,6 +50,7 @@ from paygate_common.auth import (
 )
 from paygate_common.errors import PROBLEM_CONTENT_TYPE, install_error_handlers
 from paygate_common.settings import ServiceSettings
+from paygate_devstack.asgi import serve_asgi as serve
 
 ISSUER = "paygate-test"
 AUDIENCE = "paygate-api-test"
@@ -630,23 +629,6 @@ async def test_openapi_declares_the_oauth2_password_scheme(api: httpx.AsyncClien
 
 
 # --- the lazily created JWKS cache, against a real HTTP server ----------------------------------
-
-
-@asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on a free loopback port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def test_dependency_creates_the_jwks_cache_from_settings(key: SigningKey) -> None:

@@ -8,12 +8,10 @@ import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -22,6 +20,7 @@ from paygate_common.errors import UpstreamError, install_error_handlers
 from paygate_common.http import DependencyUnavailable, ServiceClient, UpstreamStatusError
 from paygate_common.logging import request_id_var
 from paygate_common.settings import ServiceSettings
+from paygate_devstack.asgi import serve_asgi as serve
 
 SECRET = "test-service-token-secret-that-is-long-enough-0123456789"
 
@@ -32,23 +31,6 @@ class OrderSettings(ServiceSettings):
 
 class UserSettings(ServiceSettings):
     service_name: ClassVar[str] = "user-service"
-
-
-@asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on a free loopback port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def free_port() -> int:

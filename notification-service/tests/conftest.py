@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
@@ -37,6 +34,7 @@ from paygate_common.errors import install_error_handlers
 from paygate_common.events import PAYMENT_EVENT, EventEnvelope, PaymentEvent, new_event
 from paygate_common.migrations import upgrade_head
 from paygate_common.settings import ServiceSettings
+from paygate_devstack.asgi import serve_asgi as serve
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 SERVICE_TOKEN_SECRET = secrets.token_urlsafe(48)
@@ -83,23 +81,6 @@ class UserServiceStandIn:
         email = f"customer-{user_id.hex[:12]}@example.com"
         self.contacts[user_id] = {"email": email, "full_name": full_name}
         return user_id, email
-
-
-@asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on a free loopback port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @pytest.fixture(scope="session")
