@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -75,6 +76,13 @@ class Gateway:
         if self.jwks is not None:
             await self.jwks.refresh()  # best effort: user-service may start after us
         self.specs.start()
+        # Everything loaded so far (FastAPI, pydantic, prometheus, ...) lives as long as the
+        # process: move it out of the collector's reach, so the collections that requests'
+        # garbage triggers stop rescanning it (~6% of the CPU under load in the profile), and
+        # collect the young generation less often (requests create few reference cycles).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(7000, 20, 20)
         log.info(
             "gateway started: %d routes, auth %s, rate limits %s",
             len(self.table.routes),

@@ -168,6 +168,7 @@ class Proxy:
         self.limiter = limiter
         self.jwks = jwks
         self.tokens = VerifiedTokenCache(settings.verified_token_cache_size)
+        self._user_keys: dict[int, tuple[Principal, str]] = {}
         self.pools: dict[str, UpstreamPool] = {}
         self.base_urls = {name: settings.service_url(name) for name in table.services}
         self.max_body = settings.max_body_bytes
@@ -333,7 +334,7 @@ class Proxy:
             if route_limit is not None:
                 decision = self.limiter.hit(route_limit, client_ip)
             elif principal is not None:
-                decision = self.limiter.hit(self.user_limit, str(principal.user_id))
+                decision = self.limiter.hit(self.user_limit, self._user_key(principal))
             else:
                 decision = self.limiter.hit(self.anon_limit, client_ip)
             if not decision.allowed:
@@ -560,6 +561,18 @@ class Proxy:
         )
         self.tokens.put(token, principal)
         return principal
+
+    def _user_key(self, principal: Principal) -> str:
+        """`str(principal.user_id)`, remembered per cached Principal (UUID.__str__ is Python)."""
+        entry = self._user_keys.get(id(principal))
+        if entry is not None and entry[0] is principal:
+            return entry[1]
+        if len(self._user_keys) >= self.settings.verified_token_cache_size:
+            self._user_keys.clear()
+        key = str(principal.user_id)
+        # The entry holds the principal, so its id() cannot be reused while the entry exists.
+        self._user_keys[id(principal)] = (principal, key)
+        return key
 
     async def _too_many(
         self, ex: Exchange, rid_bytes: bytes, route: Route, decision: Decision
