@@ -227,6 +227,52 @@ class PublishFailure:
     error: str
 
 
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long processed rows are kept.
+
+    Inbox rows are the consumers' memory of what they applied: keep them longer than the
+    broker keeps messages (Kafka's default is 7 days), or a very late redelivery would be
+    applied twice. Published outbox rows are only kept for inspection.
+    """
+
+    outbox_published_days: float = 3.0
+    inbox_days: float = 14.0
+    interval_seconds: float = 600.0
+    batch_size: int = 5000
+
+
+async def purge_processed(engine: AsyncEngine, policy: RetentionPolicy) -> tuple[int, int]:
+    """Delete published outbox rows and inbox rows past retention, in bounded batches."""
+    removed = [0, 0]
+    statements = (
+        (
+            0,
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state = 'published' "
+            "AND published_at < now() - make_interval(secs => :age) LIMIT :n)",
+            policy.outbox_published_days,
+        ),
+        (
+            1,
+            "DELETE FROM inbox WHERE (consumer, event_id) IN (SELECT consumer, event_id FROM inbox "
+            "WHERE processed_at < now() - make_interval(secs => :age) LIMIT :n)",
+            policy.inbox_days,
+        ),
+    )
+    for slot, sql, days in statements:
+        while True:
+            async with engine.begin() as conn:
+                result = await conn.execute(
+                    text(sql), {"age": days * 86400, "n": policy.batch_size}
+                )
+            removed[slot] += result.rowcount or 0
+            if (result.rowcount or 0) < policy.batch_size:
+                break
+    if any(removed):
+        log.info("purged %d published outbox rows and %d inbox rows", *removed)
+    return removed[0], removed[1]
+
+
 class OutboxRelay:
     """Publishes pending outbox rows to Kafka: woken by NOTIFY, with a polling fallback.
 
@@ -249,8 +295,11 @@ class OutboxRelay:
         backoff_base: float = 0.5,
         publish_timeout: float = 20.0,
         fail_after: int | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self.engine = engine
+        self.retention = retention or RetentionPolicy()
+        self._next_purge_at = 0.0
         self.producer = producer
         self.service = service
         self.channel = channel
@@ -399,6 +448,11 @@ class OutboxRelay:
                     while not self._stopping.is_set() and await self.publish_pending() > 0:
                         self._wakeup.clear()  # whatever NOTIFY said, the next pass sees it
                     await self.refresh_pending_metric()
+                    if asyncio.get_running_loop().time() >= self._next_purge_at:
+                        await purge_processed(self.engine, self.retention)
+                        self._next_purge_at = (
+                            asyncio.get_running_loop().time() + self.retention.interval_seconds
+                        )
                 except Exception:
                     # The database or the producer is having a moment: log, wait, try again.
                     log.exception("outbox relay pass failed")
