@@ -121,6 +121,8 @@ class RateLimiter:
         self._closed = False
         self.redis_up = True
         self._last_prune = 0.0
+        # Cached on first use: asyncio.get_running_loop() is a getpid() syscall in Python 3.11.
+        self._loop: asyncio.AbstractEventLoop | None = None
         RATELIMIT_REDIS_UP.set(1)
 
     # --- hot path: no I/O -----------------------------------------------------------------
@@ -153,7 +155,9 @@ class RateLimiter:
             self._dirty[window.redis_key] = window
         if not self._scheduled and not self._closed:
             self._scheduled = True
-            asyncio.get_running_loop().call_later(
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_later(
                 self._interval if self.redis_up else DOWN_RETRY_SECONDS, self._start_flush
             )
         if not self.redis_up:
@@ -166,7 +170,8 @@ class RateLimiter:
     def _start_flush(self) -> None:
         if self._closed:
             return
-        self._flush_task = asyncio.get_running_loop().create_task(self._flush_and_reschedule())
+        assert self._loop is not None
+        self._flush_task = self._loop.create_task(self._flush_and_reschedule())
 
     async def _flush_and_reschedule(self) -> None:
         try:
@@ -175,7 +180,8 @@ class RateLimiter:
             self._scheduled = False
             if self._dirty and not self._closed:
                 self._scheduled = True
-                asyncio.get_running_loop().call_later(
+                assert self._loop is not None
+                self._loop.call_later(
                     self._interval if self.redis_up else DOWN_RETRY_SECONDS, self._start_flush
                 )
 

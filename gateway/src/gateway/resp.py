@@ -49,6 +49,11 @@ class _Protocol(asyncio.Protocol):
             waiter.set_exception(ConnectionError("Redis closed the connection"))
 
 
+def _expire(waiter: asyncio.Future[list[bytes]]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("Redis did not answer in time"))
+
+
 def _command(*args: bytes) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
@@ -86,31 +91,40 @@ class RespClient:
         self._hello = hello
         self._timeout = timeout
         self._protocol: _Protocol | None = None
-        self._lock = asyncio.Lock()
+        self._busy: asyncio.Future[None] | None = None
+        # Cached: in Python 3.11 every asyncio.get_running_loop() (also inside asyncio.timeout
+        # and asyncio.Lock) is a getpid() syscall, and this runs every 5 ms.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def _connect(self) -> _Protocol:
-        loop = asyncio.get_running_loop()
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
         if self._path is not None:
-            _, protocol = await loop.create_unix_connection(_Protocol, self._path)
+            connecting = loop.create_unix_connection(_Protocol, self._path)
         else:
-            _, protocol = await loop.create_connection(
+            connecting = loop.create_connection(
                 _Protocol,
                 self._host,
                 self._port,
                 ssl=self._ssl,
                 server_hostname=self._host if self._ssl else None,
             )
+        _, protocol = await asyncio.wait_for(connecting, self._timeout)
         if self._hello:
-            await self._roundtrip(protocol, b"".join(self._hello), len(self._hello))
+            await self._roundtrip(loop, protocol, b"".join(self._hello), len(self._hello))
         return protocol
 
-    async def _roundtrip(self, protocol: _Protocol, payload: bytes, replies: int) -> list[bytes]:
+    async def _roundtrip(
+        self, loop: asyncio.AbstractEventLoop, protocol: _Protocol, payload: bytes, replies: int
+    ) -> list[bytes]:
         assert protocol.transport is not None
-        waiter: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[list[bytes]] = loop.create_future()
         protocol.waiter = waiter
         protocol.expected = replies
+        timer = loop.call_later(self._timeout, _expire, waiter)
         protocol.transport.write(payload)
-        lines = await waiter
+        try:
+            lines = await waiter
+        finally:
+            timer.cancel()
         for line in lines:
             if line[:1] == b"-":
                 raise RespError(line[1:].decode("utf-8", "replace"))
@@ -118,16 +132,23 @@ class RespClient:
 
     async def execute(self, commands: list[tuple[bytes, ...]]) -> list[bytes]:
         payload = b"".join(_command(*c) for c in commands)
-        async with self._lock:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        while self._busy is not None:  # one exchange at a time on the connection
+            await asyncio.shield(self._busy)
+        busy = self._busy = loop.create_future()
+        try:
             protocol = self._protocol
-            try:
-                async with asyncio.timeout(self._timeout):
-                    if protocol is None or protocol.lost:
-                        protocol = self._protocol = await self._connect()
-                    return await self._roundtrip(protocol, payload, len(commands))
-            except BaseException:
-                self._drop()
-                raise
+            if protocol is None or protocol.lost:
+                protocol = self._protocol = await self._connect(loop)
+            return await self._roundtrip(loop, protocol, payload, len(commands))
+        except BaseException:
+            self._drop()
+            raise
+        finally:
+            self._busy = None
+            busy.set_result(None)
 
     def _drop(self) -> None:
         protocol, self._protocol = self._protocol, None
