@@ -8,8 +8,16 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_support import GatewayFactory, Upstreams, UpstreamState
+from gateway_support import (
+    PROTOCOLS,
+    GatewayFactory,
+    Upstreams,
+    UpstreamState,
+    gateway_settings,
+    serve,
+)
 
+from gateway.main import create_app
 from gateway.proxy import Proxy
 
 
@@ -180,3 +188,27 @@ async def test_metrics_count_answers_and_upstream_latency(
     assert count(after, unauth) - count(before, unauth) == 1
     assert count(after, latency) - count(before, latency) == 3
     assert 'paygate_gateway_upstream_seconds_bucket{le="+Inf",service="order"}' in after
+
+
+async def test_keep_alive_timeout_closes_idle_connections_only(
+    upstreams: Upstreams, state: UpstreamState, redis_server: Any
+) -> None:
+    settings = gateway_settings(upstreams, redis_url=redis_server.url)
+    app = create_app(settings)
+    async with serve(app, http=PROTOCOLS["fast"], timeout_keep_alive=1) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        request = (
+            b"GET /api/v1/orders/ka HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + upstreams.token().encode()
+            + b"\r\n\r\n"
+        )
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for _ in range(4):  # busy for 1.6 s in all, never idle for 1 s: stays open
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            await asyncio.sleep(0.4)
+        await asyncio.sleep(1.0)  # now idle for 1.4 s: closed by the gateway
+        assert await asyncio.wait_for(reader.read(), 2) == b""
+        writer.close()

@@ -75,6 +75,11 @@ class _Connection(asyncio.Protocol):
         self.reading_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
+        # The current request's deadline, and ONE timer per connection that is re-armed lazily
+        # instead of a timer created and cancelled per request (each is a libuv handle to open,
+        # close and free).
+        self.deadline: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     # --- transport callbacks ----------------------------------------------------------------
 
@@ -185,11 +190,36 @@ class _Connection(asyncio.Protocol):
 
     def _close(self) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
 
     def on_timeout(self) -> None:
         self._fail(TimeoutError("the upstream did not answer in time"))
+
+    def arm(self, deadline: float) -> None:
+        """Time the request out at `deadline` (loop time) unless `disarm()` comes first."""
+        self.deadline = deadline
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._deadline_reached)
+
+    def disarm(self) -> None:
+        self.deadline = None  # the timer stays armed and finds nothing to do when it fires
+
+    def _deadline_reached(self) -> None:
+        self.timer = None
+        deadline = self.deadline
+        if deadline is None or self.closed:
+            return
+        if deadline - self.loop.time() > 0.001:  # a later request on this connection
+            self.timer = self.loop.call_at(deadline, self._deadline_reached)
+            return
+        self.on_timeout()
 
     def begin(self, is_head: bool) -> None:
         self.parser = httptools.HttpResponseParser(self)
@@ -293,6 +323,7 @@ class UpstreamResponse:
         conn = self._conn
         if conn.parser is None:  # already released
             return
+        conn.disarm()
         conn.parser = None
         conn.waiter = None
         if conn.done and conn.keep_alive and not conn.closed:
@@ -355,7 +386,7 @@ class UpstreamPool:
         conn = self._take_idle()
         if conn is None:
             conn = await self._connect(deadline)
-        timer = loop.call_at(deadline, conn.on_timeout)
+        conn.arm(deadline)
         conn.begin(method == "HEAD")
         transport = conn.transport
         assert transport is not None
@@ -366,7 +397,7 @@ class UpstreamPool:
             self.host_line,
             header_block,
         )
-        response = UpstreamResponse(conn, self, timer)
+        response = UpstreamResponse(conn, self, None)
         try:
             if isinstance(body, bytes):
                 if body or method not in _NO_BODY_METHODS:

@@ -304,6 +304,48 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.fast_proxy: Any = getattr(self.app, "fast_proxy", None)
         self._body_length = 0
         self._chunked_request = False
+        self._idle_since: float | None = None
+
+    # --- keep-alive timeout: one lazily re-armed timer per connection ------------------------
+    # uvicorn creates a timer after every response and cancels it on the next request's bytes;
+    # each is a libuv handle opened, closed and freed, twice per request with the upstream's.
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # busy; the armed timer (if any) will find nothing to do
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def timeout_keep_alive_handler(self) -> None:
+        self.timeout_keep_alive_task = None
+        idle_since = self._idle_since
+        if idle_since is None or self.transport.is_closing():
+            return  # a request is in progress: its response re-arms the timer
+        left = idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0.001:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                left, self.timeout_keep_alive_handler
+            )
+            return
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
 
     def on_message_begin(self) -> None:
         self.url = b""
