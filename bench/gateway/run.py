@@ -140,6 +140,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to other guests (all cores): on a shared VM it slows every
+    process at random, and a round with much of it measures the host, not the proxies."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def versions() -> dict[str, str]:
     import httptools
     import uvicorn
@@ -327,13 +334,21 @@ def main() -> None:
             rotated = order[r % 3 :] + order[: r % 3]
             for name in rotated:
                 before = {p: cpu_seconds(pids) for p, pids in watched.items()}
+                stolen = steal_seconds()
                 tput = wrk(targets[name], 32, args.seconds, token)
+                steal_pct = (
+                    (steal_seconds() - stolen) / (args.seconds * (os.cpu_count() or 1)) * 100
+                )
                 requests = tput["rps"] * args.seconds
                 cpu_us = {
                     p: (cpu_seconds(pids) - before[p]) / requests * 1e6
                     for p, pids in watched.items()
                 }
+                stolen = steal_seconds()
                 lat = wrk(targets[name], 1, args.latency_seconds, token)
+                steal_c1 = (steal_seconds() - stolen) / (
+                    args.latency_seconds * (os.cpu_count() or 1)
+                )
                 result[name] = {
                     "rps_c32": tput["rps"],
                     "p50_ms_c32": tput["p50_ms"],
@@ -341,11 +356,13 @@ def main() -> None:
                     "non2xx": tput["non2xx"] + lat["non2xx"],
                     "cpu_us_per_req_proxy": cpu_us.get(name, 0.0),
                     "cpu_us_per_req_upstream": cpu_us["direct"],
+                    "steal_pct_c32": steal_pct,
+                    "steal_pct_c1": steal_c1 * 100,
                 }
                 print(
                     f"round {r + 1} {name:8s} {tput['rps']:9.0f} req/s (c32)  "
                     f"p50 c1 {lat['p50_ms']:.3f} ms  proxy CPU {cpu_us.get(name, 0):.0f} us/req"
-                    f"  load {os.getloadavg()[0]:.1f}",
+                    f"  load {os.getloadavg()[0]:.1f}  steal {steal_pct:.0f}%/{steal_c1 * 100:.0f}%",
                     flush=True,
                 )
             rounds.append(result)
@@ -388,9 +405,10 @@ def main() -> None:
             "upstream": "FastAPI, one endpoint returning a 62-byte JSON object, one uvicorn "
             "process (uvloop + httptools)",
             "nginx": "worker_processes auto, upstream keepalive 64, HTTP/1.1",
-            "gateway": f"{args.gateway_workers} uvicorn worker(s) (uvloop, httptools via "
-            "gateway.server:GatewayHttpProtocol: one write per response; pooled httptools "
-            "upstream client), JWT check ON (verified-token cache), rate limiting ON via Redis "
+            "gateway": f"{args.gateway_workers} uvicorn worker(s) (uvloop, "
+            "gateway.server:GatewayHttpProtocol: /api/* served without ASGI, one write per "
+            "response; pooled httptools upstream client; rate-limit sync over raw RESP), JWT "
+            "check ON (verified-token cache), rate limiting ON via Redis "
             "(1000000/second: never triggers)",
             "wrk": f"-t1 -c32 -d{args.seconds}s for throughput, -t1 -c1 -d{args.latency_seconds}s "
             "for p50; same Authorization header sent to all three",
@@ -416,17 +434,21 @@ def main() -> None:
         "- command: `uv run python bench/gateway/run.py`",
         "",
         "CPU µs/req = user+system CPU of the proxy process(es) during the 32-connection run, "
-        "divided by the requests served (for `direct`: the upstream's own). It does not depend "
-        "on how busy the rest of the machine is; req/s does.",
+        "divided by the requests served (for `direct`: the upstream's own). It depends much less "
+        "than req/s on how busy the rest of the machine is. Steal = CPU time the hypervisor gave "
+        "to other guests during the 32-connection and the 1-connection run, in % of this VM's cores: with much of it "
+        "every number in that row is the host's, not the proxy's.",
         "",
-        "| round | target | req/s at 32 conns | p50 at 1 conn (ms) | proxy CPU µs/req |",
-        "| ---: | --- | ---: | ---: | ---: |",
+        "| round | target | req/s at 32 conns | p50 at 1 conn (ms) | proxy CPU µs/req "
+        "| steal c32 / c1 |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for i, rnd in enumerate(rounds, 1):
         for name, v in rnd.items():
             cpu = v["cpu_us_per_req_proxy"] if name != "direct" else v["cpu_us_per_req_upstream"]
             lines.append(
-                f"| {i} | {name} | {v['rps_c32']:.0f} | {v['p50_ms_c1']:.3f} | {cpu:.0f} |"
+                f"| {i} | {name} | {v['rps_c32']:.0f} | {v['p50_ms_c1']:.3f} | {cpu:.0f} "
+                f"| {v.get('steal_pct_c32', 0.0):.0f}% / {v.get('steal_pct_c1', 0.0):.0f}% |"
             )
     lines += [
         "",
