@@ -1,0 +1,65 @@
+#!/bin/sh
+# paygate container entrypoint. PAYGATE_SERVICE (set by the Dockerfile) picks the service.
+#   serve        uvicorn on 0.0.0.0:<the service's port> (the default command)
+#   migrate      alembic upgrade head for the service's schema
+#   healthcheck [PATH]  exit 0 when GET PATH (default /health) answers 200
+#   anything else is run as given (e.g. `python -c ...`)
+set -eu
+
+home="${PAYGATE_HOME:-/app}"
+service="${PAYGATE_SERVICE:?PAYGATE_SERVICE is not set}"
+case "$service" in
+  gateway)
+    app=gateway.main:create_app
+    port=8000
+    # The gateway sets X-Forwarded-For itself (GATEWAY_TRUST_FORWARDED_FOR decides whether to
+    # believe a client's), so uvicorn must not rewrite the client address; uvloop and the
+    # one-write HTTP protocol are its hot path.
+    flags="--no-proxy-headers --loop uvloop --http gateway.server:GatewayHttpProtocol"
+    ;;
+  user-service)
+    app=user_service.main:create_app
+    port=8001
+    # The sign-in throttle keys on the client IP the gateway forwards; which peers may set it
+    # comes from FORWARDED_ALLOW_IPS (read by uvicorn itself).
+    flags="--proxy-headers"
+    ;;
+  payment-service)      app=payment_service.main:create_app;      port=8002; flags="" ;;
+  notification-service) app=notification_service.main:create_app; port=8004; flags="" ;;
+  order-service)        app=order_service.main:create_app;        port=8008; flags="" ;;
+  *)
+    echo "paygate-entrypoint: unknown PAYGATE_SERVICE '$service'" >&2
+    exit 64
+    ;;
+esac
+
+command="${1:-serve}"
+[ "$#" -gt 0 ] && shift
+
+case "$command" in
+  serve)
+    # $flags is split into words on purpose.
+    # shellcheck disable=SC2086
+    exec uvicorn "$app" --factory --host 0.0.0.0 --port "$port" \
+      --no-access-log --timeout-graceful-shutdown 20 $flags "$@"
+    ;;
+  migrate)
+    if [ ! -f "$home/$service/alembic.ini" ]; then
+      echo "paygate-entrypoint: $service has no migrations"
+      exit 0
+    fi
+    cd "$home/$service"
+    exec alembic -c alembic.ini upgrade head
+    ;;
+  healthcheck)
+    # The slim image has no curl; Python is there anyway. urlopen raises on 4xx/5xx.
+    exec python -c "import sys, urllib.request
+try:
+    urllib.request.urlopen('http://127.0.0.1:$port${1:-/health}', timeout=4)
+except Exception as exc:
+    sys.exit(f'unhealthy: {exc}')"
+    ;;
+  *)
+    exec "$command" "$@"
+    ;;
+esac
