@@ -483,6 +483,18 @@ def main() -> None:
         "",
         f"**p50 delta at one connection: {delta * 1000:+.0f} µs** over nginx (target ≤ +300 µs)",
         "",
+        f"Rounds kept although a run had more than {args.max_steal:.0f}% steal (the re-run "
+        "budget was used up; their medians measure the host as much as the proxies): "
+        + str(
+            sum(
+                1
+                for x in rounds
+                if max(max(v["steal_pct_c32"], v["steal_pct_c1"]) for v in x.values())
+                > args.max_steal
+            )
+        )
+        + ".",
+        "",
         f"Non-2xx responses during the run: {non2xx:.0f}. Rounds discarded and re-run because "
         f"hypervisor steal exceeded {args.max_steal:.0f}% in one of their runs: {len(discarded)}"
         + (
