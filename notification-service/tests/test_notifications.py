@@ -24,20 +24,9 @@ from notification_service.settings import Settings
 from notification_service.store.tables import DeliveryAttempt, Notification
 from paygate_common.db import unit_of_work
 from paygate_common.events import NOTIFICATION_DLQ
+from paygate_common.events_testing import wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def wait_for(predicate: Any, timeout: float = 15, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def emails_to(smtp_sink: Any, address: str) -> list[EmailMessage]:

@@ -7,7 +7,6 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -243,20 +242,6 @@ class PaymentEvents:
                 for record in records:
                     key = record.key.decode() if record.key else ""
                     self.seen.append((key, EventEnvelope.from_bytes(record.value)))
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 20, interval: float = 0.1
-) -> Any:
-    """Poll `check` until it returns something truthy; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
 
 
 async def payment_for_order(sessionmaker: Any, order_id: uuid.UUID) -> Any:

@@ -17,10 +17,10 @@ from payment_tests_support import (
     UserServiceStandIn,
     access_token,
     payment_for_order,
-    wait_for,
 )
 
 from paygate_common.auth import SigningKey
+from paygate_common.events_testing import wait_for
 
 FINAL = {"succeeded", "failed", "requires_action", "cancelled"}
 

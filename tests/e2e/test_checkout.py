@@ -22,6 +22,8 @@ from e2e_support import (
     topic_messages,
 )
 
+from paygate_common.events_testing import wait_for
+
 pytestmark = pytest.mark.e2e
 
 
@@ -36,18 +38,6 @@ def intents_for(suite: Suite, order_id: str) -> list[dict[str, Any]]:
 
 def emails_to(suite: Suite, address: str) -> list[Any]:
     return [m for m in suite.stack.smtp.messages() if address in str(m["To"])]
-
-
-async def wait_for(predicate: Any, timeout: float = 20, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def localstripe_card(suite: Suite, number: str) -> str:

@@ -65,6 +65,28 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0)
         await asyncio.sleep(0.05)
 
 
+async def wait_for(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 20.0,  # noqa: ASYNC109  (a polling deadline)
+    interval: float = 0.1,
+) -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy, and return that.
+
+    Fails with the last value seen after `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+
+
 def consumed(service: str, topic: str, outcome: str) -> float:
     """The `paygate_events_consumed_total` sample for one service, topic and outcome."""
     labels = {"service": service, "topic": topic, "outcome": outcome}
