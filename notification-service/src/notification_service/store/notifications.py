@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Update, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,27 +68,33 @@ async def set_recipient(session: AsyncSession, notification_id: uuid.UUID, recip
     )
 
 
-async def mark_sent(
-    session: AsyncSession, notification_id: uuid.UUID, *, attempt: int, recipient: str
-) -> bool:
-    """`sending` → `sent`; False if another sender reclaimed the row in the meantime."""
-    result = await session.execute(
+def _finish_sending(notification_id: uuid.UUID, attempt: int, **values: Any) -> Update:
+    """Leave `sending` only if this sender still holds attempt `attempt` (no one reclaimed it)."""
+    return (
         update(Notification)
         .where(
             Notification.id == notification_id,
             Notification.status == NotificationStatus.SENDING,
             Notification.attempts == attempt,
         )
-        .values(
-            status=NotificationStatus.SENT,
-            sent_at=func.now(),
-            recipient=recipient,
-            last_error=None,
-            updated_at=func.now(),
-        )
-        .returning(Notification.id)
+        .values(updated_at=func.now(), **values)
         .execution_options(synchronize_session=False)
     )
+
+
+async def mark_sent(
+    session: AsyncSession, notification_id: uuid.UUID, *, attempt: int, recipient: str
+) -> bool:
+    """`sending` → `sent`; False if another sender reclaimed the row in the meantime."""
+    statement = _finish_sending(
+        notification_id,
+        attempt,
+        status=NotificationStatus.SENT,
+        sent_at=func.now(),
+        recipient=recipient,
+        last_error=None,
+    )
+    result = await session.execute(statement.returning(Notification.id))
     return result.scalar_one_or_none() is not None
 
 
@@ -102,23 +108,15 @@ async def mark_failed(
     recipient: str | None,
 ) -> bool:
     """`sending` → `failed` with the next attempt scheduled."""
-    result = await session.execute(
-        update(Notification)
-        .where(
-            Notification.id == notification_id,
-            Notification.status == NotificationStatus.SENDING,
-            Notification.attempts == attempt,
-        )
-        .values(
-            status=NotificationStatus.FAILED,
-            last_error=error,
-            next_attempt_at=func.now() + timedelta(seconds=retry_in_seconds),
-            recipient=func.coalesce(recipient, Notification.recipient),
-            updated_at=func.now(),
-        )
-        .returning(Notification.id)
-        .execution_options(synchronize_session=False)
+    statement = _finish_sending(
+        notification_id,
+        attempt,
+        status=NotificationStatus.FAILED,
+        last_error=error,
+        next_attempt_at=func.now() + timedelta(seconds=retry_in_seconds),
+        recipient=func.coalesce(recipient, Notification.recipient),
     )
+    result = await session.execute(statement.returning(Notification.id))
     return result.scalar_one_or_none() is not None
 
 
@@ -131,25 +129,15 @@ async def mark_dead_lettered(
     recipient: str | None,
 ) -> Notification | None:
     """`sending` → `dead_lettered`; the row as updated, or None if the guard did not match."""
-    return (
-        await session.scalars(
-            update(Notification)
-            .where(
-                Notification.id == notification_id,
-                Notification.status == NotificationStatus.SENDING,
-                Notification.attempts == attempt,
-            )
-            .values(
-                status=NotificationStatus.DEAD_LETTERED,
-                last_error=error,
-                dead_lettered_at=func.now(),
-                recipient=func.coalesce(recipient, Notification.recipient),
-                updated_at=func.now(),
-            )
-            .returning(Notification)
-            .execution_options(synchronize_session=False)
-        )
-    ).one_or_none()
+    statement = _finish_sending(
+        notification_id,
+        attempt,
+        status=NotificationStatus.DEAD_LETTERED,
+        last_error=error,
+        dead_lettered_at=func.now(),
+        recipient=func.coalesce(recipient, Notification.recipient),
+    )
+    return (await session.scalars(statement.returning(Notification))).one_or_none()
 
 
 async def record_attempt(
