@@ -1,4 +1,4 @@
-"""Versioned payloads for `order.create`, `payment.event`, `order.event` and `user.registered`."""
+"""Versioned payloads for every topic: orders, payments, refunds, users, config and audit."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from paygate_common.events.envelope import EventEnvelope
 
@@ -48,20 +48,31 @@ class OrderCancelled(_Payload):
 
 
 class PaymentStatus(StrEnum):
+    """A payment's states (ARCHITECTURE.md, Payments). `pending` is the legacy name of
+    `processing` kept for version-1 consumers; producers publish `processing`."""
+
     PENDING = "pending"
+    PROCESSING = "processing"
+    REQUIRES_ACTION = "requires_action"
+    REQUIRES_CAPTURE = "requires_capture"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    REQUIRES_ACTION = "requires_action"
-    REFUNDED = "refunded"
     CANCELLED = "cancelled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
 
 
 class PaymentEvent(_Payload):
-    """Topic `payment.event`; `event_type` is `payment.<status>` (payment.succeeded, ...)."""
+    """Topic `payment.event`; `event_type` is `payment.<status>` (payment.succeeded, ...).
+
+    The amounts are the payment's totals after this transition, so a consumer (the ledger)
+    can post the difference from what it saw last, whatever order events arrive in.
+    """
 
     event_type: ClassVar[str] = "payment.event"
     payment_id: uuid.UUID
-    order_id: uuid.UUID
+    # None for a payment created directly with POST /payments (no order behind it).
+    order_id: uuid.UUID | None = None
     user_id: uuid.UUID
     status: PaymentStatus
     amount: int
@@ -72,16 +83,96 @@ class PaymentEvent(_Payload):
     failure_message: str | None = None
     # What a client needs to finish 3-D Secure (e.g. a redirect URL); never a client secret.
     next_action: dict[str, Any] | None = None
+    capture_method: str = "automatic"
+    amount_capturable: int = 0
+    amount_captured: int = 0
+    amount_refunded: int = 0
 
     def envelope_type(self) -> str:
         return f"payment.{self.status.value}"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RefundEvent(_Payload):
+    """Topic `payment.event` (keyed by the payment id); `event_type` is `refund.<status>`."""
+
+    event_type: ClassVar[str] = "refund.event"
+    refund_id: uuid.UUID
+    payment_id: uuid.UUID
+    order_id: uuid.UUID | None = None
+    user_id: uuid.UUID
+    status: RefundStatus
+    amount: int
+    currency: str
+    provider: str
+    reason: str | None = None
+    provider_reference: str | None = None
+    failure_code: str | None = None
+
+    def envelope_type(self) -> str:
+        return f"refund.{self.status.value}"
+
+
+class OrderRefundRequested(_Payload):
+    """Topic `order.event`: the owner asked to refund an order (payment-service refunds it)."""
+
+    event_type: ClassVar[str] = "order.refund_requested"
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    amount: int | None = None  # None = the whole captured amount
+
+
+class ConfigChanged(_Payload):
+    """Topic `config.changed`: admin-service saved a new version of a configuration key."""
+
+    event_type: ClassVar[str] = "config.changed"
+    key: str
+    config_version: int
+    value: Any
+    actor_id: uuid.UUID | None = None
+    reason: str | None = None
+
+
+class AuditOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DENIED = "denied"
+
+
+class AuditAction(_Payload):
+    """Topic `audit.event`: a security-relevant action (who did what, when, from where).
+
+    `action` is `<entity>.<verb>` (ARCHITECTURE.md lists them: `auth.signed_in`,
+    `api_key.created`, `payment.refund_requested`, ...). Never a secret, key or password in
+    `details`; the audit service masks what it stores all the same.
+    """
+
+    event_type: ClassVar[str] = "audit.event"
+    action: str
+    outcome: AuditOutcome = AuditOutcome.SUCCEEDED
+    actor_id: uuid.UUID | None = None
+    actor_role: str | None = None
+    entity_type: str
+    entity_id: str | None = None
+    source_ip: str | None = None
+    request_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 EVENT_MODELS: dict[str, type[_Payload]] = {
     "user.registered": UserRegistered,
     "order.created": OrderCreated,
     "order.cancelled": OrderCancelled,
+    "order.refund_requested": OrderRefundRequested,
+    "config.changed": ConfigChanged,
+    "audit.event": AuditAction,
     **{f"payment.{s.value}": PaymentEvent for s in PaymentStatus},
+    **{f"refund.{s.value}": RefundEvent for s in RefundStatus},
 }
 
 
