@@ -8,30 +8,13 @@ set -eu
 
 home="${PAYGATE_HOME:-/app}"
 service="${PAYGATE_SERVICE:?PAYGATE_SERVICE is not set}"
-case "$service" in
-  gateway)
-    app=gateway.main:create_app
-    port=8000
-    # The gateway sets X-Forwarded-For itself (GATEWAY_TRUST_FORWARDED_FOR decides whether to
-    # believe a client's), so uvicorn must not rewrite the client address; uvloop and the
-    # one-write HTTP protocol are its hot path.
-    flags="--no-proxy-headers --loop uvloop --http gateway.server:GatewayHttpProtocol"
-    ;;
-  user-service)
-    app=user_service.main:create_app
-    port=8001
-    # The sign-in throttle keys on the client IP the gateway forwards; which peers may set it
-    # comes from FORWARDED_ALLOW_IPS (read by uvicorn itself).
-    flags="--proxy-headers"
-    ;;
-  payment-service)      app=payment_service.main:create_app;      port=8002; flags="" ;;
-  notification-service) app=notification_service.main:create_app; port=8004; flags="" ;;
-  order-service)        app=order_service.main:create_app;        port=8008; flags="" ;;
-  *)
-    echo "paygate-entrypoint: unknown PAYGATE_SERVICE '$service'" >&2
-    exit 64
-    ;;
-esac
+# What the service is (its ASGI app, port and uvicorn flags) comes from the one service registry,
+# paygate_common.services; nothing about a service is repeated here.
+if ! registry="$(python -m paygate_common.services shell "$service" 2>&1)"; then
+  echo "paygate-entrypoint: unknown PAYGATE_SERVICE '$service' ($registry)" >&2
+  exit 64
+fi
+eval "$registry"
 
 command="${1:-serve}"
 [ "$#" -gt 0 ] && shift
@@ -44,11 +27,11 @@ case "$command" in
       --no-access-log --timeout-graceful-shutdown 20 $flags "$@"
     ;;
   migrate)
-    if [ ! -f "$home/$service/alembic.ini" ]; then
+    if [ ! -f "$home/$folder/alembic.ini" ]; then
       echo "paygate-entrypoint: $service has no migrations"
       exit 0
     fi
-    cd "$home/$service"
+    cd "$home/$folder"
     exec alembic -c alembic.ini upgrade head
     ;;
   healthcheck)

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,7 +202,8 @@ def stub_bin(tmp_path: Path) -> Path:
 
 def run_entrypoint(stub_bin: Path, service: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": f"{stub_bin}:{os.environ['PATH']}",
+        # the image's python has paygate_common installed; here it is this interpreter
+        "PATH": f"{stub_bin}:{Path(sys.executable).parent}:{os.environ['PATH']}",
         "PAYGATE_SERVICE": service,
         "PAYGATE_HOME": str(stub_bin.parent / "app"),
     }

@@ -14,21 +14,11 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from paygate_common.services import DEFAULT_SERVICE_URLS, spec_for
+
 # Values that ship in the repository for local development; production must override them.
 DEV_SECRET_MARKER = "dev-only"
 DEFAULT_SERVICE_TOKEN_SECRET = f"{DEV_SECRET_MARKER}-service-token-secret-change-me-0123456789"
-
-DEFAULT_SERVICE_URLS: dict[str, str] = {
-    "gateway": "http://127.0.0.1:8000",
-    "user": "http://127.0.0.1:8001",
-    "payment": "http://127.0.0.1:8002",
-    "transaction": "http://127.0.0.1:8003",
-    "notification": "http://127.0.0.1:8004",
-    "audit": "http://127.0.0.1:8005",
-    "exchange-rate": "http://127.0.0.1:8006",
-    "admin": "http://127.0.0.1:8007",
-    "order": "http://127.0.0.1:8008",
-}
 
 
 class _UnprefixedEnvSource(EnvSettingsSource):
@@ -44,12 +34,30 @@ class ServiceSettings(BaseSettings):
     A variable named `<PREFIX><FIELD>` wins over the unprefixed `<FIELD>`; so `ENVIRONMENT`,
     `DATABASE_URL`, `REDIS_URL` and `KAFKA_BOOTSTRAP_SERVERS` configure the whole suite while
     `ORDER_SERVICE_DATABASE_URL` can still point one service elsewhere.
+
+    A subclass names its registry entry (`registry_name: ClassVar[str] = "order"`); its env
+    prefix, service name, schema and port then come from `paygate_common.services`.
     """
 
     model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
 
+    registry_name: ClassVar[str | None] = None
     service_name: ClassVar[str] = "service"
     default_schema: ClassVar[str] = "public"
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        name = cls.__dict__.get("registry_name")
+        if name:
+            spec = spec_for(name)
+            cls.model_config["env_prefix"] = spec.env_prefix
+            cls.service_name = spec.service_name
+            cls.default_schema = spec.schema or "public"
+
+    # Where the service listens; 0 = its port in the registry.
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
 
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
@@ -69,7 +77,7 @@ class ServiceSettings(BaseSettings):
 
     jwt_issuer: str = "paygate"
     jwt_audience: str = "paygate-api"
-    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwks_url: str = DEFAULT_SERVICE_URLS["user"] + "/.well-known/jwks.json"
     jwks_cache_seconds: int = 300
     service_token_secret: SecretStr = SecretStr(DEFAULT_SERVICE_TOKEN_SECRET)
     service_token_ttl_seconds: int = 60
@@ -82,6 +90,8 @@ class ServiceSettings(BaseSettings):
     def _derive_and_refuse_defaults(self) -> ServiceSettings:
         if not self.db_schema:
             self.db_schema = self.default_schema
+        if not self.port and self.registry_name:
+            self.port = spec_for(self.registry_name).port
         if not self.kafka_client_id:
             self.kafka_client_id = self.service_name
         if self.paygate_service_urls:

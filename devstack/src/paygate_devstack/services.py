@@ -1,4 +1,4 @@
-"""The service registry and how one service runs: migrations, then uvicorn, then `/ready`."""
+"""How one service runs locally: migrations, then uvicorn, then `/ready` (what it is: the registry)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from paygate_common.services import SERVICES, SERVICES_BY_NAME, ServiceSpec, spec_for
 from paygate_devstack.process import (
     ComponentError,
     ManagedProcess,
@@ -19,81 +20,6 @@ from paygate_devstack.process import (
     log_tail,
     wait_until,
 )
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """One row of the registry; `name` is the key in PAYGATE_SERVICE_URLS and stack.json."""
-
-    name: str
-    folder: str
-    package: str
-    port: int
-    env_prefix: str
-    schema: str | None
-    # Extra uvicorn flags. The gateway sets X-Forwarded-For itself and must not let uvicorn
-    # trust a client's header, or a caller could pick the IP its rate limit is counted against.
-    uvicorn_args: tuple[str, ...] = ()
-
-    @property
-    def app(self) -> str:
-        """The ASGI factory uvicorn runs with `--factory`."""
-        return f"{self.package}.main:create_app"
-
-
-# Gateway first: it is the entry point and leads the printed table.
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec(
-        "gateway",
-        "gateway",
-        "gateway",
-        8000,
-        "GATEWAY_",
-        None,
-        ("--no-proxy-headers", "--loop", "uvloop", "--http", "gateway.server:GatewayHttpProtocol"),
-    ),
-    ServiceSpec("user", "user-service", "user_service", 8001, "USER_SERVICE_", "users"),
-    ServiceSpec(
-        "payment", "payment-service", "payment_service", 8002, "PAYMENT_SERVICE_", "payments"
-    ),
-    ServiceSpec(
-        "transaction",
-        "transaction-service",
-        "transaction_service",
-        8003,
-        "TRANSACTION_SERVICE_",
-        "transactions",
-    ),
-    ServiceSpec(
-        "notification",
-        "notification-service",
-        "notification_service",
-        8004,
-        "NOTIFICATION_SERVICE_",
-        "notifications",
-    ),
-    ServiceSpec("audit", "audit-service", "audit_service", 8005, "AUDIT_SERVICE_", "audit"),
-    ServiceSpec(
-        "exchange-rate",
-        "exchange-rate-service",
-        "exchange_rate_service",
-        8006,
-        "EXCHANGE_RATE_SERVICE_",
-        "rates",
-    ),
-    ServiceSpec("admin", "admin-service", "admin_service", 8007, "ADMIN_SERVICE_", "admin"),
-    ServiceSpec("order", "order-service", "order_service", 8008, "ORDER_SERVICE_", "orders"),
-)
-SERVICES_BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}
-
-
-def spec_for(name: str) -> ServiceSpec:
-    """Look a service up by name ("user"), folder ("user-service") or package ("user_service")."""
-    for spec in SERVICES:
-        if name in (spec.name, spec.folder, spec.package):
-            return spec
-    known = ", ".join(s.name for s in SERVICES)
-    raise KeyError(f"unknown service {name!r}; known: {known}")
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -162,7 +88,7 @@ def shared_env(
         "SMTP_PORT": str(endpoints.smtp_port),
         "ENVIRONMENT": environment,
         "PAYGATE_STATE_DIR": str(state_dir.absolute()),
-        "JWKS_URL": f"{urls.get('user', 'http://127.0.0.1:8001')}/.well-known/jwks.json",
+        "JWKS_URL": f"{urls.get('user', spec_for('user').default_url)}/.well-known/jwks.json",
         "SERVICE_TOKEN_SECRET": service_token_secret,
         "PAYGATE_SERVICE_URLS": json.dumps(dict(urls)),
     }
@@ -210,6 +136,7 @@ class ServiceProcess:
                 "--no-access-log",
                 "--timeout-graceful-shutdown",
                 "5",
+                *spec.uvicorn_args,
             ],
             log_path=self.log_path,
             env=self.env,
@@ -325,3 +252,20 @@ def start_service(
 def stop_services(services: Iterable[ServiceProcess]) -> None:
     for service in reversed(list(services)):
         service.stop()
+
+
+__all__ = [
+    "SERVICES",
+    "SERVICES_BY_NAME",
+    "ServiceProcess",
+    "ServiceSpec",
+    "StackEndpoints",
+    "implemented_services",
+    "repo_root",
+    "service_urls",
+    "shared_env",
+    "spec_for",
+    "start_service",
+    "stop_services",
+    "unfinished_services",
+]

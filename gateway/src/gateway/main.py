@@ -19,6 +19,7 @@ from gateway.routes import ROUTES, Route, RouteTable
 from gateway.settings import GatewaySettings
 from paygate_common.auth import JWKSCache
 from paygate_common.logging import configure_logging
+from paygate_common.serve import run_service
 
 log = logging.getLogger("paygate.gateway")
 
@@ -164,20 +165,5 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
 
 
 def run() -> None:
-    """`gateway` console entry: uvicorn with uvloop and httptools on port 8000."""
-    import uvicorn
-
-    uvicorn.run(
-        "gateway.main:create_app",
-        factory=True,
-        host="127.0.0.1",
-        port=8000,
-        loop="uvloop",
-        # httptools with each response written in one send() (see gateway/server.py)
-        http="gateway.server:GatewayHttpProtocol",
-        lifespan="on",
-        access_log=False,
-        # uvicorn would otherwise rewrite the client address from X-Forwarded-For for connections
-        # from 127.0.0.1; the gateway decides that itself (GATEWAY_TRUST_FORWARDED_FOR).
-        proxy_headers=False,
-    )
+    """The `gateway` console script: uvicorn as the registry and settings say."""
+    run_service("gateway")

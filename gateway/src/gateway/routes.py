@@ -1,6 +1,7 @@
 """The routing table: public prefix → upstream service and path, public or protected, limits.
 
-A later service is one more `Route(...)` line. Only prefixes listed here are reachable; an
+The routes come from the service registry (`paygate_common.services`): a later service declares
+its `PublicRoute`s there and nothing here changes. Only prefixes listed are reachable; an
 upstream's `/internal/*`, `/health`, `/ready` and `/metrics` are never routed because no public
 prefix maps onto them, and `is_safe_path` refuses dot-segments and encoded separators that could
 climb out of a prefix on a server that normalises paths.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-API_PREFIX = "/api/v1"
+from paygate_common.services import API_PREFIX, SERVICES, ServiceSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +41,24 @@ class Route:
         return self.upstream_prefix + public_path[len(self.prefix) :]
 
 
-ROUTES: tuple[Route, ...] = (
-    Route("/api/v1/auth/signup", "user", "/auth/signup", public=True, limit="rate_limit_auth"),
-    Route("/api/v1/auth/signin", "user", "/auth/signin", public=True, limit="rate_limit_auth"),
-    Route("/api/v1/auth/token", "user", "/auth/token", public=True, limit="rate_limit_auth"),
-    Route("/api/v1/auth", "user", "/auth", public=True),
-    Route("/api/v1/users", "user", "/users"),
-    Route("/api/v1/orders", "order", "/orders"),
-    Route("/api/v1/payments", "payment", "/payments", timeout=30.0),
-    # Verified by its Stripe-Signature inside payment-service; Stripe sends no JWT.
-    Route("/api/v1/webhooks/stripe", "payment", "/webhooks/stripe", public=True),
-    Route("/api/v1/notifications", "notification", "/notifications"),
-    Route("/api/v1/admin/notifications", "notification", "/admin/notifications"),
-)
+def routes_from_registry(services: tuple[ServiceSpec, ...] = SERVICES) -> tuple[Route, ...]:
+    """Every public route the registry declares (`paygate_common.services`)."""
+    return tuple(
+        Route(
+            r.gateway_prefix,
+            spec.name,
+            r.upstream_prefix,
+            public=r.public,
+            limit=r.limit,
+            timeout=r.timeout,
+        )
+        for spec in services
+        for r in spec.routes
+        if not r.web
+    )
+
+
+ROUTES: tuple[Route, ...] = routes_from_registry()
 
 
 class RouteTable:

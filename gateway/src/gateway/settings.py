@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic_settings import SettingsConfigDict
-
 from paygate_common.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
     """Limits use the `limits` library's notation: `100/second`, `1000/minute;20/second`."""
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
-
-    service_name: ClassVar[str] = "gateway"
-    default_schema: ClassVar[str] = "public"
+    registry_name: ClassVar[str] = "gateway"
 
     # --- authentication at the edge -------------------------------------------------------
     auth_enabled: bool = True

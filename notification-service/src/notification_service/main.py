@@ -17,6 +17,7 @@ from notification_service.recipients import RecipientDirectory
 from notification_service.settings import Settings
 from paygate_common.app import create_service_app
 from paygate_common.eventing import run_eventing
+from paygate_common.serve import run_service
 
 DESCRIPTION = """
 Tells customers about their payments. Consumes `payment.event`; for `payment.succeeded`,
@@ -74,8 +75,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def run() -> None:
-    """`notification-service` console script: serve on the configured host and port."""
-    import uvicorn
-
-    settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    """The `notification-service` console script: uvicorn as the registry and settings say."""
+    run_service("notification")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
 
 from paygate_common.settings import ServiceSettings
 
@@ -13,15 +12,7 @@ from paygate_common.settings import ServiceSettings
 class Settings(ServiceSettings):
     """`NOTIFICATION_SERVICE_<FIELD>` wins; `SMTP_HOST`/`SMTP_PORT` unprefixed work as well."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NOTIFICATION_SERVICE_", extra="ignore", env_nested_delimiter="__"
-    )
-
-    service_name: ClassVar[str] = "notification-service"
-    default_schema: ClassVar[str] = "notifications"
-
-    host: str = "127.0.0.1"
-    port: int = 8004
+    registry_name: ClassVar[str] = "notification"
 
     # The local SMTP sink by default (`python -m paygate_devstack run` starts one there).
     smtp_host: str = "127.0.0.1"

@@ -14,6 +14,7 @@ from order_service.settings import Settings
 from order_service.sweeper import sweep_forever
 from paygate_common.app import create_service_app
 from paygate_common.eventing import run_eventing, supervise
+from paygate_common.serve import run_service
 
 DESCRIPTION = """Orders and their status. `POST /orders` writes a pending order and its
 `order.create` event in one transaction (send an `Idempotency-Key` to make retries safe);
@@ -59,14 +60,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def run() -> None:
-    """`order-service` console script: uvicorn on ORDER_SERVICE_HOST:ORDER_SERVICE_PORT."""
-    import uvicorn
-
-    settings = Settings()
-    uvicorn.run(
-        "order_service.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-    )
+    """The `order-service` console script: uvicorn as the registry and settings say."""
+    run_service("order")

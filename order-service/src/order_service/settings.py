@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from paygate_common.idempotency import DEFAULT_TTL_SECONDS
 from paygate_common.settings import ServiceSettings
@@ -14,13 +13,7 @@ from paygate_common.settings import ServiceSettings
 class Settings(ServiceSettings):
     """Everything order-service reads from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDER_SERVICE_")
-
-    service_name: ClassVar[str] = "order-service"
-    default_schema: ClassVar[str] = "orders"
-
-    host: str = "127.0.0.1"
-    port: int = 8008
+    registry_name: ClassVar[str] = "order"
 
     # An order nobody paid for within this time is cancelled (`payment_timeout`).
     pending_timeout_seconds: float = Field(default=900.0, gt=0)

@@ -12,6 +12,7 @@ from paygate_common.app import create_service_app
 from paygate_common.eventing import ConsumerSpec, run_eventing, supervise
 from paygate_common.events import ORDER_CREATE, ORDER_EVENT, PAYMENT_DLQ
 from paygate_common.http import ServiceClient
+from paygate_common.serve import run_service
 from payment_service.api import payments, webhooks
 from payment_service.connectors import build_connector
 from payment_service.connectors.stripe import StripeConnector
@@ -90,3 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Stripe's webhooks arrive whichever connector charges new payments.
     app.state.stripe_connector = StripeConnector()
     return app
+
+
+def run() -> None:
+    """The `payment-service` console script: uvicorn as the registry and settings say."""
+    run_service("payment")

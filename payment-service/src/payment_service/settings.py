@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
 
 from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
 
@@ -13,10 +12,7 @@ from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
 class Settings(ServiceSettings):
     """`PAYMENT_SERVICE_<FIELD>` wins; `STRIPE_API_BASE`, `STRIPE_API_KEY`, ... work unprefixed."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYMENT_SERVICE_")
-
-    service_name: ClassVar[str] = "payment-service"
-    default_schema: ClassVar[str] = "payments"
+    registry_name: ClassVar[str] = "payment"
 
     # Which connector charges: the real Stripe API (or localstripe), or the in-process sandbox.
     connector: Literal["stripe", "sandbox"] = "stripe"

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from paygate_common.app import create_service_app
 from paygate_common.auth import JWKSCache
 from paygate_common.eventing import run_eventing
+from paygate_common.serve import run_service
 from user_service.api import auth, internal, payment_methods, users
 from user_service.domain import accounts
 from user_service.domain.passwords import PasswordHasher
@@ -82,18 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def run() -> None:
-    """`user-service` console script: uvicorn on the configured host and port."""
-    import uvicorn
-
-    settings = Settings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_config=None,
-    )
+    """The `user-service` console script: uvicorn as the registry and settings say."""
+    run_service("user")
 
 
 if __name__ == "__main__":

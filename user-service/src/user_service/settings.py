@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import EmailStr, Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
 
@@ -15,13 +14,8 @@ DEFAULT_STRIPE_API_KEY = f"sk_test_{DEV_SECRET_MARKER}-user-service-localstripe"
 class Settings(ServiceSettings):
     """Everything user-service reads from the environment; see the README's settings table."""
 
-    model_config = SettingsConfigDict(env_prefix="USER_SERVICE_")
+    registry_name: ClassVar[str] = "user"
 
-    service_name: ClassVar[str] = "user-service"
-    default_schema: ClassVar[str] = "users"
-
-    host: str = "127.0.0.1"
-    port: int = 8001
     # Peers whose X-Forwarded-For uvicorn trusts (the gateway); the sign-in throttle keys on the IP.
     forwarded_allow_ips: str = "127.0.0.1"
 

@@ -1,0 +1,209 @@
+"""The service registry: what each paygate service is, written once for the whole suite.
+
+Every other place reads this: the launcher (ports, start order, migrations), the gateway's
+route table, each service's settings (env prefix, schema, port), the container entrypoint
+(`python -m paygate_common.services shell <service>`) and `tests/deploy`, which holds the
+compose files and Kubernetes manifests against it. Adding a service is a folder plus one
+`ServiceSpec` here.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from paygate_common.events import topics as t
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class PublicRoute:
+    """A public prefix under `/api/v1` (or a web surface at the root) and where it goes upstream.
+
+    `prefix` matches itself and anything below `prefix + "/"`. `limit` names a gateway settings
+    field with a stricter per-IP limit that replaces the anon/user one for this route.
+    """
+
+    prefix: str
+    upstream: str | None = None  # defaults to `prefix`
+    public: bool = False  # no JWT at the edge (the upstream checks its own way)
+    limit: str | None = None
+    timeout: float | None = None  # seconds; None = the gateway's default
+    web: bool = False  # an HTML surface at the gateway root, not under /api/v1
+
+    @property
+    def upstream_prefix(self) -> str:
+        return self.upstream or self.prefix
+
+    @property
+    def gateway_prefix(self) -> str:
+        return self.prefix if self.web else API_PREFIX + self.prefix
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service. Its folder, package, env prefix and settings name derive from `name`."""
+
+    name: str  # the key in PAYGATE_SERVICE_URLS and stack.json: "order"
+    port: int
+    schema: str | None  # its PostgreSQL schema; None owns no tables
+    title: str = ""
+    routes: tuple[PublicRoute, ...] = ()
+    produces: tuple[str, ...] = ()
+    consumes: tuple[str, ...] = ()
+    # uvicorn options beyond host and port, as `uvicorn.run` keyword arguments.
+    uvicorn: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        return self.name if self.name == "gateway" else f"{self.name}-service"
+
+    @property
+    def package(self) -> str:
+        return self.folder.replace("-", "_")
+
+    @property
+    def service_name(self) -> str:
+        """The name in logs, metrics and event envelopes ("order-service")."""
+        return self.folder
+
+    @property
+    def env_prefix(self) -> str:
+        return self.package.upper() + "_"
+
+    @property
+    def app(self) -> str:
+        """The ASGI factory uvicorn runs with `--factory`."""
+        return f"{self.package}.main:create_app"
+
+    @property
+    def uvicorn_args(self) -> tuple[str, ...]:
+        """`uvicorn` with these command-line flags runs the service as `run_service` does."""
+        args: list[str] = []
+        for key, value in self.uvicorn.items():
+            flag = "--" + key.replace("_", "-")
+            if value is True:
+                args.append(flag)
+            elif value is False:
+                args.append("--no-" + key.replace("_", "-"))
+            else:
+                args += [flag, str(value)]
+        return tuple(args)
+
+    @property
+    def default_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+R = PublicRoute
+
+# Gateway first: it is the entry point and leads the launcher's table. The others in port order.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec(
+        "gateway",
+        8000,
+        None,
+        title="the public entry: routing, auth at the edge, rate limits, merged docs",
+        # The gateway sets X-Forwarded-For itself and must not let uvicorn trust a client's
+        # header (a caller could pick the IP its rate limit is counted against); uvloop and the
+        # one-write HTTP protocol are its hot path (gateway/server.py).
+        uvicorn={
+            "proxy_headers": False,
+            "loop": "uvloop",
+            "http": "gateway.server:GatewayHttpProtocol",
+        },
+    ),
+    ServiceSpec(
+        "user",
+        8001,
+        "users",
+        title="accounts, sign-in, JWT issuing (JWKS), profiles, saved payment methods",
+        routes=(
+            R("/auth/signup", public=True, limit="rate_limit_auth"),
+            R("/auth/signin", public=True, limit="rate_limit_auth"),
+            R("/auth/token", public=True, limit="rate_limit_auth"),
+            R("/auth", public=True),
+            R("/users"),
+        ),
+        produces=(t.USER_REGISTERED, t.AUDIT_EVENT),
+        # The sign-in throttle keys on the client IP the gateway forwards.
+        uvicorn={"proxy_headers": True},
+    ),
+    ServiceSpec(
+        "payment",
+        8002,
+        "payments",
+        title="payments lifecycle, provider connectors, provider webhooks, no double charge",
+        routes=(
+            R("/payments", timeout=30.0),
+            # Verified by its Stripe-Signature inside payment-service; Stripe sends no JWT.
+            R("/webhooks/stripe", public=True),
+        ),
+        produces=(t.PAYMENT_EVENT, t.PAYMENT_DLQ, t.AUDIT_EVENT),
+        consumes=(t.ORDER_CREATE, t.ORDER_EVENT),
+    ),
+    ServiceSpec(
+        "transaction",
+        8003,
+        "transactions",
+        title="double-entry ledger, fees, limits, transaction history",
+    ),
+    ServiceSpec(
+        "notification",
+        8004,
+        "notifications",
+        title="email, SMS and push, templates, merchant webhooks out, dead letters",
+        routes=(R("/notifications"), R("/admin/notifications")),
+        produces=(t.NOTIFICATION_DLQ,),
+        consumes=(t.PAYMENT_EVENT,),
+    ),
+    ServiceSpec("audit", 8005, "audit", title="tamper-evident, masked audit trail"),
+    ServiceSpec(
+        "exchange-rate", 8006, "rates", title="FX rates, history, conversion, locked quotes"
+    ),
+    ServiceSpec("admin", 8007, "admin", title="operator console, configuration, suite health"),
+    ServiceSpec(
+        "order",
+        8008,
+        "orders",
+        title="orders and their status, driven by payment events",
+        routes=(R("/orders"),),
+        produces=(t.ORDER_CREATE, t.ORDER_EVENT, t.ORDER_DLQ),
+        consumes=(t.PAYMENT_EVENT,),
+    ),
+)
+SERVICES_BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}
+DEFAULT_SERVICE_URLS: dict[str, str] = {s.name: s.default_url for s in SERVICES}
+
+
+def spec_for(name: str) -> ServiceSpec:
+    """Look a service up by name ("user"), folder ("user-service") or package ("user_service")."""
+    for spec in SERVICES:
+        if name in (spec.name, spec.folder, spec.package):
+            return spec
+    known = ", ".join(s.name for s in SERVICES)
+    raise KeyError(f"unknown service {name!r}; known: {known}")
+
+
+def _shell(name: str) -> str:
+    """`app=… port=… schema=… flags=…` for the container entrypoint to `eval`."""
+    spec = spec_for(name)
+    values = {
+        "app": spec.app,
+        "port": str(spec.port),
+        "folder": spec.folder,
+        "flags": " ".join(spec.uvicorn_args),
+    }
+    return "\n".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
+
+
+if __name__ == "__main__":  # python -m paygate_common.services shell <service>
+    if len(sys.argv) != 3 or sys.argv[1] != "shell":
+        sys.exit("usage: python -m paygate_common.services shell <service>")
+    try:
+        print(_shell(sys.argv[2]))
+    except KeyError as exc:
+        sys.exit(str(exc))
