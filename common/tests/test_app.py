@@ -131,3 +131,42 @@ async def test_unit_of_work_is_committed_before_the_response(postgres, redis_ser
             r = await client.post("/notes/first")
     assert r.status_code == 201
     assert seen_committed == [True]
+
+
+class _CountingLoop:
+    """A worker that counts its runs and crashes on the first, to show the kit restarts it."""
+
+    name = "demo-loop"
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.runs = 0
+        self.stopped = asyncio.Event()
+        self.second_run = asyncio.Event()
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.runs == 1:
+            raise RuntimeError("first run fails")
+        self.second_run.set()
+        await self.stopped.wait()
+
+    async def stop(self) -> None:
+        self.stopped.set()
+
+
+async def test_the_kit_supervises_workers_for_the_apps_lifetime(postgres, redis_server) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    loop = _CountingLoop()
+    settings = DemoSettings(
+        database_url=postgres.create_database(), redis_url=redis_server.url, log_json=False
+    )
+    app = create_service_app(settings, title="Demo", workers=lambda app: [loop])
+    async with LifespanManager(app):
+        # restarted after its crash (supervise backs off ~1 s), then running until shutdown
+        await asyncio.wait_for(loop.second_run.wait(), 30)
+        assert app.state.workers == [loop]
+        assert not loop.stopped.is_set()
+    assert loop.stopped.is_set() and loop.runs == 2

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
@@ -19,10 +19,27 @@ from paygate_common.logging import RequestIdMiddleware, configure_logging
 from paygate_common.metrics import DEPENDENCY_UP, MetricsMiddleware, metrics_endpoint
 from paygate_common.settings import ServiceSettings
 
+if TYPE_CHECKING:
+    from paygate_common.eventing import ConsumerSpec
+
 log = logging.getLogger("paygate.app")
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class BackgroundLoop(Protocol):
+    """A worker the kit runs for the app's lifetime: `run()` until `stop()` is awaited."""
+
+    name: str
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+ConsumersFactory = Callable[[FastAPI], Sequence["ConsumerSpec"]]
+WorkersFactory = Callable[[FastAPI], Sequence[BackgroundLoop]]
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -48,6 +65,31 @@ async def run_readiness_checks(app: FastAPI) -> dict[str, str]:
     return dict(results)
 
 
+@asynccontextmanager
+async def _run_workers(
+    app: FastAPI, loops: Sequence[BackgroundLoop], stop_timeout: float
+) -> AsyncIterator[None]:
+    from paygate_common.eventing import supervise
+
+    stopping = asyncio.Event()
+    tasks = [
+        asyncio.create_task(supervise(loop.name, loop.run, stopping), name=loop.name)
+        for loop in loops
+    ]
+    app.state.workers = list(loops)
+    try:
+        yield
+    finally:
+        stopping.set()
+        for loop in loops:
+            await loop.stop()
+        if tasks:
+            _, still_running = await asyncio.wait(tasks, timeout=stop_timeout)
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -59,8 +101,19 @@ def create_service_app(
     use_database: bool = True,
     use_redis: bool = True,
     openapi_tags: list[dict[str, Any]] | None = None,
+    eventing: bool = False,
+    relay: bool = True,
+    consumers: ConsumersFactory | None = None,
+    workers: WorkersFactory | None = None,
+    stop_timeout: float = 10.0,
 ) -> FastAPI:
-    """Build a service: the shared lifespan opens the engine and Redis, then the service's own."""
+    """Build a service; its lifespan is owned here, in one order for every service.
+
+    Start: engine and Redis, then the service's own `lifespan` (state the rest needs), then
+    Kafka (`eventing=True` or any `consumers`: the producer, the outbox relay unless
+    `relay=False`, each consumer `consumers(app)` returns), then each worker `workers(app)`
+    returns, supervised (restarted with backoff if it crashes). Stop: the reverse.
+    """
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
@@ -85,6 +138,13 @@ def create_service_app(
                 add_readiness_check(app, "redis", redis_ping)
             if lifespan is not None:
                 await stack.enter_async_context(lifespan(app))
+            if eventing or consumers is not None:
+                from paygate_common.eventing import run_eventing
+
+                specs = list(consumers(app)) if consumers is not None else []
+                await stack.enter_async_context(run_eventing(app, relay=relay, consumers=specs))
+            if workers is not None:
+                await stack.enter_async_context(_run_workers(app, workers(app), stop_timeout))
             log.info("%s started", settings.service_name)
             yield
         log.info("%s stopped", settings.service_name)
