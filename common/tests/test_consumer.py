@@ -6,8 +6,8 @@ import asyncio
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -20,61 +20,22 @@ from paygate_common.consumer import (
     TransientError,
     replay_dead_letter,
 )
-from paygate_common.db import create_engine, create_sessionmaker
 from paygate_common.events.envelope import EventEnvelope
 from paygate_common.events_testing import (
     FAST_TEST_CONSUMER,
     consumed,
-    create_schema_with_outbox,
     eventually,
     read_topic,
 )
-from paygate_common.kafka import create_producer, headers_dict, kafka_headers
+from paygate_common.kafka import headers_dict, kafka_headers
 from paygate_common.settings import ServiceSettings
 
 SERVICE = "consumer-test"
 
 
-class _Settings(ServiceSettings):
-    service_name: ClassVar[str] = SERVICE
-
-
-@pytest.fixture(scope="module")
-async def database_url(postgres: Any) -> str:
-    return str(await postgres.acreate_database())
-
-
 @pytest.fixture
-async def settings(database_url: str, kafka_broker: Any) -> _Settings:
-    return _Settings(
-        database_url=database_url,
-        db_schema=f"svc_{secrets.token_hex(4)}",
-        kafka_bootstrap_servers=kafka_broker.bootstrap,
-        db_pool_size=4,
-    )
-
-
-@pytest.fixture
-async def engine(settings: _Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings)
-    await create_schema_with_outbox(engine, settings.db_schema)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE effects (event_id uuid NOT NULL)"))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(engine)
-
-
-@pytest.fixture
-async def producer(settings: _Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = create_producer(settings)
-    await producer.start()
-    yield producer
-    await producer.stop()
+def service_name() -> str:
+    return SERVICE
 
 
 @pytest.fixture
@@ -127,7 +88,7 @@ class Running:
 
 
 def make_runner(
-    settings: _Settings,
+    settings: ServiceSettings,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
     topics: tuple[str, str],
@@ -157,7 +118,7 @@ async def outcome_count(topic: str, outcome: str, expected: float) -> bool:
 
 
 async def test_the_same_envelope_produced_twice_is_applied_once(
-    settings: _Settings,
+    settings: ServiceSettings,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -175,7 +136,7 @@ async def test_the_same_envelope_produced_twice_is_applied_once(
 
 
 async def test_events_reread_after_uncommitted_offsets_are_not_applied_again(
-    settings: _Settings,
+    settings: ServiceSettings,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -201,7 +162,7 @@ async def test_events_reread_after_uncommitted_offsets_are_not_applied_again(
 
 
 async def test_a_poison_event_is_dead_lettered_after_max_attempts_and_later_events_still_apply(
-    settings: _Settings,
+    settings: ServiceSettings,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -247,7 +208,7 @@ async def test_a_poison_event_is_dead_lettered_after_max_attempts_and_later_even
 
 
 async def test_an_undecodable_message_goes_straight_to_the_dead_letter_topic(
-    settings: _Settings,
+    settings: ServiceSettings,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -272,7 +233,7 @@ async def test_an_undecodable_message_goes_straight_to_the_dead_letter_topic(
 
 
 async def test_a_replayed_dead_letter_is_applied_by_the_consumer_that_gave_up_on_it(
-    settings: _Settings,
+    settings: ServiceSettings,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -310,7 +271,7 @@ async def test_a_replayed_dead_letter_is_applied_by_the_consumer_that_gave_up_on
 
 
 async def test_a_transient_error_is_retried_until_the_dependency_is_back_and_never_dead_lettered(
-    settings: _Settings,
+    settings: ServiceSettings,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -343,7 +304,7 @@ async def test_a_transient_error_is_retried_until_the_dependency_is_back_and_nev
 
 
 async def test_stop_is_honoured_while_a_dependency_stays_down(
-    settings: _Settings,
+    settings: ServiceSettings,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
     topics: tuple[str, str],

@@ -6,8 +6,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -16,12 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from paygate_common.consumer import ConsumerRunner
-from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
+from paygate_common.db import unit_of_work
 from paygate_common.events.envelope import EventEnvelope
 from paygate_common.events_testing import (
     FAST_TEST_CONSUMER,
     consumed,
-    create_schema_with_outbox,
     eventually,
     read_topic,
 )
@@ -29,51 +27,12 @@ from paygate_common.kafka import create_producer, headers_dict
 from paygate_common.outbox import OutboxRelay, add_event
 from paygate_common.settings import ServiceSettings
 
-
-class _Settings(ServiceSettings):
-    service_name: ClassVar[str] = "outbox-test"
-
-
 # --- fixtures ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-async def database_url(postgres: Any) -> str:
-    return str(await postgres.acreate_database())
-
-
 @pytest.fixture
-async def settings(database_url: str, kafka_broker: Any) -> _Settings:
-    return _Settings(
-        database_url=database_url,
-        db_schema=f"svc_{secrets.token_hex(4)}",
-        kafka_bootstrap_servers=kafka_broker.bootstrap,
-        db_pool_size=4,
-    )
-
-
-@pytest.fixture
-async def engine(settings: _Settings) -> AsyncIterator[AsyncEngine]:
-    """A service schema migrated with `create_outbox_tables`, plus a side-effect table."""
-    engine = create_engine(settings)
-    await create_schema_with_outbox(engine, settings.db_schema)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE effects (event_id uuid NOT NULL)"))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(engine)
-
-
-@pytest.fixture
-async def producer(settings: _Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = create_producer(settings, request_timeout_ms=3000)
-    await producer.start()
-    yield producer
-    await producer.stop()
+def service_name() -> str:
+    return "outbox-test"
 
 
 @pytest.fixture
@@ -211,7 +170,7 @@ class CrashAfterPublish(OutboxRelay):
 
 
 async def test_relay_crash_between_publish_and_mark_republishes_and_the_inbox_applies_it_once(
-    settings: _Settings,
+    settings: ServiceSettings,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -259,7 +218,7 @@ async def test_relay_crash_between_publish_and_mark_republishes_and_the_inbox_ap
 
 
 async def test_publish_failure_keeps_rows_pending_with_the_error_and_they_publish_later(
-    settings: _Settings,
+    settings: ServiceSettings,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     topic: str,
@@ -305,7 +264,7 @@ async def test_publish_failure_keeps_rows_pending_with_the_error_and_they_publis
 
 
 async def test_a_producer_that_cannot_reach_kafka_leaves_rows_pending_with_backoff(
-    settings: _Settings,
+    settings: ServiceSettings,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
