@@ -164,7 +164,19 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "exchange-rate", 8006, "rates", title="FX rates, history, conversion, locked quotes"
     ),
-    ServiceSpec("admin", 8007, "admin", title="operator console, configuration, suite health"),
+    ServiceSpec(
+        "admin",
+        8007,
+        "admin",
+        title="operator console, configuration, suite health",
+        routes=(
+            R("/admin/config"),
+            R("/admin/users"),
+            R("/admin/analytics"),
+            R("/admin/health"),
+        ),
+        produces=(t.CONFIG_CHANGED, t.AUDIT_EVENT),
+    ),
     ServiceSpec(
         "order",
         8008,

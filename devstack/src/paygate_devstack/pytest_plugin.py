@@ -18,13 +18,17 @@ is shared with a running `make run`.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from paygate_common.auth import SigningKey
 from paygate_devstack import TOPICS
 from paygate_devstack.components import (
     STRIPE_TEST_KEY,
@@ -45,6 +49,7 @@ from paygate_devstack.services import (
     spec_for,
     start_service,
 )
+from paygate_devstack.testkit import TokenMint
 
 
 class PaygateStack:
@@ -151,14 +156,20 @@ def devstack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres(devstack_dir: Path) -> Iterator[Postgres]:
+    # As root the server runs as another user, who must traverse every parent of the data dir.
+    # pytest resets its own temp root to 0700 whenever another pytest session starts, which
+    # would lock that user out mid-start; so the data dir lives in a folder of its own.
+    home = Path(tempfile.mkdtemp(prefix="paygate-pg-")) if os.geteuid() == 0 else devstack_dir
     server = Postgres(
-        devstack_dir / "postgres" / "data",
+        home / "postgres" / "data",
         free_port(),
         log_path=devstack_dir / "logs" / "postgres.log",
     )
     server.start()
     yield server
     server.stop()
+    if home != devstack_dir:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -220,6 +231,18 @@ def paygate_stack(
     (devstack_dir / "state" / "stack.json").write_text(json.dumps(stack.stack_json(), indent=2))
     yield stack
     stack.stop_services()
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    """One RS256 key for the session's in-process apps (see `token_mint`)."""
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+def token_mint(signing_key: SigningKey) -> TokenMint:
+    """Access tokens for any user and role, trusted by apps given `mint.trust(app)`."""
+    return TokenMint(signing_key)
 
 
 ServiceFactory = Callable[..., ServiceProcess]

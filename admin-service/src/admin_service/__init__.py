@@ -1,0 +1,1 @@
+"""paygate admin-service: configuration store, operator API and web consoles."""

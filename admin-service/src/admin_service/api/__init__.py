@@ -1,0 +1,1 @@
+"""HTTP routes of admin-service: configuration, users, analytics, health."""

@@ -1,0 +1,115 @@
+"""`/admin/health`, `/admin/users`, `/admin/analytics`: the suite seen by an operator."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict
+
+from admin_service.api.schemas import HealthRead
+from admin_service.domain.health import SuiteHealth
+from paygate_common.auth import AdminPrincipal
+from paygate_common.http import ServiceClient
+from paygate_common.pagination import CursorQuery, LimitQuery
+
+router = APIRouter(prefix="/admin", tags=["operations"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid access token (problem+json)"},
+    403: {"description": "Not an admin (problem+json `admin_required`)"},
+    503: {"description": "The service holding that data is unavailable (problem+json)"},
+}
+
+
+@router.get(
+    "/health",
+    response_model=HealthRead,
+    summary="Every service's readiness, consumer lag, dead letters, outbox backlog",
+    responses=PROBLEMS,
+)
+async def suite_health(request: Request, principal: AdminPrincipal) -> HealthRead:
+    health: SuiteHealth = request.app.state.suite_health
+    return HealthRead(**await health.snapshot())
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Annotated[str, Query(pattern="^(customer|merchant|admin)$")] | None = None
+    disabled: bool | None = None
+
+
+@router.get(
+    "/users",
+    summary="Search users by email, role and status (from user-service)",
+    responses=PROBLEMS,
+)
+async def search_users(
+    request: Request,
+    principal: AdminPrincipal,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    role: Annotated[str | None, Query(pattern="^(customer|merchant|admin)$")] = None,
+    disabled: bool | None = None,
+    limit: LimitQuery = 20,
+    cursor: CursorQuery = None,
+) -> Any:
+    users: ServiceClient = request.app.state.users
+    params = {
+        k: v
+        for k, v in {
+            "q": q,
+            "role": role,
+            "disabled": disabled,
+            "limit": limit,
+            "cursor": cursor,
+        }.items()
+        if v is not None
+    }
+    response = await users.request("GET", "/internal/users", params=params)
+    return _passthrough(response)
+
+
+@router.patch(
+    "/users/{user_id}",
+    summary="Change a user's role or disable them",
+    responses={**PROBLEMS, 404: {"description": "No such user"}},
+)
+async def update_user(
+    request: Request, user_id: uuid.UUID, body: UserUpdate, principal: AdminPrincipal
+) -> Any:
+    users: ServiceClient = request.app.state.users
+    response = await users.request(
+        "PATCH",
+        f"/internal/users/{user_id}",
+        json={**body.model_dump(exclude_none=True), "actor_id": str(principal.user_id)},
+    )
+    return _passthrough(response)
+
+
+@router.get(
+    "/analytics",
+    summary="Volume, counts, success rate and refunds by day, provider and currency",
+    responses=PROBLEMS,
+)
+async def analytics(
+    request: Request,
+    principal: AdminPrincipal,
+    period: Annotated[str, Query(pattern="^(day|month)$")] = "day",
+    currency: Annotated[str | None, Query(pattern="^[a-z]{3}$")] = None,
+) -> Any:
+    ledger: ServiceClient = request.app.state.transactions
+    params = {"period": period, **({"currency": currency} if currency else {})}
+    response = await ledger.request("GET", "/internal/analytics", params=params)
+    return _passthrough(response)
+
+
+def _passthrough(response: Any) -> Any:
+    from starlette.responses import Response
+
+    return Response(
+        content=response.content,
+        status_code=response.status_code,
+        media_type=response.headers.get("content-type", "application/json"),
+    )

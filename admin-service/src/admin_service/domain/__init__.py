@@ -1,0 +1,1 @@
+"""Rules of admin-service: configuration versions, suite health."""

@@ -1,0 +1,22 @@
+"""admin-service settings: `ADMIN_SERVICE_*` first, then the suite-wide unprefixed variables."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from paygate_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Everything admin-service reads from the environment; see its README."""
+
+    registry_name: ClassVar[str] = "admin"
+
+    # Suite health: each service's /ready and /metrics are asked with this timeout.
+    health_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Consumer lag above this many messages marks the suite `degraded`.
+    health_lag_warning: int = Field(default=1000, ge=0)
+    # Services /admin/health reports; empty = every service in the registry.
+    health_services: list[str] = Field(default_factory=list)
