@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
 
 from admin_service.api import config, operations
 from admin_service.domain.health import SuiteHealth
+from admin_service.pages import console
+from admin_service.pages.rendering import HERE, install_page_errors
+from admin_service.pages.upstream import Upstream
 from admin_service.settings import Settings
 from paygate_common.app import create_service_app
 from paygate_common.http import ServiceClient
@@ -33,9 +38,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.suite_health = health
     app.state.users = ServiceClient(settings, target="user", timeout=5.0)
     app.state.transactions = ServiceClient(settings, target="transaction", timeout=5.0)
+    pages_client = httpx.AsyncClient(timeout=10.0)
+    app.state.upstream = Upstream(pages_client)
     try:
         yield
     finally:
+        await pages_client.aclose()
         await app.state.users.aclose()
         await app.state.transactions.aclose()
         await health.aclose()
@@ -43,11 +51,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="paygate admin-service",
         description=DESCRIPTION,
-        routers=[config.router, operations.router, config.internal],
+        routers=[config.router, operations.router, config.internal, console.router],
         lifespan=lifespan,
         use_redis=False,
         eventing=True,
@@ -57,6 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "internal", "description": "Service-to-service; needs a service token"},
         ],
     )
+    # The pages' own assets (vendored: no CDN), under each surface so relative to its base.
+    static = StaticFiles(directory=str(HERE / "static"))
+    app.mount("/console/static", static, name="console-static")
+    install_page_errors(app)
+    return app
 
 
 def run() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from paygate_common.settings import ServiceSettings
+from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -20,3 +20,6 @@ class Settings(ServiceSettings):
     health_lag_warning: int = Field(default=1000, ge=0)
     # Services /admin/health reports; empty = every service in the registry.
     health_services: list[str] = Field(default_factory=list)
+
+    # Keys the CSRF tokens of the console's and dashboard's forms to their session.
+    csrf_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-admin-csrf-secret-change-me")

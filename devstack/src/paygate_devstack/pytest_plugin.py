@@ -245,6 +245,15 @@ def token_mint(signing_key: SigningKey) -> TokenMint:
     return TokenMint(signing_key)
 
 
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave what a person may want to look at (screenshots, reports):
+    `.artifacts/` in the checkout, or `PAYGATE_ARTIFACTS_DIR`."""
+    path = Path(os.environ.get("PAYGATE_ARTIFACTS_DIR") or repo_root() / ".artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 ServiceFactory = Callable[..., ServiceProcess]
 
 

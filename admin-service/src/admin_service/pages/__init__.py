@@ -1,0 +1,1 @@
+"""Server-rendered pages: the operator console (`/admin/…`) and the merchant dashboard (`/dashboard/…`)."""
