@@ -11,7 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from admin_service.api import config, operations
 from admin_service.domain.health import SuiteHealth
-from admin_service.pages import console
+from admin_service.pages import console, dashboard
 from admin_service.pages.rendering import HERE, install_page_errors
 from admin_service.pages.upstream import Upstream
 from admin_service.settings import Settings
@@ -55,7 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="paygate admin-service",
         description=DESCRIPTION,
-        routers=[config.router, operations.router, config.internal, console.router],
+        routers=[
+            config.router,
+            operations.router,
+            config.internal,
+            console.router,
+            dashboard.router,
+        ],
         lifespan=lifespan,
         use_redis=False,
         eventing=True,
@@ -68,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The pages' own assets (vendored: no CDN), under each surface so relative to its base.
     static = StaticFiles(directory=str(HERE / "static"))
     app.mount("/console/static", static, name="console-static")
+    app.mount("/dashboard/static", static, name="dashboard-static")
     install_page_errors(app)
     return app
 
