@@ -46,6 +46,7 @@ from paygate_devstack.services import (
     shared_env,
     unfinished_services,
 )
+from paygate_devstack.standins import provider_env, provider_standins
 
 # Fixed, non-standard ports keep URLs stable between runs without colliding with a system
 # PostgreSQL (5432), Redis (6379) or Kafka (9092); a busy one is replaced by a free port.
@@ -185,6 +186,9 @@ def start_infra(stack: Stack) -> StackEndpoints:
             pick_port(DEFAULT_PORTS["smtp"]), maildir=state / "mail", log_path=logs / "smtp.log"
         )
 
+    # PayPal / SSLCommerz stand-ins, unless PAYPAL_API_BASE / SSLCOMMERZ_API_BASE are set
+    comps.update(provider_standins(state, logs, env))
+
     # start them all, then wait for each: the slow ones overlap
     for name, comp in comps.items():
         _step(f"{name}: starting on port {comp.port}", partial(comp.start, wait=False))
@@ -240,6 +244,7 @@ def start_services(
         service_token_secret=secrets_["service_token_secret"],
         environment="development",
     )
+    env.update(provider_env(stack.components, payment_url=urls["payment"]))
     if any(s.name == "payment" for s in specs):
         hook = f"{urls['payment']}/webhooks/stripe"
         _step(
