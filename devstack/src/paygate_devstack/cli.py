@@ -399,6 +399,11 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
         else "external SMTP server"
     )
     rows.append(("smtp", f"smtp://{endpoints.smtp_host}:{endpoints.smtp_port}", smtp_note))
+    rows += [
+        (name, comp.url, f"stand-in (a fake), state in {_relative(stack.state / name)}")
+        for name, comp in stack.components.items()
+        if name in ("paypal", "sslcommerz")
+    ]
     for name, url, note in rows:
         table.add_row(name, url, "external" if name in stack.external else note)
     console.print(table)
