@@ -193,6 +193,8 @@ async def test_a_declined_instrument_sends_the_payer_back_to_approve_again(
     assert outcome.status is PaymentStatus.REQUIRES_ACTION
     assert outcome.failure_code == "instrument_declined"
     assert outcome.amount_captured == 0
+    assert outcome.next_action is not None
+    assert f"token={order_id}" in outcome.next_action["redirect_to_url"]["url"]
 
 
 # --- manual capture -------------------------------------------------------------------------

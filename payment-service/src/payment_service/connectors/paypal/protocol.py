@@ -257,9 +257,10 @@ def _amount(obj: Mapping[str, Any]) -> tuple[int, str]:
 
 
 def approval_url(order: Mapping[str, Any]) -> str | None:
-    """The payer's approval link: `payer-action` (payment_source flow) or `approve` (legacy)."""
+    """The payer's approval link: `payer-action` (payment_source flow) or `approve` (legacy);
+    a decline's error body names it `redirect`."""
     links = order.get("links") or []
-    for rel in ("payer-action", "approve"):
+    for rel in ("payer-action", "approve", "redirect"):
         for link in links:
             if link.get("rel") == rel and link.get("href"):
                 return str(link["href"])
@@ -466,7 +467,7 @@ def decline_outcome(
     """
     order_id = str((order or {}).get("id", ""))
     if error.code in _PAYER_CAN_RETRY:
-        url = approval_url(order or error.body)
+        url = approval_url(error.body) or approval_url(order or {})
         return PaymentOutcome(
             status=PaymentStatus.REQUIRES_ACTION,
             provider_reference=order_id,
