@@ -25,6 +25,7 @@ from paygate_devstack.standins import (
 from payment_service.connectors.paypal import OrderCreate, PayPalClient, PayPalConfig, protocol
 from payment_service.connectors.provider_http import (
     ProviderHttpError,
+    ProviderUnreachable,
     UnknownProviderStatus,
     WebhookRejected,
     decimal_to_minor,
@@ -342,6 +343,28 @@ async def test_a_repeated_paypal_request_id_replays_instead_of_acting_twice(
         capture_id, idempotency_key="r-2", amount=100, currency="usd"
     )
     assert other.provider_refund_id != refund.provider_refund_id
+
+
+async def test_concurrent_calls_with_one_paypal_request_id_create_one_order(
+    client: PayPalClient, merchant: Merchant, paypal_standin: RunningStandIn[Any]
+) -> None:
+    order = order_for(merchant, 4300)
+    await client.access_token()  # so the four calls below overlap at PayPal, not at the token
+    before = len(paypal_standin.orders)
+    paypal_standin.standin.processing_delay = 0.2
+    try:
+        results = await asyncio.gather(
+            *(client.create_order(order) for _ in range(4)), return_exceptions=True
+        )
+    finally:
+        paypal_standin.standin.processing_delay = 0.0
+    created = {r.provider_reference for r in results if not isinstance(r, BaseException)}
+    in_progress = [r for r in results if isinstance(r, BaseException)]
+    assert len(created) == 1
+    # a duplicate that overlapped the first is an unknown outcome to retry, never an error
+    assert in_progress and all(isinstance(r, ProviderUnreachable) for r in in_progress)
+    assert len(paypal_standin.orders) == before + 1
+    assert (await client.create_order(order)).provider_reference in created
 
 
 async def test_the_access_token_is_fetched_once_and_renewed_after_it_expires(

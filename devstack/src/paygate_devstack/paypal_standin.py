@@ -197,6 +197,9 @@ class PayPalStandIn:
         self.deliveries: list[dict[str, Any]] = []
         self._http = http
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: set[str] = set()
+        # seconds a mutating call takes (tests: overlapping retries of one PayPal-Request-Id)
+        self.processing_delay = 0.0
         self._load()
         for webhook_id, url in (webhooks or {}).items():
             self.webhooks[webhook_id] = {
@@ -312,19 +315,36 @@ class PayPalStandIn:
         return endpoint
 
     def _mutating(self, handler: Handler) -> Handler:
-        """Bearer auth plus PayPal-Request-Id: a repeated id replays the stored answer."""
+        """Bearer auth plus PayPal-Request-Id: a repeated id replays the stored answer, and
+        one that arrives while the first is still running gets 409 PREVIOUS_REQUEST_IN_PROGRESS."""
 
         async def endpoint(request: Request) -> Response:
             request_id = request.headers.get("paypal-request-id")
+            if not request_id:
+                response: Response = await handler(request)
+                return response
             key = f"{request.url.path}|{request_id}"
-            if request_id and key in self.replays:
+            if key in self.replays:
                 stored = self.replays[key]
                 return _json_or_empty(stored["body"], stored["status"])
-            response: Response = await handler(request)
-            if request_id and response.status_code < 500:
-                body = json.loads(bytes(response.body)) if response.body else None
-                self.replays[key] = {"status": response.status_code, "body": body}
-                self._save()
+            if key in self._in_flight:
+                return _error(
+                    409,
+                    "RESOURCE_CONFLICT",
+                    "PREVIOUS_REQUEST_IN_PROGRESS",
+                    "A previous request on this resource is currently in progress.",
+                )
+            self._in_flight.add(key)
+            try:
+                if self.processing_delay:
+                    await asyncio.sleep(self.processing_delay)
+                response = await handler(request)
+                if response.status_code < 500:
+                    body = json.loads(bytes(response.body)) if response.body else None
+                    self.replays[key] = {"status": response.status_code, "body": body}
+                    self._save()
+            finally:
+                self._in_flight.discard(key)
             return response
 
         return self._authed(endpoint)

@@ -191,7 +191,8 @@ def build_void_authorization(authorization_id: str, *, idempotency_key: str) -> 
         "authorizations.void",
         "POST",
         f"/v2/payments/authorizations/{_id(authorization_id)}/void",
-        headers=_REPRESENTATION,
+        # no body, but PayPal wants the JSON content type on every POST
+        headers={**_REPRESENTATION, "Content-Type": "application/json"},
         idempotency_key=idempotency_key,
     )
 
