@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import secrets
@@ -47,6 +46,7 @@ import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -60,6 +60,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from paygate_devstack.standin_kit import Notifier, StateFile
 
 log = logging.getLogger("paygate_devstack.paypal_standin")
 
@@ -195,12 +197,13 @@ class PayPalStandIn:
         self.webhooks: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
-        self._http = http
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.notifier = Notifier(WEBHOOK_RETRY_DELAYS, http)
+        self.deliveries = self.notifier.deliveries
         self._in_flight: set[str] = set()
         # seconds a mutating call takes (tests: overlapping retries of one PayPal-Request-Id)
         self.processing_delay = 0.0
-        self._load()
+        self._state = StateFile(self.state_dir, self, self._PERSISTED)
+        self._state.load()
         for webhook_id, url in (webhooks or {}).items():
             self.webhooks[webhook_id] = {
                 "id": webhook_id,
@@ -212,24 +215,6 @@ class PayPalStandIn:
     # --- persistence (so `make run` keeps its orders across restarts) -------------------
 
     _PERSISTED = ("orders", "authorizations", "captures", "refunds", "replays", "webhooks")
-
-    def _load(self) -> None:
-        path = self.state_dir / "state.json" if self.state_dir else None
-        if path is None or not path.exists():
-            return
-        with contextlib.suppress(ValueError, OSError):
-            data = json.loads(path.read_text())
-            for name in self._PERSISTED:
-                getattr(self, name).update(data.get(name, {}))
-
-    def _save(self) -> None:
-        if self.state_dir is None:
-            return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.state_dir / "state.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({name: getattr(self, name) for name in self._PERSISTED}))
-        tmp.replace(path)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -342,7 +327,7 @@ class PayPalStandIn:
                 if response.status_code < 500:
                     body = json.loads(bytes(response.body)) if response.body else None
                     self.replays[key] = {"status": response.status_code, "body": body}
-                    self._save()
+                    self._state.save()
             finally:
                 self._in_flight.discard(key)
             return response
@@ -447,7 +432,7 @@ class PayPalStandIn:
             "create_time": now,
             "update_time": now,
         }
-        self._save()
+        self._state.save()
         return JSONResponse(self._order_view(order_id, self._base(request)), status_code=201)
 
     def _order_view(self, order_id: str, base: str) -> dict[str, Any]:
@@ -525,7 +510,7 @@ class PayPalStandIn:
             order["declines"] = email.startswith("decline") or suffix == "05"
             order["status"] = "APPROVED"
             order["update_time"] = _now()
-            self._save()
+            self._state.save()
             base = self._base(request)
             self._emit(
                 "CHECKOUT.ORDER.APPROVED",
@@ -597,7 +582,7 @@ class PayPalStandIn:
         capture_id = self._new_capture(order, None, unit["amount"], final_capture=True)
         order["status"] = "COMPLETED"
         order["update_time"] = _now()
-        self._save()
+        self._state.save()
         self._emit(
             "PAYMENT.CAPTURE.COMPLETED",
             "capture",
@@ -633,7 +618,7 @@ class PayPalStandIn:
         order["authorization_ids"].append(auth_id)
         order["status"] = "COMPLETED"
         order["update_time"] = _now()
-        self._save()
+        self._state.save()
         amount = order["purchase_unit"]["amount"]
         self._emit(
             "PAYMENT.AUTHORIZATION.CREATED",
@@ -799,7 +784,7 @@ class PayPalStandIn:
         auth["captured"] = _fmt(Decimal(auth["captured"]) + value, like)
         auth["status"] = "CAPTURED" if final_capture or value == remaining else "PARTIALLY_CAPTURED"
         auth["update_time"] = _now()
-        self._save()
+        self._state.save()
         view = self._capture_view(capture_id, base)
         self._emit(
             "PAYMENT.CAPTURE.COMPLETED",
@@ -825,7 +810,7 @@ class PayPalStandIn:
             )
         auth["status"] = "VOIDED"
         auth["update_time"] = _now()
-        self._save()
+        self._state.save()
         view = self._authorization_view(auth["id"], base)
         self._emit(
             "PAYMENT.AUTHORIZATION.VOIDED",
@@ -923,7 +908,7 @@ class PayPalStandIn:
         capture["refunded"] = _fmt(Decimal(capture["refunded"]) + value, like)
         capture["status"] = "REFUNDED" if value == remaining else "PARTIALLY_REFUNDED"
         capture["update_time"] = _now()
-        self._save()
+        self._state.save()
         view = self._refund_view(refund_id, base)
         self._emit(
             "PAYMENT.CAPTURE.REFUNDED",
@@ -960,13 +945,13 @@ class PayPalStandIn:
             "url": url,
             "event_types": body.get("event_types") or [{"name": "*"}],
         }
-        self._save()
+        self._state.save()
         return JSONResponse(self.webhooks[webhook_id], status_code=201)
 
     async def delete_webhook(self, request: Request) -> Response:
         if self.webhooks.pop(request.path_params["id"], None) is None:
             return _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID", "webhook not found")
-        self._save()
+        self._state.save()
         return Response(status_code=204)
 
     async def list_events(self, request: Request) -> Response:
@@ -1023,11 +1008,14 @@ class PayPalStandIn:
         for webhook in list(self.webhooks.values()):
             names = {t.get("name") for t in webhook.get("event_types", [])}
             if "*" in names or event_type in names:
-                task = asyncio.get_running_loop().create_task(
-                    self._deliver(webhook, event_id, event_type, body, base)
+                self.notifier.send(
+                    webhook["url"],
+                    {"webhook_id": webhook["id"], "event_id": event_id, "event_type": event_type},
+                    partial(self._webhook_request, webhook["id"], body, base),
                 )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+
+    def _webhook_request(self, webhook_id: str, body: str, base: str) -> dict[str, Any]:
+        return {"content": body.encode(), "headers": self.signed_headers(webhook_id, body, base)}
 
     def signed_headers(self, webhook_id: str, body: str, base: str) -> dict[str, str]:
         """The PAYPAL-* headers of one delivery of `body` to webhook `webhook_id`."""
@@ -1044,44 +1032,12 @@ class PayPalStandIn:
             "User-Agent": "PayPal/AUHD-214.0-58844013",
         }
 
-    async def _deliver(
-        self, webhook: dict[str, Any], event_id: str, event_type: str, body: str, base: str
-    ) -> None:
-        client = self._http or httpx.AsyncClient(timeout=10)
-        try:
-            for attempt, delay in enumerate(WEBHOOK_RETRY_DELAYS, start=1):
-                await asyncio.sleep(delay)
-                record: dict[str, Any] = {
-                    "webhook_id": webhook["id"],
-                    "event_id": event_id,
-                    "event_type": event_type,
-                    "attempt": attempt,
-                }
-                try:
-                    response = await client.post(
-                        webhook["url"],
-                        content=body.encode(),
-                        headers=self.signed_headers(webhook["id"], body, base),
-                    )
-                    record["status_code"] = response.status_code
-                except httpx.HTTPError as exc:
-                    record["error"] = type(exc).__name__
-                self.deliveries.append(record)
-                if 200 <= record.get("status_code", 0) < 300:
-                    return
-        finally:
-            if self._http is None:
-                await client.aclose()
-
     def cancel_deliveries(self) -> None:
-        """Stop retrying notifications nobody will receive any more (shutdown)."""
-        for task in list(self._tasks):
-            task.cancel()
+        self.notifier.cancel()
 
     async def drain(self) -> None:
         """Wait for webhook deliveries in flight (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.notifier.drain()
 
 
 def _signed_message(

@@ -33,11 +33,8 @@ A refund request repeating a `refe_id` gets the first answer again.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import hashlib
 import html
-import json
 import secrets
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -51,6 +48,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from paygate_devstack.standin_kit import Notifier, StateFile
 
 STORE_ID = "paygatelocal"
 STORE_PASSWORD = "paygatelocal@ssl"
@@ -138,10 +137,10 @@ class SSLCommerzStandIn:
         self.transactions: dict[str, dict[str, Any]] = {}  # by val_id
         self.refunds: dict[str, dict[str, Any]] = {}  # by refund_ref_id
         self.refunds_by_refe_id: dict[str, str] = {}
-        self.ipn_deliveries: list[dict[str, Any]] = []
-        self._http = http
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._load()
+        self.notifier = Notifier(IPN_RETRY_DELAYS, http)
+        self.ipn_deliveries = self.notifier.deliveries
+        self._state = StateFile(self.state_dir, self, self._PERSISTED)
+        self._state.load()
         self.app = Starlette(
             routes=[
                 Route("/gwprocess/v4/api.php", self.session_init, methods=["POST"]),
@@ -156,24 +155,6 @@ class SSLCommerzStandIn:
         )
 
     _PERSISTED = ("sessions", "transactions", "refunds", "refunds_by_refe_id")
-
-    def _load(self) -> None:
-        path = self.state_dir / "state.json" if self.state_dir else None
-        if path is None or not path.exists():
-            return
-        with contextlib.suppress(ValueError, OSError):
-            data = json.loads(path.read_text())
-            for name in self._PERSISTED:
-                getattr(self, name).update(data.get(name, {}))
-
-    def _save(self) -> None:
-        if self.state_dir is None:
-            return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.state_dir / "state.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({name: getattr(self, name) for name in self._PERSISTED}))
-        tmp.replace(path)
 
     def _credentials_ok(self, store_id: Any, password: Any) -> bool:
         return bool(store_id == self.store_id and password == self.store_password)
@@ -206,7 +187,7 @@ class SSLCommerzStandIn:
             "val_id": None,
             "created": _now(),
         }
-        self._save()
+        self._state.save()
         base = str(request.base_url).rstrip("/")
         page = f"{base}/EasyCheckOut/testcde{sessionkey}"
         return JSONResponse(
@@ -239,7 +220,7 @@ class SSLCommerzStandIn:
         form = session["form"]
         if session["status"] == "PENDING":
             self._pay(session)
-            self._save()
+            self._state.save()
             self._send_ipn(session)
         outcome = session["status"]
         target = {"VALID": "success_url", "FAILED": "fail_url", "CANCELLED": "cancel_url"}[outcome]
@@ -318,40 +299,15 @@ class SSLCommerzStandIn:
         url = session["form"].get("ipn_url")
         if not url:
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(url, session["notification"]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(self, url: str, fields: dict[str, str]) -> None:
-        client = self._http or httpx.AsyncClient(timeout=10)
-        try:
-            for attempt, delay in enumerate(IPN_RETRY_DELAYS, start=1):
-                await asyncio.sleep(delay)
-                record: dict[str, Any] = {
-                    "tran_id": fields["tran_id"],
-                    "url": url,
-                    "attempt": attempt,
-                }
-                try:
-                    response = await client.post(url, data=fields)
-                    record["status_code"] = response.status_code
-                except httpx.HTTPError as exc:
-                    record["error"] = type(exc).__name__
-                self.ipn_deliveries.append(record)
-                if 200 <= record.get("status_code", 0) < 300:
-                    return
-        finally:
-            if self._http is None:
-                await client.aclose()
+        fields = session["notification"]
+        self.notifier.send(url, {"tran_id": fields["tran_id"]}, lambda: {"data": fields})
 
     def cancel_deliveries(self) -> None:
-        """Stop retrying notifications nobody will receive any more (shutdown)."""
-        for task in list(self._tasks):
-            task.cancel()
+        self.notifier.cancel()
 
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for IPN deliveries in flight (tests, shutdown)."""
+        await self.notifier.drain()
 
     # --- validation API ----------------------------------------------------------------------
 
@@ -364,7 +320,7 @@ class SSLCommerzStandIn:
             return JSONResponse({"status": "INVALID_TRANSACTION", "APIConnect": "DONE"})
         status = "VALIDATED" if transaction["validated"] else "VALID"
         transaction["validated"] = True
-        self._save()
+        self._state.save()
         return JSONResponse(self._transaction_view(transaction, status))
 
     def _transaction_view(self, transaction: dict[str, Any], status: str) -> dict[str, Any]:
@@ -409,7 +365,7 @@ class SSLCommerzStandIn:
                 # the bank settles a refund by the time anyone asks (a stand-in's shortcut)
                 refund["status"] = "refunded"
                 refund["refunded_on"] = _now()
-                self._save()
+                self._state.save()
             return JSONResponse(
                 {
                     "APIConnect": "DONE",
@@ -489,7 +445,7 @@ class SSLCommerzStandIn:
         }
         if refe_id:
             self.refunds_by_refe_id[refe_id] = refund_ref_id
-        self._save()
+        self._state.save()
         return JSONResponse(answer)
 
 
