@@ -16,14 +16,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from paygate_common.events_testing import wait_for
+from paygate_devstack import cli
 from paygate_devstack import paypal_standin as paypal_module
 from paygate_devstack import sslcommerz_standin as sslcommerz_module
 from paygate_devstack.asgi import serve_asgi
 from paygate_devstack.paypal_standin import PayPalStandIn
+from paygate_devstack.services import StackEndpoints
 from paygate_devstack.sslcommerz_standin import read_redirect_form
 from paygate_devstack.standins import (
     RunningStandIn,
-    provider_env,
     provider_standins,
     recording_server,
     register_paypal_webhook,
@@ -230,26 +231,48 @@ async def test_sslcommerz_gateway_page_posts_signed_fields_and_validation_answer
             assert wrong_store["status"] == "INVALID_TRANSACTION"
 
 
-def test_make_run_starts_both_standins_and_points_paypal_webhooks_at_payment(
+def test_make_run_starts_both_standins_and_hands_services_their_endpoints(
     tmp_path: Path,
 ) -> None:
-    components = provider_standins(tmp_path, tmp_path / "logs", env={})
-    assert set(components) == {"paypal", "sslcommerz"}
+    stack = cli.Stack(root=tmp_path, state=tmp_path / "state")  # a root with no services
+    stack.components.update(provider_standins(stack.state, stack.logs, env={}))
+    assert set(stack.components) == {"paypal", "sslcommerz"}
     try:
-        for component in components.values():
+        for component in stack.components.values():
             component.start()
-        env = provider_env(components, payment_url="http://127.0.0.1:8002")
-        assert env["PAYPAL_API_BASE"] == components["paypal"].url
-        assert env["SSLCOMMERZ_API_BASE"] == components["sslcommerz"].url
-        webhook_id = env["PAYPAL_WEBHOOK_ID"]
-        # a second run finds the same webhook instead of registering another
-        assert (
-            register_paypal_webhook(env["PAYPAL_API_BASE"], "http://127.0.0.1:8002/webhooks/paypal")
-            == webhook_id
+        endpoints = StackEndpoints(
+            database_url="postgresql+asyncpg://postgres@127.0.0.1:1/paygate",
+            redis_url="redis://127.0.0.1:1/0",
+            kafka_bootstrap="127.0.0.1:1",
+            stripe_api_base="http://127.0.0.1:1",
+            stripe_api_key="sk_test_x",
+            smtp_host="127.0.0.1",
+            smtp_port=1,
         )
-        assert (tmp_path / "paypal" / "webhook-cert.pem").exists()
+        secrets = {"stripe_webhook_secret": "whsec_x", "service_token_secret": "s" * 48}
+        env = cli.start_services(stack, endpoints, secrets)
+
+        paypal, sslcommerz = stack.components["paypal"], stack.components["sslcommerz"]
+        assert env["PAYPAL_API_BASE"] == paypal.url
+        assert env["SSLCOMMERZ_API_BASE"] == sslcommerz.url
+        assert env["SSLCOMMERZ_STORE_ID"] == sslcommerz_module.STORE_ID
+        payment_hook = json.loads(env["PAYGATE_SERVICE_URLS"])["payment"] + "/webhooks/paypal"
+        with httpx.Client(base_url=paypal.url) as http:
+            token = http.post(
+                "/v1/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(env["PAYPAL_CLIENT_ID"], env["PAYPAL_CLIENT_SECRET"]),
+            ).json()["access_token"]
+            hooks = http.get(
+                "/v1/notifications/webhooks", headers={"Authorization": f"Bearer {token}"}
+            ).json()["webhooks"]
+        assert [(h["id"], h["url"]) for h in hooks] == [(env["PAYPAL_WEBHOOK_ID"], payment_hook)]
+        # the next run finds that webhook instead of registering a second one
+        assert register_paypal_webhook(paypal.url, payment_hook) == env["PAYPAL_WEBHOOK_ID"]
+        assert (stack.state / "paypal" / "webhook-cert.pem").exists()
     finally:
-        for component in components.values():
+        # not stack.stop(): that ends every process this interpreter started (the session's too)
+        for component in stack.components.values():
             component.stop()
 
     configured = provider_standins(
