@@ -138,7 +138,7 @@ async def test_automatic_payment_is_approved_through_its_link_then_captured(
     created = await client.create_order(order)
 
     assert created.status is PaymentStatus.REQUIRES_ACTION
-    assert created.raw_status == "CREATED"
+    assert created.raw_status == "PAYER_ACTION_REQUIRED"  # PayPal's answer to payment_source
     assert paypal_standin.orders[created.provider_reference]["intent"] == "CAPTURE"
     assert created.next_action is not None
     redirect = created.next_action["redirect_to_url"]

@@ -70,6 +70,7 @@ CLIENT_SECRET = "paygate-local-secret"
 CERT_ID = "CERT-paygate-standin"
 CERT_PATH = f"/v1/notifications/certs/{CERT_ID}"
 DEFAULT_PAYER = "payer@example.com"
+_AWAITING_PAYER = ("CREATED", "PAYER_ACTION_REQUIRED")
 # Delays before each webhook delivery attempt (PayPal retries for days; a stand-in briefly).
 WEBHOOK_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0, 4.0)
 
@@ -415,7 +416,8 @@ class PayPalStandIn:
         self.orders[order_id] = {
             "id": order_id,
             "intent": intent,
-            "status": "CREATED",
+            # PayPal answers the payment_source flow with PAYER_ACTION_REQUIRED, legacy with CREATED
+            "status": "PAYER_ACTION_REQUIRED" if paypal is not None else "CREATED",
             "link_rel": "payer-action" if paypal is not None else "approve",
             "return_url": experience.get("return_url"),
             "cancel_url": experience.get("cancel_url"),
@@ -453,7 +455,7 @@ class PayPalStandIn:
             unit["payments"] = payments
         href = f"{base}/v2/checkout/orders/{order_id}"
         links = [{"href": href, "rel": "self", "method": "GET"}]
-        if order["status"] == "CREATED":
+        if order["status"] in _AWAITING_PAYER:
             links.append(
                 {
                     "href": f"{base}/checkoutnow?token={order_id}",
@@ -500,7 +502,7 @@ class PayPalStandIn:
         suffix = _minor_suffix(order["purchase_unit"]["amount"]["value"])
         if email.startswith("cancel") or suffix == "02":
             return RedirectResponse(_with_query(order["cancel_url"], token=order_id), 302)
-        if order["status"] == "CREATED":
+        if order["status"] in _AWAITING_PAYER:
             payer_id = "PAYER" + secrets.token_hex(6).upper()
             order["payer"] = {
                 "email_address": email,
