@@ -162,31 +162,72 @@ async def test_paypal_keeps_its_orders_and_signing_key_in_its_state_dir(tmp_path
     assert restarted.identity.cert_pem == first.identity.cert_pem
 
 
+def session_form(standin: RunningStandIn[Any], shop: str, tran_id: str) -> dict[str, str]:
+    """A complete SSLCommerz v4 session-init form whose callbacks all go to `shop`."""
+    return {
+        "store_id": standin.store_id,
+        "store_passwd": standin.store_password,
+        "total_amount": "250.00",
+        "currency": "BDT",
+        "tran_id": tran_id,
+        "success_url": f"{shop}/ok",
+        "fail_url": f"{shop}/fail",
+        "cancel_url": f"{shop}/cancel",
+        "ipn_url": f"{shop}/ipn",
+        "cus_name": "Karim",
+        "cus_email": "karim@example.com",
+        "cus_add1": "Road 1",
+        "cus_city": "Dhaka",
+        "cus_country": "Bangladesh",
+        "cus_phone": "01700000000",
+        "shipping_method": "NO",
+        "product_name": "Tea",
+        "product_category": "food",
+        "product_profile": "general",
+    }
+
+
+async def test_an_ipn_not_answered_2xx_is_sent_again_unchanged(
+    sslcommerz_standin: RunningStandIn[Any],
+) -> None:
+    received: list[bytes] = []
+
+    async def busy_once(scope: Any, receive: Any, send: Any) -> None:
+        """A merchant whose first IPN answer is a 503."""
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        received.append(body)
+        status = 503 if len(received) == 1 else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serve_asgi(busy_once) as shop, httpx.AsyncClient() as http:
+        form = session_form(sslcommerz_standin, shop, "paygate-tran-retry")
+        session = (
+            await http.post(f"{sslcommerz_standin.url}/gwprocess/v4/api.php", data=form)
+        ).json()
+        await http.get(session["GatewayPageURL"])
+        await wait_for(lambda: len(received) >= 2)
+    assert received[0] == received[1]
+    attempts = [
+        d["status_code"]
+        for d in sslcommerz_standin.ipn_deliveries
+        if d["tran_id"] == "paygate-tran-retry"
+    ]
+    assert attempts == [503, 200]
+
+
 async def test_sslcommerz_gateway_page_posts_signed_fields_and_validation_answers_once_valid(
     sslcommerz_standin: RunningStandIn[Any],
 ) -> None:
     async with recording_server() as (recorder, shop):
-        form = {
-            "store_id": sslcommerz_standin.store_id,
-            "store_passwd": sslcommerz_standin.store_password,
-            "total_amount": "250.00",
-            "currency": "BDT",
-            "tran_id": "paygate-tran-1",
-            "success_url": f"{shop}/ok",
-            "fail_url": f"{shop}/fail",
-            "cancel_url": f"{shop}/cancel",
-            "ipn_url": f"{shop}/ipn",
-            "cus_name": "Karim",
-            "cus_email": "karim@example.com",
-            "cus_add1": "Road 1",
-            "cus_city": "Dhaka",
-            "cus_country": "Bangladesh",
-            "cus_phone": "01700000000",
-            "shipping_method": "NO",
-            "product_name": "Tea",
-            "product_category": "food",
-            "product_profile": "general",
-        }
+        form = session_form(sslcommerz_standin, shop, "paygate-tran-1")
         async with httpx.AsyncClient(base_url=sslcommerz_standin.url) as http:
             missing = await http.post("/gwprocess/v4/api.php", data={**form, "cus_phone": ""})
             assert missing.json()["status"] == "FAILED"

@@ -118,7 +118,7 @@ async def approved_order(client: PayPalClient, order: OrderCreate) -> str:
     assert created.next_action is not None
     landed = await follow_approval_link(created.next_action["redirect_to_url"]["url"])
     assert landed.url.path == "/return"
-    return created.provider_reference
+    return str(created.provider_reference)
 
 
 async def paid_order(client: PayPalClient, merchant: Merchant, amount: int) -> tuple[str, str]:
@@ -320,7 +320,8 @@ async def test_a_repeated_paypal_request_id_replays_instead_of_acting_twice(
     assert again.provider_reference == first.provider_reference
     assert len(paypal_standin.orders) == orders_before + 1
 
-    await follow_approval_link(first.next_action["redirect_to_url"]["url"])  # type: ignore[index]
+    assert first.next_action is not None
+    await follow_approval_link(first.next_action["redirect_to_url"]["url"])
     captures_before = len(paypal_standin.captures)
     key = f"paygate-{order.payment_id}-capture"
     captured = await client.capture_order(first.provider_reference, idempotency_key=key)
