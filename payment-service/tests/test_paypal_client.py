@@ -420,6 +420,7 @@ async def test_genuine_webhooks_verify_and_say_what_happened(
     notice = await client.verify_webhook(completed[0].headers, completed[0].body)
     assert notice.payment_status is PaymentStatus.SUCCEEDED
     assert (notice.resource_id, notice.order_id) == (capture_id, order_id)
+    assert notice.capture_id == capture_id
 
     def refunded() -> list[Any]:
         return [
@@ -432,6 +433,7 @@ async def test_genuine_webhooks_verify_and_say_what_happened(
     refund_call = (await wait_for(refunded))[0]
     notice = await client.verify_webhook(refund_call.headers, refund_call.body)
     assert notice.refund_status is RefundStatus.SUCCEEDED
+    assert notice.capture_id == capture_id
 
 
 async def test_an_authorisation_webhook_verifies_through_the_verify_api_too(

@@ -422,7 +422,9 @@ def parse_refund(refund: Mapping[str, Any]) -> RefundOutcome:
         raw_status=status.value,
         amount=amount,
         currency=currency,
-        failure_code=str(reason).lower() if reason and status is not status.COMPLETED else None,
+        failure_code=str(reason).lower()
+        if reason and status is not PayPalRefundStatus.COMPLETED
+        else None,
         raw=refund,
     )
 

@@ -165,6 +165,8 @@ class WebhookNotice:
     resource_type: str
     resource_id: str
     order_id: str | None
+    # the capture a capture or refund event is about (a refund names it only in its `up` link)
+    capture_id: str | None
     merchant_reference: str | None
     payment_status: PaymentStatus | None
     refund_status: RefundStatus | None
@@ -203,12 +205,18 @@ def map_event(event: Mapping[str, Any]) -> WebhookNotice:
     )
     units = resource.get("purchase_units") or [{}]
     merchant_reference = resource.get("custom_id") or units[0].get("custom_id")
+    capture_id: str | None = resource.get("id") if resource_type == "capture" else None
+    for link in resource.get("links") or []:
+        href = str(link.get("href", ""))
+        if resource_type == "refund" and link.get("rel") == "up" and "/captures/" in href:
+            capture_id = href.rstrip("/").rsplit("/", 1)[-1]
     return WebhookNotice(
         event_id=str(event["id"]),
         event_type=event_type,
         resource_type=resource_type,
         resource_id=str(resource.get("id", "")),
         order_id=str(order_id) if order_id else None,
+        capture_id=str(capture_id) if capture_id else None,
         merchant_reference=str(merchant_reference) if merchant_reference else None,
         payment_status=_EVENT_PAYMENT_STATUS.get(event_type),
         refund_status=_EVENT_REFUND_STATUS.get(event_type),
