@@ -46,6 +46,7 @@ from paygate_devstack.services import (
     shared_env,
     unfinished_services,
 )
+from paygate_devstack.standins import provider_env, provider_standins
 
 # Fixed, non-standard ports keep URLs stable between runs without colliding with a system
 # PostgreSQL (5432), Redis (6379) or Kafka (9092); a busy one is replaced by a free port.
@@ -185,6 +186,9 @@ def start_infra(stack: Stack) -> StackEndpoints:
             pick_port(DEFAULT_PORTS["smtp"]), maildir=state / "mail", log_path=logs / "smtp.log"
         )
 
+    # PayPal / SSLCommerz stand-ins, unless PAYPAL_API_BASE / SSLCOMMERZ_API_BASE are set
+    comps.update(provider_standins(state, logs, env))
+
     # start them all, then wait for each: the slow ones overlap
     for name, comp in comps.items():
         _step(f"{name}: starting on port {comp.port}", partial(comp.start, wait=False))
@@ -240,6 +244,7 @@ def start_services(
         service_token_secret=secrets_["service_token_secret"],
         environment="development",
     )
+    env.update(provider_env(stack.components, payment_url=urls["payment"]))
     if any(s.name == "payment" for s in specs):
         hook = f"{urls['payment']}/webhooks/stripe"
         _step(
@@ -394,6 +399,11 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
         else "external SMTP server"
     )
     rows.append(("smtp", f"smtp://{endpoints.smtp_host}:{endpoints.smtp_port}", smtp_note))
+    rows += [
+        (name, comp.url, f"stand-in (a fake), state in {_relative(stack.state / name)}")
+        for name, comp in stack.components.items()
+        if name in ("paypal", "sslcommerz")
+    ]
     for name, url, note in rows:
         table.add_row(name, url, "external" if name in stack.external else note)
     console.print(table)

@@ -13,6 +13,9 @@ is shared with a running `make run`.
     paygate_stack   PaygateStack: all of the above + .env for services + start_service(...)
     service_process factory:    service_process(name, env=None, port=None) -> ServiceProcess,
                                 stopped when the test ends
+    paypal_standin  RunningStandIn[PayPalStandIn]: .url, .host, the stand-in's state
+    sslcommerz_standin RunningStandIn[SSLCommerzStandIn]: .url, the stand-in's state
+                    (both served in the session's event loop: use them from async tests)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,7 @@ from paygate_devstack.services import (
     spec_for,
     start_service,
 )
+from paygate_devstack.standins import RunningStandIn, running_paypal, running_sslcommerz
 from paygate_devstack.testkit import TokenMint
 
 
@@ -252,6 +256,20 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("PAYGATE_ARTIFACTS_DIR") or repo_root() / ".artifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+async def paypal_standin(devstack_dir: Path) -> AsyncIterator[RunningStandIn[Any]]:
+    """The PayPal stand-in (Orders v2, webhooks) on a free port; state in <tmp>/paypal."""
+    async with running_paypal(devstack_dir / "paypal") as standin:
+        yield standin
+
+
+@pytest.fixture(scope="session")
+async def sslcommerz_standin(devstack_dir: Path) -> AsyncIterator[RunningStandIn[Any]]:
+    """The SSLCommerz stand-in (v4 sessions, IPN, validation, refunds) on a free port."""
+    async with running_sslcommerz(devstack_dir / "sslcommerz") as standin:
+        yield standin
 
 
 ServiceFactory = Callable[..., ServiceProcess]
