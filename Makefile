@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test lint uv sync browser
+.PHONY: help run test lint uv sync tools
 
 # uv on PATH, else the copy `pip install --user uv` put next to python3
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
@@ -25,21 +25,23 @@ uv:
 sync: uv
 	$(UV) sync --all-packages --frozen
 
-# The page tests drive Debian's Chromium (Playwright never downloads a browser here).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian tools some tests drive: Chromium for the page tests (Playwright never downloads a
+# browser here) and promtool (package prometheus) for the alert rules. Installed when missing.
+tools:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing Debian's chromium for the page tests"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 		else \
-			echo "page tests need Chromium: sudo apt-get install chromium (or set PAYGATE_CHROMIUM)" >&2; exit 1; \
-		fi; }
-
-run: sync
-	$(UV) run --frozen --no-sync python -m paygate_devstack run $(if $(filter-out 0,$(FRESH)),--fresh)
+			echo "the tests need:$$missing (sudo apt-get install$$missing)" >&2; exit 1; \
+		fi; \
+	fi
 
 # pytest exits 5 when it collected no test: that is a failure here (every package has tests).
-test: sync browser
+test: sync tools
 	@rc=0; $(UV) run --frozen --no-sync pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; fi; \
 	exit $$rc

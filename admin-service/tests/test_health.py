@@ -95,3 +95,22 @@ def test_outbox_backlog_is_read_from_the_services_metrics() -> None:
     )
     assert outbox_backlog(exposition) == 7
     assert outbox_backlog("# nothing here\n") is None
+
+
+async def test_health_is_sampled_into_the_gauges_prometheus_alerts_on(
+    health_admin: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    from prometheus_client import REGISTRY
+
+    app, client = health_admin
+    [sampler] = app.state.workers
+    await sampler.sample()
+    assert REGISTRY.get_sample_value("paygate_service_ready", {"service": "order"}) == 1
+    lag = REGISTRY.get_sample_value(
+        "paygate_consumer_lag", {"group": "order-service", "topic": PAYMENT_EVENT}
+    )
+    assert lag is not None and lag >= 0
+    for topic in DLQ_TOPICS:
+        assert REGISTRY.get_sample_value("paygate_dead_letters", {"topic": topic}) is not None
+    exposition = (await client.get("/metrics")).text
+    assert 'paygate_consumer_lag{group="order-service",topic="payment.event"}' in exposition

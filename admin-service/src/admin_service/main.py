@@ -15,6 +15,7 @@ from admin_service.pages import console, dashboard
 from admin_service.pages.rendering import HERE, install_page_errors
 from admin_service.pages.upstream import Upstream
 from admin_service.settings import Settings
+from admin_service.workers.health_sampler import HealthSampler
 from paygate_common.app import create_service_app
 from paygate_common.http import ServiceClient
 from paygate_common.serve import run_service
@@ -65,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         use_redis=False,
         eventing=True,
+        workers=lambda app: [
+            HealthSampler(app.state.suite_health, settings.health_sample_interval_seconds)
+        ],
         openapi_tags=[
             {"name": "configuration", "description": "Versioned configuration (admin)"},
             {"name": "operations", "description": "Users, analytics and suite health (admin)"},

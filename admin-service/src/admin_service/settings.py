@@ -18,6 +18,8 @@ class Settings(ServiceSettings):
     health_timeout_seconds: float = Field(default=2.0, gt=0)
     # Consumer lag above this many messages marks the suite `degraded`.
     health_lag_warning: int = Field(default=1000, ge=0)
+    # How often suite health is sampled into the gauges Prometheus alerts on.
+    health_sample_interval_seconds: float = Field(default=15.0, gt=0)
     # Services /admin/health reports; empty = every service in the registry.
     health_services: list[str] = Field(default_factory=list)
 
