@@ -44,6 +44,10 @@ class UpstreamState:
     failing: bool = False
     jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
     last: dict[str, Any] = field(default_factory=dict)
+    # API keys the stand-in user-service resolves: key -> {user_id, role, scopes, revoked}
+    api_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    signer: SigningKey | None = None
+    resolve_headers: list[dict[str, str]] = field(default_factory=list)
 
 
 class UserItem(BaseModel):
@@ -95,6 +99,34 @@ def upstream_app(service: str, state: UpstreamState) -> FastAPI:
         async def jwks() -> dict[str, Any]:
             state.hits["jwks"] += 1
             return state.jwks
+
+        @app.post("/internal/api-keys/resolve")
+        async def resolve_api_key(request: Request) -> JSONResponse:
+            """What user-service answers (see user_service.api.internal): a 60 s owner token."""
+            state.hits["resolve"] += 1
+            state.resolve_headers.append(dict(request.headers))
+            key = (await request.json())["key"]
+            entry = state.api_keys.get(key)
+            if entry is None or entry.get("revoked") or state.signer is None:
+                return JSONResponse(
+                    {"code": "api_key_invalid"},
+                    status_code=401,
+                    media_type="application/problem+json",
+                )
+            claims: dict[str, Any] = {"api_key_id": entry["id"]}
+            if entry.get("scopes") is not None:
+                claims["scope"] = " ".join(entry["scopes"])
+            token, ttl = issue_access_token(
+                state.signer,
+                user_id=entry["user_id"],
+                role=entry.get("role", "merchant"),
+                email="merchant@example.com",
+                issuer=ISSUER,
+                audience=AUDIENCE,
+                ttl_seconds=entry.get("ttl", 60),
+                extra_claims=claims,
+            )
+            return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
     if service == "order":
 
@@ -216,7 +248,7 @@ def signing_key() -> SigningKey:
 
 @pytest_asyncio.fixture(scope="session")
 async def upstreams(signing_key: SigningKey) -> AsyncIterator[Upstreams]:
-    state = UpstreamState(jwks=jwks_document([signing_key]))
+    state = UpstreamState(jwks=jwks_document([signing_key]), signer=signing_key)
     urls: dict[str, str] = {}
     async with (
         serve(upstream_app("user", state)) as (user, _),
@@ -232,6 +264,7 @@ async def upstreams(signing_key: SigningKey) -> AsyncIterator[Upstreams]:
 def state(upstreams: Upstreams) -> UpstreamState:
     upstreams.state.failing = False
     upstreams.state.hits.clear()
+    upstreams.state.resolve_headers.clear()
     return upstreams.state
 
 

@@ -46,6 +46,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/auth/token", "user", "/auth/token", public=True, limit="rate_limit_auth"),
     Route("/api/v1/auth", "user", "/auth", public=True),
     Route("/api/v1/users", "user", "/users"),
+    Route("/api/v1/api-keys", "user", "/api-keys"),
     Route("/api/v1/orders", "order", "/orders"),
     Route("/api/v1/payments", "payment", "/payments", timeout=30.0),
     # Verified by its Stripe-Signature inside payment-service; Stripe sends no JWT.
