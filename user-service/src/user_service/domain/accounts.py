@@ -142,8 +142,7 @@ async def update_profile(
     changed = {k: v for k, v in changes.items() if getattr(user, k) != v}
     if changed:
         await users.update_profile(session, user_id, changed)
-        for name, value in changed.items():
-            setattr(user, name, value)
+        await session.refresh(user)  # updated_at is set by the database
         await record_audit(
             session,
             producer=PRODUCER,
@@ -203,12 +202,14 @@ async def administer_user(
     issued live out their (at most 15 minute) lifetime.
     """
     user = await get_user(session=session, user_id=user_id, for_update=True)
-    new_role = role if role is not None else user.role
-    new_disabled = disabled if disabled is not None else user.disabled
-    if new_role == user.role and new_disabled == user.disabled:
+    # Read before the UPDATE, which also refreshes the loaded object.
+    old_role, old_disabled = user.role, user.disabled
+    new_role = role if role is not None else old_role
+    new_disabled = disabled if disabled is not None else old_disabled
+    if new_role == old_role and new_disabled == old_disabled:
         return user
     await users.set_role_and_status(session, user_id, role=new_role, disabled=new_disabled)
-    if new_role != user.role:
+    if new_role != old_role:
         await record_audit(
             session,
             producer=PRODUCER,
@@ -216,9 +217,9 @@ async def administer_user(
             entity_type="user",
             entity_id=user_id,
             actor=actor,
-            details={"from": user.role, "to": new_role},
+            details={"from": old_role, "to": new_role},
         )
-    if new_disabled != user.disabled:
+    if new_disabled != old_disabled:
         if new_disabled:
             revoked = await sessions.revoke_all(
                 session=session, user_id=user_id, reason="account_disabled", actor=actor
@@ -242,7 +243,7 @@ async def administer_user(
                 actor=actor,
                 details={"fields": ["disabled"], "disabled": False},
             )
-    user.role, user.disabled = new_role, new_disabled
+    await session.refresh(user)
     log.info(
         "account administered",
         extra={"user_id": str(user_id), "role": new_role, "disabled": new_disabled},
