@@ -90,7 +90,10 @@ async def search_users(
     caller: ServiceCaller,
     session: SessionDep,
     settings: SettingsDep,
-    q: Annotated[str | None, Query(max_length=320, description="Part of the email")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$", description="Part of the email"),
+    ] = None,
     role: RoleName | None = None,
     disabled: bool | None = None,
     limit: Annotated[int | None, Query(ge=1, le=100)] = None,

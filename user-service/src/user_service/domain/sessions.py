@@ -40,6 +40,11 @@ REFRESH_TOKEN_PREFIX = "pgr_"
 _TOKEN_CHARS = 43  # 43 base62 characters: 256 bits
 _ALPHABET = string.digits + string.ascii_letters
 MAX_USER_AGENT = 512
+MAX_IP = 64
+
+
+def _ip(actor: Actor) -> str | None:
+    return actor.source_ip[:MAX_IP] if actor.source_ip else None
 
 
 def new_refresh_token() -> str:
@@ -89,7 +94,7 @@ async def start_session(
         session,
         user_id=user.id,
         user_agent=(user_agent or None) and user_agent[:MAX_USER_AGENT],
-        ip=actor.source_ip,
+        ip=_ip(actor),
         expires_at=_now() + timedelta(seconds=settings.session_max_age_seconds),
     )
     token = await _issue_refresh_token(session, auth=auth, settings=settings)
@@ -167,7 +172,7 @@ async def rotate(
     if user.disabled:
         raise AccountDisabled("This account is disabled")
     await store.spend_token(session, token_row.id)
-    await store.touch_session(session, auth.id, ip=actor.source_ip)
+    await store.touch_session(session, auth.id, ip=_ip(actor))
     token = await _issue_refresh_token(session, auth=auth, settings=settings)
     return SessionTokens(user=user, session_id=auth.id, refresh_token=token)
 
