@@ -16,6 +16,7 @@ CASES = [
     ("/api/v1/auth/refresh", "user", "/auth/refresh"),
     ("/api/v1/users/me", "user", "/users/me"),
     ("/api/v1/users/me/payment-methods", "user", "/users/me/payment-methods"),
+    ("/api/v1/api-keys/key_1", "user", "/api-keys/key_1"),
     ("/api/v1/orders", "order", "/orders"),
     ("/api/v1/orders/0b7c/status", "order", "/orders/0b7c/status"),
     ("/api/v1/payments", "payment", "/payments"),
