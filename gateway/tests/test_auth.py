@@ -11,6 +11,7 @@ from typing import ClassVar
 import httpx
 import pytest
 from gateway_support import AUDIENCE, ISSUER, Upstreams, UpstreamState, free_port, unsigned_token
+from prometheus_client import REGISTRY
 
 from paygate_common.auth import (
     SigningKey,
@@ -154,6 +155,11 @@ async def test_unknown_kid_refetches_the_jwks(
 # --- API keys: `Bearer pgk_…`, resolved by user-service into its owner's access token --------
 
 
+def _resolves(outcome: str) -> float:
+    labels = {"outcome": outcome}
+    return REGISTRY.get_sample_value("paygate_gateway_api_key_resolves_total", labels) or 0.0
+
+
 def _new_key(state: UpstreamState, **entry: object) -> tuple[str, dict[str, object]]:
     key, _ = generate_api_key("test")
     record: dict[str, object] = {"id": str(uuid.uuid4()), "user_id": str(uuid.uuid4()), **entry}
@@ -227,12 +233,14 @@ async def test_an_unknown_key_is_refused_and_the_refusal_is_cached(
     gateway: str, state: UpstreamState
 ) -> None:
     key, _ = generate_api_key("test")  # well formed, but user-service never issued it
+    refused_before = _resolves("refused")
     for _ in range(3):
         response = await _get(gateway, "/api/v1/orders/o1", {"Authorization": f"Bearer {key}"})
         assert response.status_code == 401
         assert response.json()["code"] == "api_key_invalid"
     assert state.hits["resolve"] == 1
     assert state.hits["order /orders/o1"] == 0
+    assert _resolves("refused") == refused_before + 1  # gateways run in this process
 
 
 async def test_concurrent_first_uses_of_a_key_share_one_resolve(

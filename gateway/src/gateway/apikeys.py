@@ -25,6 +25,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
 from gateway.settings import GatewaySettings
 from paygate_common.auth import (
     JWKSCache,
@@ -44,6 +46,13 @@ RESOLVE_PATH = "/internal/api-keys/resolve"
 # Never cache a resolved token this close to its expiry: it must still be valid upstream.
 EXPIRY_MARGIN_SECONDS = 5.0
 _API_PREFIX_LENGTH = len("/api/v1/")
+
+# Rare (one per key per few seconds per process), so an ordinary prometheus_client counter.
+API_KEY_RESOLVES = Counter(
+    "paygate_gateway_api_key_resolves_total",
+    "API key resolve calls to user-service, by outcome (accepted, refused, unavailable)",
+    ["outcome"],
+)
 
 
 class ApiKeyInvalid(Unauthorized):
@@ -166,22 +175,32 @@ class ApiKeyAuthenticator:
         self._answers.pop(token, None)
         self._answers[token] = answer
 
-    def _answer(self, principal: Principal | None, authorization: bytes, ttl: float) -> _Answer:
-        now = time.monotonic()
+    def _answer(
+        self, principal: Principal | None, authorization: bytes, ttl: float, asked_at: float
+    ) -> _Answer:
+        # Counted from when the question was sent, not when the answer came: user-service read
+        # the key after `asked_at`, so serving it until `asked_at + ttl` keeps any revocation
+        # visible within `ttl` however slow the call was.
         ttl = max(0.0, ttl)
-        return _Answer(principal, authorization, now + ttl, now + ttl - self.refresh_ahead)
+        return _Answer(
+            principal, authorization, asked_at + ttl, asked_at + ttl - self.refresh_ahead
+        )
 
     async def _resolve(self, token: str) -> _Answer:
         self.resolve_count += 1
+        asked_at = time.monotonic()
         try:
             response = await self._client.request(
                 "POST", RESOLVE_PATH, json={"key": token}, retry=True
             )
         except PaygateError:
+            API_KEY_RESOLVES.labels("unavailable").inc()
             raise ApiKeysUnavailable("API keys cannot be checked right now; retry") from None
         if response.status_code == 401:
-            return self._answer(None, b"", self.ttl)
+            API_KEY_RESOLVES.labels("refused").inc()
+            return self._answer(None, b"", self.ttl, asked_at)
         if response.status_code != 200:
+            API_KEY_RESOLVES.labels("unavailable").inc()
             log.error("API key resolve answered %d", response.status_code)
             raise ApiKeysUnavailable("API keys cannot be checked right now; retry")
         try:
@@ -199,9 +218,10 @@ class ApiKeyAuthenticator:
         )
         if principal.api_key_id is None:
             raise ApiKeysUnavailable("user-service answered with a token that is not a key's")
+        API_KEY_RESOLVES.labels("accepted").inc()
         ttl = min(self.ttl, principal.token_expires_at - time.time() - EXPIRY_MARGIN_SECONDS)
         line = b"authorization: Bearer " + access_token.encode("ascii") + b"\r\n"
-        return self._answer(principal, line, ttl)
+        return self._answer(principal, line, ttl, asked_at)
 
     def clear(self) -> None:
         self._answers.clear()
