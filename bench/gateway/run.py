@@ -341,9 +341,8 @@ def main() -> None:
         assert unauth.status_code == 401, "JWT checking must be on"
         keyed = httpx.get(targets["gateway_key"], headers={"Authorization": f"Bearer {api_key}"})
         assert keyed.status_code == 200, keyed.text
-        forged = httpx.get(
-            targets["gateway_key"], headers={"Authorization": f"Bearer {api_key[:-1]}x"}
-        )
+        typo = api_key[:-1] + ("x" if api_key[-1] != "x" else "y")
+        forged = httpx.get(targets["gateway_key"], headers={"Authorization": f"Bearer {typo}"})
         assert forged.status_code == 401, "API key checking must be on"
         # whose CPU is charged to each target: the proxy process(es); "direct" = the upstream
         watched = {

@@ -289,3 +289,20 @@ async def test_user_service_down_fails_closed_with_503(
     assert response.status_code == 503
     assert response.json()["code"] == "api_key_resolution_unavailable"
     assert state.hits["order /orders/o1"] == 0
+
+
+async def test_a_key_sent_to_a_public_route_is_not_forwarded(
+    gateway: str, state: UpstreamState
+) -> None:
+    key, _ = _new_key(state)
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        response = await client.post(
+            "/api/v1/auth/signin", json={"email": "a@example.com"}, headers=bearer_key(key)
+        )
+    assert response.status_code == 200
+    assert "authorization" not in response.json()["headers"]
+    assert state.hits["resolve"] == 0
+
+
+def bearer_key(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
