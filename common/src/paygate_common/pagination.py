@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 import orjson
 
@@ -33,3 +35,22 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return created_at, uuid.UUID(data["id"])
     except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
         raise InvalidCursor("Use the next_cursor of a previous page") from None
+
+
+class _Keyed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+RowT = TypeVar("RowT", bound=_Keyed)
+
+
+def split_page(rows: Sequence[RowT], limit: int) -> tuple[list[RowT], str | None]:
+    """`limit + 1` rows fetched newest first → the page and the cursor of the next one (or None)."""
+    items = list(rows[:limit])
+    if len(rows) <= limit:
+        return items, None
+    return items, encode_cursor(items[-1].created_at, items[-1].id)

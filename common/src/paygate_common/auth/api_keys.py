@@ -43,6 +43,11 @@ API_KEY_SCOPES = frozenset(f"{r}:{a}" for r in SCOPE_RESOURCES for a in ("read",
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def random_base62(length: int) -> str:
+    """Random letters and digits: no `-` or `=` to break a double-click selection or a masking regex."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
 def key_environment(environment: str) -> str:
     """`live` keys for production, `test` keys everywhere else: a test key never works live."""
     return "live" if environment == "production" else "test"
@@ -80,8 +85,8 @@ def generate_api_key(environment: str) -> tuple[str, ParsedApiKey]:
     """A new key for `live` or `test` and its parsed form; the key is shown to its owner once."""
     if environment not in KEY_ENVIRONMENTS:
         raise ValueError(f"unknown key environment {environment!r}")
-    lookup_id = "".join(secrets.choice(_ALPHABET) for _ in range(LOOKUP_ID_LENGTH))
-    secret = "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_LENGTH))
+    lookup_id = random_base62(LOOKUP_ID_LENGTH)
+    secret = random_base62(SECRET_LENGTH)
     head = f"{API_KEY_PREFIX}{environment}_{lookup_id}{secret}"
     return head + _checksum(head), ParsedApiKey(environment, lookup_id)
 

@@ -14,7 +14,7 @@ from paygate_common.db import unit_of_work
 from paygate_common.events import USER_REGISTERED, UserRegistered, new_event
 from paygate_common.events.models import AuditOutcome
 from paygate_common.outbox import add_event
-from paygate_common.pagination import decode_cursor, encode_cursor
+from paygate_common.pagination import decode_cursor, split_page
 from user_service.domain import sessions
 from user_service.domain.errors import (
     AccountDisabled,
@@ -180,11 +180,8 @@ async def search_users(
         limit=limit + 1,
         after=after,
     )
-    items = rows[:limit]
-    last = items[-1] if len(rows) > limit else None
-    return UserPage(
-        items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None
-    )
+    items, next_cursor = split_page(rows, limit)
+    return UserPage(items=items, next_cursor=next_cursor)
 
 
 async def administer_user(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import generate_api_key, parse_api_key
-from paygate_common.pagination import decode_cursor, encode_cursor
+from paygate_common.pagination import decode_cursor, split_page
 from user_service.domain.errors import ApiKeyInvalid, ApiKeyNotFound, TooManyApiKeys, UserNotFound
 from user_service.store import api_keys as store
 from user_service.store import users
@@ -111,11 +111,8 @@ async def list_api_keys(
 ) -> ApiKeyPage:
     after = decode_cursor(cursor) if cursor else None
     rows = await store.list_live(session, user_id, limit=limit + 1, after=after)
-    items = rows[:limit]
-    last = items[-1] if len(rows) > limit else None
-    return ApiKeyPage(
-        items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None
-    )
+    items, next_cursor = split_page(rows, limit)
+    return ApiKeyPage(items=items, next_cursor=next_cursor)
 
 
 async def revoke_api_key(

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
-import string
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paygate_common.audit import Actor, record_audit
+from paygate_common.auth.api_keys import random_base62
 from paygate_common.events.models import AuditOutcome
-from paygate_common.pagination import decode_cursor, encode_cursor
+from paygate_common.pagination import decode_cursor, split_page
 from user_service.domain.errors import (
     AccountDisabled,
     RefreshTokenInvalid,
@@ -38,7 +37,6 @@ log = logging.getLogger("user_service.sessions")
 PRODUCER = "user-service"
 REFRESH_TOKEN_PREFIX = "pgr_"
 _TOKEN_CHARS = 43  # 43 base62 characters: 256 bits
-_ALPHABET = string.digits + string.ascii_letters
 MAX_USER_AGENT = 512
 MAX_IP = 64
 
@@ -48,7 +46,7 @@ def _ip(actor: Actor) -> str | None:
 
 
 def new_refresh_token() -> str:
-    return REFRESH_TOKEN_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(_TOKEN_CHARS))
+    return REFRESH_TOKEN_PREFIX + random_base62(_TOKEN_CHARS)
 
 
 def hash_refresh_token(token: str) -> str:
@@ -111,7 +109,10 @@ async def start_session(
 
 
 def _well_formed(token: str) -> bool:
-    return token.startswith(REFRESH_TOKEN_PREFIX) and len(token) == len(REFRESH_TOKEN_PREFIX) + 43
+    return (
+        token.startswith(REFRESH_TOKEN_PREFIX)
+        and len(token) == len(REFRESH_TOKEN_PREFIX) + _TOKEN_CHARS
+    )
 
 
 async def _revoke(session: AsyncSession, auth: AuthSession, *, reason: str, actor: Actor) -> bool:
@@ -229,8 +230,5 @@ async def list_sessions(
 ) -> SessionPage:
     after = decode_cursor(cursor) if cursor else None
     rows = await store.list_live_for_user(session, user_id, limit=limit + 1, after=after)
-    items = rows[:limit]
-    last = items[-1] if len(rows) > limit else None
-    return SessionPage(
-        items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None
-    )
+    items, next_cursor = split_page(rows, limit)
+    return SessionPage(items=items, next_cursor=next_cursor)
