@@ -134,3 +134,20 @@ async def test_failed_sign_ins_are_audited_without_the_password(
     assert failed[0]["source_ip"] == "10.99.1.7"
     assert "wrong-pw-1234" not in str(failed)
     assert await audit_events("auth.signed_in", account.id), "the fixture's sign-in is audited"
+
+
+async def test_two_refreshes_racing_with_one_token_count_as_reuse(
+    client: httpx.AsyncClient, new_account: Callable[..., Awaitable[Any]]
+) -> None:
+    """The token row is locked: one rotation wins, the other sees it spent and kills the session."""
+    import asyncio
+
+    account = await new_account()
+    token = (await sign_in(client, account.email))["refresh_token"]
+    first, second = await asyncio.gather(refresh(client, token), refresh(client, token))
+    assert sorted([first.status_code, second.status_code]) == [200, 401]
+    winner = first if first.status_code == 200 else second
+    loser = second if winner is first else first
+    assert loser.json()["code"] == "refresh_token_reused"
+    # The winner's new token belongs to the revoked session.
+    assert (await refresh(client, winner.json()["refresh_token"])).status_code == 401
