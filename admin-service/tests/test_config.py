@@ -151,7 +151,7 @@ async def test_a_customer_or_merchant_gets_403_on_every_admin_route(
     admin: tuple[FastAPI, httpx.AsyncClient], token_mint: TokenMint, method: str, path: str
 ) -> None:
     _, client = admin
-    for role in ("customer",):
+    for role in ("customer", "merchant"):
         r = await client.request(
             method, path, json={"value": FEES, "version": 1}, headers=token_mint.auth(role=role)
         )

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
 from paygate_common.auth import SigningKey, issue_access_token, jwks_document
+from paygate_common.services import SERVICES
 
 ISSUER = "paygate"
 AUDIENCE = "paygate-api"
@@ -44,6 +45,10 @@ class UpstreamState:
     failing: bool = False
     jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
     last: dict[str, Any] = field(default_factory=dict)
+    # API keys the stand-in user-service resolves: key -> {user_id, role, scopes, revoked}
+    api_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    signer: SigningKey | None = None
+    resolve_headers: list[dict[str, str]] = field(default_factory=list)
 
 
 class UserItem(BaseModel):
@@ -95,6 +100,34 @@ def upstream_app(service: str, state: UpstreamState) -> FastAPI:
         async def jwks() -> dict[str, Any]:
             state.hits["jwks"] += 1
             return state.jwks
+
+        @app.post("/internal/api-keys/resolve")
+        async def resolve_api_key(request: Request) -> JSONResponse:
+            """What user-service answers (see user_service.api.internal): a 60 s owner token."""
+            state.hits["resolve"] += 1
+            state.resolve_headers.append(dict(request.headers))
+            key = (await request.json())["key"]
+            entry = state.api_keys.get(key)
+            if entry is None or entry.get("revoked") or state.signer is None:
+                return JSONResponse(
+                    {"code": "api_key_invalid"},
+                    status_code=401,
+                    media_type="application/problem+json",
+                )
+            claims: dict[str, Any] = {"api_key_id": entry["id"]}
+            if entry.get("scopes") is not None:
+                claims["scope"] = " ".join(entry["scopes"])
+            token, ttl = issue_access_token(
+                state.signer,
+                user_id=entry["user_id"],
+                role=entry.get("role", "merchant"),
+                email="merchant@example.com",
+                issuer=ISSUER,
+                audience=AUDIENCE,
+                ttl_seconds=entry.get("ttl", 60),
+                extra_claims=claims,
+            )
+            return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
     if service == "order":
 
@@ -216,15 +249,16 @@ def signing_key() -> SigningKey:
 
 @pytest_asyncio.fixture(scope="session")
 async def upstreams(signing_key: SigningKey) -> AsyncIterator[Upstreams]:
-    state = UpstreamState(jwks=jwks_document([signing_key]))
+    """A stand-in upstream for every service the registry gives public routes."""
+    from contextlib import AsyncExitStack
+
+    state = UpstreamState(jwks=jwks_document([signing_key]), signer=signing_key)
     urls: dict[str, str] = {}
-    async with (
-        serve(upstream_app("user", state)) as (user, _),
-        serve(upstream_app("order", state)) as (order, _),
-        serve(upstream_app("payment", state)) as (payment, _),
-        serve(upstream_app("notification", state)) as (notification, _),
-    ):
-        urls.update(user=user, order=order, payment=payment, notification=notification)
+    routed = {spec.name for spec in SERVICES if spec.routes} | {"user"}
+    async with AsyncExitStack() as stack:
+        for name in sorted(routed):
+            url, _ = await stack.enter_async_context(serve(upstream_app(name, state)))
+            urls[name] = url
         yield Upstreams(state, urls, signing_key)
 
 
@@ -232,6 +266,7 @@ async def upstreams(signing_key: SigningKey) -> AsyncIterator[Upstreams]:
 def state(upstreams: Upstreams) -> UpstreamState:
     upstreams.state.failing = False
     upstreams.state.hits.clear()
+    upstreams.state.resolve_headers.clear()
     return upstreams.state
 
 
@@ -245,7 +280,11 @@ PROTOCOLS = {"asgi": "httptools", "fast": "gateway.server:GatewayHttpProtocol"}
 
 def gateway_settings(upstreams: Upstreams, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
-        "service_urls": dict(upstreams.urls),
+        # services without a stand-in here answer nothing (a closed port), as when not deployed
+        "service_urls": {
+            **{spec.name: "http://127.0.0.1:9" for spec in SERVICES},
+            **upstreams.urls,
+        },
         "jwks_url": f"{upstreams.urls['user']}/.well-known/jwks.json",
         "rate_limit_anon": "100000/minute",
         "rate_limit_user": "100000/minute",

@@ -16,6 +16,7 @@ CASES = [
     ("/api/v1/auth/refresh", "user", "/auth/refresh"),
     ("/api/v1/users/me", "user", "/users/me"),
     ("/api/v1/users/me/payment-methods", "user", "/users/me/payment-methods"),
+    ("/api/v1/api-keys/key_1", "user", "/api-keys/key_1"),
     ("/api/v1/orders", "order", "/orders"),
     ("/api/v1/orders/0b7c/status", "order", "/orders/0b7c/status"),
     ("/api/v1/payments", "payment", "/payments"),
@@ -23,6 +24,15 @@ CASES = [
     ("/api/v1/webhooks/stripe", "payment", "/webhooks/stripe"),
     ("/api/v1/notifications", "notification", "/notifications"),
     ("/api/v1/admin/notifications/dlq", "notification", "/admin/notifications/dlq"),
+]
+
+
+# ... and one case below every other route the registry declares, so a new service's routes
+# are exercised without editing this file.
+CASES += [
+    (route.prefix + "/x", route.service, route.upstream_prefix + "/x")
+    for route in ROUTES
+    if route not in {RouteTable().match(public) for public, _, _ in CASES}
 ]
 
 

@@ -16,7 +16,9 @@ RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "paygate.json"
 
 # `Counter("paygate_x_total", ...)`, `Gauge(\n    "paygate_x", ...)`, `CounterMetricFamily("paygate_x", ...)`
-_DEFINED = re.compile(r"(Counter|Gauge|Histogram|Summary)(?:MetricFamily)?\(\s*\"(paygate_[a-z0-9_]+)\"")
+_DEFINED = re.compile(
+    r"(Counter|Gauge|Histogram|Summary)(?:MetricFamily)?\(\s*\"(paygate_[a-z0-9_]+)\""
+)
 _USED = re.compile(r"\b(paygate_[a-z0-9_]+)\b")
 
 

@@ -136,3 +136,43 @@ def service_headers(user_settings: Settings) -> dict[str, str]:
     caller = CallerSettings(service_token_secret=user_settings.service_token_secret)
     token = issue_service_token(caller, audience_service="user")
     return {"Authorization": f"Bearer {token}"}
+
+
+class GatewaySettings(ServiceSettings):
+    """The gateway, the one caller allowed to resolve API keys."""
+
+    service_name: ClassVar[str] = "gateway"
+
+
+@pytest.fixture
+def gateway_headers(user_settings: Settings) -> dict[str, str]:
+    caller = GatewaySettings(service_token_secret=user_settings.service_token_secret)
+    token = issue_service_token(caller, audience_service="user")
+    return {"Authorization": f"Bearer {token}"}
+
+
+AuditReader = Callable[..., Awaitable[list[dict[str, Any]]]]
+
+
+@pytest.fixture
+def audit_events(app: FastAPI) -> AuditReader:
+    """`await audit_events(action, entity_id=None)`: committed `audit.event` payloads in the outbox."""
+    from sqlalchemy import select
+
+    from user_service.store.tables import outbox
+
+    async def read(action: str, entity_id: object = None) -> list[dict[str, Any]]:
+        async with app.state.sessionmaker() as session:
+            rows = await session.execute(
+                select(outbox.c.payload)
+                .where(outbox.c.event_type == "audit.event")
+                .order_by(outbox.c.id)
+            )
+            events = [dict(r[0]["payload"]) for r in rows]
+        return [
+            e
+            for e in events
+            if e["action"] == action and (entity_id is None or e["entity_id"] == str(entity_id))
+        ]
+
+    return read

@@ -46,7 +46,7 @@ async def test_signup_signin_and_me_round_trip(client: httpx.AsyncClient) -> Non
     )
     assert signup.status_code == 201, signup.text
     user = signup.json()
-    assert set(user) == {"id", "email", "full_name", "role", "created_at"}
+    assert set(user) == {"id", "email", "full_name", "phone", "role", "created_at"}
     assert user["email"] == address
     assert user["full_name"] == "Ann Lee"
     assert user["role"] == "customer"

@@ -112,6 +112,9 @@ async def test_internal_routes_are_tagged_internal_in_the_openapi(
     assert set(internal) == {
         "/internal/users/{user_id}/payment-context",
         "/internal/users/{user_id}/contact",
+        "/internal/users",
+        "/internal/users/{user_id}",
+        "/internal/api-keys/resolve",
     }
     for operations in internal.values():
         for operation in operations.values():

@@ -169,11 +169,13 @@ def test_key_from_settings_wins_and_production_refuses_to_generate(tmp_path: Pat
             environment="production",
             service_token_secret=SecretStr("a-real-production-secret-0123456789abcdef"),
             stripe_api_key=SecretStr("sk_live_real"),
+            api_key_hmac_secret=SecretStr("a-real-api-key-hmac-secret-0123456789abcdef"),
         )
     prod = Settings(
         environment="production",
         service_token_secret=SecretStr("a-real-production-secret-0123456789abcdef"),
         stripe_api_key=SecretStr("sk_live_real"),
+        api_key_hmac_secret=SecretStr("a-real-api-key-hmac-secret-0123456789abcdef"),
         jwt_private_key_file=str(key_file),
     )
     assert load_signing_key(prod).kid == key.kid

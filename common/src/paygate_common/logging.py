@@ -43,7 +43,8 @@ _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _PROVIDER_SECRET = re.compile(
-    r"\b((?:sk|rk|whsec|pi_[A-Za-z0-9]+_secret|seti_[A-Za-z0-9]+_secret)_?)[A-Za-z0-9_]{6,}"
+    r"\b((?:sk|rk|whsec|pgr|pgk_(?:live|test)|pi_[A-Za-z0-9]+_secret|seti_[A-Za-z0-9]+_secret)_?)"
+    r"[A-Za-z0-9_]{6,}"
 )
 _KEY_VALUE = re.compile(
     r"(?i)(\"?\b(?:password|passwd|secret|token|access_token|refresh_token|api_key|apikey|"

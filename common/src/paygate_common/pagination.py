@@ -1,14 +1,13 @@
-"""Cursor pagination for every list endpoint: `{items, next_cursor}`, newest first, keyset cursors."""
+"""Keyset cursors for `{items, next_cursor}` lists, newest first on `(created_at, id)`."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Protocol, TypeVar
 
 import orjson
 from fastapi import Query
@@ -31,10 +30,6 @@ CursorQuery = Annotated[
 LimitQuery = Annotated[int, Query(ge=1, le=100, description="Page size")]
 
 
-class InvalidCursor(InvalidRequest):
-    code, title = "invalid_cursor", "The pagination cursor is not valid"
-
-
 class Page(BaseModel, Generic[T]):
     """One page of a list, newest first; pass `next_cursor` back as `cursor` for the next."""
 
@@ -42,34 +37,43 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(description="null on the last page")
 
 
-@dataclass(frozen=True)
-class Keyset:
-    """The position after which the next page starts: (created_at, id), both descending."""
-
-    created_at: datetime
-    id: str
+class InvalidCursor(InvalidRequest):
+    code, title = "invalid_cursor", "The pagination cursor is not valid"
 
 
-def encode_cursor(created_at: datetime, item_id: uuid.UUID | str | int) -> str:
-    raw = orjson.dumps({"t": created_at.isoformat(), "id": str(item_id)})
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    """An opaque cursor naming the last row of a page; the next page starts after it."""
+    raw = orjson.dumps({"t": created_at.isoformat(), "id": str(row_id)})
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str) -> Keyset:
-    """The keyset a cursor names; 422 `invalid_cursor` for anything we did not issue."""
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """`(created_at, id)` from `encode_cursor`; 422 `invalid_cursor` for anything else."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         created_at = datetime.fromisoformat(data["t"])
         if created_at.tzinfo is None:
             raise ValueError("naive timestamp")
-        return Keyset(created_at=created_at, id=str(data["id"]))
+        return created_at, uuid.UUID(data["id"])
     except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
         raise InvalidCursor("Use the next_cursor of a previous page") from None
 
 
-def split_page(rows: Sequence[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
-    """A page from `limit + 1` fetched rows: the extra row only tells that a next page exists."""
+class _Keyed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+RowT = TypeVar("RowT", bound=_Keyed)
+
+
+def split_page(rows: Sequence[RowT], limit: int) -> tuple[list[RowT], str | None]:
+    """`limit + 1` rows fetched newest first → the page and the cursor of the next one (or None)."""
     items = list(rows[:limit])
-    next_cursor = cursor_of(items[-1]) if len(rows) > limit and items else None
-    return Page[T](items=items, next_cursor=next_cursor)
+    if len(rows) <= limit:
+        return items, None
+    return items, encode_cursor(items[-1].created_at, items[-1].id)

@@ -127,6 +127,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
             R("/auth/token", public=True, limit="rate_limit_auth"),
             R("/auth", public=True),
             R("/users"),
+            R("/api-keys"),
         ),
         produces=(t.USER_REGISTERED, t.AUDIT_EVENT),
         # The sign-in throttle keys on the client IP the gateway forwards.

@@ -96,6 +96,8 @@ class ServiceSettings(BaseSettings):
             self.kafka_client_id = self.service_name
         if self.paygate_service_urls:
             self.service_urls = {**self.service_urls, **json.loads(self.paygate_service_urls)}
+        # a partial map overrides those services; the rest keep their registry address
+        self.service_urls = {**DEFAULT_SERVICE_URLS, **self.service_urls}
         if self.environment == "production":
             offenders = [
                 name

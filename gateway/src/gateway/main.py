@@ -10,6 +10,7 @@ import httpx
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.apikeys import ApiKeyAuthenticator
 from gateway.breaker import CircuitBreaker
 from gateway.openapi import SpecCache
 from gateway.ops import build_ops_app
@@ -46,6 +47,7 @@ class Gateway:
         }
         self.limiter: RateLimiter | None = None
         self.jwks: JWKSCache | None = None
+        self.api_keys: ApiKeyAuthenticator | None = None
         self.http: httpx.AsyncClient = httpx.AsyncClient(
             timeout=settings.upstream_health_timeout_seconds
         )
@@ -64,12 +66,14 @@ class Gateway:
                 ttl_seconds=settings.jwks_cache_seconds,
                 min_refetch_interval=settings.jwks_min_refetch_seconds,
             )
+            self.api_keys = ApiKeyAuthenticator(settings, self.jwks)
         return Proxy(
             settings,
             self.table,
             breakers=self.breakers,
             limiter=self.limiter,
             jwks=self.jwks,
+            api_keys=self.api_keys,
         )
 
     async def startup(self) -> None:
@@ -96,6 +100,8 @@ class Gateway:
         await self.proxy.aclose()
         if self.limiter is not None:
             await self.limiter.aclose()
+        if self.api_keys is not None:
+            await self.api_keys.aclose()
         if self.jwks is not None:
             await self.jwks.aclose()
         await self.http.aclose()

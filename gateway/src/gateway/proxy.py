@@ -18,6 +18,7 @@ from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
+from gateway.apikeys import ApiKeyAuthenticator, check_scopes
 from gateway.breaker import CircuitBreaker
 from gateway.client import (
     BrokenResponse,
@@ -161,12 +162,14 @@ class Proxy:
         breakers: dict[str, CircuitBreaker],
         limiter: RateLimiter | None,
         jwks: JWKSCache | None,
+        api_keys: ApiKeyAuthenticator | None = None,
     ) -> None:
         self.settings = settings
         self.table = table
         self.breakers = breakers
         self.limiter = limiter
         self.jwks = jwks
+        self.api_keys = api_keys
         self.tokens = VerifiedTokenCache(settings.verified_token_cache_size)
         self._user_keys: dict[int, tuple[Principal, str]] = {}
         self.pools: dict[str, UpstreamPool] = {}
@@ -317,7 +320,9 @@ class Proxy:
         principal: Principal | None = None
         if not route.public and self.jwks is not None:
             try:
-                principal = await self._authenticate(authorization)
+                principal, key_token = await self._authenticate(authorization, method, path)
+                if key_token is not None:  # an API key: upstreams get its owner's access token
+                    fwd = [key_token if ln[:14] == b"authorization:" else ln for ln in fwd]
             except PaygateError as exc:
                 # Count failed attempts against the caller's IP so token guessing is limited.
                 if self.limiter is not None:
@@ -327,6 +332,9 @@ class Proxy:
                         return
                 await self._error(ex, rid_bytes, route.prefix, exc)
                 return
+        elif authorization is not None and authorization[7:11] == b"pgk_":
+            # A route that does not authenticate never receives a key either.
+            fwd = [ln for ln in fwd if ln[:14] != b"authorization:"]
 
         decision: Decision | None = None
         if self.limiter is not None:
@@ -543,13 +551,24 @@ class Proxy:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _authenticate(self, authorization: bytes | None) -> Principal:
+    async def _authenticate(
+        self, authorization: bytes | None, method: str, path: str
+    ) -> tuple[Principal, bytes | None]:
+        """The caller, and for an API key the `authorization` line to forward in its place."""
         if not authorization or authorization[:7].lower() != b"bearer ":
             raise TokenMissing("A bearer access token is required")
         token = authorization[7:].strip().decode("latin-1")
-        principal = self.tokens.get(token)
-        if principal is not None:
-            return principal
+        if self.api_keys is not None and token[:4] == "pgk_":
+            principal, line = await self.api_keys.authenticate(token)
+            if principal.scopes is not None:
+                check_scopes(principal, method, path)
+            return principal, line
+        verified = self.tokens.get(token) or await self._verify(token)
+        if verified.scopes is not None:
+            check_scopes(verified, method, path)
+        return verified, None
+
+    async def _verify(self, token: str) -> Principal:
         assert self.jwks is not None
         kid = token_kid(token)
         key = self.jwks.get_key_nowait(kid) or await self.jwks.get_key(kid)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from paygate_common.settings import ServiceSettings
 
 
@@ -18,6 +20,12 @@ class GatewaySettings(ServiceSettings):
     # an unknown `kid` refetches the JWKS, but at most this often (a flood of made-up kids
     # must not become a flood of requests to user-service)
     jwks_min_refetch_seconds: float = 5.0
+    # API keys (`Bearer pgk_…`, see apikeys.py): how long user-service's answer is trusted. A
+    # revoked key, or one whose owner was disabled, is refused within this time (at most 5 s).
+    api_key_cache_seconds: float = Field(default=4.0, gt=0, le=5.0)
+    api_key_refresh_ahead_seconds: float = Field(default=1.0, ge=0)
+    api_key_cache_size: int = Field(default=50_000, ge=1)
+    api_key_resolve_timeout_seconds: float = Field(default=2.0, gt=0)
 
     # --- rate limits (Redis is the source of truth; see ratelimit.py) ---------------------
     rate_limit_enabled: bool = True

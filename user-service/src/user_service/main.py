@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -12,8 +13,9 @@ from paygate_common.app import create_service_app
 from paygate_common.auth import JWKSCache
 from paygate_common.eventing import run_eventing
 from paygate_common.serve import run_service
-from user_service.api import auth, internal, payment_methods, users
+from user_service.api import api_keys, auth, internal, payment_methods, users
 from user_service.domain import accounts
+from user_service.domain.api_keys import ApiKeyHasher
 from user_service.domain.passwords import PasswordHasher
 from user_service.domain.throttling import SigninThrottle
 from user_service.domain.tokens import load_signing_key
@@ -24,7 +26,11 @@ log = logging.getLogger("user_service")
 
 OPENAPI_TAGS = [
     {"name": "auth", "description": "Sign-up, sign-in and the keys that verify access tokens"},
-    {"name": "users", "description": "The caller's profile"},
+    {"name": "users", "description": "The caller's profile and sign-in sessions"},
+    {
+        "name": "api keys",
+        "description": "Secret keys for a merchant's server: `Authorization: Bearer pgk_…`",
+    },
     {"name": "payment methods", "description": "Saved Stripe payment methods (tokens only)"},
     {"name": "internal", "description": "Service-to-service; needs a service token; not public"},
     {"name": "ops", "description": "Liveness, readiness"},
@@ -39,6 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Our own tokens are verified from memory: no HTTP round trip to our own JWKS endpoint.
     app.state.jwks = JWKSCache.from_signing_keys([signing_key])
 
+    app.state.api_key_hasher = ApiKeyHasher(settings.api_key_hmac_secret)
     hasher = PasswordHasher()
     await hasher.warm_up()
     app.state.password_hasher = hasher
@@ -66,20 +73,63 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await stripe_cards.aclose()
 
 
+# Swagger's Authorize offers this next to the password form: paste an API key (or a token).
+API_KEY_SCHEME = "ApiKeyOrAccessToken"
+API_KEY_SCHEME_DEFINITION = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A merchant API key (`pgk_test_…` / `pgk_live_…`) or an access token. Through"
+    " the gateway, a key is exchanged for a short-lived access token of its owner.",
+}
+
+
+def _declare_api_key_scheme(app: FastAPI) -> None:
+    """Every operation that takes the OAuth2 bearer token also accepts the API-key scheme."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        spec.setdefault("components", {}).setdefault("securitySchemes", {})[API_KEY_SCHEME] = (
+            API_KEY_SCHEME_DEFINITION
+        )
+        for item in spec.get("paths", {}).values():
+            for op in item.values():
+                security = op.get("security") if isinstance(op, dict) else None
+                if security and {"OAuth2PasswordBearer": []} in security:
+                    security.append({API_KEY_SCHEME: []})
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="paygate user-service",
         description=(
             "Accounts, sign-in and RS256 access tokens (public keys at `/.well-known/jwks.json`),"
-            " profiles and saved payment methods. Click **Authorize** and sign in with your email"
-            " as the username to try the protected endpoints."
+            " sign-in sessions with rotating refresh tokens, merchant API keys, profiles and saved"
+            " payment methods. Click **Authorize** and sign in with your email as the username,"
+            " or paste an API key (`pgk_test_…`) under `ApiKeyOrAccessToken`, to try the protected"
+            " endpoints."
         ),
-        routers=[auth.router, users.router, payment_methods.router, internal.router],
+        routers=[
+            auth.router,
+            users.router,
+            api_keys.router,
+            payment_methods.router,
+            internal.router,
+            internal.keys_router,
+        ],
         lifespan=lifespan,
         openapi_tags=OPENAPI_TAGS,
     )
+    _declare_api_key_scheme(app)
+    return app
 
 
 def run() -> None:

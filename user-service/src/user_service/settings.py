@@ -9,6 +9,8 @@ from pydantic import EmailStr, Field, SecretStr, model_validator
 from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
 
 DEFAULT_STRIPE_API_KEY = f"sk_test_{DEV_SECRET_MARKER}-user-service-localstripe"
+DEFAULT_API_KEY_HMAC_SECRET = f"{DEV_SECRET_MARKER}-api-key-hmac-secret-change-me-0123456789"
+DAY = 86_400
 
 
 class Settings(ServiceSettings):
@@ -19,7 +21,19 @@ class Settings(ServiceSettings):
     # Peers whose X-Forwarded-For uvicorn trusts (the gateway); the sign-in throttle keys on the IP.
     forwarded_allow_ips: str = "127.0.0.1"
 
-    access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+    # Short-lived by design: a stolen access token dies within 15 minutes; sessions last
+    # through refresh tokens, which are rotated and can be revoked.
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=900)
+    refresh_token_ttl_seconds: int = Field(default=30 * DAY, ge=60)
+    session_max_age_seconds: int = Field(default=90 * DAY, ge=60)
+
+    # API keys are stored as HMAC-SHA256(secret, key): a leaked table cannot be brute-forced
+    # without this secret. Production refuses the development default (ServiceSettings).
+    api_key_hmac_secret: SecretStr = SecretStr(DEFAULT_API_KEY_HMAC_SECRET)
+    # Lifetime of the access token the gateway receives for a key (it caches it <= 5 s).
+    api_key_token_ttl_seconds: int = Field(default=60, ge=10, le=300)
+    api_keys_per_user: int = Field(default=25, ge=1)
+    list_default_limit: int = Field(default=20, ge=1, le=100)
     # Production supplies the signing key; development generates one into the state dir.
     jwt_private_key: SecretStr | None = None
     jwt_private_key_file: str | None = None

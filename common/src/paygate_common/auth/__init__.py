@@ -1,5 +1,15 @@
 """Authentication: user access tokens (RS256 + JWKS), service tokens (HS256), FastAPI deps."""
 
+from paygate_common.auth.api_keys import (
+    API_KEY_PREFIX,
+    API_KEY_SCOPES,
+    ParsedApiKey,
+    generate_api_key,
+    key_environment,
+    looks_like_api_key,
+    parse_api_key,
+    scopes_allow,
+)
 from paygate_common.auth.dependencies import (
     AdminPrincipal,
     CurrentPrincipal,
@@ -48,6 +58,8 @@ from paygate_common.auth.tokens import (
 
 __all__ = [
     "ACCESS_TOKEN_ALGORITHM",
+    "API_KEY_PREFIX",
+    "API_KEY_SCOPES",
     "DEFAULT_LEEWAY_SECONDS",
     "SERVICE_TOKEN_ALGORITHM",
     "AdminPrincipal",
@@ -55,6 +67,7 @@ __all__ = [
     "CurrentPrincipal",
     "JWKSCache",
     "JWKSUnavailable",
+    "ParsedApiKey",
     "Principal",
     "Role",
     "ServiceCaller",
@@ -65,6 +78,7 @@ __all__ = [
     "TokenMissing",
     "VerifiedTokenCache",
     "bearer_token",
+    "generate_api_key",
     "generate_rsa_keypair",
     "get_current_principal",
     "issue_access_token",
@@ -72,11 +86,15 @@ __all__ = [
     "jwk_thumbprint",
     "jwks_document",
     "jwks_for",
+    "key_environment",
     "load_or_create_signing_key",
+    "looks_like_api_key",
     "oauth2_scheme",
+    "parse_api_key",
     "principal_from_claims",
     "require_admin",
     "require_service_token",
+    "scopes_allow",
     "service_audience",
     "token_kid",
     "verify_access_token",

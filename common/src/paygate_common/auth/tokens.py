@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import jwt
@@ -15,8 +15,8 @@ from paygate_common.auth.errors import TokenExpired, TokenInvalid, TokenMissing
 from paygate_common.auth.jwks import JWKSCache
 from paygate_common.auth.keys import ACCESS_TOKEN_ALGORITHM, SigningKey, new_jti
 
-Role = Literal["customer", "admin"]
-ROLES: frozenset[str] = frozenset({"customer", "admin"})
+Role = Literal["customer", "merchant", "admin"]
+ROLES: frozenset[str] = frozenset({"customer", "merchant", "admin"})
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = (ACCESS_TOKEN_ALGORITHM,)
 DEFAULT_LEEWAY_SECONDS = 10
@@ -34,10 +34,18 @@ class Principal(BaseModel):
     role: Role
     email: str | None = None
     token_expires_at: int
+    # Set when the token was minted for a merchant API key (user-service's resolve endpoint):
+    # the key's id, and the scopes that narrow it (None = all of the owner's rights).
+    api_key_id: uuid.UUID | None = None
+    scopes: frozenset[str] | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def via_api_key(self) -> bool:
+        return self.api_key_id is not None
 
 
 def issue_access_token(
@@ -50,8 +58,14 @@ def issue_access_token(
     audience: str,
     ttl_seconds: int,
     now: int | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
 ) -> tuple[str, int]:
-    """Sign an access token for a user; returns `(token, expires_in)`."""
+    """Sign an access token for a user; returns `(token, expires_in)`.
+
+    `extra_claims` adds claims such as `sid` (the sign-in session), `api_key_id` and `scope`
+    (space-separated, RFC 9068) for tokens minted for an API key; it cannot replace the
+    registered ones.
+    """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     issued_at = int(time.time()) if now is None else now
@@ -67,6 +81,8 @@ def issue_access_token(
     }
     if email is not None:
         claims["email"] = email
+    for name, value in (extra_claims or {}).items():
+        claims.setdefault(name, value)
     return signing_key.sign(claims), ttl_seconds
 
 
@@ -93,11 +109,25 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     except ValueError:
         raise TokenInvalid("The access token subject is not a user id") from None
     email = claims.get("email")
+    api_key_id: uuid.UUID | None = None
+    scopes: frozenset[str] | None = None
+    if "api_key_id" in claims:
+        try:
+            api_key_id = uuid.UUID(str(claims["api_key_id"]))
+        except ValueError:
+            raise TokenInvalid("The access token names a malformed API key") from None
+        scope = claims.get("scope")
+        if scope is not None:
+            if not isinstance(scope, str):
+                raise TokenInvalid("The access token's scope is not a string")
+            scopes = frozenset(scope.split())
     return Principal(
         user_id=user_id,
         role=role,
         email=email if isinstance(email, str) else None,
         token_expires_at=int(claims["exp"]),
+        api_key_id=api_key_id,
+        scopes=scopes,
     )
 
 

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 
-from paygate_common.auth import ServiceCaller
+from paygate_common.audit import Actor
+from paygate_common.auth import ServiceCaller, key_environment
 from paygate_common.db import SessionDep
-from user_service.api.schemas import ChargeableMethod, ContactRead, PaymentContextRead, problem
-from user_service.domain import accounts, payment_methods
+from user_service.api.deps import ApiKeyHasherDep, GatewayCaller, SettingsDep, SigningKeyDep
+from user_service.api.schemas import (
+    AdminUserPage,
+    AdminUserRead,
+    AdminUserUpdate,
+    ApiKeyResolved,
+    ApiKeyResolveRequest,
+    ChargeableMethod,
+    ContactRead,
+    PaymentContextRead,
+    RoleName,
+    problem,
+)
+from user_service.domain import accounts, api_keys, payment_methods, tokens
 
 router = APIRouter(prefix="/internal/users", tags=["internal"])
+keys_router = APIRouter(prefix="/internal/api-keys", tags=["internal"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: problem("`service_token_invalid`"),
@@ -64,3 +78,126 @@ async def payment_context(
 async def contact(user_id: uuid.UUID, caller: ServiceCaller, session: SessionDep) -> ContactRead:
     user = await accounts.get_user(session=session, user_id=user_id)
     return ContactRead(user_id=user.id, email=user.email, full_name=user.full_name)
+
+
+@router.get(
+    "",
+    response_model=AdminUserPage,
+    summary="For admin-service: search accounts (email substring, role, status), newest first",
+    responses={401: problem("`service_token_invalid`"), 422: problem("`invalid_cursor`")},
+)
+async def search_users(
+    caller: ServiceCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    q: Annotated[
+        str | None,
+        Query(max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$", description="Part of the email"),
+    ] = None,
+    role: RoleName | None = None,
+    disabled: bool | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> AdminUserPage:
+    page = await accounts.search_users(
+        session=session,
+        email_contains=q.strip() if q else None,
+        role=role,
+        disabled=disabled,
+        limit=limit or settings.list_default_limit,
+        cursor=cursor,
+    )
+    return AdminUserPage(
+        items=[AdminUserRead.model_validate(u) for u in page.items], next_cursor=page.next_cursor
+    )
+
+
+def _operator(request: Request, caller: str) -> Actor:
+    """The operator admin-service acts for: `X-Actor-Id` (their user id) and `X-Forwarded-For`.
+
+    Trusted because the call carries a service token; without the header the service itself
+    is the actor.
+    """
+    raw = request.headers.get("x-actor-id")
+    try:
+        actor_id = uuid.UUID(raw) if raw else None
+    except ValueError:
+        actor_id = None
+    origin = Actor.of(request)
+    return Actor(
+        actor_id=actor_id,
+        actor_role="admin" if actor_id else caller,
+        source_ip=origin.source_ip,
+    )
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=AdminUserRead,
+    summary="For admin-service: change a user's role or disable/enable the account (audited)",
+    responses=ERRORS,
+)
+async def administer_user(
+    user_id: uuid.UUID,
+    body: AdminUserUpdate,
+    request: Request,
+    caller: ServiceCaller,
+    session: SessionDep,
+) -> AdminUserRead:
+    user = await accounts.administer_user(
+        session=session,
+        user_id=user_id,
+        role=body.role,
+        disabled=body.disabled,
+        actor=_operator(request, caller),
+    )
+    return AdminUserRead.model_validate(user)
+
+
+@keys_router.post(
+    "/resolve",
+    response_model=ApiKeyResolved,
+    summary="For the gateway: an API key → a short-lived access token of its owner",
+    description=(
+        "The key travels in the body, never in a URL. A revoked or unknown key, or one whose"
+        " owner is disabled, answers 401 `api_key_invalid`; the token carries `api_key_id` and"
+        " the key's scopes as `scope`."
+    ),
+    responses={
+        401: problem("`api_key_invalid` or `service_token_invalid`"),
+        403: problem("`service_not_allowed`: only the gateway may call this"),
+    },
+)
+async def resolve_api_key(
+    body: ApiKeyResolveRequest,
+    caller: GatewayCaller,
+    session: SessionDep,
+    hasher: ApiKeyHasherDep,
+    signing_key: SigningKeyDep,
+    settings: SettingsDep,
+) -> ApiKeyResolved:
+    resolved = await api_keys.resolve_api_key(
+        session=session,
+        hasher=hasher,
+        key=body.key,
+        environment=key_environment(settings.environment),
+    )
+    row, owner = resolved.row, resolved.owner
+    claims: dict[str, Any] = {"api_key_id": str(row.id)}
+    if row.scopes is not None:
+        claims["scope"] = " ".join(row.scopes)
+    issued = tokens.issue_for(
+        owner,
+        signing_key=signing_key,
+        settings=settings,
+        ttl_seconds=settings.api_key_token_ttl_seconds,
+        extra_claims=claims,
+    )
+    return ApiKeyResolved(
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        api_key_id=row.id,
+        user_id=owner.id,
+        role=owner.role,
+        scopes=row.scopes,
+    )

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
-from paygate_common.text import PersonName
+from paygate_common.auth import API_KEY_SCOPES
+from paygate_common.text import NoControlCharacters, PersonName
 
 # Policy (length, common passwords) is checked in the domain to give a specific reason; this
 # bound only keeps absurd bodies away from Argon2.
@@ -16,6 +17,21 @@ PasswordField = Annotated[
     str, Field(min_length=1, max_length=1024, json_schema_extra={"format": "password"}, repr=False)
 ]
 FullName = PersonName
+RoleName = Literal["customer", "merchant", "admin"]
+# E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
+PhoneE164 = Annotated[
+    str,
+    Field(
+        pattern=r"^\+[1-9][0-9]{1,14}$",
+        description="E.164, for example `+14155550123`",
+        examples=["+14155550123"],
+    ),
+]
+ApiKeyName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControlCharacters
+]
+ApiKeyScope = Literal[tuple(sorted(API_KEY_SCOPES))]  # type: ignore[valid-type]
+OpaqueToken = Annotated[str, Field(min_length=1, max_length=256, repr=False)]
 
 
 def problem(description: str) -> dict[str, Any]:
@@ -40,8 +56,15 @@ class SigninRequest(_Request):
 
 class TokenResponse(BaseModel):
     access_token: str
+    refresh_token: str = Field(
+        description="Opaque; exchange it at `POST /auth/refresh` for a new pair (it is spent then)"
+    )
     token_type: Literal["bearer"] = "bearer"
-    expires_in: int = Field(description="Seconds until the token expires")
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class RefreshRequest(_Request):
+    refresh_token: OpaqueToken
 
 
 class UserRead(BaseModel):
@@ -50,8 +73,100 @@ class UserRead(BaseModel):
     id: uuid.UUID
     email: str
     full_name: str
-    role: Literal["customer", "admin"]
+    phone: str | None
+    role: RoleName
     created_at: datetime
+
+
+class ProfileUpdate(_Request):
+    """Only the fields sent change; `phone: null` removes the phone number."""
+
+    full_name: FullName | None = None
+    phone: PhoneE164 | None = None
+
+    @model_validator(mode="after")
+    def _full_name_not_null(self) -> ProfileUpdate:
+        if "full_name" in self.model_fields_set and self.full_name is None:
+            raise ValueError("full_name cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class SessionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_agent: str | None
+    ip: str | None
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+
+
+class SessionPage(BaseModel):
+    items: list[SessionRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
+
+
+class ApiKeyCreate(_Request):
+    name: ApiKeyName
+    scopes: list[ApiKeyScope] | None = Field(  # type: ignore[valid-type]
+        default=None,
+        max_length=len(API_KEY_SCOPES),
+        description="Narrow the key (`payments:read`, `payments:write`, ...; write includes read)."
+        " Omitted: the key acts with all of its owner's rights.",
+    )
+
+
+class ApiKeyRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str = Field(description="`pgk_test_` or `pgk_live_` and the key's lookup id")
+    scopes: list[str] | None
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The secret key, shown this once; only a keyed hash is stored")
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKeyRead]
+    next_cursor: str | None
+
+
+class ApiKeyResolveRequest(_Request):
+    key: OpaqueToken
+
+
+class ApiKeyResolved(BaseModel):
+    """What the gateway forwards in place of the key: a short-lived access token of its owner."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    api_key_id: uuid.UUID
+    user_id: uuid.UUID
+    role: RoleName
+    scopes: list[str] | None
+
+
+class AdminUserRead(UserRead):
+    disabled: bool
+    updated_at: datetime
+
+
+class AdminUserPage(BaseModel):
+    items: list[AdminUserRead]
+    next_cursor: str | None
+
+
+class AdminUserUpdate(_Request):
+    role: RoleName | None = None
+    disabled: bool | None = None
 
 
 class PaymentMethodCreate(_Request):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from paygate_common.auth import SigningKey, issue_access_token, load_or_create_signing_key
+from paygate_common.auth import Role, SigningKey, issue_access_token, load_or_create_signing_key
+from paygate_common.auth.tokens import ROLES
 from user_service.settings import Settings
 from user_service.store.tables import User
 
@@ -36,14 +39,29 @@ class IssuedToken:
     token_type: str = "bearer"
 
 
-def issue_for(user: User, *, signing_key: SigningKey, settings: Settings) -> IssuedToken:
+def _role(user: User) -> Role:
+    if user.role not in ROLES:  # the table's check constraint makes this unreachable
+        raise ValueError(f"unknown role {user.role!r}")
+    return user.role  # type: ignore[return-value]
+
+
+def issue_for(
+    user: User,
+    *,
+    signing_key: SigningKey,
+    settings: Settings,
+    ttl_seconds: int | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
+) -> IssuedToken:
+    """An access token for `user`: `sid` for a session's, `api_key_id`/`scope` for a key's."""
     token, expires_in = issue_access_token(
         signing_key,
         user_id=user.id,
-        role="admin" if user.role == "admin" else "customer",
+        role=_role(user),
         email=user.email,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
-        ttl_seconds=settings.access_token_ttl_seconds,
+        ttl_seconds=ttl_seconds or settings.access_token_ttl_seconds,
+        extra_claims=extra_claims,
     )
     return IssuedToken(access_token=token, expires_in=expires_in)

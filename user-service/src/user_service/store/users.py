@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from user_service.store._rows import insert_unique
@@ -54,3 +56,46 @@ async def set_stripe_customer(session: AsyncSession, user_id: uuid.UUID, custome
     await session.execute(
         update(User).where(User.id == user_id).values(stripe_customer_id=customer_id)
     )
+
+
+async def update_profile(session: AsyncSession, user_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """Set `full_name` / `phone` (already validated); the caller holds the row."""
+    await session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+async def set_role_and_status(
+    session: AsyncSession, user_id: uuid.UUID, *, role: str, disabled: bool
+) -> None:
+    await session.execute(
+        update(User).where(User.id == user_id).values(role=role, disabled=disabled)
+    )
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` literally anywhere (its `%`, `_` and `\\` escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    email_contains: str | None,
+    role: str | None,
+    disabled: bool | None,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[User]:
+    """Accounts newest first, keyset-paginated on (created_at, id)."""
+    stmt = select(User)
+    if email_contains:
+        # Emails are stored lowercased, so a lowercased needle makes this case-insensitive.
+        stmt = stmt.where(User.email.like(_like_pattern(email_contains.lower()), escape="\\"))
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if disabled is not None:
+        stmt = stmt.where(User.disabled.is_(disabled))
+    if after is not None:
+        stmt = stmt.where(tuple_(User.created_at, User.id) < tuple_(*after))
+    stmt = stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
