@@ -124,8 +124,8 @@ async def running_audit_service(
     superuser = superuser_engine(database_url)
     try:
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-            consumer = app.state.eventing.consumers[0]
-            await asyncio.wait_for(consumer.started.wait(), 30)
+            for consumer in app.state.eventing.consumers:
+                await asyncio.wait_for(consumer.started.wait(), 30)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://audit") as http:
                 yield AuditService(app, http, signing_key, producer, superuser)

@@ -62,7 +62,7 @@ def test_record_hash_covers_prev_hash_and_every_field() -> None:
 async def test_verify_holds_over_10000_records_then_names_the_altered_one_and_the_cut_tail(
     start_audit_service: Any,
 ) -> None:
-    async with start_audit_service(checkpoint_interval_seconds=3600) as svc:
+    async with start_audit_service(consumer_enabled=False, checkpoint_interval_seconds=3600) as svc:
         records = await append(svc, [payment_envelope(i) for i in range(10_000)])
         assert [r["seq"] for r in records] == list(range(1, 10_001))
 
@@ -125,7 +125,7 @@ async def test_verify_holds_over_10000_records_then_names_the_altered_one_and_th
 async def test_a_deleted_record_in_the_middle_is_reported_as_a_gap(
     start_audit_service: Any,
 ) -> None:
-    async with start_audit_service() as svc:
+    async with start_audit_service(consumer_enabled=False) as svc:
         records = await append(svc, [payment_envelope(i) for i in range(50)])
         async with svc.superuser.begin() as conn:
             await conn.execute(text("SET LOCAL session_replication_role = replica"))
@@ -137,7 +137,7 @@ async def test_a_deleted_record_in_the_middle_is_reported_as_a_gap(
 
 
 async def test_a_forged_checkpoint_is_refused(start_audit_service: Any) -> None:
-    async with start_audit_service() as svc:
+    async with start_audit_service(consumer_enabled=False) as svc:
         await append(svc, [payment_envelope(i) for i in range(5)])
         await svc.sql(
             "INSERT INTO audit_checkpoints (created_at, record_count, head_seq, head_hash,"
@@ -152,7 +152,7 @@ async def test_two_appenders_never_fork_the_chain(start_audit_service: Any) -> N
     """Concurrent transactions (as two consumer processes would run) serialise on the lock."""
     import asyncio
 
-    async with start_audit_service() as svc:
+    async with start_audit_service(consumer_enabled=False) as svc:
         await asyncio.gather(
             *(append(svc, [payment_envelope(i * 10 + j) for j in range(10)]) for i in range(8))
         )
@@ -163,7 +163,7 @@ async def test_two_appenders_never_fork_the_chain(start_audit_service: Any) -> N
 
 
 async def test_redelivered_events_stay_one_record(start_audit_service: Any) -> None:
-    async with start_audit_service() as svc:
+    async with start_audit_service(consumer_enabled=False) as svc:
         envelope = payment_envelope(1)
         await append(svc, [envelope])
         assert await append(svc, [envelope, envelope]) == []
@@ -183,7 +183,7 @@ async def test_redelivered_events_stay_one_record(start_audit_service: Any) -> N
 async def test_the_service_role_cannot_change_or_remove_history(
     start_audit_service: Any, statement: str
 ) -> None:
-    async with start_audit_service() as svc:
+    async with start_audit_service(consumer_enabled=False) as svc:
         await append(svc, [payment_envelope(1)])
         await checkpoint_once(svc.app.state.sessionmaker, svc.settings)
         # The service's own engine, which acts as the writer role.
@@ -206,7 +206,7 @@ async def test_the_service_role_cannot_change_or_remove_history(
 async def test_the_trigger_refuses_changes_even_by_the_owner(
     start_audit_service: Any, statement: str
 ) -> None:
-    async with start_audit_service() as svc:
+    async with start_audit_service(consumer_enabled=False) as svc:
         await append(svc, [payment_envelope(1)])
         with pytest.raises(DBAPIError, match="insert-only"):
             await svc.sql(statement)
@@ -215,7 +215,7 @@ async def test_the_trigger_refuses_changes_even_by_the_owner(
 async def test_the_checkpoint_worker_signs_the_head_periodically(start_audit_service: Any) -> None:
     from paygate_common.events_testing import wait_for
 
-    async with start_audit_service(checkpoint_interval_seconds=0.2) as svc:
+    async with start_audit_service(consumer_enabled=False, checkpoint_interval_seconds=0.2) as svc:
         records = await append(svc, [payment_envelope(i) for i in range(3)])
 
         async def signed_head() -> Any:
@@ -237,7 +237,10 @@ async def test_retention_exports_old_records_with_a_signed_manifest_and_deletes_
     from audit_service.workers.retention import archive_once
 
     async with start_audit_service(
-        retention_days=30, archive_dir=str(tmp_path), archive_interval_seconds=3600
+        consumer_enabled=False,
+        retention_days=30,
+        archive_dir=str(tmp_path),
+        archive_interval_seconds=3600,
     ) as svc:
         records = await append(svc, [payment_envelope(i) for i in range(6)])
         now = datetime.now(UTC)
@@ -261,6 +264,8 @@ async def test_retention_exports_old_records_with_a_signed_manifest_and_deletes_
         assert (await svc.sql("SELECT count(*) FROM audit_records"))[0][0] == 6
         assert (await verify(svc))["ok"] is True
 
+        # A checkpoint whose head (seq 6) is about to be pruned: the manifest vouches for it.
+        await checkpoint_once(svc.app.state.sessionmaker, svc.settings)
         # A DBA prunes the archived range (outside the service): verify joins the archive's
         # signed last hash to the first remaining record.
         more = await append(svc, [payment_envelope(100 + i) for i in range(3)])

@@ -29,14 +29,18 @@ chain. Admin only."""
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     act_as_role(app.state.engine, settings.db_role)
-    consumers = [
-        audit_consumer(
-            max_attempts=settings.consumer_max_attempts,
-            batch_size=settings.consumer_batch_size,
-            # Kafka client overrides (a test's own group id and short session timeout).
-            consumer_options=getattr(app.state, "consumer_options", None),
-        )
-    ]
+    consumers = (
+        [
+            audit_consumer(
+                max_attempts=settings.consumer_max_attempts,
+                batch_size=settings.consumer_batch_size,
+                # Kafka client overrides (a test's own group id and short session timeout).
+                consumer_options=getattr(app.state, "consumer_options", None),
+            )
+        ]
+        if settings.consumer_enabled
+        else []
+    )
     # The service publishes nothing of its own: no outbox relay.
     async with run_eventing(app, relay=False, consumers=consumers):
         stopping = asyncio.Event()

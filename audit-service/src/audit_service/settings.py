@@ -26,6 +26,8 @@ class Settings(ServiceSettings):
     # role itself, never the tables' owner).
     db_role: str = Field(default="paygate_audit_writer", pattern=r"^[a-z_][a-z0-9_]{0,62}$|^$")
 
+    # Off for a replica that only serves the API (and for tests that append directly).
+    consumer_enabled: bool = True
     # Events per consumed batch (one transaction, one chain lock per batch).
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     consumer_max_attempts: int = Field(default=5, ge=1)

@@ -77,6 +77,11 @@ async def verify_chain(conn: AsyncConnection, *, key: bytes, page_size: int) -> 
 
     checked, head_seq = 0, 0
     checkpoint_hash_seen: str | None = None
+    if checkpoint is not None and checkpoint["head_seq"] < expected_seq:
+        # The checkpoint's head was pruned after archiving: the signed manifests vouch for it.
+        archived_at_head = archive_end.get(checkpoint["head_seq"])
+        checkpoint_hash_seen = archived_at_head or checkpoint["head_hash"]
+        head_seq = expected_seq - 1
     async for page in iter_records(conn, page_size=page_size, after_seq=expected_seq - 1):
         for record in page:
             if record["seq"] != expected_seq:
