@@ -278,3 +278,24 @@ async def test_retention_exports_old_records_with_a_signed_manifest_and_deletes_
         assert result["head_seq"] == more[-1]["seq"]
         listed = await svc.get("/admin/audit/archives")
         assert [a["to_seq"] for a in listed.json()] == [6]
+
+
+async def test_a_consumed_batch_is_linked_at_commit_in_the_order_events_happened(
+    start_audit_service: Any,
+) -> None:
+    """As the runner applies a batch: one savepoint per event, one commit for the batch."""
+    from audit_service.events.handlers import record_event
+
+    async with start_audit_service(consumer_enabled=False) as svc:
+        now = datetime.now(UTC)
+        later = payment_envelope(1, occurred_at=now)
+        earlier = payment_envelope(2, occurred_at=now - timedelta(seconds=5))
+        async with unit_of_work(svc.app.state.sessionmaker) as session:
+            for envelope in (later, earlier):  # fetched in this order from two partitions
+                async with session.begin_nested():
+                    await record_event(session, envelope)
+            # Nothing is linked before the batch commits (the lock is taken at the end).
+            assert (await session.execute(text("SELECT count(*) FROM audit_records"))).scalar() == 0
+        rows = await svc.sql("SELECT event_id FROM audit_records ORDER BY seq")
+        assert [r.event_id for r in rows] == [earlier.event_id, later.event_id]
+        assert (await verify(svc))["ok"] is True

@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, insert, or_, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
 
 from audit_service.domain.chain import GENESIS_HASH, record_hash
 from audit_service.store.tables import audit_records
@@ -26,6 +28,15 @@ class ChainHead:
     hash: str
 
 
+def _lock_chain(conn: Session | Connection) -> None:
+    conn.execute(_LOCK_CHAIN)
+
+
+def _chain_head(conn: Session | Connection) -> ChainHead:
+    row = conn.execute(_HEAD.limit(1)).first()
+    return ChainHead(row.seq, row.hash) if row else ChainHead(0, GENESIS_HASH)
+
+
 async def lock_chain(session: AsyncSession | AsyncConnection) -> None:
     await session.execute(_LOCK_CHAIN)
 
@@ -35,26 +46,25 @@ async def chain_head(session: AsyncSession | AsyncConnection) -> ChainHead:
     return ChainHead(row.seq, row.hash) if row else ChainHead(0, GENESIS_HASH)
 
 
-async def append_records(
-    session: AsyncSession | AsyncConnection, drafts: Sequence[dict[str, Any]]
+def append_records_sync(
+    conn: Session | Connection, drafts: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Link and insert drafts (from `draft_record`) in order; returns the records written.
 
     Drafts whose event is already recorded are skipped, so a redelivered event stays one
-    record. The caller's transaction holds the chain lock until it commits.
+    record. The caller's transaction holds the chain lock until it commits. Synchronous so it
+    can also run inside a session's `before_commit` hook (see `events/handlers.py`).
     """
     if not drafts:
         return []
-    await lock_chain(session)
+    _lock_chain(conn)
     event_ids = [d["event_id"] for d in drafts]
     seen = set(
-        (
-            await session.execute(
-                select(audit_records.c.event_id).where(audit_records.c.event_id.in_(event_ids))
-            )
+        conn.execute(
+            select(audit_records.c.event_id).where(audit_records.c.event_id.in_(event_ids))
         ).scalars()
     )
-    head = await chain_head(session)
+    head = _chain_head(conn)
     seq, prev = head.seq, head.hash
     records: list[dict[str, Any]] = []
     for draft in drafts:
@@ -67,8 +77,17 @@ async def append_records(
         records.append(record)
     # asyncpg caps a statement at 32767 parameters: 19 columns per row.
     for start in range(0, len(records), 1000):
-        await session.execute(insert(audit_records), records[start : start + 1000])
+        conn.execute(insert(audit_records), records[start : start + 1000])
     return records
+
+
+async def append_records(
+    session: AsyncSession | AsyncConnection, drafts: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`append_records_sync` from async code."""
+    if not drafts:
+        return []
+    return await session.run_sync(append_records_sync, drafts)
 
 
 # --- reading ---------------------------------------------------------------------------------
