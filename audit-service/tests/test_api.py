@@ -199,3 +199,16 @@ async def test_summary_counts_actions_failed_signins_and_refunds(svc: Any) -> No
         {"key": str(mallory), "count": 2},
         {"key": str(alice), "count": 1},
     ]
+
+
+def test_production_refuses_the_development_checkpoint_key() -> None:
+    from pydantic import ValidationError
+
+    from audit_service.settings import Settings
+
+    with pytest.raises(ValidationError, match="checkpoint_key"):
+        Settings(environment="production", service_token_secret="s" * 48)
+    settings = Settings(
+        environment="production", service_token_secret="s" * 48, checkpoint_key="k" * 48
+    )
+    assert settings.checkpoint_key.get_secret_value() == "k" * 48

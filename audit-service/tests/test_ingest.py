@@ -3,6 +3,7 @@ once per event id, and with nothing sensitive left in the stored rows."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -19,7 +20,7 @@ from paygate_common.events import (
     UserRegistered,
     new_event,
 )
-from paygate_common.events.models import AuditOutcome
+from paygate_common.events.models import AuditAction, AuditOutcome
 from paygate_common.events.topics import (
     AUDIT_EVENT,
     CONFIG_CHANGED,
@@ -217,8 +218,6 @@ async def test_nothing_sensitive_survives_in_the_audit_tables(start_audit_servic
             created = new_event(order, producer="order-service", aggregate_id=str(order.order_id))
         finally:
             request_id_var.reset(token)
-        from paygate_common.events.models import AuditAction
-
         action = new_event(
             AuditAction(
                 action="api_key.created",
@@ -276,3 +275,30 @@ async def test_nothing_sensitive_survives_in_the_audit_tables(start_audit_servic
         assert str(order.order_id) in dump
         assert "198.51.100.4" in dump
         assert "+*********71" in dump
+
+
+async def test_a_malformed_audit_event_is_dead_lettered_and_does_not_block_the_trail(
+    start_audit_service: Any,
+) -> None:
+    from paygate_common.events.topics import AUDIT_DLQ
+    from paygate_common.events_testing import read_topic
+
+    async with start_audit_service(consumer_max_attempts=1) as svc:
+        key = str(uuid.uuid4())
+        broken = EventEnvelope(
+            event_type="audit.event", producer="user-service", aggregate_id=key, payload={}
+        )
+        fine = new_event(
+            AuditAction(action="auth.signed_in", entity_type="user", entity_id=key),
+            producer="user-service",
+            aggregate_id=key,
+        )
+        await svc.publish(AUDIT_EVENT, broken)
+        await svc.publish(AUDIT_EVENT, fine)
+        await svc.recorded(fine.event_id)
+        letters = await read_topic(svc.settings.kafka_bootstrap_servers, AUDIT_DLQ, expect=1)
+        assert str(broken.event_id) in [
+            json.loads(r.value)["envelope"]["event_id"] for r in letters
+        ]
+        rows = await svc.sql("SELECT 1 FROM audit_records WHERE event_id = :id", id=broken.event_id)
+        assert rows == []
