@@ -104,11 +104,18 @@ class AuditService:
 
 @asynccontextmanager
 async def running_audit_service(
-    postgres: Any, kafka_broker: Any, signing_key: SigningKey, **overrides: Any
+    postgres: Any,
+    kafka_broker: Any,
+    signing_key: SigningKey,
+    *,
+    database_url: str | None = None,
+    group: str | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[AuditService]:
-    database_url = await migrated_database(postgres)
+    """`database_url` and `group` given: a second replica of an already running service."""
+    database_url = database_url or await migrated_database(postgres)
     # A fresh consumer group per test: the shared broker keeps other tests' offsets.
-    group = f"audit-test-{uuid.uuid4().hex[:8]}"
+    group = group or f"audit-test-{uuid.uuid4().hex[:8]}"
     settings = Settings(
         database_url=database_url,
         kafka_bootstrap_servers=kafka_broker.bootstrap,

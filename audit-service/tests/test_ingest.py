@@ -3,6 +3,7 @@ once per event id, and with nothing sensitive left in the stored rows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -302,3 +303,38 @@ async def test_a_malformed_audit_event_is_dead_lettered_and_does_not_block_the_t
         ]
         rows = await svc.sql("SELECT 1 FROM audit_records WHERE event_id = :id", id=broken.event_id)
         assert rows == []
+
+
+async def test_two_replicas_consuming_together_keep_one_unforked_chain(
+    start_audit_service: Any,
+) -> None:
+    async with start_audit_service() as first:
+        group = first.app.state.consumer_options["group_id"]
+        async with start_audit_service(
+            database_url=first.settings.database_url, group=group
+        ) as second:
+            # Both members hold partitions (the group rebalanced to two) before the events.
+            async def split() -> bool:
+                a = first.app.state.eventing.consumers[0].consumer
+                b = second.app.state.eventing.consumers[0].consumer
+                return bool(a and b and a.assignment() and b.assignment())
+
+            from paygate_common.events_testing import wait_for
+
+            await wait_for(split, timeout=60)
+            envelopes = []
+            for i in range(60):
+                user = UserRegistered(
+                    user_id=uuid.uuid4(), email=f"u{i}@example.com", full_name="U", role="customer"
+                )
+                envelopes.append(
+                    new_event(user, producer="user-service", aggregate_id=str(user.user_id))
+                )
+            await asyncio.gather(*(first.publish(USER_REGISTERED, e) for e in envelopes))
+            await first.recorded(*(e.event_id for e in envelopes), timeout=60)
+            rows = await first.sql("SELECT seq, prev_hash, hash FROM audit_records ORDER BY seq")
+            assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+            assert all(rows[i].prev_hash == rows[i - 1].hash for i in range(1, len(rows)))
+            verify = await second.get("/admin/audit/verify")
+            assert verify.json()["ok"] is True
+            assert verify.json()["checked"] == len(rows)
