@@ -223,8 +223,9 @@ async def upstreams(signing_key: SigningKey) -> AsyncIterator[Upstreams]:
         serve(upstream_app("order", state)) as (order, _),
         serve(upstream_app("payment", state)) as (payment, _),
         serve(upstream_app("notification", state)) as (notification, _),
+        serve(upstream_app("audit", state)) as (audit, _),
     ):
-        urls.update(user=user, order=order, payment=payment, notification=notification)
+        urls.update(user=user, order=order, payment=payment, notification=notification, audit=audit)
         yield Upstreams(state, urls, signing_key)
 
 

@@ -109,7 +109,7 @@ async def test_health_reports_the_gateway_and_every_upstream(
         health = (await client.get("/health")).json()
         ready = await client.get("/ready")
     assert health["service"] == "gateway"
-    assert set(health["upstreams"]) == {"user", "order", "payment", "notification"}
+    assert set(health["upstreams"]) == {"user", "order", "payment", "notification", "audit"}
     for upstream in health["upstreams"].values():
         assert upstream["ready"] == "ok"
         assert upstream["circuit"]["state"] == "closed"
