@@ -31,6 +31,8 @@ from paygate_common.events.topics import (
 )
 from paygate_common.events_testing import create_schema_with_outbox
 from paygate_common.logging import request_id_var
+from paygate_common.masking import CARD as CARD_PLACEHOLDER
+from paygate_common.masking import mask_text
 from paygate_common.outbox import OutboxRelay
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXRoYXQtaXMtbG9uZw"
@@ -270,6 +272,8 @@ async def test_nothing_sensitive_survives_in_the_audit_tables(start_audit_servic
             "4155552671",
         ):
             assert secret not in dump, secret
+        # Generically: no 13-19 digit Luhn number left anywhere outside hex ids and hashes.
+        assert CARD_PLACEHOLDER not in mask_text(dump.replace(CARD_PLACEHOLDER, ""))
         # What stays: the shortened email, ids, the request id, the IP, amounts.
         assert "j***@example.com" in dump
         assert request_id in dump

@@ -122,7 +122,11 @@ def upgrade() -> None:
               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
                 CREATE ROLE {role} NOLOGIN;
               END IF;
-            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+            EXCEPTION
+              WHEN duplicate_object OR unique_violation THEN NULL;
+              WHEN insufficient_privilege THEN
+                RAISE EXCEPTION 'create the role {role} (NOLOGIN) first: % may not create roles',
+                  current_user;
             END $$
             """.replace("{role}", role)
         )
