@@ -56,7 +56,8 @@ def draft_record(envelope: EventEnvelope) -> dict[str, Any]:
             entity_type=mask_text(action.entity_type),
             entity_id=_text(action.entity_id),
             source_ip=_text(action.source_ip),
-            request_id=_text(action.request_id) or record["request_id"],
+            # The envelope's correlation id first: the one id that follows the whole call.
+            request_id=record["request_id"] or _text(action.request_id),
             details=mask_data(action.details),
         )
         return record
