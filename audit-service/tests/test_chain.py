@@ -299,3 +299,26 @@ async def test_a_consumed_batch_is_linked_at_commit_in_the_order_events_happened
         rows = await svc.sql("SELECT event_id FROM audit_records ORDER BY seq")
         assert [r.event_id for r in rows] == [earlier.event_id, later.event_id]
         assert (await verify(svc))["ok"] is True
+
+
+async def test_an_event_that_cannot_be_hashed_fails_alone_not_its_batch(
+    start_audit_service: Any,
+) -> None:
+    from audit_service.events.handlers import record_event
+
+    async with start_audit_service(consumer_enabled=False) as svc:
+        good = payment_envelope(1)
+        bad = EventEnvelope(
+            event_type="order.shipped",
+            producer="order-service",
+            aggregate_id="o1",
+            payload={"weight": float("nan")},
+        )
+        async with unit_of_work(svc.app.state.sessionmaker) as session:
+            with pytest.raises(ValueError):
+                async with session.begin_nested():
+                    await record_event(session, bad)
+            async with session.begin_nested():
+                await record_event(session, good)
+        rows = await svc.sql("SELECT event_id FROM audit_records")
+        assert [r.event_id for r in rows] == [good.event_id]

@@ -8,6 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from audit_service.domain.chain import canonical_json
 from audit_service.domain.records import draft_record
 from audit_service.store.records import append_records_sync
 from paygate_common.eventing import ConsumerSpec
@@ -33,7 +34,11 @@ async def record_event(session: AsyncSession, envelope: EventEnvelope) -> None:
     if not session.info.get(_LISTENING):
         event.listen(session.sync_session, "before_commit", _append_pending)
         session.info[_LISTENING] = True
-    session.info.setdefault(_PENDING, []).append(draft_record(envelope))
+    draft = draft_record(envelope)
+    # What cannot be hashed (a NaN) must fail here, in this event's savepoint, and be
+    # dead-lettered, not at commit where it would fail the whole batch again and again.
+    canonical_json(draft)
+    session.info.setdefault(_PENDING, []).append(draft)
 
 
 def _append_pending(sync_session: Session) -> None:
