@@ -88,7 +88,7 @@ async def fast_gateway() -> AsyncIterator[str]:
     """Upstream with a short keep-alive; the gateway on `gateway.server:GatewayHttpProtocol`."""
     async with serve(upstream, timeout_keep_alive=1) as up:
         settings = GatewaySettings(
-            service_urls={n: up for n in ("user", "order", "payment", "notification")},
+            service_urls={n: up for n in ("user", "order", "payment", "notification", "audit")},
             auth_enabled=False,
             rate_limit_enabled=False,
             log_json=False,

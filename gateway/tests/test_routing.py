@@ -24,6 +24,7 @@ CASES = [
     ("/api/v1/webhooks/stripe", "payment", "/webhooks/stripe"),
     ("/api/v1/notifications", "notification", "/notifications"),
     ("/api/v1/admin/notifications/dlq", "notification", "/admin/notifications/dlq"),
+    ("/api/v1/admin/audit/verify", "audit", "/admin/audit/verify"),
 ]
 
 

@@ -161,7 +161,15 @@ SERVICES: tuple[ServiceSpec, ...] = (
         produces=(t.NOTIFICATION_DLQ,),
         consumes=(t.PAYMENT_EVENT,),
     ),
-    ServiceSpec("audit", 8005, "audit", title="tamper-evident, masked audit trail"),
+    ServiceSpec(
+        "audit",
+        8005,
+        "audit",
+        title="tamper-evident, masked audit trail",
+        routes=(R("/admin/audit"),),
+        produces=(t.AUDIT_DLQ,),
+        consumes=t.EVENT_TOPICS,
+    ),
     ServiceSpec(
         "exchange-rate", 8006, "rates", title="FX rates, history, conversion, locked quotes"
     ),

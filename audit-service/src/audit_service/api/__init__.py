@@ -1,0 +1,1 @@
+"""HTTP routes of audit-service: the admin-only audit query, verify, export and summary API."""

@@ -1,0 +1,1 @@
+"""Consumed topics: every event topic becomes audit records."""

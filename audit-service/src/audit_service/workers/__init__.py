@@ -1,0 +1,1 @@
+"""Background loops of audit-service: signed checkpoints and the retention archive."""

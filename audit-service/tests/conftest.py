@@ -1,0 +1,163 @@
+"""Fixtures: audit-service in process (ASGITransport + lifespan) on real PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from audit_service.main import create_app
+from audit_service.settings import Settings
+from paygate_common.auth import JWKSCache, SigningKey, issue_access_token
+from paygate_common.events import EventEnvelope
+from paygate_common.events_testing import FAST_TEST_CONSUMER, wait_for
+from paygate_common.migrations import upgrade_head
+
+ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+async def migrated_database(postgres: Any) -> str:
+    url: str = await postgres.acreate_database()
+    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="audit")
+    return url
+
+
+def superuser_engine(database_url: str) -> AsyncEngine:
+    """The connecting user itself (a superuser here), not the service's writer role."""
+    return create_async_engine(
+        database_url, connect_args={"server_settings": {"search_path": "audit"}}
+    )
+
+
+@dataclass
+class AuditService:
+    """The running app, an HTTP client to it, a producer, and a superuser engine to tamper with."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+    signing_key: SigningKey
+    producer: AIOKafkaProducer
+    superuser: AsyncEngine
+
+    @property
+    def settings(self) -> Settings:
+        settings: Settings = self.app.state.settings
+        return settings
+
+    def auth(self, role: str = "admin", user_id: uuid.UUID | None = None) -> dict[str, str]:
+        token, _ = issue_access_token(
+            self.signing_key,
+            user_id=user_id or uuid.uuid4(),
+            role=role,  # type: ignore[arg-type]
+            email=None,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            ttl_seconds=600,
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    async def get(self, path: str, role: str = "admin", **params: Any) -> httpx.Response:
+        return await self.http.get(path, params=params or None, headers=self.auth(role))
+
+    async def publish(self, topic: str, envelope: EventEnvelope) -> EventEnvelope:
+        await self.producer.send_and_wait(
+            topic, envelope.to_bytes(), key=envelope.aggregate_id.encode()
+        )
+        return envelope
+
+    async def sql(self, query: str, **params: Any) -> list[Any]:
+        """As the superuser (triggers still on unless the statement says otherwise)."""
+        async with self.superuser.begin() as conn:
+            result = await conn.execute(text(query), params)
+            return list(result.all()) if result.returns_rows else []
+
+    async def recorded(self, *event_ids: uuid.UUID, timeout: float = 30) -> list[Any]:
+        """Wait until every event has its audit record; the records in chain order."""
+        ids = list(event_ids)
+
+        async def rows() -> list[Any] | None:
+            found = await self.sql(
+                "SELECT * FROM audit_records WHERE event_id = ANY(:ids) ORDER BY seq", ids=ids
+            )
+            return found if len(found) == len(ids) else None
+
+        result: list[Any] = await wait_for(rows, timeout=timeout)
+        return result
+
+
+@asynccontextmanager
+async def running_audit_service(
+    postgres: Any,
+    kafka_broker: Any,
+    signing_key: SigningKey,
+    *,
+    database_url: str | None = None,
+    group: str | None = None,
+    **overrides: Any,
+) -> AsyncIterator[AuditService]:
+    """`database_url` and `group` given: a second replica of an already running service."""
+    database_url = database_url or await migrated_database(postgres)
+    # A fresh consumer group per test: the shared broker keeps other tests' offsets.
+    group = group or f"audit-test-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        environment="test",
+        log_json=False,
+        **overrides,
+    )
+    app = create_app(settings)
+    app.state.jwks = JWKSCache.from_signing_keys([signing_key])
+    app.state.consumer_options = {"group_id": group, **FAST_TEST_CONSUMER}
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    await producer.start()
+    superuser = superuser_engine(database_url)
+    try:
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+            for consumer in app.state.eventing.consumers:
+                await asyncio.wait_for(consumer.started.wait(), 30)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://audit") as http:
+                yield AuditService(app, http, signing_key, producer, superuser)
+    finally:
+        await producer.stop()
+        await superuser.dispose()
+
+
+@pytest.fixture(scope="session")
+def start_audit_service(
+    postgres: Any, kafka_broker: Any, signing_key: SigningKey
+) -> Callable[..., Any]:
+    """`async with start_audit_service(**settings_overrides) as svc:` on a fresh database."""
+
+    def start(**overrides: Any) -> Any:
+        return running_audit_service(postgres, kafka_broker, signing_key, **overrides)
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def migrated_audit_database(postgres: Any) -> Callable[[], Any]:
+    """`await migrated_audit_database()` → the URL of a fresh, migrated audit database."""
+
+    def make() -> Any:
+        return migrated_database(postgres)
+
+    return make
