@@ -22,11 +22,11 @@ from paygate_common.migrations import upgrade_head
 from payment_service.connectors import ProviderUnavailable, build_connector
 from payment_service.connectors.base import ProviderRequest
 from payment_service.domain import payments as domain
-from payment_service.domain.executor import PaymentExecutor
 from payment_service.domain.payment_context import UserDirectory
 from payment_service.settings import Settings
 from payment_service.store import payments as store
 from payment_service.store.tables import outbox, payment_attempts, sandbox_charges
+from payment_service.workers.executor import PaymentExecutor
 
 
 class SimulatedCrash(BaseException):

@@ -88,3 +88,39 @@ class Money(BaseModel):
         exp = CURRENCY_EXPONENTS[self.currency]
         major = self.amount / (10**exp) if exp else self.amount
         return f"{major:,.{exp}f} {self.currency.upper()}"
+
+
+# Stripe's minimum charge per settlement currency, in minor units (stripe.com/docs/currencies,
+# "Minimum and maximum charge amounts"). A charge below it is refused by Stripe, so we refuse it
+# at creation instead of failing it later. Currencies Stripe lists no minimum for here have none.
+STRIPE_MINIMUM_CHARGE: dict[str, int] = {
+    "usd": 50,
+    "aed": 200,
+    "aud": 50,
+    "bgn": 100,
+    "brl": 50,
+    "cad": 50,
+    "chf": 50,
+    "czk": 1500,
+    "dkk": 250,
+    "eur": 50,
+    "gbp": 30,
+    "hkd": 400,
+    "huf": 17500,
+    "inr": 50,
+    "jpy": 50,
+    "mxn": 1000,
+    "myr": 200,
+    "nok": 300,
+    "nzd": 50,
+    "pln": 200,
+    "ron": 200,
+    "sek": 300,
+    "sgd": 50,
+    "thb": 1000,
+}
+
+
+def minimum_charge(currency: str) -> int:
+    """The smallest chargeable amount in `currency` (Stripe's table; 1 where it lists none)."""
+    return STRIPE_MINIMUM_CHARGE.get(currency.lower(), 1)
