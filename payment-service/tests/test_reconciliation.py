@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from payment_tests_support import ALEMBIC_INI, Stripe, UserServiceStandIn
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
 from paygate_common.events import OrderCreated
+from paygate_common.events_testing import wait_for
 from paygate_common.http import ServiceClient
 from paygate_common.migrations import upgrade_head
 from payment_service.connectors import ProviderUnavailable, build_connector
@@ -26,8 +27,9 @@ from payment_service.domain import refunds
 from payment_service.domain.payment_context import UserDirectory
 from payment_service.settings import Settings
 from payment_service.store import payments as store
-from payment_service.store.tables import outbox, payment_attempts, sandbox_charges
+from payment_service.store.tables import outbox, payment_attempts, payments, sandbox_charges
 from payment_service.workers.executor import PaymentExecutor
+from payment_service.workers.expiry import AuthorizationExpiry
 from payment_service.workers.operations import OperationSender
 
 
@@ -355,20 +357,26 @@ async def test_a_refund_whose_answer_was_lost_is_adopted_not_sent_again(
 ) -> None:
     paid, sessionmaker = await paid_payment(make_executor, stripe_api, user_service)
     refund, operation = await record_refund(sessionmaker, paid.id, 1234)
-    await make_sender(lose_answer=True).send(operation.id)
+    await make_sender(lose_answer=True, retry_base_seconds=0.05, retry_max_seconds=0.1).send(
+        operation.id
+    )
     assert (await refund_state(sessionmaker, refund.id))[:2] == ("pending", "unknown")
 
-    healthy = make_sender(retry_base_seconds=0.05, retry_max_seconds=0.1)
-    await asyncio.sleep(0.15)
-    assert await healthy.run_pass() == 1
+    healthy = make_sender()
+
+    async def reconciled() -> bool:
+        await healthy.run_pass()
+        return (await refund_state(sessionmaker, refund.id))[0] != "pending"
+
+    await wait_for(reconciled, timeout=10)
     status, op_status, payment = await refund_state(sessionmaker, refund.id)
     assert (status, op_status, payment.status) == ("succeeded", "succeeded", "refunded")
     assert len(await stripe_api.refunds_for(paid.provider_reference)) == 1
 
 
-async def test_a_capture_whose_sender_died_after_the_call_is_adopted(
-    make_executor: Any, make_sender: Any, stripe_api: Stripe, user_service: UserServiceStandIn
-) -> None:
+async def authorised_payment(
+    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> tuple[Any, Any]:
     executor, sessionmaker = make_executor()
     user_id = await visa_user(stripe_api, user_service)
     async with unit_of_work(sessionmaker) as session:
@@ -387,7 +395,16 @@ async def test_a_capture_whose_sender_died_after_the_call_is_adopted(
                 return_url=None,
             ),
         )
-    assert await executor.run_once() == 1
+    assert await executor.run_once() >= 1
+    authorised, _, _ = await snapshot(sessionmaker, payment.id)
+    assert authorised.status == "requires_capture"
+    return authorised, sessionmaker
+
+
+async def test_a_capture_whose_sender_died_after_the_call_is_adopted(
+    make_executor: Any, make_sender: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    payment, sessionmaker = await authorised_payment(make_executor, stripe_api, user_service)
     async with unit_of_work(sessionmaker) as session:
         operation = await domain.request_capture(session, payment.id, amount=700)
     with pytest.raises(SimulatedCrash):
@@ -405,3 +422,37 @@ async def test_a_capture_whose_sender_died_after_the_call_is_adopted(
         0,
     )
     assert (await stripe_api.intent(settled.provider_reference))["status"] == "succeeded"
+
+
+async def test_an_authorisation_left_uncaptured_past_its_window_is_voided(
+    make_executor: Any, make_sender: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    payment, sessionmaker = await authorised_payment(make_executor, stripe_api, user_service)
+    sender = make_sender()
+    expiry = AuthorizationExpiry(settings=sender.settings, sessionmaker=sessionmaker, sender=sender)
+    assert await expiry.run_pass() == 0  # seven days to go
+    async with unit_of_work(sessionmaker) as session:
+        await session.execute(
+            update(payments)
+            .where(payments.c.id == payment.id)
+            .values(capture_before=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
+        )
+    assert await expiry.run_pass() == 1
+    voided, _, _ = await snapshot(sessionmaker, payment.id)
+    assert (voided.status, voided.failure_code, voided.amount_capturable) == (
+        "cancelled",
+        "authorization_expired",
+        0,
+    )
+    assert (await stripe_api.intent(voided.provider_reference))["status"] == "canceled"
+    async with sessionmaker() as session:
+        audits = (
+            await session.execute(
+                select(outbox.c.payload).where(
+                    outbox.c.topic == "audit.event", outbox.c.key == str(payment.id)
+                )
+            )
+        ).all()
+    assert [(p["payload"]["action"], p["payload"]["actor_role"]) for (p,) in audits] == [
+        ("payment.cancel_requested", "system")
+    ]

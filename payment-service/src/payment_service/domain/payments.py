@@ -161,10 +161,12 @@ async def apply_result(
         allowed = allowed & {PaymentState(s) for s in from_states}
     if PaymentState(payment.status) not in allowed:
         return None
+    # A void we asked for keeps our reason (the provider's object may not carry one).
+    keep = target is S.CANCELLED and not result.failure_code
     values: dict[str, Any] = {
-        "failure_code": result.failure_code,
+        "failure_code": payment.failure_code if keep else result.failure_code,
         "decline_code": result.decline_code,
-        "failure_message": result.failure_message,
+        "failure_message": payment.failure_message if keep else result.failure_message,
         "next_action": result.next_action,
         "needs_reconcile": False,
         "lease_until": None,

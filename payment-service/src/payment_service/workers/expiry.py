@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from paygate_common.audit import Actor, record_audit
 from paygate_common.db import unit_of_work
+from paygate_common.errors import PaygateError
 from paygate_common.worker import Worker
 from payment_service.domain import payments as domain
 from payment_service.settings import Settings
@@ -57,18 +58,25 @@ class AuthorizationExpiry:
                 lease_seconds=self.settings.executor_lease_seconds,
             )
             for payment in expired:
-                operation = await domain.request_void(
-                    session, payment.id, source="expiry", reason=EXPIRED
-                )
-                await record_audit(
-                    session,
-                    producer=domain.PRODUCER,
-                    action="payment.cancel_requested",
-                    entity_type="payment",
-                    entity_id=payment.id,
-                    actor=Actor.system(),
-                    details={"reason": EXPIRED},
-                )
+                try:
+                    # One savepoint per payment: one that cannot be voided now (no provider
+                    # reference yet) does not hold up the others; its lease brings it back.
+                    async with session.begin_nested():
+                        operation = await domain.request_void(
+                            session, payment.id, source="expiry", reason=EXPIRED
+                        )
+                        await record_audit(
+                            session,
+                            producer=domain.PRODUCER,
+                            action="payment.cancel_requested",
+                            entity_type="payment",
+                            entity_id=payment.id,
+                            actor=Actor.system(),
+                            details={"reason": EXPIRED},
+                        )
+                except PaygateError as exc:
+                    log.warning("payment %s: expired, not voidable yet: %s", payment.id, exc.code)
+                    continue
                 if operation is not None:
                     voids.append(operation.id)
                 log.info("payment %s: authorisation expired uncaptured; voiding", payment.id)
