@@ -205,7 +205,8 @@ async def record_external_refund(
     payment = await store.lock_payment(session, payment_id)
     if payment is None or payment.status not in CAPTURED:
         return None
-    amount = min(result.amount, payment.amount_captured - payment.amount_refunded)
+    # Never past what is left (our own pending refunds keep their reservation).
+    amount = min(result.amount, refundable(payment))
     if amount <= 0:
         return None
     refund = await store.insert_refund(
