@@ -27,7 +27,13 @@ from payment_service.domain import refunds
 from payment_service.domain.payment_context import UserDirectory
 from payment_service.settings import Settings
 from payment_service.store import payments as store
-from payment_service.store.tables import outbox, payment_attempts, payments, sandbox_charges
+from payment_service.store.tables import (
+    outbox,
+    payment_attempts,
+    payments,
+    sandbox_charges,
+    sandbox_refunds,
+)
 from payment_service.workers.executor import PaymentExecutor
 from payment_service.workers.expiry import AuthorizationExpiry
 from payment_service.workers.operations import OperationSender
@@ -456,3 +462,55 @@ async def test_an_authorisation_left_uncaptured_past_its_window_is_voided(
     assert [(p["payload"]["action"], p["payload"]["actor_role"]) for (p,) in audits] == [
         ("payment.cancel_requested", "system")
     ]
+
+
+@pytest.mark.slow
+async def test_sandbox_with_injected_failures_refunds_every_refund_exactly_once(
+    make_executor: Any, make_sender: Any, user_service: UserServiceStandIn
+) -> None:
+    chaos = {
+        "connector": "sandbox",
+        "sandbox_failure_rate": 0.4,
+        "retry_base_seconds": 0.01,
+        "retry_max_seconds": 0.05,
+        "executor_batch_size": 20,
+        "max_provider_attempts": 50,
+        "reconcile_after_seconds": 0.2,
+    }
+    executor, sessionmaker = make_executor(**{**chaos, "sandbox_failure_rate": 0.0})
+    user_id = user_service.add_user("pm_card_visa", None)
+    ids = []
+    for _ in range(10):
+        order = OrderCreated(order_id=uuid.uuid4(), user_id=user_id, amount=1000, currency="usd")
+        async with unit_of_work(sessionmaker) as session:
+            assert await domain.record_order(session, order, provider="sandbox")
+            ids.append((await store.get_payment_by_order(session, order.order_id)).id)
+    await executor.run_once()
+    refund_ids = []
+    for payment_id in ids:
+        for amount in (400, 600):
+            refund, _ = await record_refund(sessionmaker, payment_id, amount)
+            refund_ids.append(refund.id)
+
+    sender = make_sender(**chaos)
+
+    async def all_settled() -> bool:
+        await sender.run_pass()
+        async with sessionmaker() as session:
+            states = {(await store.get_refund(session, r)).status for r in refund_ids}
+        return states == {"succeeded"}
+
+    await wait_for(all_settled, timeout=60, interval=0.05)
+    async with sessionmaker() as session:
+        made = (
+            await session.execute(
+                select(sandbox_refunds.c.refund_id, func.count())
+                .where(sandbox_refunds.c.refund_id.in_(refund_ids))
+                .group_by(sandbox_refunds.c.refund_id)
+            )
+        ).all()
+        payments_after = [await store.get_payment(session, p) for p in ids]
+    assert sorted(count for _, count in made) == [1] * 20
+    assert {(p.status, p.amount_refunded, p.amount_refund_pending) for p in payments_after} == {
+        ("refunded", 1000, 0)
+    }

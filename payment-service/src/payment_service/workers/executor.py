@@ -30,7 +30,7 @@ import logging
 import random
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from paygate_common.db import unit_of_work
 from paygate_common.events import PaymentStatus
@@ -96,7 +96,9 @@ class PaymentExecutor:
 
     # -- loops (on the shared worker loop) ---------------------------------------------------
 
-    def workers(self, *, engine: object | None = None, channel: str | None = None) -> list[Worker]:
+    def workers(
+        self, *, engine: AsyncEngine | None = None, channel: str | None = None
+    ) -> list[Worker]:
         """The charging loops (`executor_concurrency` of them) and the reconciler."""
         charging = [
             Worker(
@@ -104,7 +106,7 @@ class PaymentExecutor:
                 self.run_once,
                 interval=self.settings.executor_poll_seconds,
                 batch_size=self.settings.executor_batch_size,
-                engine=engine,  # type: ignore[arg-type]
+                engine=engine,
                 channel=channel,
             )
             for i in range(max(1, self.settings.executor_concurrency))

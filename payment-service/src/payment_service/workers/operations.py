@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from paygate_common.db import unit_of_work
 from paygate_common.events import PaymentStatus, RefundStatus
@@ -66,7 +66,7 @@ class OperationSender:
         self._random = random.Random()
         self._worker: Worker | None = None
 
-    def worker(self, *, engine: Any = None, channel: str | None = None) -> Worker:
+    def worker(self, *, engine: AsyncEngine | None = None, channel: str | None = None) -> Worker:
         self._worker = Worker(
             "payment-operations",
             self.run_pass,
