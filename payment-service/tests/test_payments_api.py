@@ -186,6 +186,8 @@ async def test_partial_refunds_then_the_rest_make_the_payment_refunded(
 
     listed = (await merchant.get(path)).json()["items"]
     assert sorted(r["amount"] for r in listed) == [300, 300, 400]
+    one = await merchant.get(first.headers["location"])
+    assert (one.status_code, one.json()["id"]) == (200, first.json()["id"])
     at_provider = await stripe_api.refunds_for(payment["provider_reference"])
     assert sorted(r["amount"] for r in at_provider) == [300, 300, 400]
     assert {r["metadata"]["refund_id"] for r in at_provider} == {r["id"] for r in listed}
@@ -253,8 +255,9 @@ async def test_nobody_else_sees_or_acts_on_a_payment(
         await stranger.post(f"/payments/{pid}/cancel"),
         await stranger.post(f"/payments/{pid}/refunds", {"amount": 100}),
         await stranger.get(f"/payments?cursor={pid}"),
+        await stranger.get(f"/payments/{pid}/refunds/{uuid.uuid4()}"),
     ]
-    assert [r.status_code for r in answers] == [404] * 6
+    assert [r.status_code for r in answers] == [404] * 7
     assert {r.json()["code"] for r in answers} == {"payment_not_found"}
     listing = (await stranger.get("/payments")).json()
     assert pid not in {p["id"] for p in listing["items"]}

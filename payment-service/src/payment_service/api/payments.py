@@ -360,3 +360,18 @@ async def list_refunds(
         session, payment_id, user_id=principal.user_id, is_admin=principal.is_admin
     )
     return RefundListRead(items=[RefundRead.of(r) for r in rows])
+
+
+@router.get(
+    "/payments/{payment_id}/refunds/{refund_id}",
+    response_model=RefundRead,
+    summary="One refund of a payment",
+    responses={404: {"description": "`payment_not_found` or `refund_not_found`"}},
+)
+async def read_refund(
+    payment_id: uuid.UUID, refund_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> RefundRead:
+    refund = await refunds.refund_for(
+        session, payment_id, refund_id, user_id=principal.user_id, is_admin=principal.is_admin
+    )
+    return RefundRead.of(refund)

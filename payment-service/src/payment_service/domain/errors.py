@@ -14,6 +14,10 @@ class PaymentNotFound(NotFound):
     code, title = "payment_not_found", "Payment not found"
 
 
+class RefundNotFound(NotFound):
+    code, title = "refund_not_found", "Refund not found"
+
+
 class InvalidState(Conflict):
     code, title = "invalid_state", "The payment is not in a state that allows this"
 

@@ -29,7 +29,12 @@ from payment_service.connectors.base import (
 )
 from payment_service.connectors.registry import connector_for
 from payment_service.domain import payments
-from payment_service.domain.errors import InvalidState, PaymentNotFound, RefundExceedsCaptured
+from payment_service.domain.errors import (
+    InvalidState,
+    PaymentNotFound,
+    RefundExceedsCaptured,
+    RefundNotFound,
+)
 from payment_service.domain.states import CAPTURED, PaymentState, public_status
 from payment_service.store import payments as store
 from payment_service.store.payments import PaymentRow, RefundRow
@@ -260,3 +265,18 @@ async def refunds_for(
 ) -> Sequence[RefundRow]:
     await payments.payment_for(session, payment_id, user_id=user_id, is_admin=is_admin)
     return await store.list_refunds(session, payment_id)
+
+
+async def refund_for(
+    session: AsyncSession,
+    payment_id: uuid.UUID,
+    refund_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID,
+    is_admin: bool,
+) -> RefundRow:
+    await payments.payment_for(session, payment_id, user_id=user_id, is_admin=is_admin)
+    refund = await store.get_refund(session, refund_id)
+    if refund is None or refund.payment_id != payment_id:
+        raise RefundNotFound("No such refund of this payment")
+    return refund
