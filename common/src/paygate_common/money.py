@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from paygate_common.errors import InvalidRequest
+
 # ISO-4217 exponents for the currencies we accept (Stripe's list, minus the exotic ones).
 CURRENCY_EXPONENTS: dict[str, int] = {
     **dict.fromkeys(
@@ -124,3 +126,17 @@ STRIPE_MINIMUM_CHARGE: dict[str, int] = {
 def minimum_charge(currency: str) -> int:
     """The smallest chargeable amount in `currency` (Stripe's table; 1 where it lists none)."""
     return STRIPE_MINIMUM_CHARGE.get(currency.lower(), 1)
+
+
+class AmountBelowMinimum(InvalidRequest):
+    code, title = "amount_below_minimum", "The amount is below the provider's minimum charge"
+
+
+def require_minimum_charge(amount: int, currency: str, *, minimum: int | None = None) -> None:
+    """422 `amount_below_minimum` for an amount the provider would refuse to charge."""
+    floor = minimum_charge(currency) if minimum is None else minimum
+    if amount < floor:
+        raise AmountBelowMinimum(
+            f"The smallest {currency} amount that can be charged is {floor}",
+            minimum_amount=floor,
+        )

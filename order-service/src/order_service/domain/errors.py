@@ -27,9 +27,5 @@ class PaymentMethodInvalid(InvalidRequest):
     code, title = "payment_method_not_found", "No such payment method"
 
 
-class AmountBelowMinimum(InvalidRequest):
-    code, title = "amount_below_minimum", "The amount is below the provider's minimum charge"
-
-
 class UserDirectoryUnavailable(ServiceUnavailable):
     code, title = "user_service_unavailable", "Payment methods cannot be checked right now"

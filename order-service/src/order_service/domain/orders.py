@@ -13,7 +13,6 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain.errors import (
-    AmountBelowMinimum,
     InvalidCursor,
     InvalidOrderState,
     OrderNotFound,
@@ -35,7 +34,7 @@ from order_service.store import orders as store
 from order_service.store.orders import OrderRecord
 from paygate_common.auth import Principal
 from paygate_common.events import PaymentEvent
-from paygate_common.money import minimum_charge
+from paygate_common.money import require_minimum_charge
 
 log = logging.getLogger("order_service.orders")
 
@@ -52,12 +51,7 @@ async def check_new_order(
     payment_method_id: uuid.UUID | None,
 ) -> None:
     """Refuse at once what the charge would fail on later: a foreign method, a too small amount."""
-    minimum = minimum_charge(currency)
-    if amount < minimum:
-        raise AmountBelowMinimum(
-            f"The smallest {currency} amount that can be charged is {minimum}",
-            minimum_amount=minimum,
-        )
+    require_minimum_charge(amount, currency)
     if payment_method_id is not None:
         await methods.check_owned(user_id, payment_method_id)
 

@@ -35,10 +35,6 @@ class PaymentMethodInvalid(InvalidRequest):
     code, title = "payment_method_not_found", "No such payment method"
 
 
-class AmountBelowMinimum(InvalidRequest):
-    code, title = "amount_below_minimum", "The amount is below the provider's minimum charge"
-
-
 class ProviderNotAvailable(InvalidRequest):
     code, title = "provider_not_available", "This provider is not enabled"
 

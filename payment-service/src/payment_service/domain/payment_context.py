@@ -7,10 +7,10 @@ import uuid
 from dataclasses import dataclass
 
 from paygate_common.http import DependencyUnavailable, ServiceClient
+from paygate_common.money import require_minimum_charge
 from payment_service.connectors.base import Connector, Flow
 from payment_service.connectors.base import require as require_flow
 from payment_service.domain.errors import (
-    AmountBelowMinimum,
     PaymentMethodInvalid,
     ProviderNotAvailable,
     UserDirectoryUnavailable,
@@ -117,12 +117,7 @@ async def prepare_direct_payment(
     require_flow(connector, Flow.AUTHORIZE)
     if capture_method == "manual":
         require_flow(connector, Flow.MANUAL_CAPTURE)
-    minimum = connector.minimum_amount(currency)
-    if amount < minimum:
-        raise AmountBelowMinimum(
-            f"The smallest {currency} amount {connector.name} charges is {minimum}",
-            minimum_amount=minimum,
-        )
+    require_minimum_charge(amount, currency, minimum=connector.minimum_amount(currency))
     if payment_method_token is None:
         try:
             method = await users.payment_context(user_id, payment_method_id)
