@@ -345,3 +345,23 @@ async def test_a_direct_provider_token_is_charged_without_a_saved_method(
     assert settled["metadata"] == {"cart": "7"}
     listing = (await merchant.get("/payments")).json()
     assert [p["id"] for p in listing["items"]] == [payment["id"]]
+
+
+async def test_racing_captures_and_a_racing_cancel_leave_exactly_one_winner(
+    merchant: Merchant, stripe_api: Stripe
+) -> None:
+    payment = await authorised(merchant)
+    pid = payment["id"]
+    answers = await asyncio.gather(
+        *(merchant.post(f"/payments/{pid}/capture", {"amount": 500}) for _ in range(5)),
+        merchant.post(f"/payments/{pid}/cancel"),
+    )
+    codes = [r.status_code for r in answers]
+    assert sorted(codes) == [200] + [409] * 5, [r.text for r in answers]
+    final = (await merchant.get(f"/payments/{pid}")).json()
+    intent = await stripe_api.intent(payment["provider_reference"])
+    if codes[-1] == 200:  # the cancel won
+        assert (final["status"], intent["status"]) == ("cancelled", "canceled")
+    else:
+        assert (final["status"], final["amount_captured"]) == ("succeeded", 500)
+        assert intent["status"] == "succeeded"
