@@ -38,6 +38,14 @@ charges = Table(
 )
 
 
+class Refund(BaseModel):
+    amount: int
+    currency: str = "usd"
+
+    def normalised(self) -> dict[str, Any]:
+        return {"amount": self.amount, "currency": self.currency.lower()}
+
+
 class ChargeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: int
@@ -327,3 +335,42 @@ async def test_a_stale_claim_is_taken_over_and_the_old_holder_cannot_complete(
     replay = await claim_key(sessionmaker, scope=scope, key="stale", request_hash="h")
     assert replay.replay is not None
     assert replay.replay.body == {"ok": True} and replay.replay.status_code == 201
+
+
+async def test_a_normalised_fingerprint_replays_bodies_that_mean_the_same(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """`fingerprint=` (the validated body) instead of the raw bytes: defaults and case folded."""
+    app = FastAPI()
+    app.state.sessionmaker = sessionmaker
+    install_error_handlers(app)
+
+    @app.post("/refunds", status_code=201)
+    async def refund(
+        request: Request,
+        payload: Refund,
+        session: SessionDep,
+        idempotency_key: IdempotencyKeyHeader,
+    ) -> Response:
+        async with idempotent_request(
+            request,
+            key=idempotency_key,
+            scope="merchant",
+            session=session,
+            fingerprint=payload.normalised(),
+        ) as idem:
+            if idem.replay is not None:
+                return idem.replay
+            return await idem.respond({"id": str(uuid.uuid4())}, status_code=201)
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    key = f"norm-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        first = await c.post(
+            "/refunds", json={"amount": 5, "currency": "USD"}, headers={"Idempotency-Key": key}
+        )
+        same = await c.post("/refunds", json={"amount": 5}, headers={"Idempotency-Key": key})
+        other = await c.post("/refunds", json={"amount": 6}, headers={"Idempotency-Key": key})
+    assert (first.status_code, same.status_code) == (201, 201)
+    assert same.json() == first.json() and same.headers.get("Idempotent-Replayed") == "true"
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from order_service.main import create_app
 from order_service.settings import Settings
@@ -23,6 +24,7 @@ from paygate_common.auth import JWKSCache, SigningKey, issue_access_token
 from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
 from paygate_common.events.topics import PAYMENT_EVENT
 from paygate_common.migrations import upgrade_head
+from paygate_devstack.asgi import serve_asgi
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
@@ -38,6 +40,30 @@ async def migrated_database(postgres: Any) -> str:
     return url
 
 
+class UserServiceStandIn:
+    """Stands in for user-service's `/internal/users/{id}/payment-context` (saved methods only)."""
+
+    def __init__(self) -> None:
+        self.methods: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self.app = FastAPI()
+
+        @self.app.get("/internal/users/{user_id}/payment-context")
+        async def payment_context(
+            user_id: uuid.UUID, request: Request, payment_method_id: uuid.UUID | None = None
+        ) -> JSONResponse:
+            if not request.headers.get("authorization", "").startswith("Bearer "):
+                return JSONResponse({"code": "service_token_invalid"}, status_code=401)
+            owned = self.methods.get(user_id, set())
+            if payment_method_id is not None and payment_method_id not in owned:
+                return JSONResponse({"code": "payment_method_not_found"}, status_code=404)
+            return JSONResponse({"user_id": str(user_id), "payment_method": None})
+
+    def save_method(self, user_id: uuid.UUID) -> uuid.UUID:
+        method = uuid.uuid4()
+        self.methods.setdefault(user_id, set()).add(method)
+        return method
+
+
 @dataclass
 class OrderService:
     """The running app, an HTTP client to it, and helpers to act as users and payment-service."""
@@ -47,6 +73,7 @@ class OrderService:
     signing_key: SigningKey
     producer: AIOKafkaProducer
     bootstrap: str
+    users: UserServiceStandIn
 
     @property
     def settings(self) -> Settings:
@@ -160,11 +187,15 @@ async def running_order_service(
     postgres: Any, kafka_broker: Any, signing_key: SigningKey, **overrides: Any
 ) -> AsyncIterator[OrderService]:
     database_url = await migrated_database(postgres)
+    users = UserServiceStandIn()
+    users_cm = serve_asgi(users.app)
+    users_url = await users_cm.__aenter__()
     settings = Settings(
         database_url=database_url,
         kafka_bootstrap_servers=kafka_broker.bootstrap,
         environment="test",
         log_json=False,
+        service_urls={"user": users_url},
         **overrides,
     )
     app = create_app(settings)
@@ -177,9 +208,10 @@ async def running_order_service(
             await asyncio.wait_for(consumer.started.wait(), 30)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://orders") as http:
-                yield OrderService(app, http, signing_key, producer, kafka_broker.bootstrap)
+                yield OrderService(app, http, signing_key, producer, kafka_broker.bootstrap, users)
     finally:
         await producer.stop()
+        await users_cm.__aexit__(None, None, None)
 
 
 async def topic_messages(

@@ -43,7 +43,7 @@ async def test_placing_an_order_returns_201_pending_and_publishes_order_create(
     svc: Any, read_topic: Any
 ) -> None:
     buyer = new_user()
-    method = uuid.uuid4()
+    method = svc.users.save_method(buyer)
     r = await svc.place(buyer, amount=1999, description="T-shirt", payment_method_id=str(method))
     assert r.status_code == 201, r.text
     order = r.json()
@@ -442,3 +442,116 @@ async def test_a_settled_order_is_not_cancelled_and_a_late_payment_cannot_revive
     late = await svc.pay(stale, PaymentStatus.SUCCEEDED)
     await svc.applied(late)
     assert (await svc.order(stale["id"], buyer))["status"] == "cancelled"
+
+
+# --- cancel and refund --------------------------------------------------------------------------
+
+
+async def test_a_pending_order_is_cancelled_once_and_payment_service_is_told(
+    svc: Any, read_topic: Any
+) -> None:
+    buyer = new_user()
+    order = (await svc.place(buyer)).json()
+    r = await svc.http.post(f"/orders/{order['id']}/cancel", headers=svc.auth(buyer))
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["cancel_reason"]) == ("cancelled", "customer_cancelled")
+    again = await svc.http.post(f"/orders/{order['id']}/cancel", headers=svc.auth(buyer))
+    assert again.status_code == 409 and again.json()["code"] == "invalid_state"
+    messages = await read_topic(svc.bootstrap, "order.event", key=order["id"])
+    assert [(m.event_type, m.payload["reason"]) for m in messages] == [
+        ("order.cancelled", "customer_cancelled")
+    ]
+
+
+async def test_a_cancelled_order_whose_charge_won_the_race_ends_refunded_not_paid(
+    svc: Any,
+) -> None:
+    buyer = new_user()
+    order = (await svc.place(buyer)).json()
+    assert (
+        await svc.http.post(f"/orders/{order['id']}/cancel", headers=svc.auth(buyer))
+    ).status_code == 200
+    payment_id = uuid.uuid4()
+    late = await svc.pay(order, PaymentStatus.SUCCEEDED, payment_id=payment_id)
+    await svc.applied(late)
+    assert (await svc.order(order["id"], buyer))[
+        "status"
+    ] == "cancelled"  # never paid-but-cancelled
+    # payment-service refunds such a charge on its own; the order says so.
+    await svc.pay(order, PaymentStatus.REFUNDED, payment_id=payment_id)
+    refunded = await svc.wait_status(order, "refunded")
+    assert refunded["cancel_reason"] == "customer_cancelled"
+
+
+async def test_a_paid_order_is_refunded_through_order_refund_requested(
+    svc: Any, read_topic: Any
+) -> None:
+    buyer = new_user()
+    order = (await svc.place(buyer, amount=2000)).json()
+    pending = await svc.http.post(f"/orders/{order['id']}/refund", headers=svc.auth(buyer))
+    assert pending.status_code == 409 and pending.json()["code"] == "invalid_state"
+
+    payment_id = uuid.uuid4()
+    await svc.pay(order, PaymentStatus.SUCCEEDED, payment_id=payment_id)
+    await svc.wait_status(order, "paid")
+    too_much = await svc.http.post(
+        f"/orders/{order['id']}/refund", json={"amount": 2001}, headers=svc.auth(buyer)
+    )
+    assert too_much.status_code == 422 and too_much.json()["code"] == "refund_exceeds_captured"
+
+    headers = {**svc.auth(buyer), "Idempotency-Key": "refund-order-1"}
+    r = await svc.http.post(f"/orders/{order['id']}/refund", json={"amount": 500}, headers=headers)
+    replay = await svc.http.post(
+        f"/orders/{order['id']}/refund", json={"amount": 500}, headers=headers
+    )
+    assert (r.status_code, r.json()["status"]) == (202, "paid"), r.text
+    assert replay.status_code == 202 and replay.headers.get("idempotent-replayed") == "true"
+    full = await svc.http.post(f"/orders/{order['id']}/refund", headers=svc.auth(buyer))
+    assert full.status_code == 202
+
+    messages = await read_topic(svc.bootstrap, "order.event", key=order["id"], wanted=2)
+    assert [(m.event_type, m.payload["amount"]) for m in messages] == [
+        ("order.refund_requested", 500),
+        ("order.refund_requested", None),
+    ]
+    audits = await svc.sql(
+        "SELECT payload->'payload'->>'action' FROM outbox WHERE topic = 'audit.event' AND key = :k",
+        k=order["id"],
+    )
+    assert [a for (a,) in audits] == ["payment.refund_requested"] * 2
+
+    partly = await svc.pay(order, PaymentStatus.PARTIALLY_REFUNDED, payment_id=payment_id)
+    await svc.applied(partly)
+    assert (await svc.order(order["id"], buyer))["status"] == "paid"
+    await svc.pay(order, PaymentStatus.REFUNDED, payment_id=payment_id)
+    await svc.wait_status(order, "refunded")
+
+
+async def test_nobody_else_cancels_or_refunds_an_order(svc: Any) -> None:
+    order = (await svc.place(new_user())).json()
+    stranger = svc.auth(new_user())
+    for action in ("cancel", "refund"):
+        r = await svc.http.post(f"/orders/{order['id']}/{action}", headers=stranger)
+        assert (r.status_code, r.json()["code"]) == (404, "order_not_found")
+
+
+async def test_an_order_naming_someone_elses_method_or_too_little_is_refused(svc: Any) -> None:
+    buyer, other = new_user(), new_user()
+    theirs = svc.users.save_method(other)
+    foreign = await svc.place(buyer, payment_method_id=str(theirs))
+    unknown = await svc.place(buyer, payment_method_id=str(uuid.uuid4()))
+    assert (foreign.status_code, foreign.json()["code"]) == (422, "payment_method_not_found")
+    assert foreign.json()["detail"] == unknown.json()["detail"]  # no hint it exists for someone
+    small = await svc.place(buyer, amount=49)
+    assert (small.status_code, small.json()["code"]) == (422, "amount_below_minimum")
+    mine = await svc.place(buyer, payment_method_id=str(svc.users.save_method(buyer)))
+    assert mine.status_code == 201
+
+
+async def test_an_idempotency_replay_compares_the_normalised_body(svc: Any) -> None:
+    buyer = new_user()
+    headers = {**svc.auth(buyer), "Idempotency-Key": "normalised-1"}
+    first = await svc.http.post("/orders", json={"amount": 700, "currency": "USD"}, headers=headers)
+    again = await svc.http.post("/orders", json={"amount": 700, "currency": "usd"}, headers=headers)
+    assert first.status_code == 201 and again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]

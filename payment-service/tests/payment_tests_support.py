@@ -99,6 +99,12 @@ class UserServiceStandIn:
             user = self.users.get(user_id)
             if user is None:
                 return JSONResponse({"code": "user_not_found", "status": 404}, status_code=404)
+            wanted = request.query_params.get("payment_method_id")
+            if wanted and wanted != user["payment_method"]["id"]:
+                # As user-service: another user's method is simply not this user's.
+                return JSONResponse(
+                    {"code": "payment_method_not_found", "status": 404}, status_code=404
+                )
             return JSONResponse({"user_id": str(user_id), **user})
 
         self.server = LiveServer(app)
@@ -109,6 +115,10 @@ class UserServiceStandIn:
 
     def add_user(self, token: str, customer: str | None) -> uuid.UUID:
         user_id = uuid.uuid4()
+        self.add_user_with_id(user_id, token, customer)
+        return user_id
+
+    def add_user_with_id(self, user_id: uuid.UUID, token: str, customer: str | None) -> None:
         self.users[user_id] = {
             "email": "buyer@example.com",
             "full_name": "Test Buyer",
@@ -123,7 +133,6 @@ class UserServiceStandIn:
                 "exp_year": 2030,
             },
         }
-        return user_id
 
 
 class Stripe:
@@ -158,6 +167,22 @@ class Stripe:
             },
         )
         return str(pm["id"])
+
+    async def refunds_for(self, intent_id: str) -> list[dict[str, Any]]:
+        """Every Refund localstripe holds for a PaymentIntent (a double refund shows here)."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 100, "payment_intent": intent_id}
+        async with httpx.AsyncClient(base_url=self.base, headers=self.headers) as client:
+            while True:
+                page = (await client.get("/v1/refunds", params=params)).json()
+                found += page["data"]
+                if not page.get("has_more") or not page["data"]:
+                    return found
+                params["starting_after"] = page["data"][-1]["id"]
+
+    async def intent(self, intent_id: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.base, headers=self.headers) as client:
+            return dict((await client.get(f"/v1/payment_intents/{intent_id}")).json())
 
     async def intents_for(self, payment_id: uuid.UUID) -> list[dict[str, Any]]:
         """Every PaymentIntent localstripe holds for our payment (a double charge shows here)."""

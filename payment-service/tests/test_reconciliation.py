@@ -13,20 +13,30 @@ from typing import Any
 
 import pytest
 from payment_tests_support import ALEMBIC_INI, Stripe, UserServiceStandIn
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
 from paygate_common.events import OrderCreated
+from paygate_common.events_testing import wait_for
 from paygate_common.http import ServiceClient
 from paygate_common.migrations import upgrade_head
 from payment_service.connectors import ProviderUnavailable, build_connector
 from payment_service.connectors.base import ProviderRequest
 from payment_service.domain import payments as domain
-from payment_service.domain.executor import PaymentExecutor
+from payment_service.domain import refunds
 from payment_service.domain.payment_context import UserDirectory
 from payment_service.settings import Settings
 from payment_service.store import payments as store
-from payment_service.store.tables import outbox, payment_attempts, sandbox_charges
+from payment_service.store.tables import (
+    outbox,
+    payment_attempts,
+    payments,
+    sandbox_charges,
+    sandbox_refunds,
+)
+from payment_service.workers.executor import PaymentExecutor
+from payment_service.workers.expiry import AuthorizationExpiry
+from payment_service.workers.operations import OperationSender
 
 
 class SimulatedCrash(BaseException):
@@ -53,6 +63,12 @@ class FaultyTransport:
 
     async def find_payment(self, payment_id: uuid.UUID, **kwargs: Any) -> Any:
         return await self.inner.find_payment(payment_id, **kwargs)
+
+    async def retrieve_payment(self, reference: str) -> Any:
+        return await self.inner.retrieve_payment(reference)
+
+    async def find_refund(self, refund_id: uuid.UUID, **kwargs: Any) -> Any:
+        return await self.inner.find_refund(refund_id, **kwargs)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -86,6 +102,30 @@ async def make_executor(
             users=UserDirectory(client),
         )
         return executor, sessionmaker
+
+    yield make
+    for close in closers:
+        await close()
+
+
+@pytest.fixture
+async def make_sender(
+    own_database: str, settings_factory: Callable[..., Settings]
+) -> AsyncIterator[Callable[..., OperationSender]]:
+    """An operation sender (captures, voids, refunds) of a process of its own, maybe crashing."""
+    closers: list[Any] = []
+
+    def make(crash: str | None = None, lose_answer: bool = False, **overrides: Any):
+        settings = settings_factory(database_url=own_database, **overrides)
+        engine = create_engine(settings, pool_size=3)
+        connector, transport = build_connector(settings, engine=engine)
+        closers.extend([engine.dispose, transport.aclose])
+        return OperationSender(
+            settings=settings,
+            sessionmaker=create_sessionmaker(engine),
+            connector=connector,
+            transport=FaultyTransport(transport, crash=crash, lose_answer=lose_answer),
+        )
 
     yield make
     for close in closers:
@@ -178,7 +218,7 @@ async def test_a_lost_answer_is_reconciled_before_any_new_attempt(
 
 
 async def test_a_cancellation_during_a_lost_attempt_waits_for_the_provider_answer(
-    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+    make_executor: Any, make_sender: Any, stripe_api: Stripe, user_service: UserServiceStandIn
 ) -> None:
     flaky, sessionmaker = make_executor(lose_answer=True, retry_base_seconds=0.05)
     user_id = await visa_user(stripe_api, user_service)
@@ -198,6 +238,16 @@ async def test_a_cancellation_during_a_lost_attempt_waits_for_the_provider_answe
     settled, _, _ = await snapshot(sessionmaker, payment.id)
     assert settled.status == "succeeded"  # the truth: the money moved
     assert len(await stripe_api.intents_for(payment.id)) == 1
+    # ...and the order is cancelled, so it goes back on its own: never paid-but-cancelled.
+    async with sessionmaker() as session:
+        [refund] = await store.list_refunds(session, payment.id)
+    assert (refund.source, refund.amount, refund.status) == ("cancellation", 1234, "pending")
+    async with sessionmaker() as session:
+        operation = await store.operation_for_refund(session, refund.id)
+    await make_sender().send(operation.id)
+    refunded, _, _ = await snapshot(sessionmaker, payment.id)
+    assert (refunded.status, refunded.amount_refunded) == ("refunded", 1234)
+    assert len(await stripe_api.refunds_for(refunded.provider_reference)) == 1
 
 
 @pytest.mark.slow
@@ -242,3 +292,225 @@ async def test_sandbox_with_injected_provider_failures_charges_every_payment_exa
         ).scalar_one()
     assert sorted(count for _, count in charges) == [1] * 20
     assert retried > 0  # failures were injected and survived
+
+
+# --- captures and refunds: recorded before the call, reconciled after a crash --------------------
+
+
+async def paid_payment(
+    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> tuple[Any, Any]:
+    executor, sessionmaker = make_executor()
+    payment = await new_payment(sessionmaker, await visa_user(stripe_api, user_service))
+    assert await executor.run_once() == 1
+    paid, _, _ = await snapshot(sessionmaker, payment.id)
+    assert paid.status == "succeeded"
+    return paid, sessionmaker
+
+
+async def record_refund(sessionmaker: Any, payment_id: uuid.UUID, amount: int) -> tuple[Any, Any]:
+    async with unit_of_work(sessionmaker) as session:
+        refund = await refunds.request_refund(session, payment_id, amount=amount, reason=None)
+        operation = await store.operation_for_refund(session, refund.id)
+    return refund, operation
+
+
+async def refund_state(sessionmaker: Any, refund_id: uuid.UUID) -> tuple[str, str, Any]:
+    async with sessionmaker() as session:
+        refund = await store.get_refund(session, refund_id)
+        operation = await store.operation_for_refund(session, refund_id)
+        payment = await store.get_payment(session, refund.payment_id)
+    return refund.status, operation.status, payment
+
+
+@pytest.mark.parametrize("crash", ["after", "before"])
+async def test_a_refund_whose_sender_died_mid_call_is_made_exactly_once(
+    crash: str,
+    make_executor: Any,
+    make_sender: Any,
+    stripe_api: Stripe,
+    user_service: UserServiceStandIn,
+) -> None:
+    paid, sessionmaker = await paid_payment(make_executor, stripe_api, user_service)
+    refund, operation = await record_refund(sessionmaker, paid.id, 500)
+
+    with pytest.raises(SimulatedCrash):
+        await make_sender(crash=crash).send(operation.id)
+    assert (await refund_state(sessionmaker, refund.id))[:2] == ("pending", "in_flight")
+    made = await stripe_api.refunds_for(paid.provider_reference)
+    assert len(made) == (1 if crash == "after" else 0)
+
+    # Too early for a fresh process: the call may still be running somewhere. Hands off.
+    await make_sender(reconcile_after_seconds=60).run_pass()
+    assert (await refund_state(sessionmaker, refund.id))[:2] == ("pending", "in_flight")
+    restarted = make_sender(reconcile_after_seconds=0.2)
+    await asyncio.sleep(0.3)
+    assert await restarted.run_pass() >= 1
+
+    status, op_status, payment = await refund_state(sessionmaker, refund.id)
+    assert (status, op_status) == ("succeeded", "succeeded")
+    assert (payment.status, payment.amount_refunded, payment.amount_refund_pending) == (
+        "partially_refunded",
+        500,
+        0,
+    )
+    made = await stripe_api.refunds_for(paid.provider_reference)
+    assert [(r["amount"], r["metadata"]["refund_id"]) for r in made] == [(500, str(refund.id))]
+
+
+async def test_a_refund_whose_answer_was_lost_is_adopted_not_sent_again(
+    make_executor: Any, make_sender: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    paid, sessionmaker = await paid_payment(make_executor, stripe_api, user_service)
+    refund, operation = await record_refund(sessionmaker, paid.id, 1234)
+    await make_sender(lose_answer=True, retry_base_seconds=0.05, retry_max_seconds=0.1).send(
+        operation.id
+    )
+    assert (await refund_state(sessionmaker, refund.id))[:2] == ("pending", "unknown")
+
+    healthy = make_sender()
+
+    async def reconciled() -> bool:
+        await healthy.run_pass()
+        return (await refund_state(sessionmaker, refund.id))[0] != "pending"
+
+    await wait_for(reconciled, timeout=10)
+    status, op_status, payment = await refund_state(sessionmaker, refund.id)
+    assert (status, op_status, payment.status) == ("succeeded", "succeeded", "refunded")
+    assert len(await stripe_api.refunds_for(paid.provider_reference)) == 1
+
+
+async def authorised_payment(
+    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> tuple[Any, Any]:
+    executor, sessionmaker = make_executor()
+    user_id = await visa_user(stripe_api, user_service)
+    async with unit_of_work(sessionmaker) as session:
+        payment = await domain.create_payment(
+            session,
+            domain.DirectPayment(
+                user_id=user_id,
+                amount=1000,
+                currency="usd",
+                provider="stripe",
+                capture_method="manual",
+                payment_method_id=None,
+                payment_method_token=None,
+                description=None,
+                metadata=None,
+                return_url=None,
+            ),
+        )
+    assert await executor.run_once() >= 1
+    authorised, _, _ = await snapshot(sessionmaker, payment.id)
+    assert authorised.status == "requires_capture"
+    return authorised, sessionmaker
+
+
+async def test_a_capture_whose_sender_died_after_the_call_is_adopted(
+    make_executor: Any, make_sender: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    payment, sessionmaker = await authorised_payment(make_executor, stripe_api, user_service)
+    async with unit_of_work(sessionmaker) as session:
+        operation = await domain.request_capture(session, payment.id, amount=700)
+    with pytest.raises(SimulatedCrash):
+        await make_sender(crash="after").send(operation.id)
+    stuck, _, _ = await snapshot(sessionmaker, payment.id)
+    assert stuck.status == "capturing"
+
+    restarted = make_sender(reconcile_after_seconds=0.2)
+    await asyncio.sleep(0.3)
+    assert await restarted.run_pass() >= 1
+    settled, _, _ = await snapshot(sessionmaker, payment.id)
+    assert (settled.status, settled.amount_captured, settled.amount_capturable) == (
+        "succeeded",
+        700,
+        0,
+    )
+    assert (await stripe_api.intent(settled.provider_reference))["status"] == "succeeded"
+
+
+async def test_an_authorisation_left_uncaptured_past_its_window_is_voided(
+    make_executor: Any, make_sender: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    payment, sessionmaker = await authorised_payment(make_executor, stripe_api, user_service)
+    sender = make_sender()
+    expiry = AuthorizationExpiry(settings=sender.settings, sessionmaker=sessionmaker, sender=sender)
+    assert await expiry.run_pass() == 0  # seven days to go
+    async with unit_of_work(sessionmaker) as session:
+        await session.execute(
+            update(payments)
+            .where(payments.c.id == payment.id)
+            .values(capture_before=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
+        )
+    assert await expiry.run_pass() == 1
+    voided, _, _ = await snapshot(sessionmaker, payment.id)
+    assert (voided.status, voided.failure_code, voided.amount_capturable) == (
+        "cancelled",
+        "authorization_expired",
+        0,
+    )
+    assert (await stripe_api.intent(voided.provider_reference))["status"] == "canceled"
+    async with sessionmaker() as session:
+        audits = (
+            await session.execute(
+                select(outbox.c.payload).where(
+                    outbox.c.topic == "audit.event", outbox.c.key == str(payment.id)
+                )
+            )
+        ).all()
+    assert [(p["payload"]["action"], p["payload"]["actor_role"]) for (p,) in audits] == [
+        ("payment.cancel_requested", "system")
+    ]
+
+
+@pytest.mark.slow
+async def test_sandbox_with_injected_failures_refunds_every_refund_exactly_once(
+    make_executor: Any, make_sender: Any, user_service: UserServiceStandIn
+) -> None:
+    chaos = {
+        "connector": "sandbox",
+        "sandbox_failure_rate": 0.4,
+        "retry_base_seconds": 0.01,
+        "retry_max_seconds": 0.05,
+        "executor_batch_size": 20,
+        "max_provider_attempts": 50,
+        "reconcile_after_seconds": 0.2,
+    }
+    executor, sessionmaker = make_executor(**{**chaos, "sandbox_failure_rate": 0.0})
+    user_id = user_service.add_user("pm_card_visa", None)
+    ids = []
+    for _ in range(10):
+        order = OrderCreated(order_id=uuid.uuid4(), user_id=user_id, amount=1000, currency="usd")
+        async with unit_of_work(sessionmaker) as session:
+            assert await domain.record_order(session, order, provider="sandbox")
+            ids.append((await store.get_payment_by_order(session, order.order_id)).id)
+    await executor.run_once()
+    refund_ids = []
+    for payment_id in ids:
+        for amount in (400, 600):
+            refund, _ = await record_refund(sessionmaker, payment_id, amount)
+            refund_ids.append(refund.id)
+
+    sender = make_sender(**chaos)
+
+    async def all_settled() -> bool:
+        await sender.run_pass()
+        async with sessionmaker() as session:
+            states = {(await store.get_refund(session, r)).status for r in refund_ids}
+        return states == {"succeeded"}
+
+    await wait_for(all_settled, timeout=60, interval=0.05)
+    async with sessionmaker() as session:
+        made = (
+            await session.execute(
+                select(sandbox_refunds.c.refund_id, func.count())
+                .where(sandbox_refunds.c.refund_id.in_(refund_ids))
+                .group_by(sandbox_refunds.c.refund_id)
+            )
+        ).all()
+        payments_after = [await store.get_payment(session, p) for p in ids]
+    assert sorted(count for _, count in made) == [1] * 20
+    assert {(p.status, p.amount_refunded, p.amount_refund_pending) for p in payments_after} == {
+        ("refunded", 1000, 0)
+    }

@@ -240,3 +240,155 @@ async def test_localstripe_delivers_signed_webhooks_that_the_service_accepts(
     assert await wait_for(delivered, timeout=20) == ["payment_intent.succeeded"]
     # The webhook arrived after the executor recorded the outcome: one event, not two.
     assert await events_for(db_sessionmaker, order_id) == ["payment.succeeded"]
+
+
+# --- capture, cancel and refund webhooks: the same state machine, applied once -----------------
+
+
+def event(event_type: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "object": "event",
+            "type": event_type,
+            "data": {"object": obj},
+        }
+    ).encode()
+
+
+async def delivered(server: LiveServer, body: bytes) -> None:
+    response = await post(server, body, sign(body, WEBHOOK_SECRET))
+    assert response.status_code == 200, response.text
+
+
+async def captured_payment(db_sessionmaker: Any, amount: int = 1000) -> Any:
+    """A succeeded payment (as if its charge had been answered), with its order id."""
+    payment = await processing_payment(db_sessionmaker)
+    async with unit_of_work(db_sessionmaker) as session:
+        return await store.transition(
+            session,
+            payment.id,
+            to="succeeded",
+            from_states=("pending",),
+            amount_captured=payment.amount,
+        )
+
+
+async def test_amount_capturable_updated_authorises_and_our_own_answer_adds_nothing(
+    payment_service: LiveServer, db_sessionmaker: Any
+) -> None:
+    payment = await processing_payment(db_sessionmaker)
+    obj = json.loads(intent_event(payment, "requires_capture", "x"))["data"]["object"]
+    obj["amount_capturable"] = payment.amount
+    await delivered(payment_service, event("payment_intent.amount_capturable_updated", obj))
+    authorised = await payment_for_order(db_sessionmaker, payment.order_id)
+    assert (authorised.status, authorised.amount_capturable) == ("requires_capture", 777)
+    assert authorised.capture_before is not None
+
+    # The executor's own answer for the same transition comes second: nothing changes.
+    from payment_service.connectors.stripe import StripeConnector
+
+    async with unit_of_work(db_sessionmaker) as session:
+        again = await domain.apply_result(
+            session, payment.id, StripeConnector().parse_authorize_response(obj)
+        )
+    assert again is None
+    assert await events_for(db_sessionmaker, payment.order_id) == ["payment.requires_capture"]
+
+
+async def test_payment_intent_canceled_voids_an_authorisation(
+    payment_service: LiveServer, db_sessionmaker: Any
+) -> None:
+    payment = await processing_payment(db_sessionmaker)
+    obj = json.loads(intent_event(payment, "requires_capture", "x"))["data"]["object"]
+    await delivered(payment_service, event("payment_intent.amount_capturable_updated", obj))
+    await delivered(
+        payment_service, event("payment_intent.canceled", {**obj, "status": "canceled"})
+    )
+    cancelled = await payment_for_order(db_sessionmaker, payment.order_id)
+    assert (cancelled.status, cancelled.amount_capturable) == ("cancelled", 0)
+    assert await events_for(db_sessionmaker, payment.order_id) == [
+        "payment.requires_capture",
+        "payment.cancelled",
+    ]
+
+
+async def test_a_refund_webhook_and_our_own_answer_settle_the_refund_once(
+    payment_service: LiveServer, db_sessionmaker: Any
+) -> None:
+    from payment_service.domain import refunds
+
+    payment = await captured_payment(db_sessionmaker)
+    async with unit_of_work(db_sessionmaker) as session:
+        refund = await refunds.request_refund(session, payment.id, amount=300, reason=None)
+        operation = await store.operation_for_refund(session, refund.id)
+        # Our own call is under way (so no sender of the live service picks it up meanwhile).
+        assert await store.start_operation(session, operation.id) is not None
+    stripe_refund = {
+        "id": f"re_{uuid.uuid4().hex[:14]}",
+        "object": "refund",
+        "status": "succeeded",
+        "amount": 300,
+        "payment_intent": payment.provider_reference,
+        "metadata": {"refund_id": str(refund.id), "payment_id": str(payment.id)},
+    }
+    body = event("charge.refund.updated", stripe_refund)
+    await delivered(payment_service, body)
+    await delivered(payment_service, event("charge.refund.updated", stripe_refund))
+
+    async with db_sessionmaker() as session:
+        settled = await store.get_refund(session, refund.id)
+        op = await store.get_operation(session, operation.id)
+        current = await store.get_payment(session, payment.id)
+    assert (settled.status, settled.provider_reference) == ("succeeded", stripe_refund["id"])
+    assert op.status == "succeeded"  # nothing left to send to the provider
+    assert (current.status, current.amount_refunded, current.amount_refund_pending) == (
+        "partially_refunded",
+        300,
+        0,
+    )
+    # Our own answer arrives second: nothing is applied twice.
+    from payment_service.connectors.stripe import StripeConnector
+
+    async with unit_of_work(db_sessionmaker) as session:
+        result = StripeConnector().parse_refund_response(stripe_refund)
+        assert await refunds.settle_refund(session, refund.id, result) is None
+    assert await events_for(db_sessionmaker, payment.order_id) == [
+        "refund.pending",
+        "payment.partially_refunded",
+        "refund.succeeded",
+    ]
+
+
+async def test_a_refund_made_at_the_provider_is_recorded_from_charge_refunded(
+    payment_service: LiveServer, db_sessionmaker: Any
+) -> None:
+    payment = await captured_payment(db_sessionmaker)
+    outside = {
+        "id": f"re_{uuid.uuid4().hex[:14]}",
+        "object": "refund",
+        "status": "succeeded",
+        "amount": payment.amount,
+        "payment_intent": payment.provider_reference,
+        "metadata": {},
+    }
+    charge = {
+        "id": f"ch_{uuid.uuid4().hex[:14]}",
+        "object": "charge",
+        "payment_intent": payment.provider_reference,
+        "amount": payment.amount,
+        "amount_refunded": payment.amount,
+        "refunds": {"object": "list", "data": [outside]},
+    }
+    await delivered(payment_service, event("charge.refunded", charge))
+    await delivered(
+        payment_service, event("charge.refunded", charge)
+    )  # a new event id, same refund
+    async with db_sessionmaker() as session:
+        current = await store.get_payment(session, payment.id)
+        listed = await store.list_refunds(session, payment.id)
+    assert (current.status, current.amount_refunded) == ("refunded", payment.amount)
+    assert [(r.source, r.amount, r.status) for r in listed] == [
+        ("provider", payment.amount, "succeeded")
+    ]
+    assert (await events_for(db_sessionmaker, payment.order_id)).count("payment.refunded") == 1

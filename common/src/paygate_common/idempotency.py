@@ -437,6 +437,8 @@ async def purge_expired_keys(
 
 # --- the FastAPI-friendly wrapper -------------------------------------------------------------
 
+_RAW_BODY: Any = object()
+
 
 @dataclass
 class IdempotentRequest:
@@ -480,13 +482,16 @@ async def idempotent_request(
     endpoint: str | None = None,
     ttl_seconds: float = DEFAULT_TTL_SECONDS,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    fingerprint: Any = _RAW_BODY,
 ) -> AsyncIterator[IdempotentRequest]:
     """Run a route's work at most once per `(caller, endpoint, key)`.
 
     `scope` names the caller (user id, merchant id); the endpoint (`POST /orders`) is added.
     `session` is the request's unit of work, in which `respond()` stores the response.
     `sessionmaker` defaults to `request.app.state.sessionmaker` (claims use their own
-    transactions). The request hash is the canonical JSON of the raw body.
+    transactions). The request hash is the canonical JSON of the raw body, or of `fingerprint`
+    when given: pass the validated, normalised body (`payload.model_dump(mode="json")`) so that
+    two requests that mean the same (`"USD"` and `"usd"`) replay instead of conflicting.
     """
     if key is None:
         yield IdempotentRequest(session=session)
@@ -498,7 +503,9 @@ async def idempotent_request(
         makers,
         scope=full_scope,
         key=key,
-        request_hash=body_fingerprint(await request.body()),
+        request_hash=body_fingerprint(await request.body())
+        if fingerprint is _RAW_BODY
+        else request_fingerprint(fingerprint),
         ttl_seconds=ttl_seconds,
         lease_seconds=lease_seconds,
     )

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from paygate_common.errors import InvalidRequest
+
 # ISO-4217 exponents for the currencies we accept (Stripe's list, minus the exotic ones).
 CURRENCY_EXPONENTS: dict[str, int] = {
     **dict.fromkeys(
@@ -88,3 +90,53 @@ class Money(BaseModel):
         exp = CURRENCY_EXPONENTS[self.currency]
         major = self.amount / (10**exp) if exp else self.amount
         return f"{major:,.{exp}f} {self.currency.upper()}"
+
+
+# Stripe's minimum charge per settlement currency, in minor units (stripe.com/docs/currencies,
+# "Minimum and maximum charge amounts"). A charge below it is refused by Stripe, so we refuse it
+# at creation instead of failing it later. Currencies Stripe lists no minimum for here have none.
+STRIPE_MINIMUM_CHARGE: dict[str, int] = {
+    "usd": 50,
+    "aed": 200,
+    "aud": 50,
+    "bgn": 100,
+    "brl": 50,
+    "cad": 50,
+    "chf": 50,
+    "czk": 1500,
+    "dkk": 250,
+    "eur": 50,
+    "gbp": 30,
+    "hkd": 400,
+    "huf": 17500,
+    "inr": 50,
+    "jpy": 50,
+    "mxn": 1000,
+    "myr": 200,
+    "nok": 300,
+    "nzd": 50,
+    "pln": 200,
+    "ron": 200,
+    "sek": 300,
+    "sgd": 50,
+    "thb": 1000,
+}
+
+
+def minimum_charge(currency: str) -> int:
+    """The smallest chargeable amount in `currency` (Stripe's table; 1 where it lists none)."""
+    return STRIPE_MINIMUM_CHARGE.get(currency.lower(), 1)
+
+
+class AmountBelowMinimum(InvalidRequest):
+    code, title = "amount_below_minimum", "The amount is below the provider's minimum charge"
+
+
+def require_minimum_charge(amount: int, currency: str, *, minimum: int | None = None) -> None:
+    """422 `amount_below_minimum` for an amount the provider would refuse to charge."""
+    floor = minimum_charge(currency) if minimum is None else minimum
+    if amount < floor:
+        raise AmountBelowMinimum(
+            f"The smallest {currency} amount that can be charged is {floor}",
+            minimum_amount=floor,
+        )

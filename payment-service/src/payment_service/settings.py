@@ -44,6 +44,18 @@ class Settings(ServiceSettings):
     reconcile_after_seconds: float = 30.0
     reconcile_interval_seconds: float = 5.0
 
+    # An authorisation (capture_method=manual) left uncaptured this long is voided (Stripe's
+    # own limit for card authorisations is 7 days); the expiry worker looks this often.
+    capture_window_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    expiry_interval_seconds: float = Field(default=60.0, gt=0)
+    # A capture, cancel or refund request waits this long for the provider's answer before it
+    # answers with the state recorded so far (the operation sender finishes the job).
+    operation_wait_seconds: float = Field(default=10.0, ge=0)
+
+    # Idempotency keys of POST /payments, captures, cancels and refunds are kept this long.
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600)
+    list_default_limit: int = Field(default=20, ge=1, le=100)
+
     # Sandbox connector: simulated latency and injected retryable failures (benchmarks, chaos).
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -1,4 +1,4 @@
-"""`/orders`: place an order (with `Idempotency-Key`), read it, its status, and list them."""
+"""`/orders`: place, read, list, cancel and refund orders (mutations take `Idempotency-Key`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from order_service.api.deps import ValidOrder
-from order_service.api.schemas import OrderCreate, OrderPageRead, OrderRead, OrderStatusRead
+from order_service.api.schemas import (
+    OrderCreate,
+    OrderPageRead,
+    OrderRead,
+    OrderRefund,
+    OrderStatusRead,
+)
 from order_service.domain import orders as domain
+from order_service.events.publishing import PRODUCER
+from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
@@ -33,7 +41,11 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         409: {
             "description": "Same Idempotency-Key still in flight (`idempotency_key_in_progress`)"
         },
-        422: {"description": "Invalid body, or Idempotency-Key reused with another body"},
+        422: {
+            "description": "Invalid body, `payment_method_not_found` (not the caller's), "
+            "`amount_below_minimum`, or Idempotency-Key reused with another body"
+        },
+        503: {"description": "`user_service_unavailable`: the method cannot be checked now"},
     },
 )
 async def create_order(
@@ -50,9 +62,18 @@ async def create_order(
         scope=principal.user_id,
         session=session,
         ttl_seconds=settings.idempotency_ttl_seconds,
+        # The normalised body: "USD" and "usd" are the same order.
+        fingerprint=payload.model_dump(mode="json"),
     ) as idem:
         if idem.replay is not None:
             return idem.replay
+        await domain.check_new_order(
+            methods=request.app.state.payment_methods,
+            user_id=principal.user_id,
+            amount=payload.amount,
+            currency=payload.currency,
+            payment_method_id=payload.payment_method_id,
+        )
         order = await domain.place_order(
             session=session,
             user_id=principal.user_id,
@@ -110,3 +131,75 @@ async def get_order(order: ValidOrder) -> OrderRead:
 )
 async def get_order_status(order: ValidOrder) -> OrderStatusRead:
     return OrderStatusRead.model_validate({"id": order.id, "status": order.status})
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderRead,
+    summary="Cancel a pending or requires_action order (it is never charged afterwards)",
+    responses={
+        **PROBLEMS,
+        409: {"description": "`invalid_state`: paid, failed, cancelled or refunded already"},
+    },
+)
+async def cancel_order(
+    request: Request,
+    order: ValidOrder,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    idempotency_key: IdempotencyKeyHeader,
+) -> Response:
+    async with idempotent_request(
+        request,
+        key=idempotency_key,
+        scope=principal.user_id,
+        session=session,
+        ttl_seconds=request.app.state.settings.idempotency_ttl_seconds,
+    ) as idem:
+        if idem.replay is not None:
+            return idem.replay
+        cancelled = await domain.cancel_order(session=session, order=order)
+        return await idem.respond(OrderRead.from_record(cancelled), status_code=200)
+
+
+@router.post(
+    "/{order_id}/refund",
+    status_code=202,
+    response_model=OrderRead,
+    summary="Refund a paid order, in full or in part (the order is `refunded` once fully refunded)",
+    responses={
+        **PROBLEMS,
+        409: {"description": "`invalid_state`: only a paid order can be refunded"},
+        422: {"description": "`refund_exceeds_captured`, invalid body, Idempotency-Key reused"},
+    },
+)
+async def refund_order(
+    request: Request,
+    order: ValidOrder,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    idempotency_key: IdempotencyKeyHeader,
+    payload: OrderRefund | None = None,
+) -> Response:
+    body = payload or OrderRefund()
+    async with idempotent_request(
+        request,
+        key=idempotency_key,
+        scope=principal.user_id,
+        session=session,
+        ttl_seconds=request.app.state.settings.idempotency_ttl_seconds,
+        fingerprint={"order_id": str(order.id), **body.model_dump(mode="json")},
+    ) as idem:
+        if idem.replay is not None:
+            return idem.replay
+        refunding = await domain.request_refund(session=session, order=order, amount=body.amount)
+        await record_audit(
+            session,
+            producer=PRODUCER,
+            action="payment.refund_requested",
+            entity_type="order",
+            entity_id=order.id,
+            actor=Actor.of(request, principal),
+            details={"amount": body.amount, "payment_id": str(order.payment_id)},
+        )
+        return await idem.respond(OrderRead.from_record(refunding), status_code=202)

@@ -28,6 +28,12 @@ class OrderCreate(BaseModel):
     payment_method_id: uuid.UUID | None = None
 
 
+class OrderRefund(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Omitted: everything captured that is not refunded yet.
+    amount: AmountMinor | None = None
+
+
 class PaymentSummary(BaseModel):
     """From the latest payment event applied to the order."""
 

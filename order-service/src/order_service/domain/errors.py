@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paygate_common.errors import InvalidRequest, NotFound
+from paygate_common.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 
 
 class OrderNotFound(NotFound):
@@ -12,3 +12,20 @@ class OrderNotFound(NotFound):
 
 class InvalidCursor(InvalidRequest):
     code, title = "invalid_cursor", "The pagination cursor is not valid"
+
+
+class InvalidOrderState(Conflict):
+    code, title = "invalid_state", "The order is not in a state that allows this"
+
+
+class RefundExceedsOrder(InvalidRequest):
+    code, title = "refund_exceeds_captured", "The refund exceeds the order's amount"
+
+
+class PaymentMethodInvalid(InvalidRequest):
+    # The same answer for a method that does not exist and one that is someone else's.
+    code, title = "payment_method_not_found", "No such payment method"
+
+
+class UserDirectoryUnavailable(ServiceUnavailable):
+    code, title = "user_service_unavailable", "Payment methods cannot be checked right now"

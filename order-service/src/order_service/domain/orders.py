@@ -12,17 +12,48 @@ from datetime import datetime
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from order_service.domain.errors import InvalidCursor, OrderNotFound
-from order_service.domain.status import OrderStatus, allowed_from, status_for_payment
-from order_service.events.publishing import publish_order_cancelled, publish_order_created
+from order_service.domain.errors import (
+    InvalidCursor,
+    InvalidOrderState,
+    OrderNotFound,
+    RefundExceedsOrder,
+)
+from order_service.domain.payment_methods import PaymentMethods
+from order_service.domain.status import (
+    CANCELLABLE,
+    OrderStatus,
+    allowed_from,
+    status_for_payment,
+)
+from order_service.events.publishing import (
+    publish_order_cancelled,
+    publish_order_created,
+    publish_refund_requested,
+)
 from order_service.store import orders as store
 from order_service.store.orders import OrderRecord
 from paygate_common.auth import Principal
 from paygate_common.events import PaymentEvent
+from paygate_common.money import require_minimum_charge
 
 log = logging.getLogger("order_service.orders")
 
 PAYMENT_TIMEOUT = "payment_timeout"
+CUSTOMER_CANCELLED = "customer_cancelled"
+
+
+async def check_new_order(
+    *,
+    methods: PaymentMethods,
+    user_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    payment_method_id: uuid.UUID | None,
+) -> None:
+    """Refuse at once what the charge would fail on later: a foreign method, a too small amount."""
+    require_minimum_charge(amount, currency)
+    if payment_method_id is not None:
+        await methods.check_owned(user_id, payment_method_id)
 
 
 async def place_order(
@@ -98,6 +129,8 @@ async def apply_payment_event(*, session: AsyncSession, event: PaymentEvent) -> 
     The guard is in the UPDATE itself (`status IN allowed_from`), so concurrent or late events
     can never move an order backwards or out of a terminal state.
     """
+    if event.order_id is None:
+        return False  # a payment created directly (POST /payments): no order of ours
     target = status_for_payment(event.status)
     summary = {
         "payment_id": event.payment_id,
@@ -108,6 +141,9 @@ async def apply_payment_event(*, session: AsyncSession, event: PaymentEvent) -> 
     }
     if target is OrderStatus.CANCELLED:
         summary["cancel_reason"] = "payment_cancelled"
+    if target is OrderStatus.REFUNDED:
+        # A cancelled order keeps the reason it was cancelled for.
+        summary.pop("cancel_reason", None)
     sources = {s.value for s in allowed_from(target)}
     if await store.transition_status(
         session,
@@ -126,6 +162,8 @@ async def apply_payment_event(*, session: AsyncSession, event: PaymentEvent) -> 
             event.payment_id,
             event.status.value,
         )
+    elif current == target.value:
+        log.info("order %s is already %s (payment %s)", event.order_id, current, event.status)
     else:
         log.warning(
             "payment event ignored: order %s is %s, the event would make it %s",
@@ -134,6 +172,49 @@ async def apply_payment_event(*, session: AsyncSession, event: PaymentEvent) -> 
             target.value,
         )
     return False
+
+
+async def cancel_order(*, session: AsyncSession, order: OrderRecord) -> OrderRecord:
+    """pending or requires_action → cancelled, and `order.cancelled` so it is never charged.
+
+    If the charge is already in flight, payment-service lets it finish and refunds it (or voids
+    the authorisation); the order then moves on to `refunded`.
+    """
+    moved = await store.transition_status(
+        session,
+        order_id=order.id,
+        new_status=OrderStatus.CANCELLED.value,
+        allowed_from={s.value for s in CANCELLABLE},
+        summary={"cancel_reason": CUSTOMER_CANCELLED},
+    )
+    if not moved:
+        raise InvalidOrderState(f"An order that is {order.status} cannot be cancelled")
+    await publish_order_cancelled(
+        session, order_id=order.id, user_id=order.user_id, reason=CUSTOMER_CANCELLED
+    )
+    current = await store.fetch_order(session, order.id)
+    assert current is not None
+    return current
+
+
+async def request_refund(
+    *, session: AsyncSession, order: OrderRecord, amount: int | None
+) -> OrderRecord:
+    """Ask payment-service (through `order.refund_requested`) to refund a paid order's payment.
+
+    The order stays `paid` until the payment says `refunded` (then it is `refunded`); a partial
+    refund leaves it `paid`. Payment-service checks the amount against what was captured.
+    """
+    locked = await store.lock_order(session, order.id)
+    if locked is None or locked.status != OrderStatus.PAID:
+        status = locked.status if locked else order.status
+        raise InvalidOrderState(f"Only a paid order can be refunded; this one is {status}")
+    if amount is not None and amount > locked.amount:
+        raise RefundExceedsOrder(f"The order's amount is {locked.amount}")
+    await publish_refund_requested(
+        session, order_id=locked.id, user_id=locked.user_id, amount=amount
+    )
+    return locked
 
 
 async def cancel_stale_orders(

@@ -18,15 +18,20 @@ class OrderStatus(StrEnum):
 
 S = OrderStatus
 
-# Forward moves only. `failed`, `cancelled` and `refunded` are terminal.
+# Forward moves only. `failed` and `refunded` are terminal. `cancelled` moves only to
+# `refunded`: a cancellation that lost the race against its in-flight charge is refunded by
+# payment-service automatically, and the order says so — never paid-but-cancelled.
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING: frozenset({S.PAID, S.FAILED, S.REQUIRES_ACTION, S.CANCELLED}),
     S.REQUIRES_ACTION: frozenset({S.PAID, S.FAILED, S.CANCELLED}),
     S.PAID: frozenset({S.REFUNDED}),
     S.FAILED: frozenset(),
-    S.CANCELLED: frozenset(),
+    S.CANCELLED: frozenset({S.REFUNDED}),
     S.REFUNDED: frozenset(),
 }
+
+# What a customer may cancel (nothing was captured yet).
+CANCELLABLE: frozenset[OrderStatus] = frozenset({S.PENDING, S.REQUIRES_ACTION})
 
 # A repeated outcome may refresh the payment summary (a new 3-D Secure link, the payment id of a
 # still-pending charge) without changing the status; terminal states are never touched again.
@@ -34,7 +39,12 @@ REFRESHABLE: frozenset[OrderStatus] = frozenset({S.PENDING, S.REQUIRES_ACTION})
 
 PAYMENT_OUTCOME: dict[PaymentStatus, OrderStatus] = {
     PaymentStatus.PENDING: S.PENDING,
+    PaymentStatus.PROCESSING: S.PENDING,
+    # Orders are captured automatically; an authorisation alone does not pay an order.
+    PaymentStatus.REQUIRES_CAPTURE: S.PENDING,
     PaymentStatus.SUCCEEDED: S.PAID,
+    # Part of the money went back: still paid (and refunded once all of it has).
+    PaymentStatus.PARTIALLY_REFUNDED: S.PAID,
     PaymentStatus.FAILED: S.FAILED,
     PaymentStatus.REQUIRES_ACTION: S.REQUIRES_ACTION,
     PaymentStatus.REFUNDED: S.REFUNDED,

@@ -18,6 +18,8 @@ CONSUMER_NAME = "order-service"
 
 async def on_payment_event(session: AsyncSession, envelope: EventEnvelope) -> None:
     """Apply one `payment.<status>` event; unknown event types on the topic are skipped."""
+    if envelope.event_type.startswith("refund."):
+        return  # refunds move an order through the payment's own event (payment.refunded)
     if not envelope.event_type.startswith("payment."):
         log.warning("unexpected event type %s on %s skipped", envelope.event_type, PAYMENT_EVENT)
         return

@@ -12,6 +12,7 @@ from paygate_common.events import (
     ORDER_EVENT,
     OrderCancelled,
     OrderCreated,
+    OrderRefundRequested,
     new_event,
 )
 from paygate_common.outbox import add_event
@@ -36,5 +37,13 @@ async def publish_order_cancelled(
     session: AsyncSession, *, order_id: uuid.UUID, user_id: uuid.UUID, reason: str
 ) -> None:
     payload = OrderCancelled(order_id=order_id, user_id=user_id, reason=reason)
+    envelope = new_event(payload, producer=PRODUCER, aggregate_id=str(order_id))
+    await add_event(session, envelope, topic=ORDER_EVENT)
+
+
+async def publish_refund_requested(
+    session: AsyncSession, *, order_id: uuid.UUID, user_id: uuid.UUID, amount: int | None
+) -> None:
+    payload = OrderRefundRequested(order_id=order_id, user_id=user_id, amount=amount)
     envelope = new_event(payload, producer=PRODUCER, aggregate_id=str(order_id))
     await add_event(session, envelope, topic=ORDER_EVENT)

@@ -73,6 +73,12 @@ async def fetch_order(session: AsyncSession, order_id: uuid.UUID) -> OrderRecord
     return None if row is None else OrderRecord.from_row(row)
 
 
+async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> OrderRecord | None:
+    stmt = select(*_COLUMNS).where(orders.c.id == order_id).with_for_update()
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else OrderRecord.from_row(row)
+
+
 async def list_user_orders(
     session: AsyncSession,
     *,
@@ -147,5 +153,6 @@ __all__ = [
     "fetch_order",
     "insert_order",
     "list_user_orders",
+    "lock_order",
     "transition_status",
 ]

@@ -47,5 +47,10 @@ async def stripe_webhook(
         raise InvalidWebhookEvent("The body is not JSON") from None
     if not isinstance(event, dict):
         raise InvalidWebhookEvent("The body is not a JSON object")
-    applied = await apply_stripe_event(session, event, connector=request.app.state.stripe_connector)
+    applied = await apply_stripe_event(
+        session,
+        event,
+        connector=request.app.state.stripe_connector,
+        capture_window_seconds=settings.capture_window_seconds,
+    )
     return WebhookAck(duplicate=not applied)

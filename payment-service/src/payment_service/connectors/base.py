@@ -1,9 +1,14 @@
 """The connector contract: a connector only translates; the core does I/O, idempotency, retries.
 
-A connector builds the provider request for an authorization and maps the provider's answer
-(a PaymentIntent, a decline, a webhook object) to a `ConnectorResult` with an exhaustive status
-`match`. A transport sends a built request and looks up what the provider holds for a payment;
-it raises `ProviderUnavailable` when the outcome is unknown (network error, 5xx, rate limit).
+For each flow — authorise, capture, void, refund — a connector builds the provider request
+(`build_<flow>_request`) and maps the provider's answer (`parse_<flow>_response`) with an
+exhaustive status `match`; `parse_webhook` maps a provider event to the same results. A flow the
+provider cannot do is declared in `capabilities`; asking for it raises `UnsupportedFlow` (the
+API answers 422 `unsupported_by_provider`), never a silent no-op.
+
+A transport sends a built request and looks up what the provider holds (a payment by our id,
+a payment by its reference, a refund by our id); it raises `ProviderUnavailable` when the
+outcome is unknown (network error, 5xx, rate limit), which is what reconciliation is for.
 """
 
 from __future__ import annotations
@@ -11,17 +16,44 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
-from paygate_common.events import PaymentStatus
+from paygate_common.errors import InvalidRequest
+from paygate_common.events import PaymentStatus, RefundStatus
+
+
+class Flow(StrEnum):
+    AUTHORIZE = "authorize"
+    MANUAL_CAPTURE = "manual_capture"
+    PARTIAL_CAPTURE = "partial_capture"
+    VOID = "void"
+    REFUND = "refund"
+    PARTIAL_REFUND = "partial_refund"
+    WEBHOOKS = "webhooks"
+
+
+class UnsupportedFlow(InvalidRequest):
+    """The connector cannot do this flow: 422 `unsupported_by_provider`, never a silent no-op."""
+
+    code, title = "unsupported_by_provider", "The payment's provider cannot do this"
+
+    def __init__(self, connector: str, flow: Flow) -> None:
+        super().__init__(
+            f"The {connector} provider does not support {flow.value.replace('_', ' ')}",
+            provider=connector,
+            flow=flow.value,
+        )
+        self.connector = connector
+        self.flow = flow
 
 
 @dataclass(frozen=True)
 class PaymentContext:
-    """What an authorization needs: our payment plus the user's saved provider token."""
+    """What an authorisation needs: our payment plus the provider token to charge."""
 
     payment_id: uuid.UUID
-    order_id: uuid.UUID
+    order_id: uuid.UUID | None
     user_id: uuid.UUID
     amount: int
     currency: str
@@ -30,6 +62,35 @@ class PaymentContext:
     payment_method_token: str
     provider_customer_id: str | None = None
     description: str | None = None
+    capture_method: str = "automatic"
+    return_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureContext:
+    payment_id: uuid.UUID
+    provider_reference: str
+    amount: int
+    currency: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class VoidContext:
+    payment_id: uuid.UUID
+    provider_reference: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class RefundContext:
+    refund_id: uuid.UUID
+    payment_id: uuid.UUID
+    provider_reference: str
+    amount: int
+    currency: str
+    idempotency_key: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,11 +100,13 @@ class ProviderRequest:
     operation: str
     params: dict[str, Any]
     idempotency_key: str
+    # The provider object the call acts on (a PaymentIntent id), if any.
+    target: str | None = None
 
 
 @dataclass(frozen=True)
 class ConnectorResult:
-    """The provider's answer in our vocabulary."""
+    """A payment's state at the provider, in our vocabulary."""
 
     status: PaymentStatus
     provider_reference: str | None = None
@@ -54,16 +117,49 @@ class ConnectorResult:
     next_action: dict[str, Any] | None = None
     raw_status: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # What the provider reports, when it does (localstripe omits some): None = not said.
+    amount_capturable: int | None = None
+    amount_captured: int | None = None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A refund's state at the provider."""
+
+    status: RefundStatus
+    provider_reference: str | None = None
+    amount: int | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    # Our refund id, from the provider object's metadata (None for a refund made elsewhere).
+    refund_id: uuid.UUID | None = None
+    raw_status: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookUpdate:
+    """What a provider event says: a payment's new state, and/or refunds' states."""
+
+    provider_reference: str | None
+    payment_id: uuid.UUID | None = None
+    payment: ConnectorResult | None = None
+    refunds: tuple[RefundResult, ...] = ()
+    # The amount and currency the event's object carries (checked against ours).
+    amount: int | None = None
+    currency: str | None = None
 
 
 class ProviderUnavailable(Exception):
-    """The provider call ended without a known outcome; it may or may not have charged."""
+    """The provider call ended without a known outcome; it may or may not have happened."""
 
 
 class Connector(Protocol):
-    """Pure translation between our payment and one provider; no I/O."""
+    """Pure translation between our payments and one provider; no I/O."""
 
     name: str
+    capabilities: frozenset[Flow]
+
+    def minimum_amount(self, currency: str) -> int: ...
 
     def build_authorize_request(self, payment: PaymentContext) -> ProviderRequest: ...
 
@@ -71,12 +167,28 @@ class Connector(Protocol):
         """Map a provider answer (a payment object, or `{"error": {...}}`) to a result."""
         ...
 
+    def build_capture_request(self, capture: CaptureContext) -> ProviderRequest: ...
+
+    def parse_capture_response(self, raw: Mapping[str, Any]) -> ConnectorResult: ...
+
+    def build_void_request(self, void: VoidContext) -> ProviderRequest: ...
+
+    def parse_void_response(self, raw: Mapping[str, Any]) -> ConnectorResult: ...
+
+    def build_refund_request(self, refund: RefundContext) -> ProviderRequest: ...
+
+    def parse_refund_response(self, raw: Mapping[str, Any]) -> RefundResult: ...
+
+    def parse_webhook(self, event: Mapping[str, Any]) -> WebhookUpdate | None:
+        """The update a verified provider event carries; None for events we do not act on."""
+        ...
+
 
 class ProviderTransport(Protocol):
     """The I/O half: sends built requests and reads what the provider holds."""
 
     async def send(self, request: ProviderRequest) -> Mapping[str, Any]:
-        """The raw answer; a decline is an answer (`{"error": ...}`), not an exception."""
+        """The raw answer; a refusal is an answer (`{"error": ...}`), not an exception."""
         ...
 
     async def find_payment(
@@ -85,12 +197,36 @@ class ProviderTransport(Protocol):
         """The provider object created for our payment (by metadata), or None if none exists."""
         ...
 
+    async def retrieve_payment(self, provider_reference: str) -> Mapping[str, Any]:
+        """The provider object by its own id (to reconcile a capture or a void)."""
+        ...
+
+    async def find_refund(
+        self, refund_id: uuid.UUID, *, provider_reference: str
+    ) -> Mapping[str, Any] | None:
+        """The provider refund created for our refund (by metadata), or None if none exists."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+def require(connector: Connector, flow: Flow) -> None:
+    if flow not in connector.capabilities:
+        raise UnsupportedFlow(connector.name, flow)
 
 
 def idempotency_key(payment_id: uuid.UUID, attempt_no: int) -> str:
     """One key per attempt, derived from our own ids (the provider may ignore it: localstripe)."""
     return f"paygate-{payment_id}-{attempt_no}"
+
+
+def operation_key(payment_id: uuid.UUID, kind: str) -> str:
+    """A payment is captured or voided at most once: one key per payment and kind."""
+    return f"paygate-{payment_id}-{kind}"
+
+
+def refund_key(refund_id: uuid.UUID) -> str:
+    return f"paygate-refund-{refund_id}"
 
 
 def safe_next_action(next_action: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -108,3 +244,21 @@ def safe_next_action(next_action: Mapping[str, Any] | None) -> dict[str, Any] | 
     if isinstance(sdk, Mapping) and sdk.get("type"):
         safe["use_stripe_sdk"] = {"type": str(sdk["type"])}
     return safe
+
+
+def as_int(value: Any) -> int | None:
+    """A provider's amount field, read defensively (missing, null or not a number → None)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def as_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None

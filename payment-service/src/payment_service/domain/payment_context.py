@@ -1,4 +1,4 @@
-"""The user's payment context (Stripe customer and saved PaymentMethod) from user-service."""
+"""The user's payment context (Stripe customer and saved PaymentMethod) from user-service, and the checks of a new payment against it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,15 @@ import uuid
 from dataclasses import dataclass
 
 from paygate_common.http import DependencyUnavailable, ServiceClient
+from paygate_common.money import require_minimum_charge
+from payment_service.connectors.base import Connector, Flow
+from payment_service.connectors.base import require as require_flow
+from payment_service.domain.errors import (
+    PaymentMethodInvalid,
+    ProviderNotAvailable,
+    UserDirectoryUnavailable,
+)
+from payment_service.domain.payments import DirectPayment
 
 log = logging.getLogger("payment_service.payment_context")
 
@@ -78,3 +87,60 @@ def _problem_code(read_json: object) -> str | None:
         return None
     code = body.get("code") if isinstance(body, dict) else None
     return str(code) if code else None
+
+
+async def prepare_direct_payment(
+    *,
+    users: UserDirectory,
+    connector: Connector,
+    user_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    provider: str | None,
+    capture_method: str,
+    payment_method_id: uuid.UUID | None,
+    payment_method_token: str | None,
+    description: str | None,
+    metadata: dict[str, str] | None,
+    return_url: str | None,
+) -> DirectPayment:
+    """Check a POST /payments body against the provider and the caller's own saved methods.
+
+    A `payment_method_id` that is not the caller's gets the same 422 as one that does not exist:
+    nothing tells a caller whether an id belongs to someone else.
+    """
+    if provider is not None and provider != connector.name:
+        raise ProviderNotAvailable(
+            f"The {provider} provider is not enabled here; this service charges with "
+            f"{connector.name}"
+        )
+    require_flow(connector, Flow.AUTHORIZE)
+    if capture_method == "manual":
+        require_flow(connector, Flow.MANUAL_CAPTURE)
+    require_minimum_charge(amount, currency, minimum=connector.minimum_amount(currency))
+    if payment_method_token is None:
+        try:
+            method = await users.payment_context(user_id, payment_method_id)
+        except PaymentMethodUnavailable:
+            raise PaymentMethodInvalid(
+                "No such payment method for this user"
+                if payment_method_id
+                else "The user has no saved payment method; give payment_method or save one"
+            ) from None
+        except UserServiceUnavailable as exc:
+            raise UserDirectoryUnavailable(
+                "Payment methods cannot be checked right now; retry", headers={"Retry-After": "2"}
+            ) from exc
+        payment_method_id = method.payment_method_id or payment_method_id
+    return DirectPayment(
+        user_id=user_id,
+        amount=amount,
+        currency=currency,
+        provider=connector.name,
+        capture_method=capture_method,
+        payment_method_id=payment_method_id,
+        payment_method_token=payment_method_token,
+        description=description,
+        metadata=metadata,
+        return_url=return_url,
+    )

@@ -1,73 +1,68 @@
-"""The payment state machine: guarded transitions, each publishing its `payment.event` atomically.
+"""Payment rules: recording, moving through the state table, capture and void requests, reads.
 
-States: `created` (intent recorded, nothing sent) → `processing` (one attempt in flight) →
-`succeeded` | `failed` | `requires_action` | `pending` | `cancelled`. `pending` and
-`requires_action` settle later through webhooks. `succeeded`, `failed` and `cancelled` are
-final: no transition leaves them, so a late or repeated webhook can never move a payment back.
+Every function runs in the caller's unit of work and never commits. Every status write is
+`move()`, which refuses moves `states.TRANSITIONS` does not list and publishes
+`payment.<status>` (with the running amounts) through the outbox in the same transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from paygate_common.errors import NotFound
 from paygate_common.events import (
     PAYMENT_EVENT,
     OrderCancelled,
     OrderCreated,
     PaymentEvent,
-    PaymentStatus,
     new_event,
 )
 from paygate_common.logging import current_request_id
 from paygate_common.outbox import add_event
-from payment_service.connectors.base import ConnectorResult
+from paygate_common.worker import notify
+from payment_service.connectors.base import ConnectorResult, Flow, operation_key, require
+from payment_service.connectors.registry import connector_for
+from payment_service.domain.errors import CaptureExceedsCapturable, InvalidState, PaymentNotFound
+from payment_service.domain.states import (
+    CAPTURED,
+    PUBLISHED,
+    VOIDABLE,
+    PaymentState,
+    check_moves,
+    public_status,
+    sources_of,
+    state_for,
+)
 from payment_service.store import payments as store
-from payment_service.store.payments import PaymentRow
+from payment_service.store.payments import OperationRow, PaymentRow
 
 log = logging.getLogger("payment_service.payments")
 
 PRODUCER = "payment-service"
+# NOTIFY channel that wakes the executor and the operation sender (`paygate_common.worker`).
+WORK_CHANNEL = "paygate_payment_work"
+# Stripe keeps an uncaptured card authorisation for 7 days.
+DEFAULT_CAPTURE_WINDOW_SECONDS = 7 * 24 * 3600
 
-CREATED = "created"
-PROCESSING = "processing"
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-
-# Where each published status may be entered from. Final states appear in no list.
-ALLOWED_FROM: dict[PaymentStatus, tuple[str, ...]] = {
-    PaymentStatus.SUCCEEDED: (CREATED, PROCESSING, "pending", "requires_action"),
-    PaymentStatus.FAILED: (CREATED, PROCESSING, "pending", "requires_action"),
-    PaymentStatus.CANCELLED: (CREATED, PROCESSING, "pending", "requires_action"),
-    PaymentStatus.REQUIRES_ACTION: (CREATED, PROCESSING, "pending"),
-    PaymentStatus.PENDING: (CREATED, PROCESSING),
-}
-
-
-class PaymentNotFound(NotFound):
-    code = "payment_not_found"
-    title = "Payment not found"
-
-
-def status_of(result: ConnectorResult) -> str:
-    """The payment state a connector result leads to."""
-    if result.status is PaymentStatus.REFUNDED:
-        # Refunds are a later flow; a connector never reports one for an authorization.
-        raise ValueError("an authorization cannot end refunded")
-    return str(result.status.value)
+S = PaymentState
+CREATED = S.CREATED.value
+PROCESSING = S.PROCESSING.value
 
 
 async def publish(session: AsyncSession, payment: PaymentRow) -> None:
-    """Write the payment's current status as a `payment.event` in the caller's transaction."""
+    """Write the payment's current public status as a `payment.event` in the caller's transaction."""
     payload = PaymentEvent(
         payment_id=payment.id,
         order_id=payment.order_id,
         user_id=payment.user_id,
-        status=PaymentStatus(payment.status),
+        status=public_status(payment.status),
         amount=payment.amount,
         currency=payment.currency,
         provider=payment.provider,
@@ -75,14 +70,73 @@ async def publish(session: AsyncSession, payment: PaymentRow) -> None:
         failure_code=payment.failure_code,
         failure_message=payment.failure_message,
         next_action=payment.next_action,
+        capture_method=payment.capture_method,
+        amount_capturable=payment.amount_capturable,
+        amount_captured=payment.amount_captured,
+        amount_refunded=payment.amount_refunded,
     )
     envelope = new_event(
         payload,
         producer=PRODUCER,
-        aggregate_id=str(payment.order_id),
+        # An order's payment events keep the order's key (its consumers read them in order);
+        # a direct payment's are keyed by the payment.
+        aggregate_id=str(payment.order_id or payment.id),
         correlation_id=payment.correlation_id,
     )
     await add_event(session, envelope, topic=PAYMENT_EVENT)
+
+
+async def move(
+    session: AsyncSession,
+    payment_id: uuid.UUID,
+    *,
+    to: PaymentState,
+    from_states: Iterable[PaymentState] | None = None,
+    expect: dict[str, Any] | None = None,
+    **values: Any,
+) -> PaymentRow | None:
+    """THE status write: guarded by the table (and `from_states`), publishing when `to` is public.
+
+    None when the payment is not in an allowed state (someone else moved it first).
+    """
+    sources = tuple(sources_of(to) if from_states is None else from_states)
+    check_moves(sources, to)
+    row = await store.transition(
+        session,
+        payment_id,
+        to=to.value,
+        from_states=[s.value for s in sources],
+        expect=expect,
+        **values,
+    )
+    if row is not None and to in PUBLISHED:
+        await publish(session, row)
+    return row
+
+
+def _amounts(
+    target: PaymentState,
+    result: ConnectorResult,
+    payment: PaymentRow,
+    *,
+    captured: int | None,
+    capture_window_seconds: float,
+) -> dict[str, Any]:
+    """The running amounts after entering `target` (providers' own figures when they give them)."""
+    match target:
+        case S.REQUIRES_CAPTURE:
+            capturable = result.amount_capturable or payment.amount
+            return {
+                "amount_capturable": min(capturable, payment.amount),
+                "capture_before": func.now() + timedelta(seconds=capture_window_seconds),
+            }
+        case S.SUCCEEDED:
+            amount = result.amount_captured or captured or payment.amount
+            return {"amount_capturable": 0, "amount_captured": min(amount, payment.amount)}
+        case S.CANCELLED | S.FAILED:
+            return {"amount_capturable": 0}
+        case _:
+            return {}
 
 
 async def apply_result(
@@ -90,28 +144,53 @@ async def apply_result(
     payment_id: uuid.UUID,
     result: ConnectorResult,
     *,
-    from_states: Sequence[str] | None = None,
+    from_states: Sequence[str | PaymentState] | None = None,
+    captured: int | None = None,
+    capture_window_seconds: float = DEFAULT_CAPTURE_WINDOW_SECONDS,
 ) -> PaymentRow | None:
-    """Move the payment to the result's status (guarded) and publish it; None if not allowed."""
-    allowed = ALLOWED_FROM[result.status]
+    """Move the payment to where the provider says it is (guarded) and publish; None if not allowed.
+
+    The payment row is locked first so the amounts are computed from what is current.
+    """
+    payment = await store.lock_payment(session, payment_id)
+    if payment is None:
+        return None
+    target = state_for(result.status)
+    allowed = sources_of(target)
     if from_states is not None:
-        allowed = tuple(s for s in allowed if s in from_states)
+        allowed = allowed & {PaymentState(s) for s in from_states}
+    if PaymentState(payment.status) not in allowed:
+        return None
+    # A void we asked for keeps our reason (the provider's object may not carry one).
+    keep = target is S.CANCELLED and not result.failure_code
     values: dict[str, Any] = {
-        "failure_code": result.failure_code,
+        "failure_code": payment.failure_code if keep else result.failure_code,
         "decline_code": result.decline_code,
-        "failure_message": result.failure_message,
+        "failure_message": payment.failure_message if keep else result.failure_message,
         "next_action": result.next_action,
         "needs_reconcile": False,
         "lease_until": None,
+        **_amounts(
+            target,
+            result,
+            payment,
+            captured=captured,
+            capture_window_seconds=capture_window_seconds,
+        ),
     }
     if result.provider_reference:
         values["provider_reference"] = result.provider_reference
-    row = await store.transition(
-        session, payment_id, to=status_of(result), from_states=allowed, **values
-    )
-    if row is not None:
-        await publish(session, row)
+    row = await move(session, payment_id, to=target, from_states=allowed, **values)
+    if row is not None and row.cancel_requested and target in (S.SUCCEEDED, S.REQUIRES_CAPTURE):
+        # The order was cancelled while this charge was in flight and the charge won the race:
+        # give the money back instead of leaving a paid payment behind a cancelled order.
+        from payment_service.domain import refunds
+
+        await refunds.unwind_cancelled_order(session, row)
     return row
+
+
+# --- recording ---------------------------------------------------------------------------------
 
 
 async def record_order(session: AsyncSession, order: OrderCreated, *, provider: str) -> bool:
@@ -133,46 +212,222 @@ async def record_order(session: AsyncSession, order: OrderCreated, *, provider: 
     )
     if row is None:
         log.info("order %s already has a payment; order.create ignored", order.order_id)
+    else:
+        await notify(session, WORK_CHANNEL)
     return row is not None
 
 
-async def cancel_for_order(session: AsyncSession, order: OrderCancelled) -> str | None:
-    """Stop an order from being charged; returns the payment's status afterwards.
+@dataclass(frozen=True)
+class DirectPayment:
+    """A validated POST /payments body (the method was checked to be the caller's)."""
 
-    A payment nothing was sent for is cancelled at once. One with an attempt in flight, or
-    whose earlier attempt's outcome is unknown, is only flagged: the executor asks the provider
-    first and cancels only if nothing was charged.
+    user_id: uuid.UUID
+    amount: int
+    currency: str
+    provider: str
+    capture_method: str
+    payment_method_id: uuid.UUID | None
+    payment_method_token: str | None
+    description: str | None
+    metadata: dict[str, str] | None
+    return_url: str | None
+
+
+async def create_payment(session: AsyncSession, payment: DirectPayment) -> PaymentRow:
+    """A payment without an order, recorded `created`; the executor authorises it after commit."""
+    row = await store.insert_direct_payment(
+        session,
+        id=uuid.uuid4(),
+        order_id=None,
+        user_id=payment.user_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        description=payment.description,
+        payment_method_id=payment.payment_method_id,
+        payment_method_token=payment.payment_method_token,
+        provider=payment.provider,
+        capture_method=payment.capture_method,
+        metadata=payment.metadata,
+        return_url=payment.return_url,
+        status=CREATED,
+        correlation_id=current_request_id(),
+    )
+    await notify(session, WORK_CHANNEL)
+    return row
+
+
+# --- capture and void ------------------------------------------------------------------------
+
+
+async def request_capture(
+    session: AsyncSession, payment_id: uuid.UUID, *, amount: int | None
+) -> OperationRow:
+    """Record a capture (amount ≤ capturable; the rest is released) and move to `capturing`."""
+    payment = await store.lock_payment(session, payment_id)
+    if payment is None:
+        raise PaymentNotFound("No such payment")
+    if payment.status != S.REQUIRES_CAPTURE:
+        raise InvalidState(
+            f"Only a requires_capture payment can be captured; this one is "
+            f"{public_status(payment.status).value}"
+        )
+    capturable = int(payment.amount_capturable or payment.amount)
+    amount = capturable if amount is None else amount
+    if amount > capturable:
+        raise CaptureExceedsCapturable(
+            f"At most {capturable} can be captured", amount_capturable=capturable
+        )
+    connector = connector_for(payment.provider)
+    require(connector, Flow.MANUAL_CAPTURE)
+    if amount < capturable:
+        require(connector, Flow.PARTIAL_CAPTURE)
+    operation = await store.insert_operation(
+        session,
+        id=uuid.uuid4(),
+        payment_id=payment.id,
+        kind="capture",
+        amount=amount,
+        idempotency_key=operation_key(payment.id, "capture"),
+        from_status=payment.status,
+    )
+    if operation is None:
+        raise InvalidState("This payment was already captured once")
+    await move(session, payment.id, to=S.CAPTURING, from_states=(S.REQUIRES_CAPTURE,))
+    await notify(session, WORK_CHANNEL)
+    return operation
+
+
+async def request_void(
+    session: AsyncSession,
+    payment_id: uuid.UUID,
+    *,
+    source: str = "api",
+    reason: str = "requested_by_customer",
+) -> OperationRow | None:
+    """Void before any money is captured; None when nothing had to be sent (never sent at all)."""
+    payment = await store.lock_payment(session, payment_id)
+    if payment is None:
+        raise PaymentNotFound("No such payment")
+    state = PaymentState(payment.status)
+    if state is S.CREATED:
+        # Nothing reached the provider: cancelled at once, never charged afterwards. (A payment
+        # whose lost attempt is being reconciled is flagged; the executor cancels it once the
+        # provider confirms nothing was charged.)
+        if payment.needs_reconcile:
+            await store.update_payment(
+                session, payment.id, in_states=(CREATED,), cancel_requested=True
+            )
+            return None
+        await move(
+            session,
+            payment.id,
+            to=S.CANCELLED,
+            from_states=(S.CREATED,),
+            cancel_requested=True,
+            failure_code=reason,
+            failure_message="Cancelled before it was sent to the provider",
+            lease_until=None,
+        )
+        return None
+    if state not in VOIDABLE:
+        raise InvalidState(
+            "Only a payment whose money was not captured can be cancelled; this one is "
+            f"{public_status(payment.status).value}"
+        )
+    if not payment.provider_reference:
+        raise InvalidState("The provider has not answered for this payment yet; retry shortly")
+    require(connector_for(payment.provider), Flow.VOID)
+    operation = await store.insert_operation(
+        session,
+        id=uuid.uuid4(),
+        payment_id=payment.id,
+        kind="void",
+        idempotency_key=operation_key(payment.id, "void"),
+        from_status=payment.status,
+        source=source,
+    )
+    if operation is None:
+        raise InvalidState("This payment is already being cancelled")
+    await move(
+        session,
+        payment.id,
+        to=S.CANCELLING,
+        from_states=(state,),
+        # Only an order's cancellation asks for the money back should the void lose a race.
+        cancel_requested=source == "order",
+        failure_code=reason,
+    )
+    await notify(session, WORK_CHANNEL)
+    return operation
+
+
+async def cancel_for_order(session: AsyncSession, order: OrderCancelled) -> str | None:
+    """Stop an order's payment, whatever point it reached; returns its stored state afterwards.
+
+    Not sent yet → cancelled. Attempt in flight, or outcome unknown → flagged: the executor
+    asks the provider first, and a charge that then succeeds is refunded. Authorised or waiting
+    for the customer → voided. Already captured → refunded in full (the order's cancellation
+    lost the race against its charge; the money goes back automatically).
     """
     payment = await store.get_payment_by_order(session, order.order_id)
     if payment is None:
         return None
-    if payment.status in FINAL_STATES:
-        return str(payment.status)
-    if payment.status == CREATED and not payment.needs_reconcile:
-        row = await store.transition(
-            session,
-            payment.id,
-            to=PaymentStatus.CANCELLED.value,
-            from_states=(CREATED,),
-            cancel_requested=True,
-            failure_code="order_cancelled",
-            failure_message="The order was cancelled before it was charged",
-            lease_until=None,
+    state = PaymentState(payment.status)
+    if state is S.CREATED and not payment.needs_reconcile:
+        await request_void(session, payment.id, source="order", reason="order_cancelled")
+    elif state in (S.CREATED, S.PROCESSING, S.CAPTURING):
+        await store.update_payment(
+            session, payment.id, in_states=(state.value,), cancel_requested=True
         )
-        if row is not None:
-            await publish(session, row)
-            return str(row.status)
-    await store.update_payment(
-        session, payment.id, in_states=(CREATED, PROCESSING), cancel_requested=True
-    )
-    return str(payment.status)
+    elif state in VOIDABLE:
+        await request_void(session, payment.id, source="order", reason="order_cancelled")
+    elif state in CAPTURED:
+        from payment_service.domain import refunds
+
+        await store.update_payment(
+            session, payment.id, in_states=(state.value,), cancel_requested=True
+        )
+        current = await store.get_payment(session, payment.id)
+        if current is not None:
+            await refunds.unwind_cancelled_order(session, current)
+    current = await store.get_payment(session, payment.id)
+    return str(current.status) if current is not None else None
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+async def payment_for(
+    session: AsyncSession, payment_id: uuid.UUID, *, user_id: uuid.UUID, is_admin: bool
+) -> PaymentRow:
+    """The payment, for its owner or an admin; 404 for anyone else (existence not disclosed)."""
+    payment = await store.get_payment(session, payment_id)
+    if payment is None or (payment.user_id != user_id and not is_admin):
+        raise PaymentNotFound("No such payment")
+    return payment
 
 
 async def get_payment_for(
     session: AsyncSession, payment_id: uuid.UUID, *, user_id: uuid.UUID, is_admin: bool
 ) -> tuple[PaymentRow, Sequence[Any]]:
     """The payment and its attempts, for its owner or an admin; 404 for anyone else."""
-    payment = await store.get_payment(session, payment_id)
-    if payment is None or (payment.user_id != user_id and not is_admin):
-        raise PaymentNotFound("No such payment")
+    payment = await payment_for(session, payment_id, user_id=user_id, is_admin=is_admin)
     return payment, await store.list_attempts(session, payment_id)
+
+
+async def list_payments(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    is_admin: bool,
+    limit: int,
+    cursor: uuid.UUID | None,
+) -> tuple[Sequence[PaymentRow], uuid.UUID | None]:
+    """The caller's payments newest first (an admin's own too); cursor = the last id seen."""
+    after = None
+    if cursor is not None:
+        last = await payment_for(session, cursor, user_id=user_id, is_admin=is_admin)
+        after = (last.created_at, last.id)
+    rows = await store.list_user_payments(session, user_id=user_id, limit=limit + 1, after=after)
+    items = rows[:limit]
+    return items, (items[-1].id if len(rows) > limit else None)

@@ -15,20 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from paygate_common.errors import PaygateError
 from payment_service.connectors.base import Connector
 from payment_service.domain import payments as domain
+from payment_service.domain import refunds
+from payment_service.domain.states import PaymentState
 from payment_service.store import payments as store
 
 log = logging.getLogger("payment_service.webhooks")
-
-# The PaymentIntent events that move a payment; others are acknowledged and ignored.
-HANDLED_EVENTS = frozenset(
-    {
-        "payment_intent.succeeded",
-        "payment_intent.payment_failed",
-        "payment_intent.requires_action",
-        "payment_intent.processing",
-        "payment_intent.canceled",
-    }
-)
 
 
 class InvalidSignature(PaygateError):
@@ -90,9 +81,18 @@ def verify_stripe_signature(
 
 
 async def apply_stripe_event(
-    session: AsyncSession, event: Mapping[str, Any], *, connector: Connector
+    session: AsyncSession,
+    event: Mapping[str, Any],
+    *,
+    connector: Connector,
+    capture_window_seconds: float = domain.DEFAULT_CAPTURE_WINDOW_SECONDS,
 ) -> bool:
-    """Apply a verified event once; returns False for an event id seen before."""
+    """Apply a verified event once; returns False for an event id seen before.
+
+    The event moves the same state machine our own provider answers do, through the same
+    guarded functions: whichever of the two arrives second finds the move already made and
+    changes (and publishes) nothing.
+    """
     event_id = event.get("id")
     event_type = event.get("type")
     data = event.get("data")
@@ -108,47 +108,74 @@ async def apply_stripe_event(
     ):
         log.info("webhook %s (%s) already applied", event_id, event_type)
         return False
-    if event_type not in HANDLED_EVENTS:
+    update = connector.parse_webhook(event)
+    if update is None:
         return True
 
-    payment = await _find_payment(session, obj)
+    payment = await _find_payment(session, update.provider_reference, update.payment_id)
     if payment is None:
         log.info("webhook %s (%s) is for no payment of ours", event_id, event_type)
         return True
     await store.link_webhook_event(session, event_id, payment.id)
-    # Never trust an event that disagrees with what we asked for.
-    if (
-        obj.get("amount") != payment.amount
-        or str(obj.get("currency", "")).lower() != payment.currency
-    ):
-        log.error(
-            "webhook %s: amount/currency differ from payment %s; ignored", event_id, payment.id
-        )
-        return True
 
-    result = connector.parse_authorize_response(obj)
-    row = await domain.apply_result(session, payment.id, result)
-    if row is None:
-        log.info(
-            "webhook %s: payment %s stays %s (not moved to %s)",
-            event_id,
+    if update.payment is not None:
+        # Never trust an event that disagrees with what we asked for.
+        if update.amount != payment.amount or update.currency != payment.currency:
+            log.error(
+                "webhook %s: amount/currency differ from payment %s; ignored", event_id, payment.id
+            )
+            return True
+        captured = None
+        if payment.status == PaymentState.CAPTURING:
+            capture = await store.open_operation(session, payment.id, "capture")
+            captured = capture.amount if capture is not None else None
+        row = await domain.apply_result(
+            session,
             payment.id,
-            payment.status,
-            result.status.value,
+            update.payment,
+            captured=captured,
+            capture_window_seconds=capture_window_seconds,
         )
+        if row is None:
+            log.info(
+                "webhook %s: payment %s stays %s (not moved to %s)",
+                event_id,
+                payment.id,
+                payment.status,
+                update.payment.status.value,
+            )
+
+    for result in update.refunds:
+        ours = None
+        if result.refund_id is not None:
+            ours = await store.get_refund(session, result.refund_id)
+        if ours is None and result.provider_reference:
+            ours = await store.get_refund_by_reference(session, result.provider_reference)
+        if ours is None:
+            await refunds.record_external_refund(session, payment.id, result)
+            continue
+        if ours.payment_id != payment.id:
+            log.error("webhook %s: refund %s is not payment %s's", event_id, ours.id, payment.id)
+            continue
+        settled = await refunds.settle_refund(session, ours.id, result)
+        if settled is not None:
+            await store.close_refund_operation(
+                session,
+                ours.id,
+                status=settled.status,
+                provider_reference=result.provider_reference,
+            )
     return True
 
 
-async def _find_payment(session: AsyncSession, obj: Mapping[str, Any]) -> Any:
-    reference = obj.get("id")
-    if isinstance(reference, str):
+async def _find_payment(
+    session: AsyncSession, reference: str | None, payment_id: uuid.UUID | None
+) -> Any:
+    if reference:
         payment = await store.get_payment_by_reference(session, "stripe", reference)
         if payment is not None:
             return payment
-    raw_id = (obj.get("metadata") or {}).get("payment_id")
-    try:
-        payment_id = uuid.UUID(str(raw_id))
-    except ValueError:
+    if payment_id is None:
         return None
     payment = await store.get_payment(session, payment_id)
     if payment is None or payment.provider != "stripe":

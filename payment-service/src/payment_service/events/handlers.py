@@ -1,4 +1,4 @@
-"""`order.create` records a payment to charge; `order.cancelled` stops one not yet charged."""
+"""`order.create` records a payment; `order.cancelled` stops or unwinds it; `order.refund_requested` refunds it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paygate_common.consumer import Handler
-from paygate_common.events import EventEnvelope, OrderCancelled, OrderCreated
+from paygate_common.errors import PaygateError
+from paygate_common.events import (
+    EventEnvelope,
+    OrderCancelled,
+    OrderCreated,
+    OrderRefundRequested,
+)
 from payment_service.domain import payments as domain
+from payment_service.domain import refunds
+from payment_service.store import payments as store
 
 log = logging.getLogger("payment_service.events")
 
@@ -19,7 +27,8 @@ CONSUMER_NAME = "payment-service"
 def order_handler(*, provider: str, on_recorded: Callable[[], None] | None = None) -> Handler:
     """The consumer's handler; runs inside the runner's transaction (inbox row included).
 
-    It only records intent: the charge itself is the executor's job, after this commits.
+    It only records intent: the charge, the void or the refund reaches the provider after this
+    commits (the executor and the operation sender), never inside the consumer's transaction.
     """
 
     async def handle(session: AsyncSession, envelope: EventEnvelope) -> None:
@@ -32,8 +41,43 @@ def order_handler(*, provider: str, on_recorded: Callable[[], None] | None = Non
                 cancelled = OrderCancelled.model_validate(envelope.payload)
                 status = await domain.cancel_for_order(session, cancelled)
                 log.info("order %s cancelled; its payment is %s", cancelled.order_id, status)
+                if on_recorded:
+                    on_recorded()
+            case OrderRefundRequested.event_type:
+                await refund_order(session, envelope, on_recorded)
             case _:
                 # Other order events (later versions) are not ours to act on.
                 return
 
     return handle
+
+
+async def refund_order(
+    session: AsyncSession, envelope: EventEnvelope, on_recorded: Callable[[], None] | None
+) -> None:
+    """Refund an order's payment; the event id makes a redelivered request a no-op."""
+    requested = OrderRefundRequested.model_validate(envelope.payload)
+    payment = await store.get_payment_by_order(session, requested.order_id)
+    if payment is None or payment.user_id != requested.user_id:
+        log.warning("refund requested for order %s, which has no payment", requested.order_id)
+        return
+    nested = await session.begin_nested()
+    try:
+        refund = await refunds.request_refund(
+            session,
+            payment.id,
+            amount=requested.amount,
+            reason="order_refund",
+            source="order",
+            request_key=f"order-event-{envelope.event_id}",
+        )
+    except PaygateError as exc:
+        # Nothing left to refund, or not refundable now: a business answer, not a failure to
+        # retry (the order keeps its status; the payment's events tell the truth).
+        await nested.rollback()
+        log.warning("refund of order %s refused: %s (%s)", requested.order_id, exc.code, exc.detail)
+        return
+    await nested.commit()
+    log.info("order %s: refund %s of %d recorded", requested.order_id, refund.id, refund.amount)
+    if on_recorded:
+        on_recorded()

@@ -1,4 +1,9 @@
-"""The sandbox connector: deterministic, in-process, Stripe test-token semantics, no network."""
+"""The sandbox connector: deterministic, in-process, Stripe test-token semantics, no network.
+
+A stand-in provider, not a real one: its "provider side" is two tables of its own
+(`sandbox_charges`, `sandbox_refunds`), each write in its own transaction as a remote provider's
+would be, so chaos tests can count what it charged and refunded.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,26 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paygate_common.events import PaymentStatus
+from paygate_common.events import PaymentStatus, RefundStatus
+from paygate_common.money import minimum_charge
 from payment_service.connectors.base import (
+    CaptureContext,
     ConnectorResult,
+    Flow,
     PaymentContext,
     ProviderRequest,
     ProviderUnavailable,
+    RefundContext,
+    RefundResult,
+    VoidContext,
+    WebhookUpdate,
+    as_int,
+    as_uuid,
 )
-from payment_service.store.tables import sandbox_charges
+from payment_service.store.tables import sandbox_charges, sandbox_refunds
 
 log = logging.getLogger("payment_service.connectors.sandbox")
 
@@ -42,33 +56,62 @@ def outcome_for(token: str) -> str:
     return "approved"
 
 
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
 class SandboxConnector:
     """Translation for the sandbox provider's own (Stripe-like, smaller) charge objects."""
 
     name = "sandbox"
+    # Every flow but webhooks: the sandbox answers synchronously and sends no events.
+    capabilities = frozenset(Flow) - {Flow.WEBHOOKS}
+
+    def minimum_amount(self, currency: str) -> int:
+        return minimum_charge(currency)
 
     def build_authorize_request(self, payment: PaymentContext) -> ProviderRequest:
         return ProviderRequest(
             operation="charge",
             params={
                 "payment_id": str(payment.payment_id),
-                "order_id": str(payment.order_id),
+                "order_id": str(payment.order_id) if payment.order_id else None,
                 "attempt_no": payment.attempt_no,
                 "amount": payment.amount,
                 "currency": payment.currency,
                 "token": payment.payment_method_token,
+                "capture_method": payment.capture_method,
             },
             idempotency_key=payment.idempotency_key,
         )
 
     def parse_authorize_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
+        error = raw.get("error")
+        if isinstance(error, Mapping):
+            return ConnectorResult(
+                PaymentStatus.FAILED,
+                failure_code=str(error.get("code") or "sandbox_rejected"),
+                failure_message=str(error.get("message") or "The sandbox refused the request"),
+                raw_status="error",
+            )
         reference = raw.get("id")
         outcome = str(raw.get("outcome") or "")
         metadata = {"payment_id": str(raw.get("payment_id") or "")}
+        common: dict[str, Any] = {"raw_status": outcome, "metadata": metadata}
         match outcome:
             case "approved":
                 return ConnectorResult(
-                    PaymentStatus.SUCCEEDED, reference, raw_status=outcome, metadata=metadata
+                    PaymentStatus.SUCCEEDED,
+                    reference,
+                    amount_captured=as_int(raw.get("amount_captured")),
+                    **common,
+                )
+            case "authorized":
+                return ConnectorResult(
+                    PaymentStatus.REQUIRES_CAPTURE,
+                    reference,
+                    amount_capturable=as_int(raw.get("amount")),
+                    **common,
                 )
             case "declined":
                 return ConnectorResult(
@@ -77,8 +120,7 @@ class SandboxConnector:
                     failure_code="card_declined",
                     decline_code="generic_decline",
                     failure_message="Your card was declined.",
-                    raw_status=outcome,
-                    metadata=metadata,
+                    **common,
                 )
             case "challenge":
                 return ConnectorResult(
@@ -88,29 +130,84 @@ class SandboxConnector:
                         "type": "redirect_to_url",
                         "redirect_to_url": {"url": f"{CHALLENGE_URL}{reference}"},
                     },
-                    raw_status=outcome,
-                    metadata=metadata,
+                    **common,
                 )
             case "processing":
-                return ConnectorResult(
-                    PaymentStatus.PENDING, reference, raw_status=outcome, metadata=metadata
-                )
+                return ConnectorResult(PaymentStatus.PROCESSING, reference, **common)
             case "cancelled":
-                return ConnectorResult(
-                    PaymentStatus.CANCELLED, reference, raw_status=outcome, metadata=metadata
-                )
+                return ConnectorResult(PaymentStatus.CANCELLED, reference, **common)
             case _:
                 log.warning("sandbox charge %s has unknown outcome %r", reference, outcome)
-                return ConnectorResult(
-                    PaymentStatus.PENDING, reference, raw_status=outcome, metadata=metadata
-                )
+                return ConnectorResult(PaymentStatus.PROCESSING, reference, **common)
+
+    def build_capture_request(self, capture: CaptureContext) -> ProviderRequest:
+        return ProviderRequest(
+            operation="capture",
+            params={"amount": capture.amount},
+            idempotency_key=capture.idempotency_key,
+            target=capture.provider_reference,
+        )
+
+    def parse_capture_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
+        return self.parse_authorize_response(raw)
+
+    def build_void_request(self, void: VoidContext) -> ProviderRequest:
+        return ProviderRequest(
+            operation="void",
+            params={},
+            idempotency_key=void.idempotency_key,
+            target=void.provider_reference,
+        )
+
+    def parse_void_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
+        return self.parse_authorize_response(raw)
+
+    def build_refund_request(self, refund: RefundContext) -> ProviderRequest:
+        return ProviderRequest(
+            operation="refund",
+            params={
+                "refund_id": str(refund.refund_id),
+                "payment_id": str(refund.payment_id),
+                "amount": refund.amount,
+            },
+            idempotency_key=refund.idempotency_key,
+            target=refund.provider_reference,
+        )
+
+    def parse_refund_response(self, raw: Mapping[str, Any]) -> RefundResult:
+        error = raw.get("error")
+        if isinstance(error, Mapping):
+            return RefundResult(
+                RefundStatus.FAILED,
+                failure_code=str(error.get("code") or "sandbox_rejected"),
+                failure_message=str(error.get("message") or "The sandbox refused the refund"),
+                raw_status="error",
+            )
+        status = str(raw.get("status") or "")
+        common: dict[str, Any] = {
+            "provider_reference": raw.get("id"),
+            "amount": as_int(raw.get("amount")),
+            "refund_id": as_uuid(raw.get("refund_id")),
+            "raw_status": status,
+        }
+        match status:
+            case "succeeded":
+                return RefundResult(RefundStatus.SUCCEEDED, **common)
+            case "failed":
+                return RefundResult(RefundStatus.FAILED, failure_code="refund_failed", **common)
+            case _:
+                return RefundResult(RefundStatus.PENDING, **common)
+
+    def parse_webhook(self, event: Mapping[str, Any]) -> WebhookUpdate | None:
+        # Declared: the sandbox sends no webhooks (Flow.WEBHOOKS is not in its capabilities).
+        return None
 
 
 class SandboxTransport:
-    """The sandbox "provider": decides by token, records the charge in its own transaction.
+    """The sandbox "provider": decides by token, records charges and refunds in its own tables.
 
-    `failure_rate` injects retryable failures, half before the charge is recorded (the request
-    never arrived) and half after (the answer was lost), which is what reconciliation is for.
+    `failure_rate` injects retryable failures, half before the request is recorded (it never
+    arrived) and half after (the answer was lost), which is what reconciliation is for.
     """
 
     def __init__(
@@ -125,37 +222,126 @@ class SandboxTransport:
         return self.failure_rate > 0 and self._random.random() < self.failure_rate
 
     async def send(self, request: ProviderRequest) -> Mapping[str, Any]:
-        if request.operation != "charge":
-            raise ValueError(f"unsupported operation {request.operation}")
         if self.latency:
             await asyncio.sleep(self.latency)
         if self._fails():
-            raise ProviderUnavailable("sandbox: injected failure before the charge")
+            raise ProviderUnavailable("sandbox: injected failure before the request")
+        async with self.engine.begin() as conn:
+            match request.operation:
+                case "charge":
+                    body = await self._charge(conn, request)
+                case "capture":
+                    body = await self._capture(conn, request)
+                case "void":
+                    body = await self._void(conn, request)
+                case "refund":
+                    body = await self._refund(conn, request)
+                case _:
+                    raise ValueError(f"unsupported operation {request.operation}")
+        if self._fails():
+            raise ProviderUnavailable("sandbox: injected failure after the request")
+        return body
+
+    async def _charge(self, conn: AsyncConnection, request: ProviderRequest) -> dict[str, Any]:
         params = request.params
+        outcome = outcome_for(str(params["token"]))
+        if outcome == "approved" and params.get("capture_method") == "manual":
+            outcome = "authorized"
         body = {
             "id": "sbx_" + secrets.token_hex(8),
             "object": "sandbox_charge",
-            "outcome": outcome_for(str(params["token"])),
+            "outcome": outcome,
             "payment_id": params["payment_id"],
             "amount": params["amount"],
+            "amount_captured": params["amount"] if outcome == "approved" else 0,
             "currency": params["currency"],
         }
-        async with self.engine.begin() as conn:
+        await conn.execute(
+            insert(sandbox_charges).values(
+                id=body["id"],
+                payment_id=uuid.UUID(params["payment_id"]),
+                order_id=uuid.UUID(params["order_id"]) if params.get("order_id") else None,
+                attempt_no=params["attempt_no"],
+                idempotency_key=request.idempotency_key,
+                amount=params["amount"],
+                currency=params["currency"],
+                status=outcome,
+                body=body,
+            )
+        )
+        return body
+
+    async def _locked_charge(self, conn: AsyncConnection, reference: str | None) -> Any:
+        return (
             await conn.execute(
-                insert(sandbox_charges).values(
-                    id=body["id"],
-                    payment_id=uuid.UUID(params["payment_id"]),
-                    order_id=uuid.UUID(params["order_id"]),
-                    attempt_no=params["attempt_no"],
-                    idempotency_key=request.idempotency_key,
-                    amount=params["amount"],
-                    currency=params["currency"],
-                    status=body["outcome"],
-                    body=body,
+                select(sandbox_charges).where(sandbox_charges.c.id == reference).with_for_update()
+            )
+        ).first()
+
+    async def _set(self, conn: AsyncConnection, charge: Any, **changes: Any) -> dict[str, Any]:
+        body = {**charge.body, **changes}
+        await conn.execute(
+            update(sandbox_charges)
+            .where(sandbox_charges.c.id == charge.id)
+            .values(status=body["outcome"], body=body)
+        )
+        return body
+
+    async def _capture(self, conn: AsyncConnection, request: ProviderRequest) -> dict[str, Any]:
+        charge = await self._locked_charge(conn, request.target)
+        if charge is None:
+            return _error("resource_missing", "No such charge")
+        amount = int(request.params["amount"])
+        if charge.status != "authorized" or not 0 < amount <= charge.amount:
+            return _error("charge_not_capturable", f"The charge is {charge.status}")
+        return await self._set(conn, charge, outcome="approved", amount_captured=amount)
+
+    async def _void(self, conn: AsyncConnection, request: ProviderRequest) -> dict[str, Any]:
+        charge = await self._locked_charge(conn, request.target)
+        if charge is None:
+            return _error("resource_missing", "No such charge")
+        if charge.status not in ("authorized", "challenge", "processing"):
+            return _error("charge_not_voidable", f"The charge is {charge.status}")
+        return await self._set(conn, charge, outcome="cancelled", amount_captured=0)
+
+    async def _refund(self, conn: AsyncConnection, request: ProviderRequest) -> dict[str, Any]:
+        charge = await self._locked_charge(conn, request.target)
+        if charge is None:
+            return _error("resource_missing", "No such charge")
+        if charge.status != "approved":
+            return _error("charge_not_refundable", f"The charge is {charge.status}")
+        already = (
+            await conn.execute(
+                select(func.coalesce(func.sum(sandbox_refunds.c.amount), 0)).where(
+                    sandbox_refunds.c.charge_id == charge.id
                 )
             )
-        if self._fails():
-            raise ProviderUnavailable("sandbox: injected failure after the charge")
+        ).scalar_one()
+        amount = int(request.params["amount"])
+        captured = int(charge.body.get("amount_captured") or charge.amount)
+        if already + amount > captured:
+            # A real provider refuses this too; our own reservation should never let it happen.
+            return _error("amount_too_large", "The refunds would exceed the captured amount")
+        body = {
+            "id": "sbxre_" + secrets.token_hex(8),
+            "object": "sandbox_refund",
+            "status": "succeeded",
+            "charge_id": charge.id,
+            "refund_id": request.params["refund_id"],
+            "payment_id": request.params["payment_id"],
+            "amount": amount,
+        }
+        await conn.execute(
+            insert(sandbox_refunds).values(
+                id=body["id"],
+                charge_id=charge.id,
+                payment_id=uuid.UUID(request.params["payment_id"]),
+                refund_id=uuid.UUID(request.params["refund_id"]),
+                idempotency_key=request.idempotency_key,
+                amount=amount,
+                body=body,
+            )
+        )
         return body
 
     async def find_payment(
@@ -168,6 +354,28 @@ class SandboxTransport:
                     .where(sandbox_charges.c.payment_id == payment_id)
                     .order_by(sandbox_charges.c.created_at)
                     .limit(1)
+                )
+            ).first()
+        return dict(row.body) if row else None
+
+    async def retrieve_payment(self, provider_reference: str) -> Mapping[str, Any]:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(sandbox_charges.c.body).where(sandbox_charges.c.id == provider_reference)
+                )
+            ).first()
+        if row is None:
+            raise ProviderUnavailable(f"sandbox has no charge {provider_reference}")
+        return dict(row.body)
+
+    async def find_refund(
+        self, refund_id: uuid.UUID, *, provider_reference: str
+    ) -> Mapping[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(sandbox_refunds.c.body).where(sandbox_refunds.c.refund_id == refund_id)
                 )
             ).first()
         return dict(row.body) if row else None

@@ -1,4 +1,4 @@
-"""Stripe translation: PaymentIntent create params out, PaymentIntent or error in, status mapped."""
+"""Stripe translation: PaymentIntent and Refund params out; PaymentIntents, Refunds, errors and events in."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from paygate_common.events import PaymentStatus
+from paygate_common.events import PaymentStatus, RefundStatus
+from paygate_common.money import minimum_charge
 from payment_service.connectors.base import (
+    CaptureContext,
     ConnectorResult,
+    Flow,
     PaymentContext,
     ProviderRequest,
+    RefundContext,
+    RefundResult,
+    VoidContext,
+    WebhookUpdate,
+    as_int,
+    as_uuid,
     safe_next_action,
 )
 
@@ -19,17 +28,38 @@ log = logging.getLogger("payment_service.connectors.stripe")
 GENERIC_FAILURE_MESSAGE = "The payment provider declined the payment"
 MAX_MESSAGE_CHARS = 255
 
+PAYMENT_INTENT_EVENTS = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.requires_action",
+        "payment_intent.processing",
+        "payment_intent.canceled",
+        "payment_intent.amount_capturable_updated",
+    }
+)
+REFUND_EVENTS = frozenset({"charge.refunded", "charge.refund.updated", "refund.updated"})
+
 
 def _short(text: Any) -> str | None:
     return str(text)[:MAX_MESSAGE_CHARS] if text else None
 
 
 class StripeConnector:
-    """Maps our payment to a confirmed, automatically captured, off-session PaymentIntent."""
+    """Maps our payments to confirmed PaymentIntents (automatic or manual capture) and Refunds."""
 
     name = "stripe"
+    capabilities = frozenset(Flow)
+
+    def minimum_amount(self, currency: str) -> int:
+        return minimum_charge(currency)
+
+    # -- authorise ---------------------------------------------------------------------------
 
     def build_authorize_request(self, payment: PaymentContext) -> ProviderRequest:
+        metadata = {"payment_id": str(payment.payment_id), "attempt": str(payment.attempt_no)}
+        if payment.order_id is not None:
+            metadata["order_id"] = str(payment.order_id)
         params: dict[str, Any] = {
             "amount": payment.amount,
             "currency": payment.currency,
@@ -37,14 +67,10 @@ class StripeConnector:
             "confirm": True,
             # The customer is not on the page: we charge a saved method (merchant-initiated).
             "off_session": True,
-            # Explicit, so `requires_capture` can only mean something unexpected happened.
-            "capture_method": "automatic",
+            # Explicit: `requires_capture` is then expected exactly for manual payments.
+            "capture_method": payment.capture_method,
             # Reconciliation finds the PaymentIntent of a lost attempt by these.
-            "metadata": {
-                "payment_id": str(payment.payment_id),
-                "order_id": str(payment.order_id),
-                "attempt": str(payment.attempt_no),
-            },
+            "metadata": metadata,
         }
         if payment.provider_customer_id:
             params["customer"] = payment.provider_customer_id
@@ -60,6 +86,120 @@ class StripeConnector:
             return self._parse_error(error)
         return self._parse_payment_intent(raw)
 
+    # -- capture and void --------------------------------------------------------------------
+
+    def build_capture_request(self, capture: CaptureContext) -> ProviderRequest:
+        return ProviderRequest(
+            operation="payment_intents.capture",
+            params={"amount_to_capture": capture.amount},
+            idempotency_key=capture.idempotency_key,
+            target=capture.provider_reference,
+        )
+
+    def parse_capture_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
+        return self.parse_authorize_response(raw)
+
+    def build_void_request(self, void: VoidContext) -> ProviderRequest:
+        # No cancellation_reason: localstripe refuses any parameter on cancel.
+        return ProviderRequest(
+            operation="payment_intents.cancel",
+            params={},
+            idempotency_key=void.idempotency_key,
+            target=void.provider_reference,
+        )
+
+    def parse_void_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
+        return self.parse_authorize_response(raw)
+
+    # -- refunds -----------------------------------------------------------------------------
+
+    def build_refund_request(self, refund: RefundContext) -> ProviderRequest:
+        # Our free-text reason travels in metadata: Stripe's `reason` is a closed enum (and
+        # localstripe refuses the parameter).
+        metadata = {"refund_id": str(refund.refund_id), "payment_id": str(refund.payment_id)}
+        if refund.reason:
+            metadata["reason"] = refund.reason[:500]
+        return ProviderRequest(
+            operation="refunds.create",
+            params={
+                "payment_intent": refund.provider_reference,
+                "amount": refund.amount,
+                "metadata": metadata,
+            },
+            idempotency_key=refund.idempotency_key,
+            target=refund.provider_reference,
+        )
+
+    def parse_refund_response(self, raw: Mapping[str, Any]) -> RefundResult:
+        error = raw.get("error")
+        if isinstance(error, Mapping):
+            return RefundResult(
+                RefundStatus.FAILED,
+                failure_code=_short(error.get("code")) or "refund_rejected",
+                failure_message=_short(error.get("message")) or "The provider refused the refund",
+                raw_status="error",
+            )
+        reference = raw.get("id")
+        status = str(raw.get("status") or "")
+        common: dict[str, Any] = {
+            "provider_reference": str(reference) if reference else None,
+            "amount": as_int(raw.get("amount")),
+            "refund_id": as_uuid((raw.get("metadata") or {}).get("refund_id")),
+            "raw_status": status,
+        }
+        match status:
+            case "succeeded":
+                return RefundResult(RefundStatus.SUCCEEDED, **common)
+            case "pending" | "requires_action":
+                return RefundResult(RefundStatus.PENDING, **common)
+            case "failed" | "canceled":
+                return RefundResult(
+                    RefundStatus.FAILED,
+                    failure_code=_short(raw.get("failure_reason")) or f"refund_{status}",
+                    **common,
+                )
+            case _:
+                log.warning("Refund %s has unknown status %r", reference, status)
+                return RefundResult(RefundStatus.PENDING, **common)
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    def parse_webhook(self, event: Mapping[str, Any]) -> WebhookUpdate | None:
+        event_type = str(event.get("type") or "")
+        data = event.get("data")
+        obj = data.get("object") if isinstance(data, Mapping) else None
+        if not isinstance(obj, Mapping):
+            return None
+        if event_type in PAYMENT_INTENT_EVENTS:
+            return WebhookUpdate(
+                provider_reference=_short(obj.get("id")),
+                payment_id=as_uuid((obj.get("metadata") or {}).get("payment_id")),
+                payment=self._parse_payment_intent(obj),
+                amount=as_int(obj.get("amount")),
+                currency=str(obj.get("currency") or "").lower() or None,
+            )
+        if event_type == "charge.refunded":
+            listed = obj.get("refunds")
+            items = listed.get("data") if isinstance(listed, Mapping) else None
+            refunds = tuple(
+                self.parse_refund_response(r) for r in (items or []) if isinstance(r, Mapping)
+            )
+            return WebhookUpdate(
+                provider_reference=_short(obj.get("payment_intent")),
+                payment_id=as_uuid((obj.get("metadata") or {}).get("payment_id")),
+                refunds=refunds,
+            )
+        if event_type in ("charge.refund.updated", "refund.updated"):
+            refund = self.parse_refund_response(obj)
+            return WebhookUpdate(
+                provider_reference=_short(obj.get("payment_intent")),
+                payment_id=as_uuid((obj.get("metadata") or {}).get("payment_id")),
+                refunds=(refund,),
+            )
+        return None
+
+    # -- mapping -----------------------------------------------------------------------------
+
     def _parse_payment_intent(self, pi: Mapping[str, Any]) -> ConnectorResult:
         reference = pi.get("id")
         status = str(pi.get("status") or "")
@@ -71,13 +211,25 @@ class StripeConnector:
         }
         match status:
             case "succeeded":
-                return ConnectorResult(PaymentStatus.SUCCEEDED, **common)
+                # localstripe omits amount_received: None means "as requested".
+                return ConnectorResult(
+                    PaymentStatus.SUCCEEDED,
+                    amount_captured=as_int(pi.get("amount_received")),
+                    **common,
+                )
+            case "requires_capture":
+                capturable = as_int(pi.get("amount_capturable"))
+                return ConnectorResult(
+                    PaymentStatus.REQUIRES_CAPTURE,
+                    amount_capturable=capturable or as_int(pi.get("amount")),
+                    **common,
+                )
             case "requires_action":
                 action = safe_next_action(pi.get("next_action")) or {"type": "unknown"}
                 return ConnectorResult(PaymentStatus.REQUIRES_ACTION, next_action=action, **common)
             case "processing":
                 # The charge is under way (e.g. bank debits); a webhook tells how it ended.
-                return ConnectorResult(PaymentStatus.PENDING, **common)
+                return ConnectorResult(PaymentStatus.PROCESSING, **common)
             case "requires_payment_method":
                 # A failed confirmation (decline, failed 3-D Secure) leaves the intent here.
                 last = pi.get("last_payment_error") or {}
@@ -88,16 +240,10 @@ class StripeConnector:
                     failure_message=_short(last.get("message")) or GENERIC_FAILURE_MESSAGE,
                     **common,
                 )
-            case "requires_capture":
-                # We confirm with capture_method=automatic, so money is authorised but not
-                # captured only if something outside us changed the intent. It is not paid:
-                # stay pending until a webhook (or an operator's capture) settles it.
-                log.warning("PaymentIntent %s is requires_capture; not treating as paid", reference)
-                return ConnectorResult(PaymentStatus.PENDING, **common)
             case "requires_confirmation":
                 # We always create with confirm=true; an unconfirmed intent charges nobody yet.
                 log.warning("PaymentIntent %s is requires_confirmation", reference)
-                return ConnectorResult(PaymentStatus.PENDING, **common)
+                return ConnectorResult(PaymentStatus.PROCESSING, **common)
             case "canceled":
                 return ConnectorResult(
                     PaymentStatus.CANCELLED,
@@ -106,7 +252,7 @@ class StripeConnector:
                 )
             case _:
                 log.warning("PaymentIntent %s has unknown status %r", reference, status)
-                return ConnectorResult(PaymentStatus.PENDING, **common)
+                return ConnectorResult(PaymentStatus.PROCESSING, **common)
 
     def _parse_error(self, error: Mapping[str, Any]) -> ConnectorResult:
         code = _short(error.get("code"))

@@ -24,8 +24,14 @@ def _error_body(exc: stripe.StripeError) -> dict[str, Any]:
     return {"error": error}
 
 
+def _target(request: ProviderRequest) -> str:
+    if not request.target:
+        raise ValueError(f"{request.operation} needs the PaymentIntent id")
+    return request.target
+
+
 class StripeTransport:
-    """Sends PaymentIntent requests and finds the intent of a payment by its metadata."""
+    """Sends PaymentIntent and Refund requests; finds intents and refunds by our ids in metadata."""
 
     def __init__(self, *, api_key: str, api_base: str, timeout: float) -> None:
         self._http = stripe.HTTPXClient(timeout=timeout)
@@ -40,13 +46,28 @@ class StripeTransport:
         )
 
     async def send(self, request: ProviderRequest) -> Mapping[str, Any]:
-        if request.operation != "payment_intents.create":
-            raise ValueError(f"unsupported operation {request.operation}")
+        options: Any = {"idempotency_key": request.idempotency_key}
+        params: Any = request.params
+        intents = self.client.v1.payment_intents
+        answer: Any
         try:
-            intent = await self.client.v1.payment_intents.create_async(
-                params=request.params,  # type: ignore[arg-type]
-                options={"idempotency_key": request.idempotency_key},
-            )
+            match request.operation:
+                case "payment_intents.create":
+                    answer = await intents.create_async(params=params, options=options)
+                case "payment_intents.capture":
+                    answer = await intents.capture_async(
+                        _target(request), params=params, options=options
+                    )
+                case "payment_intents.cancel":
+                    answer = await intents.cancel_async(
+                        _target(request), params=params, options=options
+                    )
+                case "refunds.create":
+                    answer = await self.client.v1.refunds.create_async(
+                        params=params, options=options
+                    )
+                case _:
+                    raise ValueError(f"unsupported operation {request.operation}")
         except stripe.CardError as exc:
             return _error_body(exc)
         except (
@@ -60,7 +81,33 @@ class StripeTransport:
                 # 409: an idempotency conflict or a lock on the object: the outcome is unknown.
                 raise ProviderUnavailable(f"{type(exc).__name__} {exc.http_status}") from exc
             return _error_body(exc)
+        return dict(answer.to_dict())
+
+    async def retrieve_payment(self, provider_reference: str) -> Mapping[str, Any]:
+        try:
+            intent = await self.client.v1.payment_intents.retrieve_async(provider_reference)
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(f"lookup failed: {type(exc).__name__}") from exc
         return intent.to_dict()
+
+    async def find_refund(
+        self, refund_id: uuid.UUID, *, provider_reference: str
+    ) -> Mapping[str, Any] | None:
+        """The Refund whose metadata names our refund, among the PaymentIntent's refunds."""
+        wanted = str(refund_id)
+        params: dict[str, Any] = {"payment_intent": provider_reference, "limit": PAGE_SIZE}
+        try:
+            while True:
+                page = await self.client.v1.refunds.list_async(params=params)  # type: ignore[arg-type]
+                data = [r.to_dict() for r in page.data]
+                for refund in data:
+                    if (refund.get("metadata") or {}).get("refund_id") == wanted:
+                        return refund
+                if not page.has_more or not data:
+                    return None
+                params["starting_after"] = data[-1]["id"]
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(f"refund lookup failed: {type(exc).__name__}") from exc
 
     async def find_payment(
         self,

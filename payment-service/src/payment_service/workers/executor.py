@@ -1,10 +1,10 @@
-"""The payment executor: charges recorded payments so that no order is ever charged twice.
+"""The payment executor: authorises recorded payments so that none is ever charged twice.
 
 Invariant — at most one provider charge per payment, even if any process is SIGKILLed at any
 instant (the provider may ignore idempotency keys: localstripe does):
 
-1. The `order.create` handler only records intent: a `payments` row in state `created`,
-   unique on `order_id` (a redelivered event is a no-op even past the inbox).
+1. The `order.create` handler (or POST /payments) only records intent: a `payments` row in
+   state `created`, unique on `order_id` (a redelivered event is a no-op even past the inbox).
 2. An executor leases due `created` payments (`FOR UPDATE SKIP LOCKED`), then, in ONE committed
    transaction, moves the payment `created → processing` (guarded, so of two executors only one
    wins, and a cancelled payment is never claimed) and inserts an `in_flight` attempt with its
@@ -26,16 +26,16 @@ within `reconcile_after_seconds`, and the provider's list API shows an intent on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from paygate_common.db import unit_of_work
 from paygate_common.events import PaymentStatus
-from paygate_common.logging import mask, request_id_var
+from paygate_common.logging import request_id_var
+from paygate_common.worker import Worker, backoff_delay, describe_error
 from payment_service.connectors.base import (
     Connector,
     ConnectorResult,
@@ -46,10 +46,12 @@ from payment_service.connectors.base import (
 )
 from payment_service.domain import payments as domain
 from payment_service.domain.payment_context import (
+    PaymentMethodContext,
     PaymentMethodUnavailable,
     UserDirectory,
     UserServiceUnavailable,
 )
+from payment_service.domain.states import PaymentState
 from payment_service.settings import Settings
 from payment_service.store import payments as store
 from payment_service.store.payments import PaymentRow
@@ -60,14 +62,16 @@ ATTEMPT_STATUS: dict[PaymentStatus, str] = {
     PaymentStatus.SUCCEEDED: "succeeded",
     PaymentStatus.FAILED: "failed",
     PaymentStatus.REQUIRES_ACTION: "requires_action",
+    PaymentStatus.REQUIRES_CAPTURE: "requires_capture",
     PaymentStatus.PENDING: "pending",
+    PaymentStatus.PROCESSING: "pending",
     PaymentStatus.CANCELLED: "cancelled",
+    # An authorisation never ends refunded; mapped so the match stays total.
+    PaymentStatus.PARTIALLY_REFUNDED: "succeeded",
+    PaymentStatus.REFUNDED: "succeeded",
 }
-MAX_ERROR_CHARS = 500
-
-
-def _describe(exc: BaseException) -> str:
-    return mask(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
+S = PaymentState
+_describe = describe_error
 
 
 class PaymentExecutor:
@@ -87,44 +91,38 @@ class PaymentExecutor:
         self.connector = connector
         self.transport = transport
         self.users = users
-        self._stopping = asyncio.Event()
-        self._wakeup = asyncio.Event()
+        self._workers: list[Worker] = []
         self._random = random.Random()
 
-    # -- loops -------------------------------------------------------------------------------
+    # -- loops (on the shared worker loop) ---------------------------------------------------
+
+    def workers(
+        self, *, engine: AsyncEngine | None = None, channel: str | None = None
+    ) -> list[Worker]:
+        """The charging loops (`executor_concurrency` of them) and the reconciler."""
+        charging = [
+            Worker(
+                f"payment-executor-{i}",
+                self.run_once,
+                interval=self.settings.executor_poll_seconds,
+                batch_size=self.settings.executor_batch_size,
+                engine=engine,
+                channel=channel,
+            )
+            for i in range(max(1, self.settings.executor_concurrency))
+        ]
+        reconciler = Worker(
+            "payment-reconciler",
+            self.reconcile_stale,
+            interval=self.settings.reconcile_interval_seconds,
+            batch_size=self.settings.executor_batch_size,
+        )
+        self._workers = [*charging, reconciler]
+        return self._workers
 
     def wake(self) -> None:
-        self._wakeup.set()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self._wakeup.set()
-
-    async def run(self) -> None:
-        """One worker: claim a batch, charge it concurrently, repeat; sleep when idle."""
-        while not self._stopping.is_set():
-            try:
-                claimed = await self.run_once()
-            except Exception:
-                log.exception("executor pass failed")
-                claimed = 0
-            if claimed < self.settings.executor_batch_size:
-                await self._idle(self.settings.executor_poll_seconds)
-
-    async def run_reconciler(self) -> None:
-        """On start and every `reconcile_interval_seconds`: settle stale in-flight attempts."""
-        while not self._stopping.is_set():
-            try:
-                while await self.reconcile_stale() > 0:
-                    pass
-            except Exception:
-                log.exception("reconciliation pass failed")
-            await self._idle(self.settings.reconcile_interval_seconds)
-
-    async def _idle(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
-        self._wakeup.clear()
+        for worker in self._workers:
+            worker.wake()
 
     async def run_once(self) -> int:
         """Claim up to a batch of due payments and work them; returns how many were claimed."""
@@ -168,7 +166,7 @@ class PaymentExecutor:
             return
 
         try:
-            method = await self.users.payment_context(payment.user_id, payment.payment_method_id)
+            method = await self._method_for(payment)
         except UserServiceUnavailable as exc:
             log.warning("payment %s waits for user-service: %s", payment.id, exc)
             await self._release(payment.id, self._backoff(1))
@@ -181,7 +179,7 @@ class PaymentExecutor:
                     ConnectorResult(
                         PaymentStatus.FAILED, failure_code=exc.code, failure_message=exc.message
                     ),
-                    from_states=(domain.CREATED,),
+                    from_states=(S.CREATED,),
                 )
             return
 
@@ -197,16 +195,18 @@ class PaymentExecutor:
             payment_method_token=method.token,
             provider_customer_id=method.provider_customer_id,
             description=payment.description,
+            capture_method=payment.capture_method,
+            return_url=payment.return_url,
         )
         request = self.connector.build_authorize_request(context)
 
         # Step 2 of the invariant: the attempt is durable before the provider hears of it.
         async with unit_of_work(self.sessionmaker) as session:
-            claimed = await store.transition(
+            claimed = await domain.move(
                 session,
                 payment.id,
-                to=domain.PROCESSING,
-                from_states=(domain.CREATED,),
+                to=S.PROCESSING,
+                from_states=(S.CREATED,),
                 # A stale view (the lease ran out and someone else moved on) claims nothing,
                 # and neither does a payment whose order was cancelled meanwhile.
                 expect={
@@ -229,11 +229,7 @@ class PaymentExecutor:
         if claimed is None:
             async with unit_of_work(self.sessionmaker) as session:
                 current = await store.get_payment(session, payment.id)
-            if (
-                current is not None
-                and current.status == domain.CREATED
-                and current.cancel_requested
-            ):
+            if current is not None and current.status == S.CREATED and current.cancel_requested:
                 await self._cancel(payment.id)
             return
 
@@ -263,7 +259,11 @@ class PaymentExecutor:
                 failure_message=result.failure_message,
             )
             row = await domain.apply_result(
-                session, payment_id, result, from_states=(domain.CREATED, domain.PROCESSING)
+                session,
+                payment_id,
+                result,
+                from_states=(S.CREATED, S.PROCESSING),
+                capture_window_seconds=self.settings.capture_window_seconds,
             )
             if row is None:
                 current = await store.get_payment(session, payment_id)
@@ -285,11 +285,11 @@ class PaymentExecutor:
             await store.finish_attempt(
                 session, payment_id, attempt_no, status="unknown", error=_describe(exc)
             )
-            await store.transition(
+            await domain.move(
                 session,
                 payment_id,
-                to=domain.CREATED,
-                from_states=(domain.PROCESSING,),
+                to=S.CREATED,
+                from_states=(S.PROCESSING,),
                 needs_reconcile=True,
                 lease_until=None,
             )
@@ -313,7 +313,7 @@ class PaymentExecutor:
             if raw is None:
                 await store.finish_unknown_attempts(session, payment.id, status="abandoned")
                 await store.update_payment(
-                    session, payment.id, in_states=(domain.CREATED,), needs_reconcile=False
+                    session, payment.id, in_states=(S.CREATED.value,), needs_reconcile=False
                 )
                 return False
             result = self.connector.parse_authorize_response(raw)
@@ -324,7 +324,11 @@ class PaymentExecutor:
                 provider_reference=result.provider_reference,
             )
             row = await domain.apply_result(
-                session, payment.id, result, from_states=(domain.CREATED,)
+                session,
+                payment.id,
+                result,
+                from_states=(S.CREATED,),
+                capture_window_seconds=self.settings.capture_window_seconds,
             )
             log.info(
                 "payment %s: adopted provider status %s (%s)",
@@ -361,11 +365,11 @@ class PaymentExecutor:
                         status="abandoned",
                         error="no provider object found by reconciliation",
                     )
-                    await store.transition(
+                    await domain.move(
                         session,
                         attempt.payment_id,
-                        to=domain.CREATED,
-                        from_states=(domain.PROCESSING,),
+                        to=S.CREATED,
+                        from_states=(S.PROCESSING,),
                         lease_until=None,
                     )
                     log.warning(
@@ -388,7 +392,8 @@ class PaymentExecutor:
                     session,
                     attempt.payment_id,
                     result,
-                    from_states=(domain.CREATED, domain.PROCESSING),
+                    from_states=(S.CREATED, S.PROCESSING),
+                    capture_window_seconds=self.settings.capture_window_seconds,
                 )
                 log.info(
                     "payment %s attempt %d reconciled: provider says %s",
@@ -412,7 +417,7 @@ class PaymentExecutor:
                     failure_code="order_cancelled",
                     failure_message="The order was cancelled before it was charged",
                 ),
-                from_states=(domain.CREATED,),
+                from_states=(S.CREATED,),
             )
         if row is not None:
             log.info("payment %s cancelled before any charge", payment_id)
@@ -427,7 +432,7 @@ class PaymentExecutor:
                     failure_code="provider_unavailable",
                     failure_message="The payment provider could not be reached",
                 ),
-                from_states=(domain.CREATED,),
+                from_states=(S.CREATED,),
             )
 
     async def _release(self, payment_id: uuid.UUID, retry_in: float) -> None:
@@ -435,9 +440,21 @@ class PaymentExecutor:
             await store.release_payment(session, payment_id, retry_in=retry_in)
 
     def _backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with jitter, so a provider outage is not hammered."""
-        cap = min(
-            self.settings.retry_max_seconds,
-            self.settings.retry_base_seconds * 2 ** max(0, attempt - 1),
+        return backoff_delay(
+            attempt,
+            base=self.settings.retry_base_seconds,
+            cap=self.settings.retry_max_seconds,
+            rng=self._random,
         )
-        return self._random.uniform(cap / 2, cap)
+
+    async def _method_for(self, payment: PaymentRow) -> PaymentMethodContext:
+        """The token to charge: given directly (POST /payments), or the user's saved method."""
+        if payment.payment_method_token:
+            return PaymentMethodContext(
+                user_id=payment.user_id,
+                provider_customer_id=None,
+                payment_method_id=None,
+                provider=payment.provider,
+                token=payment.payment_method_token,
+            )
+        return await self.users.payment_context(payment.user_id, payment.payment_method_id)

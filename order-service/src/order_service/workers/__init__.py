@@ -1,0 +1,1 @@
+"""Background loops of order-service, on the shared worker loop."""
