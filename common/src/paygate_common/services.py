@@ -162,7 +162,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     ServiceSpec("audit", 8005, "audit", title="tamper-evident, masked audit trail"),
     ServiceSpec(
-        "exchange-rate", 8006, "rates", title="FX rates, history, conversion, locked quotes"
+        "exchange-rate",
+        8006,
+        "rates",
+        title="FX rates, history, conversion, locked quotes",
+        routes=(R("/rates"), R("/convert"), R("/fx"), R("/admin/rates")),
+        produces=(t.AUDIT_EVENT,),
     ),
     ServiceSpec("admin", 8007, "admin", title="operator console, configuration, suite health"),
     ServiceSpec(
