@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange_rate_service.domain.rates import EurRate, Snapshot
@@ -65,7 +65,7 @@ async def load_snapshot(session: AsyncSession, as_of: date) -> Snapshot:
             select(*_COLUMNS)
             .where(r.c.source == "operator", r.c.rate_date <= as_of)
             .order_by(r.c.currency, r.c.rate_date.desc())
-            .distinct(r.c.currency)
+            .ext(distinct_on(r.c.currency))
         )
     ).all()
     return Snapshot.build(as_of, ecb_date, (_eur_rate(row) for row in rows))
