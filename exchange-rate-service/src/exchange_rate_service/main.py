@@ -17,6 +17,7 @@ from exchange_rate_service.api.quotes import router as quotes_router
 from exchange_rate_service.api.rates import convert_router, rates_router
 from exchange_rate_service.settings import Settings
 from exchange_rate_service.store.snapshots import SnapshotReader
+from exchange_rate_service.workers.housekeeping import purge_forever
 from exchange_rate_service.workers.refresh import RateRefresher
 from paygate_common.app import create_service_app
 from paygate_common.eventing import run_eventing, supervise
@@ -76,18 +77,32 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await refresher.load_bundled_history()
         await stack.enter_async_context(run_eventing(app))
         stopping = asyncio.Event()
-        task = asyncio.create_task(
-            supervise("ecb refresh", lambda: refresher.run(stopping), stopping),
-            name="ecb-refresh",
-        )
+        tasks = [
+            asyncio.create_task(
+                supervise("ecb refresh", lambda: refresher.run(stopping), stopping),
+                name="ecb-refresh",
+            ),
+            asyncio.create_task(
+                supervise(
+                    "idempotency purge",
+                    lambda: purge_forever(
+                        app.state.sessionmaker,
+                        settings.idempotency_purge_interval_seconds,
+                        stopping,
+                    ),
+                    stopping,
+                ),
+                name="idempotency-purge",
+            ),
+        ]
         try:
             yield
         finally:
             stopping.set()
-            try:
-                await asyncio.wait_for(task, 10)
-            except (TimeoutError, asyncio.CancelledError):
+            _, pending = await asyncio.wait(tasks, timeout=10)
+            for task in pending:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

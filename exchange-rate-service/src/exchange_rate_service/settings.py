@@ -45,3 +45,4 @@ class Settings(ServiceSettings):
     history_max_days: int = Field(default=3660, ge=1)
 
     idempotency_ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=24 * 3600)
+    idempotency_purge_interval_seconds: float = Field(default=3600.0, gt=0)
