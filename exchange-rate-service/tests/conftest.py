@@ -106,7 +106,7 @@ async def running_rates_service(
     clock: TestClock | None = None,
     **overrides: Any,
 ) -> AsyncIterator[RatesService]:
-    database_url: str = await postgres.acreate_database()
+    database_url: str = overrides.pop("database_url", None) or await postgres.acreate_database()
     await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=database_url, db_schema="rates")
     settings = Settings(
         database_url=database_url,

@@ -100,6 +100,7 @@ async def test_failed_fetch_keeps_the_last_good_rates_and_counts_it(
         assert r.json()["rates"] == {"usd": "1.06"} and r.json()["date"] == today.isoformat()
         metrics = (await svc.http.get("/metrics")).text
         assert 'paygate_fx_feed_fetches_total{feed="ecb-daily",outcome="failed"' in metrics
+        assert "paygate_fx_rates_age_seconds{" in metrics
 
         # Older than the configured age: still served, flagged stale.
         svc.clock.advance(days=6)
@@ -226,3 +227,20 @@ async def test_convert_uses_each_currency_exponent(start_rates_service: Any, fee
         assert r.json()["rate"] == "0.3071070533"
         r = await svc.get("/convert", **{"from": "usd", "to": "eur", "amount": 0})
         assert r.status_code == 422
+
+
+async def test_bundled_history_is_loaded_once_per_database(start_rates_service: Any) -> None:
+    async with start_rates_service() as first:
+        database_url = first.settings.database_url
+        [loaded] = await first.sql(
+            "SELECT rows_loaded, last_success_at FROM rate_feeds WHERE name = 'ecb-bundled-history'"
+        )
+        [count] = await first.sql("SELECT count(*) AS n FROM reference_rates")
+    assert loaded.rows_loaded == count.n > 150_000
+    async with start_rates_service(database_url=database_url) as second:
+        [again] = await second.sql(
+            "SELECT rows_loaded, last_success_at FROM rate_feeds WHERE name = 'ecb-bundled-history'"
+        )
+        assert again == loaded  # not loaded a second time
+        r = await second.get("/rates/2010-06-15", base="eur", symbols="usd")
+        assert r.json()["rates"] == {"usd": "1.2258"}

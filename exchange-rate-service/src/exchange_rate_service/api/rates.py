@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from exchange_rate_service.api.deps import NowDep, PolicyDep, ReaderDep, SettingsDep, parse_day
 from exchange_rate_service.api.schemas import (
@@ -112,13 +112,13 @@ async def rate_history(
 
 
 @rates_router.get(
-    "/{day}",
+    "/{date}",
     response_model=RatesRead,
     summary="The rates published on or before a date (with the date they are from)",
     responses=PROBLEMS,
 )
 async def rates_on(
-    day: str,
+    date: Annotated[str, Path(max_length=10, description="A day, e.g. 2010-06-15")],
     _: CurrentPrincipal,
     reader: ReaderDep,
     now: NowDep,
@@ -126,7 +126,7 @@ async def rates_on(
     base: BaseQuery = "eur",
     symbols: SymbolsQuery = None,
 ) -> RatesRead:
-    requested = parse_day(day, name="date", today=now.date())
+    requested = parse_day(date, name="date", today=now.date())
     base_code = domain.parse_currency(base, field_name="base")
     wanted = domain.parse_symbols(symbols)
     snapshot = await reader.snapshot(requested)

