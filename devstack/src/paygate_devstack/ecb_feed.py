@@ -174,14 +174,8 @@ def build_app(state: FeedState) -> Starlette:
     )
 
 
-class EcbFeed:
-    """The stand-in on a thread of this process (tests): `publish()` and `down` act directly."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.state = FeedState()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+class _FeedAddress:
+    port: int
 
     @property
     def url(self) -> str:
@@ -189,7 +183,18 @@ class EcbFeed:
 
     @property
     def daily_url(self) -> str:
+        """What exchange-rate-service is configured with (`ECB_DAILY_URL`)."""
         return self.url + DAILY_PATH
+
+
+class EcbFeed(_FeedAddress):
+    """The stand-in on a thread of this process (tests): `publish()` and `down` act directly."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.state = FeedState()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         config = uvicorn.Config(
@@ -221,7 +226,7 @@ class EcbFeed:
         self.state.down = down
 
 
-class EcbFeedProcess(Component):
+class EcbFeedProcess(_FeedAddress, Component):
     """The stand-in as a child process (for `make run`)."""
 
     name = "ecb"
@@ -236,15 +241,7 @@ class EcbFeedProcess(Component):
         )
 
     def _ready(self) -> bool:
-        return httpx.get(self.url + DAILY_PATH, timeout=2).status_code == 200
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def daily_url(self) -> str:
-        return self.url + DAILY_PATH
+        return httpx.get(self.daily_url, timeout=2).status_code == 200
 
 
 def main(argv: list[str] | None = None) -> None:

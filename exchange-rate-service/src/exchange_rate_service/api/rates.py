@@ -14,10 +14,9 @@ from exchange_rate_service.api.schemas import (
     HistoryRead,
     RatesRead,
 )
+from exchange_rate_service.domain import history
 from exchange_rate_service.domain import rates as domain
 from exchange_rate_service.domain.arithmetic import format_rate
-from exchange_rate_service.domain.errors import InvalidDateRange
-from exchange_rate_service.store import rates as store
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
 from paygate_common.money import MAX_AMOUNT_MINOR
@@ -83,30 +82,21 @@ async def rate_history(
     today = now.date()
     start = parse_day(from_, name="from", today=today)
     end = parse_day(to, name="to", today=today) if to else today
-    if start > end:
-        raise InvalidDateRange("from is after to")
-    if end - start > timedelta(days=settings.history_max_days):
-        raise InvalidDateRange(f"at most {settings.history_max_days} days per request")
-    days = await store.ecb_dates_between(session, start, end)
-    series = {
-        code: await store.currency_rates_between(session, code, start, end)
-        for code in {base_code, symbol_code} - {domain.EUR}
-    }
-    pairs = {}
-    for day in days:
-        base_rate = domain.rate_in_force(series, base_code, day)
-        quote_rate = domain.rate_in_force(series, symbol_code, day)
-        if base_rate is not None and quote_rate is not None:
-            pairs[day] = (base_rate, quote_rate)
+    series = await history.pair_history(
+        session=session,
+        base=base_code,
+        symbol=symbol_code,
+        start=start,
+        end=end,
+        max_days=settings.history_max_days,
+    )
     return HistoryRead.model_validate(
         {
             "base": base_code,
             "symbol": symbol_code,
             "from": start,
             "to": end,
-            "items": [
-                HistoryPoint(date=d, rate=format_rate(r)) for d, r in domain.history_series(pairs)
-            ],
+            "items": [HistoryPoint(date=d, rate=format_rate(r)) for d, r in series],
         }
     )
 
