@@ -20,6 +20,7 @@ from sqlalchemy import text
 from exchange_rate_service.main import create_app
 from exchange_rate_service.settings import Settings
 from paygate_common.auth import JWKSCache, SigningKey, issue_access_token, issue_service_token
+from paygate_common.events_testing import wait_for
 from paygate_common.migrations import upgrade_head
 from paygate_common.settings import ServiceSettings
 from paygate_devstack.ecb_feed import DEFAULT_RATES, EcbFeed
@@ -104,8 +105,14 @@ async def running_rates_service(
     feed: EcbFeed,
     signing_key: SigningKey,
     clock: TestClock | None = None,
+    feed_up: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[RatesService]:
+    """The app with its startup fetch already failed (feed held down until then).
+
+    Every later fetch is an explicit `svc.refresh()`, so no background refresh can race a
+    test's assertions; `feed_up=False` leaves the feed down (an offline start).
+    """
     database_url: str = overrides.pop("database_url", None) or await postgres.acreate_database()
     await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=database_url, db_schema="rates")
     settings = Settings(
@@ -119,10 +126,21 @@ async def running_rates_service(
     clock = clock or TestClock()
     app = create_app(settings, clock=clock)
     app.state.jwks = JWKSCache.from_signing_keys([signing_key])
+    feed.set_down(True)
     async with LifespanManager(app, startup_timeout=90, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://rates") as http:
-            yield RatesService(app, http, signing_key, clock, feed)
+            svc = RatesService(app, http, signing_key, clock, feed)
+
+            async def startup_fetch_failed() -> bool:
+                rows = await svc.sql(
+                    "SELECT 1 FROM rate_feeds WHERE name = 'ecb-daily' AND last_error IS NOT NULL"
+                )
+                return bool(rows)
+
+            await wait_for(startup_fetch_failed, timeout=30)
+            feed.set_down(not feed_up)
+            yield svc
 
 
 @pytest.fixture(scope="session")

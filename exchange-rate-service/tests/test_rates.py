@@ -38,8 +38,7 @@ def latest_weekday(day: date) -> date:
 async def test_offline_first_start_answers_history_from_the_bundled_csv(
     start_rates_service: Any, feed: Any
 ) -> None:
-    feed.set_down(True)  # no feed reachable on the very first start
-    async with start_rates_service() as svc:
+    async with start_rates_service(feed_up=False) as svc:  # no feed reachable at first start
         assert (await svc.http.get("/ready")).status_code == 200
 
         r = await svc.get("/rates/2010-06-15", base="usd")
