@@ -82,8 +82,11 @@ async def test_rates_are_served_while_redis_is_down_and_cached_again_after(
         assert r.status_code == 200, r.text
         assert r.json()["rates"] == {"gbp": "0.787037037"}  # 0.85 / 1.08, from PostgreSQL
         assert fallbacks("get") > before
+        errors, bypassed = fallbacks("get"), fallbacks("bypass")
         r = await svc.get("/convert", **{"from": "usd", "to": "gbp", "amount": 10_000})
         assert r.status_code == 200 and r.json()["converted_amount"] == 7870
+        # Right after an error Redis is not even tried: no timeout added to this request.
+        assert fallbacks("bypass") == bypassed + 1 and fallbacks("get") == errors
         assert (await svc.http.get("/ready")).status_code == 200  # the cache is optional
 
         # A rate change while Redis is down must not leave old snapshots behind later.

@@ -56,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sessionmaker=app.state.sessionmaker,
             ttl_seconds=settings.cache_ttl_seconds,
             service=settings.service_name,
+            retry_after_seconds=settings.cache_retry_after_seconds,
         )
         app.state.rates_reader = reader
         http = httpx.AsyncClient(

@@ -41,6 +41,8 @@ class Settings(ServiceSettings):
     # Redis read-through cache of rate snapshots; PostgreSQL answers when Redis does not.
     cache_ttl_seconds: int = Field(default=300, ge=1)
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    # After a Redis error, PostgreSQL answers alone for this long before Redis is tried again.
+    cache_retry_after_seconds: float = Field(default=5.0, ge=0)
 
     history_max_days: int = Field(default=3660, ge=1)
 

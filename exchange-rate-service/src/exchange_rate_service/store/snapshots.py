@@ -86,18 +86,24 @@ class SnapshotReader:
         sessionmaker: async_sessionmaker[AsyncSession],
         ttl_seconds: int,
         service: str,
+        retry_after_seconds: float = 5.0,
     ) -> None:
         self.redis = redis
         self.sessionmaker = sessionmaker
         self.ttl_seconds = ttl_seconds
         self.service = service
+        self.retry_after_seconds = retry_after_seconds
         self._last_logged = 0.0
+        # After a failure Redis is left alone for a moment: a hung Redis must not add its
+        # timeout to every request.
+        self._bypass_until = 0.0
         # An invalidation Redis missed is sent again on the next answer it gives.
         self._invalidation_pending = False
 
     def _cache_failed(self, operation: str, exc: BaseException) -> None:
         CACHE_FALLBACKS.labels(self.service, operation).inc()
         now = time.monotonic()
+        self._bypass_until = now + self.retry_after_seconds
         if now - self._last_logged >= LOG_EVERY_SECONDS:
             self._last_logged = now
             log.warning(
@@ -111,7 +117,9 @@ class SnapshotReader:
         """Rates in force on `day`; `latest` caches under one key for "today's" snapshot."""
         name = "latest" if latest else f"day:{day.isoformat()}"
         generation: int | None = None
-        if self.redis is not None:
+        if self.redis is not None and time.monotonic() < self._bypass_until:
+            CACHE_FALLBACKS.labels(self.service, "bypass").inc()
+        elif self.redis is not None:
             try:
                 if self._invalidation_pending:
                     await self.redis.incr(GENERATION_KEY)
