@@ -72,7 +72,8 @@ async def test_rates_are_served_while_redis_is_down_and_cached_again_after(
 ) -> None:
     today = latest_weekday(date.today())
     feed.publish(today, {"USD": "1.0800", "GBP": "0.8500"})
-    async with start_rates_service(redis_url=own_redis.url) as svc:
+    retry = 10.0  # long enough that a busy machine is still inside it for the next request
+    async with start_rates_service(redis_url=own_redis.url, cache_retry_after_seconds=retry) as svc:
         assert (await svc.refresh()).status_code == 200
         assert (await svc.get("/rates/latest", base="usd")).status_code == 200
 
@@ -105,7 +106,7 @@ async def test_rates_are_served_while_redis_is_down_and_cached_again_after(
                 assert r.json()["rates"] == {"gbp": "0.85"}
                 return bool(await redis.keys("fx:*:latest"))
 
-            await wait_for(refilled, timeout=20)
+            await wait_for(refilled, timeout=retry + 30, interval=0.5)
             hits = lookups("hit")
             r = await svc.get("/rates/latest", base="usd", symbols="gbp")
             assert r.json()["rates"] == {"gbp": "0.85"} and lookups("hit") == hits + 1
