@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
@@ -58,6 +59,26 @@ SUPPORTED_CURRENCIES = frozenset(CURRENCY_EXPONENTS)
 
 # Stripe's own ceiling for one charge (99,999,999 minor units in most currencies).
 MAX_AMOUNT_MINOR = 99_999_999
+
+
+# Enough digits for any amount times any rate; the rounding is the one documented for money.
+_EXACT = Context(prec=50, rounding=ROUND_HALF_EVEN)
+
+
+def currency_exponent(currency: str) -> int:
+    """Digits after the decimal point in the currency's minor unit (JPY 0, USD 2, KWD 3)."""
+    return CURRENCY_EXPONENTS[currency.lower()]
+
+
+def minor_to_major(amount: int, currency: str) -> Decimal:
+    """1999 usd -> Decimal("19.99"); exact."""
+    return Decimal(amount).scaleb(-currency_exponent(currency), context=_EXACT)
+
+
+def major_to_minor(value: Decimal, currency: str) -> int:
+    """Decimal("19.985") usd -> 1998: to the nearest minor unit, ties to even (banker's rounding)."""
+    scaled = value.scaleb(currency_exponent(currency), context=_EXACT)
+    return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN, context=_EXACT))
 
 
 def _currency(value: str) -> str:

@@ -171,7 +171,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
         consumes=t.EVENT_TOPICS,
     ),
     ServiceSpec(
-        "exchange-rate", 8006, "rates", title="FX rates, history, conversion, locked quotes"
+        "exchange-rate",
+        8006,
+        "rates",
+        title="FX rates, history, conversion, locked quotes",
+        routes=(R("/rates"), R("/convert"), R("/fx"), R("/admin/rates")),
+        produces=(t.AUDIT_EVENT,),
     ),
     ServiceSpec(
         "admin",

@@ -35,6 +35,7 @@ from paygate_devstack.components import (
     register_stripe_webhook,
     to_asyncpg_dsn,
 )
+from paygate_devstack.ecb_feed import EcbFeedProcess
 from paygate_devstack.process import ComponentError, die_with_parent, pick_port, stop_all
 from paygate_devstack.services import (
     SERVICES,
@@ -50,7 +51,14 @@ from paygate_devstack.standins import provider_env, provider_standins
 
 # Fixed, non-standard ports keep URLs stable between runs without colliding with a system
 # PostgreSQL (5432), Redis (6379) or Kafka (9092); a busy one is replaced by a free port.
-DEFAULT_PORTS = {"postgres": 55432, "redis": 56379, "kafka": 59092, "stripe": 58420, "smtp": 51025}
+DEFAULT_PORTS = {
+    "postgres": 55432,
+    "redis": 56379,
+    "kafka": 59092,
+    "stripe": 58420,
+    "smtp": 51025,
+    "ecb": 58440,
+}
 DATABASE_NAME = "paygate"
 STRIPE_WEBHOOK_ID = "paygate-payment-service"
 
@@ -188,6 +196,10 @@ def start_infra(stack: Stack) -> StackEndpoints:
 
     # PayPal / SSLCommerz stand-ins, unless PAYPAL_API_BASE / SSLCOMMERZ_API_BASE are set
     comps.update(provider_standins(state, logs, env))
+    if env.get("ECB_DAILY_URL"):
+        stack.external["ecb"] = env["ECB_DAILY_URL"]
+    else:  # the ECB feed stand-in, so exchange-rate-service fetches "today's" rates offline
+        comps["ecb"] = EcbFeedProcess(pick_port(DEFAULT_PORTS["ecb"]), log_path=logs / "ecb.log")
 
     # start them all, then wait for each: the slow ones overlap
     for name, comp in comps.items():
@@ -245,6 +257,8 @@ def start_services(
         environment="development",
     )
     env.update(provider_env(stack.components, payment_url=urls["payment"]))
+    if ecb_daily_url(stack):  # a stack started without the feed leaves the service its default
+        env["ECB_DAILY_URL"] = ecb_daily_url(stack)
     if any(s.name == "payment" for s in specs):
         hook = f"{urls['payment']}/webhooks/stripe"
         _step(
@@ -285,6 +299,11 @@ def start_services(
             stack.services.remove(service)
             _report_failure(stack, service.name, str(exc))
     return env
+
+
+def ecb_daily_url(stack: Stack) -> str:
+    feed = stack.components.get("ecb")
+    return feed.daily_url if isinstance(feed, EcbFeedProcess) else stack.external.get("ecb", "")
 
 
 def _migrate(service: ServiceProcess) -> str | None:
@@ -404,6 +423,7 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
         for name, comp in stack.components.items()
         if name in ("paypal", "sslcommerz")
     ]
+    rows.append(("ecb", ecb_daily_url(stack), "ECB reference-rate feed stand-in"))
     for name, url, note in rows:
         table.add_row(name, url, "external" if name in stack.external else note)
     console.print(table)

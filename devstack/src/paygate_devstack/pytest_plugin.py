@@ -10,6 +10,7 @@ is shared with a running `make run`.
     localstripe     LocalStripe: .api_base, .api_key, register_webhook(url, secret),
                                  payment_intents()
     smtp_sink       SmtpSink:   .host, .port, messages(), clear(), stop(), start()
+    ecb_feed        EcbFeed:    .daily_url, publish(date, rates), set_down(); the ECB stand-in
     paygate_stack   PaygateStack: all of the above + .env for services + start_service(...)
     service_process factory:    service_process(name, env=None, port=None) -> ServiceProcess,
                                 stopped when the test ends
@@ -41,6 +42,7 @@ from paygate_devstack.components import (
     Redis,
     SmtpSink,
 )
+from paygate_devstack.ecb_feed import EcbFeed
 from paygate_devstack.process import free_port
 from paygate_devstack.services import (
     SERVICES,
@@ -102,6 +104,7 @@ class PaygateStack:
             environment="test",
         )
         self.started: list[ServiceProcess] = []
+        self.ecb_feed: EcbFeed | None = None
 
     def url(self, name: str) -> str:
         """Base URL a service gets (or has) in this session, e.g. url("user")."""
@@ -214,12 +217,21 @@ def smtp_sink(devstack_dir: Path) -> Iterator[SmtpSink]:
 
 
 @pytest.fixture(scope="session")
+def ecb_feed() -> Iterator[EcbFeed]:
+    feed = EcbFeed()
+    feed.start()
+    yield feed
+    feed.stop()
+
+
+@pytest.fixture(scope="session")
 def paygate_stack(
     postgres: Postgres,
     redis_server: Redis,
     kafka_broker: Kafka,
     localstripe: LocalStripe,
     smtp_sink: SmtpSink,
+    ecb_feed: EcbFeed,
     devstack_dir: Path,
 ) -> Iterator[PaygateStack]:
     """The whole infrastructure and the env services get; services start on demand."""
@@ -231,6 +243,8 @@ def paygate_stack(
         smtp=smtp_sink,
         state_dir=devstack_dir / "state",
     )
+    stack.ecb_feed = ecb_feed
+    stack.env["ECB_DAILY_URL"] = ecb_feed.daily_url
     (devstack_dir / "state").mkdir(exist_ok=True)
     (devstack_dir / "state" / "stack.json").write_text(json.dumps(stack.stack_json(), indent=2))
     yield stack

@@ -1,0 +1,1 @@
+"""HTTP API of exchange-rate-service: routes, dependencies and request/response schemas."""

@@ -1,0 +1,1 @@
+"""Tables and queries of the `rates` schema, and the Redis read-through cache of rate snapshots."""

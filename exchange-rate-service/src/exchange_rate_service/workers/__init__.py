@@ -1,0 +1,1 @@
+"""Background loops of exchange-rate-service: the reference-rate refresh."""
