@@ -17,6 +17,7 @@ from paygate_common.db import create_engine, create_sessionmaker, ping
 from paygate_common.errors import install_error_handlers
 from paygate_common.logging import RequestIdMiddleware, configure_logging
 from paygate_common.metrics import DEPENDENCY_UP, MetricsMiddleware, metrics_endpoint
+from paygate_common.request_guard import RequestGuardMiddleware
 from paygate_common.settings import ServiceSettings
 
 log = logging.getLogger("paygate.app")
@@ -121,6 +122,8 @@ def create_service_app(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    # Innermost of the three: a refused request is still counted and carries its request id.
+    app.add_middleware(RequestGuardMiddleware)
     app.add_middleware(MetricsMiddleware, service=settings.service_name)
     app.add_middleware(RequestIdMiddleware)
     return app
