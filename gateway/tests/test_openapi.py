@@ -31,7 +31,10 @@ async def test_merged_spec_lists_every_public_path_and_no_internal_one(
     assert paths == PUBLIC_PATHS
     assert not any("internal" in p or p.endswith(("/health", "/ready", "/metrics")) for p in paths)
     # protected operations carry the bearer scheme, public ones do not
-    assert spec["paths"]["/api/v1/orders"]["post"]["security"] == [{"bearerAuth": []}]
+    assert spec["paths"]["/api/v1/orders"]["post"]["security"] == [
+        {"bearerAuth": []},
+        {"apiKeyAuth": []},
+    ]
     assert "security" not in spec["paths"]["/api/v1/webhooks/stripe"]["post"]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 

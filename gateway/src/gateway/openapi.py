@@ -23,6 +23,9 @@ log = logging.getLogger("paygate.gateway.openapi")
 HIDDEN_PREFIXES = ("/internal", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 BEARER_SCHEME = "bearerAuth"
+# Merchant API keys travel the same way as JWTs (`Authorization: Bearer pgk_live_…`); the
+# gateway tells them apart by the prefix. Offered beside every JWT requirement.
+API_KEY_SCHEME = "apiKeyAuth"
 
 
 def _hidden(path: str) -> bool:
@@ -79,14 +82,22 @@ def merge_specs(
             "description": (
                 "Every public endpoint of the paygate suite, served through the gateway. "
                 "Protected routes need `Authorization: Bearer <access token>` from "
-                "`POST /api/v1/auth/signin`."
+                "`POST /api/v1/auth/signin` (or the OAuth2 form at `POST /api/v1/auth/token`, "
+                "which the Authorize button uses), or a merchant API key "
+                "(`Authorization: Bearer pgk_live_…` / `pgk_test_…`) from `POST /api/v1/api-keys`."
             ),
         },
         "servers": [{"url": "/"}],
         "paths": {},
         "components": {
             "securitySchemes": {
-                BEARER_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                BEARER_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                API_KEY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "API key (pgk_live_… or pgk_test_…)",
+                    "description": "A merchant API key, sent as a bearer token.",
+                },
             }
         },
         "tags": [],
@@ -117,7 +128,9 @@ def merge_specs(
                 if ref in renames:
                     name = renames[ref].rsplit("/", 1)[1]
                 if section == "securitySchemes":
-                    definition = _rewrite_token_urls(definition, routes)
+                    # Any service's OAuth2 scheme names the token endpoint user-service serves:
+                    # map it through the whole table, not only this service's routes.
+                    definition = _rewrite_token_urls(definition, list(table.routes))
                 target.setdefault(name, definition)
         for path, item in (spec.get("paths") or {}).items():
             mapped = public_path(routes, path)
@@ -133,8 +146,11 @@ def merge_specs(
                     op["operationId"] = f"{service}_{op['operationId']}"
                 if not op.get("tags"):
                     op["tags"] = [service]
-                if not route.public and not op.get("security"):
-                    op["security"] = [{BEARER_SCHEME: []}]
+                if not route.public:
+                    requirements = list(op.get("security") or [{BEARER_SCHEME: []}])
+                    if {API_KEY_SCHEME: []} not in requirements:
+                        requirements.append({API_KEY_SCHEME: []})
+                    op["security"] = requirements
                 item[method] = op
                 for tag in op["tags"]:
                     if tag not in seen_tags:
