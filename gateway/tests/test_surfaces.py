@@ -50,7 +50,7 @@ async def test_a_metrics_token_opens_the_public_metrics_to_its_holder_only(
     assert right.status_code == 200 and "paygate_gateway" in right.text
 
 
-async def test_ready_checks_redis_and_every_upstream_address(
+async def test_ready_checks_redis_the_signing_keys_and_every_upstream_address(
     make_gateway: GatewayFactory, upstreams: Upstreams, state: UpstreamState
 ) -> None:
     async with make_gateway() as url, httpx.AsyncClient(base_url=url) as client:
@@ -58,6 +58,7 @@ async def test_ready_checks_redis_and_every_upstream_address(
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {
         "redis": "ok",
+        "jwks": "ok",
         "upstream:user": "ok",
         "upstream:order": "ok",
         "upstream:payment": "ok",
@@ -87,6 +88,17 @@ async def test_ready_fails_without_redis_or_with_an_unresolvable_upstream(
     checks = no_order.json()["checks"]
     assert checks["upstream:order"].startswith("unresolvable")
     assert checks["upstream:user"] == "ok" and checks["redis"] == "ok"
+
+    async with (
+        make_gateway(
+            jwks_url=f"http://127.0.0.1:{free_port()}/.well-known/jwks.json",
+            ready_timeout_seconds=1.0,
+        ) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        keyless = await client.get("/ready")
+    assert keyless.status_code == 503
+    assert keyless.json()["checks"]["jwks"].startswith("down")
 
 
 def _service_spec(path: str) -> dict[str, Any]:

@@ -35,7 +35,13 @@ from paygate_devstack.components import (
     register_stripe_webhook,
     to_asyncpg_dsn,
 )
-from paygate_devstack.process import ComponentError, die_with_parent, pick_port, stop_all
+from paygate_devstack.process import (
+    ComponentError,
+    Supervisor,
+    die_with_parent,
+    pick_port,
+    stop_all,
+)
 from paygate_devstack.services import (
     SERVICES,
     ServiceProcess,
@@ -116,6 +122,7 @@ class Stack:
     services: list[ServiceProcess] = field(default_factory=list)
     failed_services: dict[str, str] = field(default_factory=dict)
     external: dict[str, str] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
 
     @property
     def logs(self) -> Path:
@@ -334,6 +341,7 @@ def write_stack_json(stack: Stack, endpoints: StackEndpoints, env: dict[str, str
                     "pid": s.pid,
                     "port": s.port,
                     "log": str(s.log_path),
+                    **(stack.supervisor.status().get(s.name, {}) if stack.supervisor else {}),
                 }
                 for s in stack.services
             },
@@ -404,28 +412,43 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
     console.print("[bold]Ctrl-C stops everything.[/]")
 
 
-def monitor(stack: Stack) -> int:
-    """Watch the children; an infrastructure crash stops the stack, a service crash is reported."""
-    reported: set[str] = set()
+def monitor(stack: Stack, on_change: Callable[[], Any] | None = None) -> int:
+    """Watch the children: an infrastructure crash stops the stack; a crashed service is
+    restarted with backoff (compose's `restart: unless-stopped`) and reported until it is back."""
+
+    def report(kind: str, name: str, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if kind == "crashed":
+            service = next(s for s in stack.services if s.name == name)
+            console.print(f"\n[bold red]✗ {stamp} {name} service {message}[/]")
+            console.print(f"last lines of {service.log_path}:", markup=False)
+            console.print(service.log_tail(10), markup=False)
+        elif kind == "restarting":
+            console.print(f"[yellow]↻ {stamp} {name} service: {message}[/]")
+        else:
+            console.print(f"[green]✓ {stamp} {name} service ready again ({message})[/]")
+        up = [s for s, w in supervisor.status().items() if w["state"] == "up"]
+        down = [s for s, w in supervisor.status().items() if w["state"] != "up"]
+        console.print(
+            f"[dim]up: {', '.join(up) or '-'}"
+            + (f"  ·  not up: {', '.join(down)}" if down else "")
+            + "[/]"
+        )
+
+    supervisor = Supervisor(stack.services, report=report)
+    stack.supervisor = supervisor
     while True:
-        time.sleep(0.5)
-        for name, comp in stack.components.items():
-            if not comp.running:
-                code = comp.proc.poll()
+        time.sleep(0.25)
+        for name, component in stack.components.items():
+            if not component.running:
+                code = component.proc.poll()
                 console.print(f"\n[bold red]✗ {name} exited unexpectedly (exit code {code}).[/]")
-                console.print(f"last lines of {comp.log_path}:", markup=False)
-                console.print(comp.proc.log_tail(), markup=False)
+                console.print(f"last lines of {component.log_path}:", markup=False)
+                console.print(component.proc.log_tail(), markup=False)
                 console.print("[red]stopping the stack: the services cannot work without it.[/]")
                 return 1
-        for service in stack.services:
-            if service.name not in reported and not service.running:
-                reported.add(service.name)
-                console.print(
-                    f"\n[bold red]✗ {service.name} service exited "
-                    f"(exit code {service.proc.poll()}); the rest keeps running.[/]"
-                )
-                console.print(f"last lines of {service.log_path}:", markup=False)
-                console.print(service.log_tail(), markup=False)
+        if supervisor.tick() and on_change is not None:
+            on_change()
 
 
 def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
@@ -470,7 +493,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_table(stack, endpoints, stack_json)
         if args.exit_when_ready:
             return 0 if not stack.failed_services else 1
-        code = monitor(stack)
+        code = monitor(stack, on_change=lambda: write_stack_json(stack, endpoints, env))
     except (KeyboardInterrupt, Shutdown) as exc:
         console.print(
             f"\n[bold]{'Ctrl-C' if isinstance(exc, KeyboardInterrupt) else exc}: stopping…[/]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,11 +102,23 @@ def build_ops_app(gateway: Gateway) -> Starlette:
                 return "down: TimeoutError"
             return "ok" if ok else "down: no PING answer"
 
-        redis, *resolved = await asyncio.gather(
+        async def jwks_check() -> str:
+            # Without keys every protected call would be a 503: not ready until user-service
+            # has published them (the launcher starts both at once).
+            jwks = gateway.jwks
+            if jwks is None:
+                return "off"
+            if not jwks.kids:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(jwks.refresh(), timeout)
+            return "ok" if jwks.kids else "down: no verification keys yet"
+
+        redis, jwks, *resolved = await asyncio.gather(
             redis_check(),
+            jwks_check(),
             *(_resolvable(gateway.proxy.base_urls[n], timeout) for n in names),
         )
-        checks = {"redis": redis}
+        checks = {"redis": redis, "jwks": jwks}
         checks.update({f"upstream:{n}": r for n, r in zip(names, resolved, strict=True)})
         failing = [
             name
