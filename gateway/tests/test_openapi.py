@@ -39,15 +39,30 @@ async def test_merged_spec_lists_every_public_path_and_no_internal_one(
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 
 
+async def test_every_status_the_edge_can_answer_is_documented_as_problem_json(
+    gateway: str, state: UpstreamState
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        spec = (await client.get("/openapi.json")).json()
+    create = spec["paths"]["/api/v1/orders"]["post"]["responses"]
+    webhook = spec["paths"]["/api/v1/webhooks/stripe"]["post"]["responses"]
+    for status in ("400", "401", "415", "429", "502", "503", "504"):
+        assert create[status]["content"] == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }, status
+    assert "401" not in webhook  # public: the gateway asks for no token there
+    assert {"400", "415", "429", "503"} <= set(webhook)
+
+
 async def test_colliding_component_names_are_prefixed_not_overwritten(
     gateway: str, state: UpstreamState
 ) -> None:
     async with httpx.AsyncClient(base_url=gateway) as client:
         spec = (await client.get("/openapi.json")).json()
     schemas = spec["components"]["schemas"]
-    # user-service and order-service both call their model "Item"? No: UserItem/OrderItem, but
-    # both define FastAPI's HTTPValidationError identically, which must stay one schema.
-    assert "HTTPValidationError" in schemas
+    # Every error is the one shared Problem schema (FastAPI's HTTPValidationError, which both
+    # upstreams define identically, is not what a client receives and is gone).
+    assert "Problem" in schemas and "HTTPValidationError" not in schemas
     assert "UserItem" in schemas and "OrderItem" in schemas
     refs = set(re.findall(r'"\$ref":\s*"([^"]+)"', httpx.Response(200, json=spec).text))
     for ref in refs:

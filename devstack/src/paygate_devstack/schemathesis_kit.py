@@ -7,13 +7,17 @@ raised at the first) so one run shows everything a spec gets wrong.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.generation import GenerationMode
 
@@ -59,12 +63,15 @@ def fuzz_openapi(
     include: Callable[[Any], bool] | None = None,
     checks: list[Any] | None = None,
     timeout: float = 30,
+    opaque_query_params: tuple[str, ...] = ("cursor",),
 ) -> FuzzReport:
     """Run every check against every operation of the document at `spec_url`.
 
     `headers_for(case)` gives the headers a case is sent with (credentials that get generated
     bodies past authentication into domain code); a case that generated its own Authorization
-    keeps it.
+    keeps it. Positive cases get a fresh Idempotency-Key each. `opaque_query_params` (pagination cursors) are valid only as a previous page's
+    `next_cursor`, which no generator can produce: positive cases drop them, negative cases
+    that carry one are not sent (each service's pagination tests cover real cursors).
     """
     schema = schemathesis.openapi.from_url(spec_url or f"{base_url}/openapi.json")
     report = FuzzReport()
@@ -75,37 +82,129 @@ def fuzz_openapi(
             continue
         report.operations += 1
         for mode in modes:
-            label = f"{operation.method.upper()} {operation.path} [{mode.value}]"
-
-            @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(
-                max_examples=max_examples,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-                database=None,
-                # no shrinking: every failure is recorded as found, and the run stays bounded
-                phases=[Phase.explicit, Phase.generate],
+            _run_operation(
+                operation,
+                mode,
+                report,
+                base_url,
+                headers_for,
+                max_examples,
+                run_checks,
+                timeout,
+                opaque_query_params,
             )
-            def one_case(case: Any, label: str = label) -> None:
-                headers: dict[str, str] = {}
-                if headers_for is not None and not (
-                    case.headers and "Authorization" in case.headers
-                ):
-                    headers = headers_for(case)
-                report.calls += 1
-                try:
-                    response = case.call_and_validate(
-                        base_url=base_url, headers=headers, checks=run_checks, timeout=timeout
-                    )
-                except (AssertionError, BaseExceptionGroup) as exc:  # a check failed
-                    details = (
-                        "\n".join(str(e) for e in exc.exceptions)
-                        if isinstance(exc, BaseExceptionGroup)
-                        else str(exc)
-                    )
-                    report.add_failure(label, f"{details}\n{case.as_curl_command(headers)}")
-                    return
-                report.statuses[response.status_code] += 1
-
-            one_case()
     return report
+
+
+def _run_operation(
+    operation: Any,
+    mode: GenerationMode,
+    report: FuzzReport,
+    base_url: str,
+    headers_for: HeadersFor | None,
+    max_examples: int,
+    run_checks: list[Any],
+    timeout: float,
+    opaque: tuple[str, ...],
+) -> None:
+    label = f"{operation.method.upper()} {operation.path} [{mode.value}]"
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        # no shrinking: every failure is recorded as found, and the run stays bounded
+        phases=[Phase.explicit, Phase.generate],
+    )
+    def one_case(case: Any) -> None:
+        if case.query and any(p in case.query for p in opaque):
+            if mode is GenerationMode.NEGATIVE:
+                reject()
+            case.query = {k: v for k, v in case.query.items() if k not in opaque}
+        if mode is GenerationMode.POSITIVE and case.headers and "Idempotency-Key" in case.headers:
+            # A generated key repeats across cases with other bodies (422 reused, by design);
+            # key reuse is the idempotency tests' subject, here each request is a new one.
+            case.headers["Idempotency-Key"] = uuid.uuid4().hex
+        headers: dict[str, str] = {}
+        if headers_for is not None and not (case.headers and "Authorization" in case.headers):
+            headers = headers_for(case)
+        report.calls += 1
+        try:
+            response = case.call_and_validate(
+                base_url=base_url, headers=headers, checks=run_checks, timeout=timeout
+            )
+        except (AssertionError, BaseExceptionGroup) as exc:  # a check failed
+            details = (
+                "\n".join(str(e) for e in exc.exceptions)
+                if isinstance(exc, BaseExceptionGroup)
+                else str(exc)
+            )
+            report.add_failure(label, f"{details}\n{case.as_curl_command(headers)}")
+            return
+        report.statuses[response.status_code] += 1
+
+    try:
+        one_case()
+    except Unsatisfiable:  # nothing to make invalid (no parameters, no body): nothing to test
+        if mode is not GenerationMode.NEGATIVE:
+            raise
+
+
+def customer_headers(user_service_url: str, *, save_card: bool = True) -> dict[str, str]:
+    """Sign a fresh customer up at user-service (optionally with a saved test card) and return
+    their `Authorization` header: generated requests then get past authentication."""
+    import secrets
+
+    import httpx
+
+    email = f"fuzz.{uuid.uuid4().hex[:8]}@example.com"
+    password = "fuzzing-Password-" + secrets.token_hex(4)
+    with httpx.Client(base_url=user_service_url, timeout=30) as client:
+        client.post(
+            "/auth/signup", json={"email": email, "password": password, "full_name": "Fuzz"}
+        ).raise_for_status()
+        signin = client.post("/auth/signin", json={"email": email, "password": password})
+        signin.raise_for_status()
+        headers = {"Authorization": f"Bearer {signin.json()['access_token']}"}
+        if save_card:
+            client.post(
+                "/users/me/payment-methods",
+                json={"provider": "stripe", "token": "pm_card_visa"},
+                headers=headers,
+            ).raise_for_status()
+    return headers
+
+
+@contextlib.contextmanager
+def service_behind_user_service(
+    stack: Any, name: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[Any, Any]]:
+    """`(user, service)`: user-service (it issues the JWTs and holds payment methods) and the
+    service under test, on free ports and a fresh database, pointed at each other."""
+    from paygate_devstack.process import free_port
+
+    database = stack.postgres.create_database()
+    user = stack.start_service("user", env={"DATABASE_URL": database}, port=free_port())
+    try:
+        if name == "user":
+            yield user, user
+            return
+        urls = {**json.loads(stack.env["PAYGATE_SERVICE_URLS"]), "user": user.url}
+        service = stack.start_service(
+            name,
+            env={
+                "DATABASE_URL": database,
+                "JWKS_URL": f"{user.url}/.well-known/jwks.json",
+                "PAYGATE_SERVICE_URLS": json.dumps(urls),
+                **(env or {}),
+            },
+            port=free_port(),
+        )
+        try:
+            yield user, service
+        finally:
+            service.stop()
+    finally:
+        user.stop()

@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from gateway.routes import Route, RouteTable
+from paygate_common.errors import document_problems
 
 log = logging.getLogger("paygate.gateway.openapi")
 
@@ -163,7 +164,27 @@ def merge_specs(
                     if existing["name"] == tag["name"]:
                         existing.update(tag)
     merged["paths"] = dict(sorted(merged["paths"].items()))
-    return merged
+    protected = {public for public, route in _routes_by_path(merged, table) if not route.public}
+    return document_problems(merged, extra=lambda path, _, op: _edge_statuses(path, op, protected))
+
+
+def _routes_by_path(merged: dict[str, Any], table: RouteTable) -> list[tuple[str, Route]]:
+    out = []
+    for path in merged["paths"]:
+        route = table.match(path.split("{", 1)[0].rstrip("/") or path)
+        if route is not None:
+            out.append((path, route))
+    return out
+
+
+def _edge_statuses(path: str, op: dict[str, Any], protected: set[str]) -> set[int]:
+    """What the gateway itself can answer before (or instead of) the service."""
+    statuses = {400, 429, 502, 503, 504}  # invalid_path/duplicate_header, limits, upstream down
+    if "requestBody" in op:
+        statuses.add(413)
+    if path in protected:
+        statuses.add(401)
+    return statuses
 
 
 def _camel(name: str) -> str:
