@@ -133,3 +133,17 @@ async def test_health_reports_the_gateway_and_every_upstream(
         assert upstream["circuit"]["state"] == "closed"
     assert health["rate_limit_store"] == "redis"
     assert ready.status_code == 200
+
+
+async def test_path_parameters_state_what_the_gateway_lets_through(
+    gateway: str, state: UpstreamState
+) -> None:
+    from gateway.openapi import SAFE_PATH_PARAMETER
+
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        spec = (await client.get("/openapi.json")).json()
+        refused = await client.get("/api/v1/orders/a%5Cb")  # what the pattern excludes: 400
+    (param,) = spec["paths"]["/api/v1/orders/{order_id}"]["get"]["parameters"]
+    assert param["schema"]["pattern"] == SAFE_PATH_PARAMETER
+    assert not re.match(SAFE_PATH_PARAMETER, "a\\b") and re.match(SAFE_PATH_PARAMETER, "o-1")
+    assert refused.status_code == 400

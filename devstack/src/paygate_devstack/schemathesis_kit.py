@@ -71,8 +71,8 @@ def fuzz_openapi(
     """Run every check against every operation of the document at `spec_url`.
 
     `headers_for(case)` gives the headers a case is sent with (credentials that get generated
-    bodies past authentication into domain code); a case that generated its own Authorization
-    keeps it. Positive cases get a fresh Idempotency-Key each. `opaque_query_params` (pagination cursors) are valid only as a previous page's
+    bodies past authentication into domain code; the auth checks send their own variants).
+    Positive cases get a fresh Idempotency-Key each. `opaque_query_params` (pagination cursors) are valid only as a previous page's
     `next_cursor`, which no generator can produce: positive cases drop them, negative cases
     that carry one are not sent (each service's pagination tests cover real cursors).
     `known_violations` maps `"POST /path [positive]"` to why it still fails (a fix owned
@@ -135,9 +135,7 @@ def _run_operation(
             # A generated key repeats across cases with other bodies (422 reused, by design);
             # key reuse is the idempotency tests' subject, here each request is a new one.
             case.headers["Idempotency-Key"] = uuid.uuid4().hex
-        headers: dict[str, str] = {}
-        if headers_for is not None and not (case.headers and "Authorization" in case.headers):
-            headers = headers_for(case)
+        headers = headers_for(case) if headers_for is not None else {}
         report.calls += 1
         try:
             response = case.call_and_validate(

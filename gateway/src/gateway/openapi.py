@@ -27,6 +27,10 @@ BEARER_SCHEME = "bearerAuth"
 # Merchant API keys travel the same way as JWTs (`Authorization: Bearer pgk_live_…`); the
 # gateway tells them apart by the prefix. Offered beside every JWT requirement.
 API_KEY_SCHEME = "apiKeyAuth"
+# What `routes.is_safe_path` lets through in one path parameter: no separator, no `%` (every
+# escape the gateway refuses is one), no NUL, not `.`/`..` (no leading dot at all, for a regex
+# without look-ahead). Stated in the merged document so its 400 `invalid_path` is no surprise.
+SAFE_PATH_PARAMETER = r"^[^/\\%\x00.][^/\\%\x00]*$"
 
 
 def _hidden(path: str) -> bool:
@@ -138,7 +142,7 @@ def merge_specs(
             if mapped is None:
                 continue
             route, public = mapped
-            item = dict(item)
+            item = _constrain_path_parameters(dict(item))
             for method, op in list(item.items()):
                 if method not in HTTP_METHODS or not isinstance(op, dict):
                     continue
@@ -185,6 +189,30 @@ def _edge_statuses(path: str, op: dict[str, Any], protected: set[str]) -> set[in
     if path in protected:
         statuses.add(401)
     return statuses
+
+
+def _constrain_path_parameters(item: dict[str, Any]) -> dict[str, Any]:
+    """Free-form string path parameters get the pattern the gateway enforces."""
+
+    def constrain(params: Any) -> Any:
+        if not isinstance(params, list):
+            return params
+        out = []
+        for param in params:
+            if isinstance(param, dict) and param.get("in") == "path":
+                schema = dict(param.get("schema") or {})
+                if schema.get("type") == "string" and not ({"pattern", "format"} & set(schema)):
+                    schema["pattern"] = SAFE_PATH_PARAMETER
+                    param = {**param, "schema": schema}
+            out.append(param)
+        return out
+
+    for key, value in list(item.items()):
+        if key == "parameters":
+            item[key] = constrain(value)
+        elif key in HTTP_METHODS and isinstance(value, dict) and "parameters" in value:
+            item[key] = {**value, "parameters": constrain(value["parameters"])}
+    return item
 
 
 def _camel(name: str) -> str:
