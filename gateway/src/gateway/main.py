@@ -112,12 +112,24 @@ class Gateway:
         if scope["type"] == "http":
             if scope["path"].startswith("/api/"):
                 await self.proxy(scope, receive, send)
+            elif scope.get("scheme") == "https" and self.proxy.hsts:
+                await self.ops(scope, receive, self._with_hsts(send))
             else:
                 await self.ops(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:  # websockets are not routed
             await send({"type": "websocket.close", "code": 1008})
+
+    def _with_hsts(self, send: Send) -> Send:
+        header = (b"strict-transport-security", self.proxy.hsts or b"")
+
+        async def send_with_hsts(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        return send_with_hsts
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -173,9 +185,18 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
 
 
 def run() -> None:
-    """`gateway` console entry: uvicorn with uvloop and httptools on port 8000."""
+    """`gateway` console entry: uvicorn with uvloop and httptools on port 8000, HTTPS when
+    `GATEWAY_TLS_CERT_FILE` and `GATEWAY_TLS_KEY_FILE` are set.
+
+    Under the uvicorn CLI (`make run`, the images) pass `--ssl-certfile/--ssl-keyfile` or set
+    `UVICORN_SSL_CERTFILE/UVICORN_SSL_KEYFILE` instead: uvicorn owns the listening socket.
+    """
     import uvicorn
 
+    settings = GatewaySettings()
+    tls: dict[str, Any] = {}
+    if settings.tls_cert_file and settings.tls_key_file:
+        tls = {"ssl_certfile": settings.tls_cert_file, "ssl_keyfile": settings.tls_key_file}
     uvicorn.run(
         "gateway.main:create_app",
         factory=True,
@@ -189,4 +210,5 @@ def run() -> None:
         # uvicorn would otherwise rewrite the client address from X-Forwarded-For for connections
         # from 127.0.0.1; the gateway decides that itself (GATEWAY_TRUST_FORWARDED_FOR).
         proxy_headers=False,
+        **tls,
     )

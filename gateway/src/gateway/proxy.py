@@ -126,13 +126,16 @@ class Exchange(Protocol):
 
 
 class AsgiExchange:
-    """`Exchange` over ASGI receive/send."""
+    """`Exchange` over ASGI receive/send; `extra_headers` go on every answer (HSTS on HTTPS)."""
 
-    __slots__ = ("_receive", "_send")
+    __slots__ = ("_extra", "_receive", "_send")
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, extra_headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self._receive = receive
         self._send = send
+        self._extra = extra_headers
 
     async def read(self) -> tuple[bytes, bool] | None:
         message = await self._receive()
@@ -141,10 +144,14 @@ class AsgiExchange:
         return message.get("body", b""), message.get("more_body", False)
 
     async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        if self._extra:
+            headers = headers + self._extra
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body})
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._extra:
+            headers = headers + self._extra
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def write(self, chunk: bytes) -> None:
@@ -176,6 +183,13 @@ class Proxy:
         self.pools: dict[str, UpstreamPool] = {}
         self.base_urls = {name: settings.service_url(name) for name in table.services}
         self.max_body = settings.max_body_bytes
+        # Strict-Transport-Security for answers to HTTPS requests (both serving paths add it)
+        self.hsts: bytes | None = (
+            b"max-age=%d; includeSubDomains" % settings.hsts_max_age_seconds
+            if settings.hsts_max_age_seconds > 0
+            else None
+        )
+        self._hsts_headers = [(b"strict-transport-security", self.hsts)] if self.hsts else None
         self.counter = RequestCounter()
         self._latency = {name: upstream_latency(name) for name in table.services}
         self._timeouts = {
@@ -210,8 +224,9 @@ class Proxy:
         """The ASGI entry (any ASGI server; `gateway.server` serves `/api/*` via `handle`)."""
         client = scope.get("client")
         path: str = scope["path"]
+        https = scope.get("scheme") == "https"
         await self.handle(
-            AsgiExchange(receive, send),
+            AsgiExchange(receive, send, self._hsts_headers if https else None),
             scope["method"],
             path,
             scope.get("raw_path") or path.encode(),

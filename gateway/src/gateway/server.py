@@ -235,6 +235,10 @@ class _FastCycle:
             elif name == b"connection" and b"close" in value.lower():
                 self.keep_alive = False
             out += (name, b": ", value, b"\r\n")
+        if self.scheme == "https":
+            hsts = protocol.fast_proxy.hsts
+            if hsts:
+                out += (b"strict-transport-security: ", hsts, b"\r\n")
         if not self.keep_alive:
             out.append(b"connection: close\r\n")
         if not has_length and self.method != "HEAD" and status not in _NO_BODY_STATUSES:
