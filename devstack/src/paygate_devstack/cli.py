@@ -45,12 +45,20 @@ from paygate_devstack.process import (
 from paygate_devstack.services import (
     SERVICES,
     ServiceProcess,
+    ServiceSpec,
     StackEndpoints,
     implemented_services,
     repo_root,
     service_urls,
     shared_env,
     unfinished_services,
+)
+from paygate_devstack.tls import (
+    HttpsServiceProcess,
+    LocalTls,
+    ensure_local_tls,
+    gateway_tls_env,
+    trust_instructions,
 )
 
 # Fixed, non-standard ports keep URLs stable between runs without colliding with a system
@@ -123,6 +131,7 @@ class Stack:
     failed_services: dict[str, str] = field(default_factory=dict)
     external: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor | None = None
+    tls: LocalTls | None = None
 
     @property
     def logs(self) -> Path:
@@ -239,6 +248,8 @@ def start_services(
             console.print(f"[yellow]•[/] port {spec.port} is busy: {spec.name} uses {port}")
         ports[spec.name] = port
     urls = service_urls(ports)
+    if stack.tls is not None:
+        urls["gateway"] = urls["gateway"].replace("http://", "https://")
     env = shared_env(
         endpoints,
         state_dir=stack.state,
@@ -262,10 +273,7 @@ def start_services(
         console.print("[yellow]•[/] no service is implemented yet: infrastructure only")
         return env
 
-    candidates = [
-        ServiceProcess(spec, env=env, port=ports[spec.name], root=stack.root, log_dir=stack.logs)
-        for spec in specs
-    ]
+    candidates = [_service_process(stack, spec, env, ports[spec.name]) for spec in specs]
     # each service migrates its own schema: run them side by side
     errors = _step(
         f"migrations: {', '.join(s.name for s in specs)}",
@@ -287,6 +295,21 @@ def start_services(
             stack.services.remove(service)
             _report_failure(stack, service.name, str(exc))
     return env
+
+
+def _service_process(
+    stack: Stack, spec: ServiceSpec, env: dict[str, str], port: int
+) -> ServiceProcess:
+    if spec.name == "gateway" and stack.tls is not None:
+        return HttpsServiceProcess(
+            spec,
+            env={**env, **gateway_tls_env(stack.tls)},
+            port=port,
+            root=stack.root,
+            log_dir=stack.logs,
+            ca=stack.tls.ca,
+        )
+    return ServiceProcess(spec, env=env, port=port, root=stack.root, log_dir=stack.logs)
 
 
 def _migrate(service: ServiceProcess) -> str | None:
@@ -409,6 +432,8 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
         f"state: {_relative(stack.state)}  ·  logs: {_relative(stack.logs)}/*.log  ·  "
         f"stack: {_relative(stack_json)}"
     )
+    if stack.tls is not None:
+        console.print(trust_instructions(stack.tls), markup=False)
     console.print("[bold]Ctrl-C stops everything.[/]")
 
 
@@ -476,6 +501,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_shutdown)
     signal.signal(signal.SIGHUP, _raise_shutdown)
     stack = Stack(root=root, state=state)
+    if args.tls:
+        stack.tls = _step(
+            f"TLS: local CA and certificate in {_relative(state / 'tls')}",
+            lambda: ensure_local_tls(state / "tls"),
+        )
     code = 0
     try:
         secrets_ = load_secrets(state)
@@ -592,6 +622,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the stack in the foreground; Ctrl-C stops it")
     run.add_argument("--fresh", action="store_true", help="wipe the state dir first")
     run.add_argument("--no-services", action="store_true", help="infrastructure only")
+    run.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the gateway over HTTPS with a local CA's certificate (in <state>/tls/)",
+    )
     run.add_argument(
         "--exit-when-ready",
         action="store_true",

@@ -19,6 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 
 # `--checks all`: response schema, status code, content type and header conformance, negative
@@ -82,6 +83,8 @@ def fuzz_openapi(
     report = FuzzReport()
     run_checks = checks if checks is not None else ALL_CHECKS
     for result in schema.get_all_operations():
+        if not isinstance(result, Ok):  # a part of the document schemathesis cannot read
+            raise AssertionError(f"invalid OpenAPI document: {result.err()}")
         operation = result.ok()
         if include is not None and not include(operation):
             continue
