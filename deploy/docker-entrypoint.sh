@@ -7,6 +7,7 @@
 set -eu
 
 home="${PAYGATE_HOME:-/app}"
+scheme=http
 service="${PAYGATE_SERVICE:?PAYGATE_SERVICE is not set}"
 case "$service" in
   gateway)
@@ -16,6 +17,11 @@ case "$service" in
     # believe a client's), so uvicorn must not rewrite the client address; uvloop and the
     # one-write HTTP protocol are its hot path.
     flags="--no-proxy-headers --loop uvloop --http gateway.server:GatewayHttpProtocol"
+    # TLS on the public edge: HTTPS (and HSTS) when a certificate and its key are configured.
+    if [ -n "${GATEWAY_TLS_CERT_FILE:-}" ] && [ -n "${GATEWAY_TLS_KEY_FILE:-}" ]; then
+      flags="$flags --ssl-certfile $GATEWAY_TLS_CERT_FILE --ssl-keyfile $GATEWAY_TLS_KEY_FILE"
+      scheme=https
+    fi
     ;;
   user-service)
     app=user_service.main:create_app
@@ -52,10 +58,12 @@ case "$command" in
     exec alembic -c alembic.ini upgrade head
     ;;
   healthcheck)
-    # The slim image has no curl; Python is there anyway. urlopen raises on 4xx/5xx.
-    exec python -c "import sys, urllib.request
+    # The slim image has no curl; Python is there anyway. urlopen raises on 4xx/5xx. Over TLS
+    # the certificate names the public host, not 127.0.0.1: this local probe does not verify.
+    exec python -c "import ssl, sys, urllib.request
 try:
-    urllib.request.urlopen('http://127.0.0.1:$port${1:-/health}', timeout=4)
+    urllib.request.urlopen('$scheme://127.0.0.1:$port${1:-/health}', timeout=4,
+                           context=ssl._create_unverified_context())
 except Exception as exc:
     sys.exit(f'unhealthy: {exc}')"
     ;;
