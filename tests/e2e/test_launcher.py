@@ -187,3 +187,15 @@ def test_the_readme_walkthrough_runs_verbatim(launched: Launched) -> None:
     assert re.search(r"\.eml\b", out), out
     assert '"event_type": "order.created"' in out
     assert '"event_type": "payment.succeeded"' in out
+
+
+def test_the_gateways_metrics_are_on_the_operator_port_not_the_public_one(
+    launched: Launched,
+) -> None:
+    stack = launched.stack()
+    public = httpx.get(f"{stack['gateway']}/metrics", timeout=10)
+    operator = httpx.get(stack["gateway_metrics"], timeout=10)
+    assert public.status_code == 404
+    assert operator.status_code == 200 and "paygate_gateway" in operator.text
+    ready = httpx.get(f"{stack['gateway']}/ready", timeout=10).json()
+    assert ready["status"] == "ready" and ready["checks"]["jwks"] == "ok"

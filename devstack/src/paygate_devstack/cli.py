@@ -63,7 +63,14 @@ from paygate_devstack.tls import (
 
 # Fixed, non-standard ports keep URLs stable between runs without colliding with a system
 # PostgreSQL (5432), Redis (6379) or Kafka (9092); a busy one is replaced by a free port.
-DEFAULT_PORTS = {"postgres": 55432, "redis": 56379, "kafka": 59092, "stripe": 58420, "smtp": 51025}
+DEFAULT_PORTS = {
+    "postgres": 55432,
+    "redis": 56379,
+    "kafka": 59092,
+    "stripe": 58420,
+    "smtp": 51025,
+    "gateway-metrics": 59464,  # the gateway's operator listener (/metrics is off its public port)
+}
 DATABASE_NAME = "paygate"
 STRIPE_WEBHOOK_ID = "paygate-payment-service"
 
@@ -132,6 +139,7 @@ class Stack:
     external: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor | None = None
     tls: LocalTls | None = None
+    metrics_port: int | None = None
 
     @property
     def logs(self) -> Path:
@@ -300,6 +308,9 @@ def start_services(
 def _service_process(
     stack: Stack, spec: ServiceSpec, env: dict[str, str], port: int
 ) -> ServiceProcess:
+    if spec.name == "gateway":
+        stack.metrics_port = pick_port(DEFAULT_PORTS["gateway-metrics"])
+        env = {**env, "GATEWAY_METRICS_PORT": str(stack.metrics_port)}
     if spec.name == "gateway" and stack.tls is not None:
         return HttpsServiceProcess(
             spec,
@@ -369,6 +380,10 @@ def write_stack_json(stack: Stack, endpoints: StackEndpoints, env: dict[str, str
                 for s in stack.services
             },
             "failed_services": sorted(stack.failed_services),
+            "gateway_metrics": f"http://127.0.0.1:{stack.metrics_port}/metrics"
+            if stack.metrics_port
+            else None,
+            "tls_ca": str(stack.tls.ca) if stack.tls else None,
             "env": env,
         }
     )
@@ -397,6 +412,10 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
         table.add_row(
             "[bold]gateway[/]", f"[bold]{gateway.url}[/]", f"API docs: {gateway.url}/docs"
         )
+        if stack.metrics_port:
+            table.add_row(
+                "gateway metrics", f"http://127.0.0.1:{stack.metrics_port}/metrics", "operators"
+            )
     for spec in SERVICES:
         service = by_name.get(spec.name)
         if service is None or spec.name == "gateway":
