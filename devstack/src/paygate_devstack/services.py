@@ -210,6 +210,7 @@ class ServiceProcess:
                 "--no-access-log",
                 "--timeout-graceful-shutdown",
                 "5",
+                *spec.uvicorn_args,
             ],
             log_path=self.log_path,
             env=self.env,
