@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test lint uv sync tools
+.PHONY: help run test lint uv sync tools events status stop
 
 # uv on PATH, else the copy `pip install --user uv` put next to python3
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
@@ -12,6 +12,10 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run          start PostgreSQL, Redis, Kafka (Tansu), localstripe, an SMTP sink and every service"
 	@echo "make run FRESH=1  the same from a clean .paygate/ state directory"
+	@echo "make run TLS=1    the same with HTTPS on the gateway (a local CA in .paygate/tls/)"
+	@echo "make events TOPIC=order.create   print a topic's messages (FOLLOW=1 keeps following)"
+	@echo "make status       the running stack's URLs and state (.paygate/stack.json)"
+	@echo "make stop         stop the stack started by make run from another terminal"
 	@echo "make test         run the whole test suite against real infrastructure"
 	@echo "make lint         ruff and mypy"
 
@@ -39,6 +43,20 @@ tools:
 			echo "the tests need:$$missing (sudo apt-get install$$missing)" >&2; exit 1; \
 		fi; \
 	fi
+
+run: sync
+	$(UV) run --frozen --no-sync python -m paygate_devstack run $(if $(filter-out 0,$(FRESH)),--fresh) $(if $(filter-out 0,$(TLS)),--tls)
+
+# Through make (not `uv run`), so they work however uv was installed (pip --user puts it off PATH).
+events: sync
+	@test -n "$(TOPIC)" || { echo "usage: make events TOPIC=order.create [FOLLOW=1]" >&2; exit 2; }
+	@$(UV) run --frozen --no-sync python -m paygate_devstack events $(TOPIC) $(if $(filter-out 0,$(FOLLOW)),--follow)
+
+status: sync
+	@$(UV) run --frozen --no-sync python -m paygate_devstack status
+
+stop: sync
+	@$(UV) run --frozen --no-sync python -m paygate_devstack stop
 
 # pytest exits 5 when it collected no test: that is a failure here (every package has tests).
 test: sync tools

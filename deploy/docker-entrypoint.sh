@@ -7,6 +7,7 @@
 set -eu
 
 home="${PAYGATE_HOME:-/app}"
+scheme=http
 service="${PAYGATE_SERVICE:?PAYGATE_SERVICE is not set}"
 # What the service is (its ASGI app, port and uvicorn flags) comes from the one service registry,
 # paygate_common.services; nothing about a service is repeated here.
@@ -15,6 +16,12 @@ if ! registry="$(python -m paygate_common.services shell "$service" 2>&1)"; then
   exit 64
 fi
 eval "$registry"
+# TLS on the public edge: the gateway serves HTTPS (and HSTS) when a certificate and its key are
+# configured.
+if [ "$folder" = gateway ] && [ -n "${GATEWAY_TLS_CERT_FILE:-}" ] && [ -n "${GATEWAY_TLS_KEY_FILE:-}" ]; then
+  flags="$flags --ssl-certfile $GATEWAY_TLS_CERT_FILE --ssl-keyfile $GATEWAY_TLS_KEY_FILE"
+  scheme=https
+fi
 
 command="${1:-serve}"
 [ "$#" -gt 0 ] && shift
@@ -35,10 +42,12 @@ case "$command" in
     exec alembic -c alembic.ini upgrade head
     ;;
   healthcheck)
-    # The slim image has no curl; Python is there anyway. urlopen raises on 4xx/5xx.
-    exec python -c "import sys, urllib.request
+    # The slim image has no curl; Python is there anyway. urlopen raises on 4xx/5xx. Over TLS
+    # the certificate names the public host, not 127.0.0.1: this local probe does not verify.
+    exec python -c "import ssl, sys, urllib.request
 try:
-    urllib.request.urlopen('http://127.0.0.1:$port${1:-/health}', timeout=4)
+    urllib.request.urlopen('$scheme://127.0.0.1:$port${1:-/health}', timeout=4,
+                           context=ssl._create_unverified_context())
 except Exception as exc:
     sys.exit(f'unhealthy: {exc}')"
     ;;

@@ -67,7 +67,8 @@ def sample(annotation: Any) -> Any:
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
         return sample(args[0])
     if annotation is uuid.UUID:
-        return uuid.uuid4()
+        # fixed, so no random id can happen to contain a forbidden digit run such as "123"
+        return uuid.UUID("e7d0c0de-aaaa-4bbb-8ccc-dddddddddddd")
     if annotation is int:
         return 4242424242424242
     if annotation is str:

@@ -278,6 +278,12 @@ GatewayFactory = Callable[..., AbstractAsyncContextManager[str]]
 PROTOCOLS = {"asgi": "httptools", "fast": "gateway.server:GatewayHttpProtocol"}
 
 
+# Most tests read /metrics on the public port with this token; test_surfaces covers the
+# default (no token: 404 there, served on the operator listener).
+METRICS_TOKEN = "gateway-tests-metrics-token"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def gateway_settings(upstreams: Upstreams, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         # services without a stand-in here answer nothing (a closed port), as when not deployed
@@ -291,6 +297,7 @@ def gateway_settings(upstreams: Upstreams, **overrides: Any) -> GatewaySettings:
         "rate_limit_auth": "100000/minute",
         "log_json": False,
         "openapi_refresh_seconds": 3600,
+        "metrics_token": METRICS_TOKEN,
     }
     values.update(overrides)
     return GatewaySettings(**values)

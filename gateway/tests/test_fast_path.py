@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from gateway_support import (
+    METRICS_AUTH,
     PROTOCOLS,
     GatewayFactory,
     Upstreams,
@@ -177,13 +178,13 @@ async def test_metrics_count_answers_and_upstream_latency(
     unauth = 'paygate_gateway_requests_total{route="/api/v1/orders",status="401"}'
     latency = 'paygate_gateway_upstream_seconds_count{service="order"}'
     async with httpx.AsyncClient(base_url=gateway) as client:
-        before = (await client.get("/metrics")).text
+        before = (await client.get("/metrics", headers=METRICS_AUTH)).text
         for _ in range(3):
             assert (
                 await client.get("/api/v1/orders/m", headers=upstreams.auth())
             ).status_code == 200
         assert (await client.get("/api/v1/orders/m")).status_code == 401
-        after = (await client.get("/metrics")).text
+        after = (await client.get("/metrics", headers=METRICS_AUTH)).text
     assert count(after, ok) - count(before, ok) == 3
     assert count(after, unauth) - count(before, unauth) == 1
     assert count(after, latency) - count(before, latency) == 3

@@ -33,9 +33,27 @@ async def test_merged_spec_lists_every_public_path_and_no_internal_one(
     assert paths == PUBLIC_PATHS
     assert not any("internal" in p or p.endswith(("/health", "/ready", "/metrics")) for p in paths)
     # protected operations carry the bearer scheme, public ones do not
-    assert spec["paths"]["/api/v1/orders"]["post"]["security"] == [{"bearerAuth": []}]
+    assert spec["paths"]["/api/v1/orders"]["post"]["security"] == [
+        {"bearerAuth": []},
+        {"apiKeyAuth": []},
+    ]
     assert "security" not in spec["paths"]["/api/v1/webhooks/stripe"]["post"]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+async def test_every_status_the_edge_can_answer_is_documented_as_problem_json(
+    gateway: str, state: UpstreamState
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        spec = (await client.get("/openapi.json")).json()
+    create = spec["paths"]["/api/v1/orders"]["post"]["responses"]
+    webhook = spec["paths"]["/api/v1/webhooks/stripe"]["post"]["responses"]
+    for status in ("400", "401", "415", "429", "502", "503", "504"):
+        assert create[status]["content"] == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }, status
+    assert "401" not in webhook  # public: the gateway asks for no token there
+    assert {"400", "415", "429", "503"} <= set(webhook)
 
 
 async def test_colliding_component_names_are_prefixed_not_overwritten(
@@ -44,9 +62,9 @@ async def test_colliding_component_names_are_prefixed_not_overwritten(
     async with httpx.AsyncClient(base_url=gateway) as client:
         spec = (await client.get("/openapi.json")).json()
     schemas = spec["components"]["schemas"]
-    # user-service and order-service both call their model "Item"? No: UserItem/OrderItem, but
-    # both define FastAPI's HTTPValidationError identically, which must stay one schema.
-    assert "HTTPValidationError" in schemas
+    # Every error is the one shared Problem schema (FastAPI's HTTPValidationError, which both
+    # upstreams define identically, is not what a client receives and is gone).
+    assert "Problem" in schemas and "HTTPValidationError" not in schemas
     assert "UserItem" in schemas and "OrderItem" in schemas
     refs = set(re.findall(r'"\$ref":\s*"([^"]+)"', httpx.Response(200, json=spec).text))
     for ref in refs:
@@ -118,3 +136,17 @@ async def test_health_reports_the_gateway_and_every_upstream(
         assert health["upstreams"][name]["circuit"]["state"] == "closed"
     assert health["rate_limit_store"] == "redis"
     assert ready.status_code == 200
+
+
+async def test_path_parameters_state_what_the_gateway_lets_through(
+    gateway: str, state: UpstreamState
+) -> None:
+    from gateway.openapi import SAFE_PATH_PARAMETER
+
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        spec = (await client.get("/openapi.json")).json()
+        refused = await client.get("/api/v1/orders/a%5Cb")  # what the pattern excludes: 400
+    (param,) = spec["paths"]["/api/v1/orders/{order_id}"]["get"]["parameters"]
+    assert param["schema"]["pattern"] == SAFE_PATH_PARAMETER
+    assert not re.match(SAFE_PATH_PARAMETER, "a\\b") and re.match(SAFE_PATH_PARAMETER, "o-1")
+    assert refused.status_code == 400

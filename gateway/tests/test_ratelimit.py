@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from gateway_support import Upstreams, UpstreamState
+from gateway_support import METRICS_AUTH, Upstreams, UpstreamState
 
 
 async def test_burst_gets_429_with_retry_after_and_ratelimit_headers(
@@ -99,7 +99,7 @@ async def test_without_redis_the_gateway_serves_with_a_local_limit(
         await asyncio.sleep(0.1)  # let a sync attempt fail
         rest = [(await client.post("/api/v1/auth/refresh")).status_code for _ in range(3)]
         health = (await client.get("/health")).json()
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics", headers=METRICS_AUTH)).text
     assert first + rest == [200, 200, 200, 200, 429, 429]
     assert health["rate_limit_store"] == "local-fallback"
     assert health["status"] == "degraded"

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
-from gateway_support import Upstreams, UpstreamState, free_port
+from gateway_support import METRICS_AUTH, Upstreams, UpstreamState, free_port
 
 
 async def test_body_over_the_limit_is_413_by_content_length(
@@ -101,7 +101,7 @@ async def test_breaker_opens_answers_503_then_probes_and_closes(
         assert health["status"] == "degraded"
         assert (
             'paygate_gateway_breaker_state{service="order"} 2.0'
-            in (await client.get("/metrics")).text
+            in (await client.get("/metrics", headers=METRICS_AUTH)).text
         )
         # other services are not affected
         assert (await client.get("/api/v1/users/me")).status_code == 200
@@ -122,7 +122,7 @@ async def test_breaker_opens_answers_503_then_probes_and_closes(
         assert health["upstreams"]["order"]["circuit"]["state"] == "closed"
         assert (
             'paygate_gateway_breaker_state{service="order"} 0.0'
-            in (await client.get("/metrics")).text
+            in (await client.get("/metrics", headers=METRICS_AUTH)).text
         )
 
 

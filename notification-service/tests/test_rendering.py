@@ -106,3 +106,28 @@ def test_smtp_settings_fall_back_to_the_unprefixed_variables(
     assert "s3cret" not in repr(settings)
     monkeypatch.setenv("NOTIFICATION_SERVICE_SMTP_PORT", "587")
     assert Settings().smtp_port == 587
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Eve\r\nBcc: x@example.com",
+        "Zoë 李 🎉👩🏽‍💻",
+        'Ann "The Payer", <ann>',
+        "tab\tand\u2028ls\x00",
+    ],
+)
+def test_no_recipient_name_makes_a_message_unsendable(name: str) -> None:
+    email = render_email("payment.succeeded", payment("succeeded"), recipient_name=name)
+    message = build_message(
+        notification_id=uuid.uuid4(),
+        from_address="paygate <no-reply@pay.example>",
+        to_address="eve@example.com",
+        to_name=name,
+        email=email,
+    )
+    raw = message.as_bytes()  # what aiosmtplib sends; raises for an unsendable message
+    head = raw.split(b"\n\n", 1)[0]
+    assert b"\nBcc:" not in head and not head.startswith(b"Bcc:")
+    assert message["To"].addresses[0].addr_spec == "eve@example.com"
+    assert len(message["To"].addresses) == 1

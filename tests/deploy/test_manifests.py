@@ -383,7 +383,8 @@ def test_k8s_deployment_and_service_for_every_service(folder: str) -> None:
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert image_folder(container["image"]) == folder
-    assert [p["containerPort"] for p in container["ports"]] == [spec.port]
+    served = [p["containerPort"] for p in container["ports"] if p["name"] != "metrics"]
+    assert served == [spec.port]
     for probe, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready")):
         assert container[probe]["httpGet"] == {"path": path, "port": spec.port}, probe
     assert container["resources"]["requests"] and container["resources"]["limits"]
@@ -508,3 +509,71 @@ def test_k8s_placeholders_cannot_go_live(folder: str, monkeypatch: pytest.Monkey
     spec = next(s for s in SERVICES if s.folder == folder)
     with pytest.raises(ValidationError, match="refusing to start in production"):
         settings_class(spec.package)()
+
+
+# --- TLS on the public edge ---------------------------------------------------------------
+
+
+def _k8s(kind: str) -> dict[str, Any]:
+    found = {}
+    for path in (ROOT / "k8s").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == kind:
+                found[doc["metadata"]["name"]] = doc
+    return found
+
+
+def test_the_ingress_terminates_tls_for_the_gateway_only() -> None:
+    ingresses = _k8s("Ingress")
+    assert list(ingresses) == ["gateway"]
+    spec = ingresses["gateway"]["spec"]
+    (tls,) = spec["tls"]
+    assert tls["secretName"] and tls["hosts"]
+    (rule,) = spec["rules"]
+    assert rule["host"] in tls["hosts"]
+    backends = [p["backend"]["service"] for p in rule["http"]["paths"]]
+    assert backends == [{"name": "gateway", "port": {"name": "http"}}]
+    annotations = ingresses["gateway"]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/ssl-redirect"] == "true"
+
+
+def test_metrics_are_on_their_own_port_that_nothing_routes() -> None:
+    gateway = _k8s("Deployment")["gateway"]
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GATEWAY_METRICS_PORT"] == "9464"
+    service_ports = [p["port"] for p in _k8s("Service")["gateway"]["spec"]["ports"]]
+    assert 9464 not in service_ports
+
+
+def test_production_compose_gateway_serves_https_from_mounted_secrets() -> None:
+    prod = load_compose("docker-compose.prod.yml")
+    gateway = prod["services"]["gateway"]
+    env = gateway["environment"]
+    assert env["GATEWAY_TLS_CERT_FILE"] == "/run/secrets/gateway_tls_cert"
+    assert env["GATEWAY_TLS_KEY_FILE"] == "/run/secrets/gateway_tls_key"
+    assert set(gateway["secrets"]) == {"gateway_tls_cert", "gateway_tls_key"}
+    assert prod["secrets"]["gateway_tls_cert"]["file"] == "${GATEWAY_TLS_CERT:?must be set}"
+
+
+def test_the_entrypoint_passes_the_certificate_to_uvicorn(tmp_path: Path) -> None:
+    stub = tmp_path / "uvicorn"
+    stub.write_text('#!/bin/sh\necho "uvicorn $*"\n')
+    stub.chmod(0o755)
+    env = {
+        "PATH": f"{tmp_path}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PAYGATE_SERVICE": "gateway",
+        "GATEWAY_TLS_CERT_FILE": "/run/secrets/gateway_tls_cert",
+        "GATEWAY_TLS_KEY_FILE": "/run/secrets/gateway_tls_key",
+    }
+    entrypoint = ROOT / "deploy" / "docker-entrypoint.sh"
+    out = subprocess.run(
+        ["sh", str(entrypoint)], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[out.index("--ssl-certfile") + 1] == "/run/secrets/gateway_tls_cert"
+    assert out[out.index("--ssl-keyfile") + 1] == "/run/secrets/gateway_tls_key"
+    plain = {k: v for k, v in env.items() if not k.startswith("GATEWAY_TLS")}
+    out = subprocess.run(
+        ["sh", str(entrypoint)], env=plain, capture_output=True, text=True, check=True
+    ).stdout
+    assert "--ssl-certfile" not in out  # no certificate: plain HTTP, as before

@@ -1,4 +1,4 @@
-"""Property-based run over user-service's own OpenAPI: no input may produce a server error.
+"""Schemathesis with every check over user-service's own OpenAPI: the document tells the truth.
 
 The service runs as a real uvicorn subprocess (the devstack launcher) on a fresh database, so
 generated requests hit real PostgreSQL, Redis, Kafka and localstripe.
@@ -13,12 +13,11 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 
 from paygate_common.auth import issue_service_token
 from paygate_common.settings import ServiceSettings
 from paygate_devstack.process import free_port
+from paygate_devstack.schemathesis_kit import fuzz_openapi
 
 pytestmark = pytest.mark.slow
 
@@ -65,40 +64,31 @@ def auth_headers(user_service_url: str, paygate_stack: Any) -> dict[str, dict[st
     }
 
 
-def test_no_input_makes_user_service_fail(
+def test_every_check_passes_over_user_service_spec(
     user_service_url: str, auth_headers: dict[str, dict[str, str]]
 ) -> None:
-    # `schemathesis.pytest.from_fixture` breaks on pytest 9 (`Function._nodeid`), so each
-    # operation's strategy is driven by Hypothesis directly; same generation, same check.
-    api = schemathesis.openapi.from_url(f"{user_service_url}/openapi.json")
-    operations = [result.ok() for result in api.get_all_operations()]
-    assert len(operations) >= 10
-    statuses: list[int] = []
-
-    for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @settings(
-            max_examples=30,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-        def no_server_error(case: Any) -> None:
-            # Valid credentials so generated bodies get past authentication into domain code.
-            kind = "service" if case.path.startswith("/internal/") else "user"
-            headers = {} if case.headers and "Authorization" in case.headers else auth_headers[kind]
-            response = case.call_and_validate(
-                base_url=user_service_url,
-                headers=headers,
-                checks=[schemathesis.checks.not_a_server_error],
-                timeout=30,
-            )
-            statuses.append(response.status_code)
-
-        no_server_error()
-
+    # Every check (response/status/content-type conformance, negative data rejected, positive
+    # accepted, ...), positive and negative cases: the shared run every service uses.
+    report = fuzz_openapi(
+        user_service_url,
+        # Valid credentials so generated bodies get past authentication into domain code.
+        headers_for=lambda case: auth_headers[
+            "service" if case.path.startswith("/internal/") else "user"
+        ],
+        max_examples=15,
+        # Owned by the accounts work (reported on #13, not fixed from the edge branch):
+        known_violations={
+            "POST /auth/signup [positive]": "password minLength 1 in the schema, the policy "
+            "refuses short ones with 422; reserved email domains (.test) too",
+            "POST /auth/signin [positive]": "EmailStr is documented as `format: email` but "
+            "email-validator refuses special-use domains (.test, .local) with 422",
+            "POST /users/me/payment-methods [positive]": "a `pm_…` token the provider does "
+            "not know is answered 422; the schema cannot say which tokens exist",
+        },
+    )
+    assert report.operations >= 10
+    assert not report.failures, report.summary()
     # The run really exercised the service: many calls, and some got past validation.
-    assert len(statuses) >= 5 * len(operations)
-    assert any(200 <= s < 300 for s in statuses)
-    assert any(400 <= s < 500 for s in statuses)
+    assert report.calls >= 5 * report.operations
+    assert any(200 <= s < 300 for s in report.statuses)
+    assert any(400 <= s < 500 for s in report.statuses)

@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from paygate_common.db import create_engine, create_sessionmaker, ping
-from paygate_common.errors import install_error_handlers
+from paygate_common.errors import document_problems, install_error_handlers
 from paygate_common.logging import RequestIdMiddleware, configure_logging
 from paygate_common.metrics import DEPENDENCY_UP, MetricsMiddleware, metrics_endpoint
+from paygate_common.request_guard import RequestGuardMiddleware
 from paygate_common.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -88,6 +89,18 @@ async def _run_workers(
             for task in still_running:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Every route's error statuses in the document, as problem+json (built once, then cached)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_service_app(
@@ -165,7 +178,12 @@ def create_service_app(
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": settings.service_name}
 
-    @app.get("/ready", tags=["ops"], summary="Readiness: database, Kafka and Redis reachable")
+    @app.get(
+        "/ready",
+        tags=["ops"],
+        summary="Readiness: database, Kafka and Redis reachable",
+        responses={503: {"description": "A dependency is down: `checks` says which"}},
+    )
     async def ready(request: Request) -> JSONResponse:
         checks = await run_readiness_checks(request.app)
         ok = all(v == "ok" for v in checks.values())
@@ -181,6 +199,9 @@ def create_service_app(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    _document_problems(app)
+    # Innermost of the three: a refused request is still counted and carries its request id.
+    app.add_middleware(RequestGuardMiddleware)
     app.add_middleware(MetricsMiddleware, service=settings.service_name)
     app.add_middleware(RequestIdMiddleware)
     return app

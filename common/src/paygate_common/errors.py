@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -207,3 +207,119 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+# --- the same truth in the OpenAPI document ---------------------------------------------------
+
+PROBLEM_SCHEMA_NAME = "Problem"
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `code` is stable and documented per status.",
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "code": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_REF = {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA_NAME}"}
+
+# What each status means here, with its stable codes (what a client branches on).
+PROBLEM_DESCRIPTIONS: dict[int, str] = {
+    400: "Bad request: a repeated single-valued header (`duplicate_header`), malformed JSON "
+    "(`malformed_json`), an invalid Idempotency-Key (`idempotency_key_invalid`) or path "
+    "(`invalid_path`)",
+    401: "No valid credentials (`token_missing`, `token_invalid`, `token_expired`, ...)",
+    403: "Authenticated but not allowed (`forbidden`, `admin_required`, `account_disabled`)",
+    404: "Not found, or not the caller's (`not_found`, `<entity>_not_found`)",
+    405: "Method not allowed; `Allow` lists the methods this path has",
+    409: "Conflict: the same Idempotency-Key is still in flight (`idempotency_key_in_progress`) "
+    "or the resource is in another state",
+    413: "Request body too large (`payload_too_large`)",
+    415: "The body is not UTF-8 (`unsupported_media_type`)",
+    422: "Some fields are not valid (`validation_error`), or an Idempotency-Key reused with "
+    "another body (`idempotency_key_reused`)",
+    429: "Too many requests (`rate_limited`); `Retry-After` says when to try again",
+    502: "An upstream service failed (`upstream_error`, `upstream_unreachable`)",
+    503: "Temporarily unavailable (`upstream_unavailable`, `jwks_unavailable`, ...)",
+    504: "An upstream service did not answer in time (`upstream_timeout`)",
+}
+
+
+def problem_response_doc(status: int, description: str | None = None) -> dict[str, Any]:
+    """One OpenAPI response object: problem+json with the shared schema."""
+    return {
+        "description": description or PROBLEM_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": dict(_PROBLEM_REF)}},
+    }
+
+
+def _statuses_for(path: str, op: dict[str, Any]) -> set[int]:
+    """Every 4xx the shared stack can answer this operation with."""
+    statuses = {400, 415}  # the request guard answers these on every route
+    params = op.get("parameters") or []
+    if params or "requestBody" in op:
+        statuses.add(422)
+    if any(p.get("in") == "path" for p in params) or "{" in path:
+        statuses.add(404)
+    if op.get("security"):
+        statuses |= {401, 403}
+    if any(
+        p.get("in") == "header" and str(p.get("name", "")).lower() == "idempotency-key"
+        for p in params
+    ):
+        statuses |= {409, 422}
+    return statuses
+
+
+def document_problems(
+    spec: dict[str, Any], *, extra: Callable[[str, str, dict[str, Any]], set[int]] | None = None
+) -> dict[str, Any]:
+    """Declare, on every operation, each error status it can return as problem+json.
+
+    Statuses a route already declares keep their description but get the problem+json content
+    (FastAPI would document its 422 as `application/json` HTTPValidationError, which is not what
+    a client receives). `extra(path, method, op)` adds statuses (the gateway's 429, 502, ...).
+    """
+    spec.setdefault("components", {}).setdefault("schemas", {})[PROBLEM_SCHEMA_NAME] = (
+        PROBLEM_SCHEMA
+    )
+    for path, item in (spec.get("paths") or {}).items():
+        for method, op in item.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            responses: dict[str, Any] = op["responses"]
+            wanted = _statuses_for(path, op)
+            if extra is not None:
+                wanted |= extra(path, method, op)
+            wanted |= {int(s) for s in responses if s.isdigit() and 400 <= int(s) < 500}
+            for status in sorted(wanted):
+                declared = (responses.get(str(status)) or {}).get("description")
+                if declared == "Validation Error":  # FastAPI's generic text: ours names codes
+                    declared = None
+                responses[str(status)] = problem_response_doc(status, declared or None)
+            op["responses"] = dict(sorted(responses.items()))
+    schemas = spec["components"]["schemas"]
+    # FastAPI's own validation schemas: no response refers to them any more.
+    text = orjson.dumps(spec.get("paths") or {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        if name in schemas and f"#/components/schemas/{name}".encode() not in text:
+            del schemas[name]
+    return spec

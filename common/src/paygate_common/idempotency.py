@@ -188,7 +188,11 @@ async def idempotency_key_header(
         Header(
             alias=IDEMPOTENCY_KEY_HEADER,
             description="Optional. Retrying with the same key and body returns the first "
-            "response instead of doing the work again (kept 24 h).",
+            "response instead of doing the work again (kept 24 h). 1-255 printable ASCII "
+            "characters, no spaces; anything else is 400 `idempotency_key_invalid`.",
+            # Documented, not enforced by FastAPI: our own check answers 400 with the stable
+            # code instead of a generic 422.
+            json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[!-~]+$"},
         ),
     ] = None,
 ) -> str | None:

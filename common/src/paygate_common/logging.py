@@ -39,12 +39,20 @@ def accept_request_id(raw: str | bytes | None) -> str:
 
 # --- masking ---------------------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# Card-like: 13-19 digits, single spaces or dashes between them, standing alone. A run that
+# touches a letter, a digit, `_` or a `-` joined to more token characters is part of a longer
+# token (a hex request id, a UUID, a Stripe id) and is never a card number: masking inside those
+# mangled most request ids in the logs. Luhn is checked on each match (`_mask_card`).
+_CARD = re.compile(
+    r"(?<![0-9A-Za-z_])(?<![0-9A-Za-z]-)(?:\d[ -]?){12,18}\d(?![0-9A-Za-z_])(?!-[0-9A-Za-z])"
+)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Provider and paygate secrets by their prefix: Stripe secret/restricted keys, webhook signing
+# secrets (Stripe's and ours, `whsec_`), client secrets, paygate API keys (`pgk_live_…`).
 _PROVIDER_SECRET = re.compile(
-    r"\b((?:sk|rk|whsec|pgr|pgk_(?:live|test)|pi_[A-Za-z0-9]+_secret|seti_[A-Za-z0-9]+_secret)_?)"
-    r"[A-Za-z0-9_]{6,}"
+    r"\b((?:sk|rk|pgk)_(?:live|test)_|whsec_|pgr_|(?:pi|seti)_[A-Za-z0-9]+_secret_)"
+    r"[A-Za-z0-9_+/=-]{6,}"
 )
 _KEY_VALUE = re.compile(
     r"(?i)(\"?\b(?:password|passwd|secret|token|access_token|refresh_token|api_key|apikey|"
@@ -67,7 +75,9 @@ def _luhn_ok(digits: str) -> bool:
 
 def _mask_card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
-    if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+    # Every card network's numbers start with 2-6 (Mastercard 2/5, Amex/Diners/JCB 3, Visa 4,
+    # Discover/UnionPay 6): an all-zero counter or a `1…` reference is no card.
+    if 13 <= len(digits) <= 19 and digits[0] in "23456" and _luhn_ok(digits):
         return f"[card ****{digits[-4:]}]"
     return match.group(0)
 

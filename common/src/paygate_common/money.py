@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from paygate_common.errors import InvalidRequest
 
@@ -88,18 +88,40 @@ def _currency(value: str) -> str:
     return code
 
 
+# The schema lists the accepted codes (a client, and a fuzzer, can tell a supported currency
+# from an unknown one); input is also accepted in upper case and normalised to lower case.
 Currency = Annotated[
-    str, Field(min_length=3, max_length=3, examples=["usd"]), AfterValidator(_currency)
+    str,
+    Field(
+        min_length=3,
+        max_length=3,
+        examples=["usd"],
+        json_schema_extra={"enum": sorted(SUPPORTED_CURRENCIES)},
+        description="Lowercase ISO-4217 code (upper case is accepted and normalised)",
+    ),
+    AfterValidator(_currency),
 ]
+
+
+def _integral(value: object) -> object:
+    # JSON has one number type: `1999.0` is the integer 1999 (as JSON Schema's "integer" says);
+    # `19.99` stays a float and is refused. Strings and booleans are refused as before.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 AmountMinor = Annotated[
     int,
     Field(
-        gt=0,
+        ge=1,  # `minimum: 1` in the schema (an integer > 0, said the simple way)
         le=MAX_AMOUNT_MINOR,
         strict=True,
         description="Amount in minor units (cents)",
         examples=[1999],
     ),
+    # after Field: the constraints stay on the integer schema (and in the document)
+    BeforeValidator(_integral),
 ]
 
 

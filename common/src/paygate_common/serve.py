@@ -35,6 +35,10 @@ def uvicorn_options(name: str, settings: ServiceSettings) -> dict[str, Any]:
         "timeout_graceful_shutdown": 20,
         **spec.uvicorn,
     }
+    # HTTPS where the service is given a certificate and its key (the gateway's public edge)
+    cert, key = getattr(settings, "tls_cert_file", None), getattr(settings, "tls_key_file", None)
+    if cert and key:
+        options.update(ssl_certfile=cert, ssl_keyfile=key)
     forwarded = getattr(settings, "forwarded_allow_ips", None)
     if forwarded is not None and spec.uvicorn.get("proxy_headers"):
         options["forwarded_allow_ips"] = forwarded

@@ -6,13 +6,15 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
 
 @asynccontextmanager
-async def serve_asgi(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+async def serve_asgi(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off"
+) -> AsyncIterator[str]:
     """Run `app` under uvicorn on a free 127.0.0.1 port; yields its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

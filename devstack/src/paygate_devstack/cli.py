@@ -36,10 +36,17 @@ from paygate_devstack.components import (
     to_asyncpg_dsn,
 )
 from paygate_devstack.ecb_feed import EcbFeedProcess
-from paygate_devstack.process import ComponentError, die_with_parent, pick_port, stop_all
+from paygate_devstack.process import (
+    ComponentError,
+    Supervisor,
+    die_with_parent,
+    pick_port,
+    stop_all,
+)
 from paygate_devstack.services import (
     SERVICES,
     ServiceProcess,
+    ServiceSpec,
     StackEndpoints,
     implemented_services,
     repo_root,
@@ -48,6 +55,13 @@ from paygate_devstack.services import (
     unfinished_services,
 )
 from paygate_devstack.standins import provider_env, provider_standins
+from paygate_devstack.tls import (
+    HttpsServiceProcess,
+    LocalTls,
+    ensure_local_tls,
+    gateway_tls_env,
+    trust_instructions,
+)
 
 # Fixed, non-standard ports keep URLs stable between runs without colliding with a system
 # PostgreSQL (5432), Redis (6379) or Kafka (9092); a busy one is replaced by a free port.
@@ -58,6 +72,7 @@ DEFAULT_PORTS = {
     "stripe": 58420,
     "smtp": 51025,
     "ecb": 58440,
+    "gateway-metrics": 59464,  # the gateway's operator listener (/metrics is off its public port)
 }
 DATABASE_NAME = "paygate"
 STRIPE_WEBHOOK_ID = "paygate-payment-service"
@@ -125,6 +140,9 @@ class Stack:
     services: list[ServiceProcess] = field(default_factory=list)
     failed_services: dict[str, str] = field(default_factory=dict)
     external: dict[str, str] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
+    tls: LocalTls | None = None
+    metrics_port: int | None = None
 
     @property
     def logs(self) -> Path:
@@ -248,6 +266,8 @@ def start_services(
             console.print(f"[yellow]•[/] port {spec.port} is busy: {spec.name} uses {port}")
         ports[spec.name] = port
     urls = service_urls(ports)
+    if stack.tls is not None:
+        urls["gateway"] = urls["gateway"].replace("http://", "https://")
     env = shared_env(
         endpoints,
         state_dir=stack.state,
@@ -274,10 +294,7 @@ def start_services(
         console.print("[yellow]•[/] no service is implemented yet: infrastructure only")
         return env
 
-    candidates = [
-        ServiceProcess(spec, env=env, port=ports[spec.name], root=stack.root, log_dir=stack.logs)
-        for spec in specs
-    ]
+    candidates = [_service_process(stack, spec, env, ports[spec.name]) for spec in specs]
     # each service migrates its own schema: run them side by side
     errors = _step(
         f"migrations: {', '.join(s.name for s in specs)}",
@@ -304,6 +321,24 @@ def start_services(
 def ecb_daily_url(stack: Stack) -> str:
     feed = stack.components.get("ecb")
     return feed.daily_url if isinstance(feed, EcbFeedProcess) else stack.external.get("ecb", "")
+
+
+def _service_process(
+    stack: Stack, spec: ServiceSpec, env: dict[str, str], port: int
+) -> ServiceProcess:
+    if spec.name == "gateway":
+        stack.metrics_port = pick_port(DEFAULT_PORTS["gateway-metrics"])
+        env = {**env, "GATEWAY_METRICS_PORT": str(stack.metrics_port)}
+    if spec.name == "gateway" and stack.tls is not None:
+        return HttpsServiceProcess(
+            spec,
+            env={**env, **gateway_tls_env(stack.tls)},
+            port=port,
+            root=stack.root,
+            log_dir=stack.logs,
+            ca=stack.tls.ca,
+        )
+    return ServiceProcess(spec, env=env, port=port, root=stack.root, log_dir=stack.logs)
 
 
 def _migrate(service: ServiceProcess) -> str | None:
@@ -358,10 +393,15 @@ def write_stack_json(stack: Stack, endpoints: StackEndpoints, env: dict[str, str
                     "pid": s.pid,
                     "port": s.port,
                     "log": str(s.log_path),
+                    **(stack.supervisor.status().get(s.name, {}) if stack.supervisor else {}),
                 }
                 for s in stack.services
             },
             "failed_services": sorted(stack.failed_services),
+            "gateway_metrics": f"http://127.0.0.1:{stack.metrics_port}/metrics"
+            if stack.metrics_port
+            else None,
+            "tls_ca": str(stack.tls.ca) if stack.tls else None,
             "env": env,
         }
     )
@@ -390,6 +430,10 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
         table.add_row(
             "[bold]gateway[/]", f"[bold]{gateway.url}[/]", f"API docs: {gateway.url}/docs"
         )
+        if stack.metrics_port:
+            table.add_row(
+                "gateway metrics", f"http://127.0.0.1:{stack.metrics_port}/metrics", "operators"
+            )
     for spec in SERVICES:
         service = by_name.get(spec.name)
         if service is None or spec.name == "gateway":
@@ -431,31 +475,48 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
         f"state: {_relative(stack.state)}  ·  logs: {_relative(stack.logs)}/*.log  ·  "
         f"stack: {_relative(stack_json)}"
     )
+    if stack.tls is not None:
+        console.print(trust_instructions(stack.tls), markup=False)
     console.print("[bold]Ctrl-C stops everything.[/]")
 
 
-def monitor(stack: Stack) -> int:
-    """Watch the children; an infrastructure crash stops the stack, a service crash is reported."""
-    reported: set[str] = set()
+def monitor(stack: Stack, on_change: Callable[[], Any] | None = None) -> int:
+    """Watch the children: an infrastructure crash stops the stack; a crashed service is
+    restarted with backoff (compose's `restart: unless-stopped`) and reported until it is back."""
+
+    def report(kind: str, name: str, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if kind == "crashed":
+            service = next(s for s in stack.services if s.name == name)
+            console.print(f"\n[bold red]✗ {stamp} {name} service {message}[/]")
+            console.print(f"last lines of {service.log_path}:", markup=False)
+            console.print(service.log_tail(10), markup=False)
+        elif kind == "restarting":
+            console.print(f"[yellow]↻ {stamp} {name} service: {message}[/]")
+        else:
+            console.print(f"[green]✓ {stamp} {name} service ready again ({message})[/]")
+        up = [s for s, w in supervisor.status().items() if w["state"] == "up"]
+        down = [s for s, w in supervisor.status().items() if w["state"] != "up"]
+        console.print(
+            f"[dim]up: {', '.join(up) or '-'}"
+            + (f"  ·  not up: {', '.join(down)}" if down else "")
+            + "[/]"
+        )
+
+    supervisor = Supervisor(stack.services, report=report)
+    stack.supervisor = supervisor
     while True:
-        time.sleep(0.5)
-        for name, comp in stack.components.items():
-            if not comp.running:
-                code = comp.proc.poll()
+        time.sleep(0.25)
+        for name, component in stack.components.items():
+            if not component.running:
+                code = component.proc.poll()
                 console.print(f"\n[bold red]✗ {name} exited unexpectedly (exit code {code}).[/]")
-                console.print(f"last lines of {comp.log_path}:", markup=False)
-                console.print(comp.proc.log_tail(), markup=False)
+                console.print(f"last lines of {component.log_path}:", markup=False)
+                console.print(component.proc.log_tail(), markup=False)
                 console.print("[red]stopping the stack: the services cannot work without it.[/]")
                 return 1
-        for service in stack.services:
-            if service.name not in reported and not service.running:
-                reported.add(service.name)
-                console.print(
-                    f"\n[bold red]✗ {service.name} service exited "
-                    f"(exit code {service.proc.poll()}); the rest keeps running.[/]"
-                )
-                console.print(f"last lines of {service.log_path}:", markup=False)
-                console.print(service.log_tail(), markup=False)
+        if supervisor.tick() and on_change is not None:
+            on_change()
 
 
 def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
@@ -483,6 +544,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_shutdown)
     signal.signal(signal.SIGHUP, _raise_shutdown)
     stack = Stack(root=root, state=state)
+    if args.tls:
+        stack.tls = _step(
+            f"TLS: local CA and certificate in {_relative(state / 'tls')}",
+            lambda: ensure_local_tls(state / "tls"),
+        )
     code = 0
     try:
         secrets_ = load_secrets(state)
@@ -500,7 +566,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_table(stack, endpoints, stack_json)
         if args.exit_when_ready:
             return 0 if not stack.failed_services else 1
-        code = monitor(stack)
+        code = monitor(stack, on_change=lambda: write_stack_json(stack, endpoints, env))
     except (KeyboardInterrupt, Shutdown) as exc:
         console.print(
             f"\n[bold]{'Ctrl-C' if isinstance(exc, KeyboardInterrupt) else exc}: stopping…[/]"
@@ -599,6 +665,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the stack in the foreground; Ctrl-C stops it")
     run.add_argument("--fresh", action="store_true", help="wipe the state dir first")
     run.add_argument("--no-services", action="store_true", help="infrastructure only")
+    run.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the gateway over HTTPS with a local CA's certificate (in <state>/tls/)",
+    )
     run.add_argument(
         "--exit-when-ready",
         action="store_true",

@@ -1,4 +1,4 @@
-"""Child processes that never outlive the launcher: own process group, parent-death signal, atexit."""
+"""Child processes that never outlive the launcher, and a supervisor that restarts crashed ones."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,108 @@ def run_async(factory: Callable[[], Any], timeout: float | None = 120) -> Any:
     if "error" in result:
         raise result["error"]
     return result.get("value")
+
+
+def _exit_code(child: Any) -> int | None:
+    proc = getattr(child, "proc", None)
+    return proc.poll() if isinstance(proc, ManagedProcess) else None
+
+
+@dataclass
+class _Watch:
+    state: str = "up"  # up | waiting (to restart) | starting (restarted, not ready yet)
+    restarts: int = 0  # consecutive: reset once the child stayed up for `stable_seconds`
+    total_restarts: int = 0
+    restart_at: float = 0.0
+    up_since: float = 0.0
+    last_exit: int | None = None
+
+
+class Supervisor:
+    """Restarts crashed children (`ServiceProcess`-like: `name`, `log_path`, `running`,
+    `start(wait=False)`, `is_ready()`) with bounded exponential backoff, like compose's
+    `restart: unless-stopped` (a stop asked for by the launcher is never undone).
+
+    The first restart comes after `first_delay` seconds, each further one after twice the last,
+    at most `max_delay`; a child that stays up `stable_seconds` starts again from `first_delay`.
+    Call `tick()` from the launcher's loop; `report(kind, name, message)` is told everything.
+    """
+
+    def __init__(
+        self,
+        children: list[Any],
+        *,
+        report: Callable[[str, str, str], None],
+        first_delay: float = 0.2,
+        max_delay: float = 30.0,
+        stable_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.children = children
+        self.report = report
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.stable_seconds = stable_seconds
+        self.clock = clock
+        now = clock()
+        self.watches: dict[str, _Watch] = {c.name: _Watch(up_since=now) for c in children}
+
+    def delay_for(self, restart_number: int) -> float:
+        """Seconds before the n-th consecutive restart (1-based)."""
+        return float(min(self.max_delay, self.first_delay * 2 ** (restart_number - 1)))
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return {
+            c.name: {
+                "state": w.state,
+                "restarts": w.total_restarts,
+                "last_exit_code": w.last_exit,
+            }
+            for c in self.children
+            for w in (self.watches[c.name],)
+        }
+
+    def _log(self, child: Any, line: str) -> None:
+        with contextlib.suppress(OSError), open(child.log_path, "a") as log:
+            log.write(f"\n--- {time.strftime('%H:%M:%S')} supervisor: {line}\n")
+
+    def tick(self) -> bool:
+        """One look at every child; True when some child changed state."""
+        now = self.clock()
+        changed = False
+        for child in self.children:
+            watch = self.watches[child.name]
+            if watch.state in ("up", "starting") and not child.running:
+                watch.last_exit = _exit_code(child)
+                watch.restarts += 1
+                delay = self.delay_for(watch.restarts)
+                watch.state, watch.restart_at = "waiting", now + delay
+                message = (
+                    f"exited (code {watch.last_exit}); restart {watch.restarts} in {delay:.1f}s"
+                )
+                self._log(child, message)
+                self.report("crashed", child.name, message)
+                changed = True
+            elif watch.state == "waiting" and now >= watch.restart_at:
+                watch.total_restarts += 1
+                self._log(child, f"restarting (restart {watch.restarts})")
+                child.start(wait=False)
+                watch.state = "starting"
+                self.report("restarting", child.name, f"restart {watch.restarts}")
+                changed = True
+            elif watch.state == "starting":
+                ready = False
+                with contextlib.suppress(Exception):  # not answering yet means "not ready"
+                    ready = child.is_ready()
+                if ready:
+                    watch.state, watch.up_since = "up", now
+                    self._log(child, "ready again")
+                    self.report("ready", child.name, f"back after restart {watch.restarts}")
+                    changed = True
+            elif (
+                watch.state == "up"
+                and watch.restarts
+                and now - watch.up_since > self.stable_seconds
+            ):
+                watch.restarts = 0  # stable again: the next crash restarts at once
+        return changed

@@ -10,10 +10,11 @@ ones (errors, breaker, rate-limit store) stay ordinary prometheus_client metrics
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -114,3 +115,48 @@ class RequestCounter:
     def inc(self, route: str, status: int) -> None:
         key = (route, status)
         _request_counts[key] = _request_counts.get(key, 0) + 1
+
+
+class OperatorListener:
+    """`GET /metrics` on its own (operator) port, away from the public listener.
+
+    A tiny HTTP/1.1 server on asyncio instead of a second uvicorn: a nested uvicorn server would
+    install its own signal handlers over the main one's. It answers one request per connection.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            method, _, rest = head.partition(b" ")
+            target = rest.split(b" ", 1)[0].split(b"?", 1)[0]
+            if method in (b"GET", b"HEAD") and target == b"/metrics":
+                body = generate_latest()
+                status, ctype = b"200 OK", CONTENT_TYPE_LATEST.encode()
+            else:
+                body, status, ctype = b"not found\n", b"404 Not Found", b"text/plain"
+            writer.write(
+                b"HTTP/1.1 %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n\r\n" % (status, ctype, len(body))
+            )
+            if method != b"HEAD":
+                writer.write(body)
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None

@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from gateway.routes import Route, RouteTable
+from paygate_common.errors import document_problems
 
 log = logging.getLogger("paygate.gateway.openapi")
 
@@ -23,6 +24,13 @@ log = logging.getLogger("paygate.gateway.openapi")
 HIDDEN_PREFIXES = ("/internal", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 BEARER_SCHEME = "bearerAuth"
+# Merchant API keys travel the same way as JWTs (`Authorization: Bearer pgk_live_…`); the
+# gateway tells them apart by the prefix. Offered beside every JWT requirement.
+API_KEY_SCHEME = "apiKeyAuth"
+# What `routes.is_safe_path` lets through in one path parameter: no separator, no `%` (every
+# escape the gateway refuses is one), no NUL, not `.`/`..` (no leading dot at all, for a regex
+# without look-ahead). Stated in the merged document so its 400 `invalid_path` is no surprise.
+SAFE_PATH_PARAMETER = r"^[^/\\%\x00.][^/\\%\x00]*$"
 
 
 def _hidden(path: str) -> bool:
@@ -79,14 +87,22 @@ def merge_specs(
             "description": (
                 "Every public endpoint of the paygate suite, served through the gateway. "
                 "Protected routes need `Authorization: Bearer <access token>` from "
-                "`POST /api/v1/auth/signin`."
+                "`POST /api/v1/auth/signin` (or the OAuth2 form at `POST /api/v1/auth/token`, "
+                "which the Authorize button uses), or a merchant API key "
+                "(`Authorization: Bearer pgk_live_…` / `pgk_test_…`) from `POST /api/v1/api-keys`."
             ),
         },
         "servers": [{"url": "/"}],
         "paths": {},
         "components": {
             "securitySchemes": {
-                BEARER_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                BEARER_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                API_KEY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "API key (pgk_live_… or pgk_test_…)",
+                    "description": "A merchant API key, sent as a bearer token.",
+                },
             }
         },
         "tags": [],
@@ -117,14 +133,16 @@ def merge_specs(
                 if ref in renames:
                     name = renames[ref].rsplit("/", 1)[1]
                 if section == "securitySchemes":
-                    definition = _rewrite_token_urls(definition, routes)
+                    # Any service's OAuth2 scheme names the token endpoint user-service serves:
+                    # map it through the whole table, not only this service's routes.
+                    definition = _rewrite_token_urls(definition, list(table.routes))
                 target.setdefault(name, definition)
         for path, item in (spec.get("paths") or {}).items():
             mapped = public_path(routes, path)
             if mapped is None:
                 continue
             route, public = mapped
-            item = dict(item)
+            item = _constrain_path_parameters(dict(item))
             for method, op in list(item.items()):
                 if method not in HTTP_METHODS or not isinstance(op, dict):
                     continue
@@ -133,8 +151,11 @@ def merge_specs(
                     op["operationId"] = f"{service}_{op['operationId']}"
                 if not op.get("tags"):
                     op["tags"] = [service]
-                if not route.public and not op.get("security"):
-                    op["security"] = [{BEARER_SCHEME: []}]
+                if not route.public:
+                    requirements = list(op.get("security") or [{BEARER_SCHEME: []}])
+                    if {API_KEY_SCHEME: []} not in requirements:
+                        requirements.append({API_KEY_SCHEME: []})
+                    op["security"] = requirements
                 item[method] = op
                 for tag in op["tags"]:
                     if tag not in seen_tags:
@@ -147,7 +168,51 @@ def merge_specs(
                     if existing["name"] == tag["name"]:
                         existing.update(tag)
     merged["paths"] = dict(sorted(merged["paths"].items()))
-    return merged
+    protected = {public for public, route in _routes_by_path(merged, table) if not route.public}
+    return document_problems(merged, extra=lambda path, _, op: _edge_statuses(path, op, protected))
+
+
+def _routes_by_path(merged: dict[str, Any], table: RouteTable) -> list[tuple[str, Route]]:
+    out = []
+    for path in merged["paths"]:
+        route = table.match(path.split("{", 1)[0].rstrip("/") or path)
+        if route is not None:
+            out.append((path, route))
+    return out
+
+
+def _edge_statuses(path: str, op: dict[str, Any], protected: set[str]) -> set[int]:
+    """What the gateway itself can answer before (or instead of) the service."""
+    statuses = {400, 429, 502, 503, 504}  # invalid_path/duplicate_header, limits, upstream down
+    if "requestBody" in op:
+        statuses.add(413)
+    if path in protected:
+        statuses.add(401)
+    return statuses
+
+
+def _constrain_path_parameters(item: dict[str, Any]) -> dict[str, Any]:
+    """Free-form string path parameters get the pattern the gateway enforces."""
+
+    def constrain(params: Any) -> Any:
+        if not isinstance(params, list):
+            return params
+        out = []
+        for param in params:
+            if isinstance(param, dict) and param.get("in") == "path":
+                schema = dict(param.get("schema") or {})
+                if schema.get("type") == "string" and not ({"pattern", "format"} & set(schema)):
+                    schema["pattern"] = SAFE_PATH_PARAMETER
+                    param = {**param, "schema": schema}
+            out.append(param)
+        return out
+
+    for key, value in list(item.items()):
+        if key == "parameters":
+            item[key] = constrain(value)
+        elif key in HTTP_METHODS and isinstance(value, dict) and "parameters" in value:
+            item[key] = {**value, "parameters": constrain(value["parameters"])}
+    return item
 
 
 def _camel(name: str) -> str:

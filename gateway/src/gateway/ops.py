@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import fastapi_offline
 import httpx
@@ -32,6 +35,20 @@ async def _upstream_ready(client: httpx.AsyncClient, url: str) -> str:
     except httpx.HTTPError as exc:
         return f"down: {type(exc).__name__}"
     return "ok" if response.status_code == 200 else f"not_ready: HTTP {response.status_code}"
+
+
+async def _resolvable(url: str, seconds: float) -> str:
+    """The upstream's host resolves to an address (DNS, /etc/hosts): it can be connected to."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, port, type=0), seconds
+        )
+    except (OSError, TimeoutError) as exc:
+        return f"unresolvable: {type(exc).__name__}"
+    return "ok" if infos else "unresolvable: no address"
 
 
 def build_ops_app(gateway: Gateway) -> Starlette:
@@ -69,11 +86,72 @@ def build_ops_app(gateway: Gateway) -> Starlette:
         )
 
     async def ready(_: Request) -> JSONResponse:
-        # The gateway can serve without Redis (local fallback) and answers 502/503 for a missing
-        # upstream by itself, so it is ready as soon as it runs.
-        return JSONResponse({"status": "ready", "service": settings.service_name, "checks": {}})
+        # Ready = what this process needs to route: the rate-limit store and an address for
+        # every upstream in the route table. An upstream that is down (but resolvable) does not
+        # make the gateway unready: it answers 502/503 for it and the others keep working.
+        timeout = settings.ready_timeout_seconds
+        names = gateway.table.services
+        limiter = gateway.limiter
 
-    async def metrics(_: Request) -> Response:
+        async def redis_check() -> str:
+            if limiter is None:
+                return "off"
+            try:
+                ok = await asyncio.wait_for(limiter.ping(), timeout)
+            except TimeoutError:
+                return "down: TimeoutError"
+            return "ok" if ok else "down: no PING answer"
+
+        async def jwks_check() -> str:
+            # Without keys every protected call would be a 503: not ready until user-service
+            # has published them (the launcher starts both at once).
+            jwks = gateway.jwks
+            if jwks is None:
+                return "off"
+            if not jwks.kids:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(jwks.refresh(), timeout)
+            return "ok" if jwks.kids else "down: no verification keys yet"
+
+        redis, jwks, *resolved = await asyncio.gather(
+            redis_check(),
+            jwks_check(),
+            *(_resolvable(gateway.proxy.base_urls[n], timeout) for n in names),
+        )
+        checks = {"redis": redis, "jwks": jwks}
+        checks.update({f"upstream:{n}": r for n, r in zip(names, resolved, strict=True)})
+        failing = [
+            name
+            for name, result in checks.items()
+            if result not in ("ok", "off") and (name != "redis" or settings.ready_requires_redis)
+        ]
+        return JSONResponse(
+            {
+                "status": "not_ready" if failing else "ready",
+                "service": settings.service_name,
+                "checks": checks,
+            },
+            status_code=503 if failing else 200,
+        )
+
+    token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
+
+    async def metrics(request: Request) -> Response:
+        # Off the public port unless a token is configured (then only with that token); the
+        # operator listener (GATEWAY_METRICS_PORT) serves it without one.
+        if token is None:
+            return problem_response(404, "not_found", None, "No such route", instance="/metrics")
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
+            return problem_response(
+                401,
+                "unauthorized",
+                None,
+                "A metrics token is required",
+                instance="/metrics",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(_: Request) -> Response:

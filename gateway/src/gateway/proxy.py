@@ -41,6 +41,7 @@ from paygate_common.auth import (
 from paygate_common.auth.errors import TokenMissing
 from paygate_common.errors import PROBLEM_CONTENT_TYPE, PaygateError, problem_body
 from paygate_common.logging import accept_request_id, request_id_var
+from paygate_common.request_guard import duplicate_header, refuses_charset, unsupported_charset
 
 log = logging.getLogger("paygate.gateway.proxy")
 
@@ -78,6 +79,9 @@ _REQUEST_DROP = HOP_BY_HOP | {
 }
 # uvicorn writes its own `date` and `server`; the upstream's would be duplicates.
 _RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id", b"date", b"server"}
+# Forwarded headers that must come at most once (`host` and `content-length` are in the drop set
+# and checked there): a second Authorization would be verified here and another used upstream.
+_FORWARDED_SINGLE = frozenset({b"authorization", b"idempotency-key", b"content-type"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _JSON_HEADERS = [(b"content-type", PROBLEM_CONTENT_TYPE.encode())]
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -123,13 +127,16 @@ class Exchange(Protocol):
 
 
 class AsgiExchange:
-    """`Exchange` over ASGI receive/send."""
+    """`Exchange` over ASGI receive/send; `extra_headers` go on every answer (HSTS on HTTPS)."""
 
-    __slots__ = ("_receive", "_send")
+    __slots__ = ("_extra", "_receive", "_send")
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, extra_headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self._receive = receive
         self._send = send
+        self._extra = extra_headers
 
     async def read(self) -> tuple[bytes, bool] | None:
         message = await self._receive()
@@ -138,10 +145,14 @@ class AsgiExchange:
         return message.get("body", b""), message.get("more_body", False)
 
     async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        if self._extra:
+            headers = headers + self._extra
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body})
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._extra:
+            headers = headers + self._extra
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def write(self, chunk: bytes) -> None:
@@ -175,6 +186,13 @@ class Proxy:
         self.pools: dict[str, UpstreamPool] = {}
         self.base_urls = {name: settings.service_url(name) for name in table.services}
         self.max_body = settings.max_body_bytes
+        # Strict-Transport-Security for answers to HTTPS requests (both serving paths add it)
+        self.hsts: bytes | None = (
+            b"max-age=%d; includeSubDomains" % settings.hsts_max_age_seconds
+            if settings.hsts_max_age_seconds > 0
+            else None
+        )
+        self._hsts_headers = [(b"strict-transport-security", self.hsts)] if self.hsts else None
         self.counter = RequestCounter()
         self._latency = {name: upstream_latency(name) for name in table.services}
         self._timeouts = {
@@ -209,8 +227,9 @@ class Proxy:
         """The ASGI entry (any ASGI server; `gateway.server` serves `/api/*` via `handle`)."""
         client = scope.get("client")
         path: str = scope["path"]
+        https = scope.get("scheme") == "https"
         await self.handle(
-            AsgiExchange(receive, send),
+            AsgiExchange(receive, send, self._hsts_headers if https else None),
             scope["method"],
             path,
             scope.get("raw_path") or path.encode(),
@@ -234,8 +253,11 @@ class Proxy:
         """One proxied request, whoever parsed it: `ex` reads its body and writes the answer."""
         request_id: str | None = None
         authorization: bytes | None = None
+        content_type: bytes | None = None
+        idempotency_key = False
+        duplicate: bytes | None = None  # the first single-valued header seen twice
         content_length = -1
-        host = b""
+        host: bytes | None = None
         forwarded_for = b""
         # The forwarded headers as finished `name: value\r\n` lines: the upstream request is
         # written as one bytes object, so there is no reason to build pairs or a dict.
@@ -246,8 +268,12 @@ class Proxy:
                 if name == b"x-request-id":
                     request_id = accept_request_id(value)
                 elif name == b"host":
+                    if host is not None:
+                        duplicate = duplicate or name
                     host = value
                 elif name == b"content-length":
+                    if content_length != -1:
+                        duplicate = duplicate or name
                     try:
                         content_length = int(value)
                     except ValueError:
@@ -259,8 +285,19 @@ class Proxy:
                         t.strip().lower() for t in value.split(b",") if t.strip()
                     )
                 continue
-            if name == b"authorization":
-                authorization = value
+            if name in _FORWARDED_SINGLE:
+                if name == b"authorization":
+                    if authorization is not None:
+                        duplicate = duplicate or name
+                    authorization = value
+                elif name == b"content-type":
+                    if content_type is not None:
+                        duplicate = duplicate or name
+                    content_type = value
+                else:
+                    if idempotency_key:
+                        duplicate = duplicate or name
+                    idempotency_key = True
             fwd.append(name + b": " + value + b"\r\n")
         if request_id is None:
             request_id = new_request_id()
@@ -278,10 +315,12 @@ class Proxy:
                 rid_bytes,
                 authorization,
                 content_length,
-                host,
+                host or b"",
                 forwarded_for,
                 fwd,
                 connection_tokens,
+                duplicate,
+                content_type,
             )
         finally:
             request_id_var.reset(rid_token)
@@ -302,6 +341,8 @@ class Proxy:
         forwarded_for: bytes,
         fwd: list[bytes],
         connection_tokens: frozenset[bytes],
+        duplicate: bytes | None,
+        content_type: bytes | None,
     ) -> None:
         route = self.table.match(path)
         if route is None:
@@ -311,6 +352,13 @@ class Proxy:
             await self._problem(
                 ex, rid_bytes, route.prefix, 400, "invalid_path", "The path is not allowed"
             )
+            return
+        # Ambiguous requests never reach authentication, the limiter or a service.
+        if duplicate is not None or (content_type is not None and refuses_charset(content_type)):
+            status, code, detail = (
+                duplicate_header(duplicate) if duplicate is not None else unsupported_charset()
+            )
+            await self._problem(ex, rid_bytes, route.prefix, status, code, detail)
             return
 
         if forwarded_for and self.settings.trust_forwarded_for:

@@ -37,6 +37,11 @@ log = logging.getLogger("uvicorn.error")
 # they arrive instead of buffering them here.
 FAST_BODY_MAX = 64 * 1024
 _NO_BODY_STATUSES = (204, 304)
+_PROBLEM_400 = (
+    b'{"type":"https://paygate.dev/problems/bad_request","title":"Bad Request","status":400,'
+    b'"code":"bad_request","detail":"The request could not be parsed as one unambiguous HTTP '
+    b'request"}'
+)
 _SERVER_ERROR = (
     b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error"
@@ -230,6 +235,10 @@ class _FastCycle:
             elif name == b"connection" and b"close" in value.lower():
                 self.keep_alive = False
             out += (name, b": ", value, b"\r\n")
+        if self.scheme == "https":
+            hsts = protocol.fast_proxy.hsts
+            if hsts:
+                out += (b"strict-transport-security: ", hsts, b"\r\n")
         if not self.keep_alive:
             out.append(b"connection: close\r\n")
         if not has_length and self.method != "HEAD" and status not in _NO_BODY_STATUSES:
@@ -305,6 +314,19 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._body_length = 0
         self._chunked_request = False
         self._idle_since: float | None = None
+
+    def send_400_response(self, msg: str) -> None:
+        """The parser refused the request (a repeated Content-Length, a smuggling attempt...):
+        problem+json like every other refusal, instead of uvicorn's plain text."""
+        content = [STATUS_LINE[400], _DEFAULT_HEADERS.block(self.server_state.default_headers)]
+        content += (
+            b"content-type: application/problem+json\r\n",
+            b"content-length: %d\r\n" % len(_PROBLEM_400),
+            b"connection: close\r\n\r\n",
+            _PROBLEM_400,
+        )
+        self.transport.write(b"".join(content))
+        self.transport.close()
 
     # --- keep-alive timeout: one lazily re-armed timer per connection ------------------------
     # uvicorn creates a timer after every response and cancels it on the next request's bytes;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from paygate_common.settings import ServiceSettings
 
@@ -52,6 +52,23 @@ class GatewaySettings(ServiceSettings):
     # --- merged API reference ---------------------------------------------------------------
     openapi_refresh_seconds: float = 30.0
     upstream_health_timeout_seconds: float = 2.0
+
+    # --- the gateway's own surfaces -------------------------------------------------------
+    # Prometheus `/metrics` is never on the public port unless a token is set: it is served on
+    # an operator listener (`metrics_host:metrics_port`; 0 picks a free port; unset = none).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    # Also serve `/metrics` on the public port, to `Authorization: Bearer <this token>` only.
+    metrics_token: SecretStr | None = None
+    # `/ready` fails while Redis is down (rate limits would fall back to per-process counts).
+    ready_requires_redis: bool = True
+    ready_timeout_seconds: float = 2.0
+
+    # --- TLS on the public edge: HTTPS when both are set (see `gateway.main.run`) -----------
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # `Strict-Transport-Security` on every answer to an HTTPS request
+    hsts_max_age_seconds: int = 31_536_000
 
     # --- CORS: off unless origins are listed ----------------------------------------------
     cors_allow_origins: list[str] = []

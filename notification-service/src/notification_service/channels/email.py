@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -21,6 +22,17 @@ class DeliveryError(Exception):
     """The server was unreachable or answered with a temporary failure."""
 
 
+# Controls and line/paragraph separators: in a header they would end it (or be refused by the
+# email package, making the message unsendable). Stored values from before the text types
+# refused them must still produce a sendable message.
+_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def header_text(value: str) -> str:
+    """A user value made safe for one header: every control run becomes one space."""
+    return " ".join(_HEADER_UNSAFE.sub(" ", value).split())
+
+
 def message_id_for(notification_id: uuid.UUID, from_address: str) -> str:
     """A Message-ID derived from the notification id: a resend carries the same one."""
     _, address = parseaddr(from_address)
@@ -38,8 +50,9 @@ def build_message(
 ) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = from_address
-    msg["To"] = Address(display_name=to_name or "", addr_spec=to_address)
-    msg["Subject"] = email.subject
+    # The display name is encoded by headerregistry (RFC 2047, quoting), never concatenated.
+    msg["To"] = Address(display_name=header_text(to_name or ""), addr_spec=to_address)
+    msg["Subject"] = header_text(email.subject)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id_for(notification_id, from_address)
     msg["X-Paygate-Notification-Id"] = str(notification_id)
