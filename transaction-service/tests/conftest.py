@@ -198,7 +198,7 @@ class TransactionService:
             )
             return bool(rows)
 
-        await wait_for(seen, timeout=timeout, what=f"{envelope.event_type} applied")
+        await wait_for(seen, timeout=timeout)
 
     def cache_count(self, result: str) -> float:
         from prometheus_client import REGISTRY
