@@ -160,6 +160,8 @@ async def running_order_service(
     postgres: Any, kafka_broker: Any, signing_key: SigningKey, **overrides: Any
 ) -> AsyncIterator[OrderService]:
     database_url = await migrated_database(postgres)
+    # Limits need transaction-service; tests that start one turn them on (test_limits.py).
+    overrides.setdefault("limits_enabled", False)
     settings = Settings(
         database_url=database_url,
         kafka_bootstrap_servers=kafka_broker.bootstrap,

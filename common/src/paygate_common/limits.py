@@ -80,7 +80,10 @@ class LimitsClient:
             extra = {k: problem[k] for k in ("limit", "maximum", "remaining") if k in problem}
             raise LimitExceeded(problem.get("detail"), **extra)
         log.error(
-            "limit reservation %s answered %d %s", reference_id, response.status_code, problem.get("code")
+            "limit reservation %s answered %d %s",
+            reference_id,
+            response.status_code,
+            problem.get("code"),
         )
         raise LimitsUnavailable(dependency=LIMITS_SERVICE)
 

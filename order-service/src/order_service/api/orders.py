@@ -13,6 +13,7 @@ from order_service.domain import orders as domain
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
+from paygate_common.limits import limits_client
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -33,7 +34,11 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         409: {
             "description": "Same Idempotency-Key still in flight (`idempotency_key_in_progress`)"
         },
-        422: {"description": "Invalid body, or Idempotency-Key reused with another body"},
+        422: {
+            "description": "Invalid body, Idempotency-Key reused with another body, or over a "
+            "limit (`limit_exceeded`)"
+        },
+        503: {"description": "Limits cannot be checked (`limits_unavailable`)"},
     },
 )
 async def create_order(
@@ -61,6 +66,14 @@ async def create_order(
             description=payload.description,
             payment_method_id=payload.payment_method_id,
         )
+        if settings.limits_enabled:
+            # In the order's transaction: a refusal (422) or no answer (503) rolls the order back.
+            await limits_client(request.app).reserve(
+                reference_id=order.id,
+                user_id=order.user_id,
+                amount=order.amount,
+                currency=order.currency,
+            )
         return await idem.respond(
             OrderRead.from_record(order),
             status_code=201,
