@@ -133,9 +133,7 @@ def payment_event(
         provider=provider,
         **fields,
     )
-    return new_event(
-        payload, producer="payment-service", aggregate_id=str(order_id or payment_id)
-    )
+    return new_event(payload, producer="payment-service", aggregate_id=str(order_id or payment_id))
 
 
 @pytest.fixture(scope="session")

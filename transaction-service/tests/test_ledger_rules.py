@@ -46,7 +46,9 @@ def sqlstate(exc: pytest.ExceptionInfo[DBAPIError]) -> str:
 
 
 @pytest.mark.parametrize("role", [True, False], ids=["service-role", "superuser"])
-async def test_a_journal_line_cannot_be_updated(ledger: Any, make_payment_event: Any, role: bool) -> None:
+async def test_a_journal_line_cannot_be_updated(
+    ledger: Any, make_payment_event: Any, role: bool
+) -> None:
     payment = await posted_capture(ledger, make_payment_event)
     with pytest.raises(DBAPIError) as exc:
         await run_as(
@@ -63,7 +65,9 @@ async def test_a_journal_line_cannot_be_updated(ledger: Any, make_payment_event:
 
 
 @pytest.mark.parametrize("role", [True, False], ids=["service-role", "superuser"])
-async def test_a_journal_line_cannot_be_deleted(ledger: Any, make_payment_event: Any, role: bool) -> None:
+async def test_a_journal_line_cannot_be_deleted(
+    ledger: Any, make_payment_event: Any, role: bool
+) -> None:
     payment = await posted_capture(ledger, make_payment_event)
     with pytest.raises(DBAPIError) as exc:
         await run_as(
@@ -106,7 +110,9 @@ async def accounts(ledger: Any) -> tuple[int, int]:
     return rows[0][0], rows[1][0]
 
 
-async def test_an_unbalanced_entry_is_refused_at_commit(ledger: Any, make_payment_event: Any) -> None:
+async def test_an_unbalanced_entry_is_refused_at_commit(
+    ledger: Any, make_payment_event: Any
+) -> None:
     await posted_capture(ledger, make_payment_event)
     debit, credit = await accounts(ledger)
     with pytest.raises(DBAPIError) as exc:

@@ -59,7 +59,9 @@ def one_payment(rng: random.Random, make: Any, merchants: list[uuid.UUID]) -> Ex
                 currency=exp.currency,
                 provider=exp.provider,
                 order_id=uuid.uuid4() if rng.random() < 0.5 else None,
-                capture_method="automatic" if kind in ("automatic", "legacy", "failed") else "manual",
+                capture_method="automatic"
+                if kind in ("automatic", "legacy", "failed")
+                else "manual",
                 **totals,
             )
         )
@@ -170,7 +172,7 @@ async def test_random_event_storm_keeps_the_books_right(
         )
         assert negative == [], where
 
-        # Per merchant and currency: captured − refunded − fees (net of fees given back).
+        # Per merchant and currency: captured - refunded - fees (net of fees given back).
         want_available: dict[tuple[str, str], int] = defaultdict(int)
         want_pending: dict[tuple[str, str], int] = defaultdict(int)
         want_fees: dict[str, int] = defaultdict(int)

@@ -34,7 +34,9 @@ async def svc(start_transaction_service: Any) -> AsyncIterator[Any]:
         yield service
 
 
-async def reserve(svc: Any, user: uuid.UUID, amount: int, currency: str = "eur", ref: Any = None) -> Any:
+async def reserve(
+    svc: Any, user: uuid.UUID, amount: int, currency: str = "eur", ref: Any = None
+) -> Any:
     body = {
         "reference_id": str(ref or uuid.uuid4()),
         "user_id": str(user),
@@ -47,7 +49,9 @@ async def reserve(svc: Any, user: uuid.UUID, amount: int, currency: str = "eur",
 # --- limits ------------------------------------------------------------------------------------
 
 
-async def test_twenty_concurrent_reservations_against_a_daily_limit_accept_exactly_ten(svc: Any) -> None:
+async def test_twenty_concurrent_reservations_against_a_daily_limit_accept_exactly_ten(
+    svc: Any,
+) -> None:
     user = uuid.uuid4()
     answers = await asyncio.gather(*(reserve(svc, user, 1_000) for _ in range(20)))
     codes = sorted(r.status_code for r in answers)
@@ -89,7 +93,12 @@ async def test_an_amount_over_the_per_transaction_limit_is_refused(svc: Any) -> 
 async def test_reservations_need_a_service_token(svc: Any) -> None:
     r = await svc.http.post(
         RESERVATIONS,
-        json={"reference_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4()), "amount": 1, "currency": "usd"},
+        json={
+            "reference_id": str(uuid.uuid4()),
+            "user_id": str(uuid.uuid4()),
+            "amount": 1,
+            "currency": "usd",
+        },
         headers=svc.auth(uuid.uuid4()),
     )
     assert r.status_code == 401 and r.json()["code"] == "service_token_invalid"
@@ -101,7 +110,12 @@ async def test_a_failed_payment_releases_its_reservation(svc: Any, make_payment_
     assert (await reserve(svc, user, 5_000)).status_code == 201
     assert (await reserve(svc, user, 1)).status_code == 422  # the day is full
     failed = make_payment_event(
-        payment_id=uuid.uuid4(), order_id=order, user_id=user, status=S.FAILED, amount=5_000, currency="eur"
+        payment_id=uuid.uuid4(),
+        order_id=order,
+        user_id=user,
+        status=S.FAILED,
+        amount=5_000,
+        currency="eur",
     )
     await svc.publish(failed)
     await svc.applied(failed)
@@ -126,7 +140,9 @@ async def test_a_cancelled_order_releases_its_reservation(svc: Any) -> None:
     assert rows == [(0,)]
 
 
-async def test_a_partial_capture_keeps_only_what_was_captured(svc: Any, make_payment_event: Any) -> None:
+async def test_a_partial_capture_keeps_only_what_was_captured(
+    svc: Any, make_payment_event: Any
+) -> None:
     user, payment = uuid.uuid4(), uuid.uuid4()
     assert (await reserve(svc, user, 5_000, ref=payment)).status_code == 201
     captured = make_payment_event(
@@ -171,7 +187,11 @@ async def test_history_shows_a_captured_payment_with_its_fee_and_hides_it_from_o
     merchant, payment = uuid.uuid4(), uuid.uuid4()
     order = uuid.uuid4()
     event = make_payment_event(
-        payment_id=payment, order_id=order, user_id=merchant, status=S.SUCCEEDED, amount=10_000,
+        payment_id=payment,
+        order_id=order,
+        user_id=merchant,
+        status=S.SUCCEEDED,
+        amount=10_000,
         amount_captured=10_000,
     )
     await svc.publish(event)
@@ -182,7 +202,11 @@ async def test_history_shows_a_captured_payment_with_its_fee_and_hides_it_from_o
     tx = r.json()
     # 2.9 % + 0.30 of 100.00 = 3.20
     assert (tx["status"], tx["amount_captured"], tx["fee"], tx["net"], tx["order_id"]) == (
-        "succeeded", 10_000, 320, 9_680, str(order)
+        "succeeded",
+        10_000,
+        320,
+        9_680,
+        str(order),
     )
     lines = {(e["account"].split(":")[0], e["debit"], e["credit"]) for e in tx["entries"]}
     assert lines == {
@@ -204,7 +228,11 @@ async def test_a_cached_page_is_hit_on_the_second_read_and_never_stale(
 ) -> None:
     merchant = uuid.uuid4()
     first = make_payment_event(
-        payment_id=uuid.uuid4(), user_id=merchant, status=S.SUCCEEDED, amount=1_000, amount_captured=1_000
+        payment_id=uuid.uuid4(),
+        user_id=merchant,
+        status=S.SUCCEEDED,
+        amount=1_000,
+        amount_captured=1_000,
     )
     await svc.publish(first)
     await svc.applied(first)
@@ -219,11 +247,19 @@ async def test_a_cached_page_is_hit_on_the_second_read_and_never_stale(
     # A new payment and a refund of the first: the very next read shows both.
     second_id = uuid.uuid4()
     second = make_payment_event(
-        payment_id=second_id, user_id=merchant, status=S.SUCCEEDED, amount=2_000, amount_captured=2_000
+        payment_id=second_id,
+        user_id=merchant,
+        status=S.SUCCEEDED,
+        amount=2_000,
+        amount_captured=2_000,
     )
     refund = make_payment_event(
-        payment_id=uuid.UUID(first.payload["payment_id"]), user_id=merchant, status=S.PARTIALLY_REFUNDED,
-        amount=1_000, amount_captured=1_000, amount_refunded=400,
+        payment_id=uuid.UUID(first.payload["payment_id"]),
+        user_id=merchant,
+        status=S.PARTIALLY_REFUNDED,
+        amount=1_000,
+        amount_captured=1_000,
+        amount_refunded=400,
     )
     for envelope in (second, refund):
         await svc.publish(envelope)
@@ -243,8 +279,12 @@ async def test_history_filters_and_pages_with_a_cursor(svc: Any, make_payment_ev
     merchant = uuid.uuid4()
     events = [
         make_payment_event(
-            payment_id=uuid.uuid4(), user_id=merchant, status=S.SUCCEEDED, amount=100 + i,
-            amount_captured=100 + i, currency="usd" if i % 2 else "eur",
+            payment_id=uuid.uuid4(),
+            user_id=merchant,
+            status=S.SUCCEEDED,
+            amount=100 + i,
+            amount_captured=100 + i,
+            currency="usd" if i % 2 else "eur",
         )
         for i in range(5)
     ]
@@ -256,16 +296,22 @@ async def test_history_filters_and_pages_with_a_cursor(svc: Any, make_payment_ev
     cursor = None
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = (await svc.http.get("/transactions", params=params, headers=svc.auth(merchant))).json()
+        page = (
+            await svc.http.get("/transactions", params=params, headers=svc.auth(merchant))
+        ).json()
         seen += [i["id"] for i in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert sorted(seen) == sorted(e.payload["payment_id"] for e in events)
     assert len(seen) == 5
-    eur = (await svc.http.get("/transactions", params={"currency": "eur"}, headers=svc.auth(merchant))).json()
+    eur = (
+        await svc.http.get("/transactions", params={"currency": "eur"}, headers=svc.auth(merchant))
+    ).json()
     assert len(eur["items"]) == 3
-    failed = (await svc.http.get("/transactions", params={"status": "failed"}, headers=svc.auth(merchant))).json()
+    failed = (
+        await svc.http.get("/transactions", params={"status": "failed"}, headers=svc.auth(merchant))
+    ).json()
     assert failed["items"] == []
     bad = await svc.http.get("/transactions", params={"cursor": "nope"}, headers=svc.auth(merchant))
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_cursor"
@@ -276,12 +322,29 @@ async def test_authorisation_is_pending_until_captured_and_a_void_releases_it(
 ) -> None:
     merchant, held, voided = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     events = [
-        make_payment_event(payment_id=held, user_id=merchant, status=S.REQUIRES_CAPTURE, amount=3_000,
-                           capture_method="manual", amount_capturable=3_000),
-        make_payment_event(payment_id=voided, user_id=merchant, status=S.REQUIRES_CAPTURE, amount=1_000,
-                           capture_method="manual", amount_capturable=1_000),
-        make_payment_event(payment_id=voided, user_id=merchant, status=S.CANCELLED, amount=1_000,
-                           capture_method="manual"),
+        make_payment_event(
+            payment_id=held,
+            user_id=merchant,
+            status=S.REQUIRES_CAPTURE,
+            amount=3_000,
+            capture_method="manual",
+            amount_capturable=3_000,
+        ),
+        make_payment_event(
+            payment_id=voided,
+            user_id=merchant,
+            status=S.REQUIRES_CAPTURE,
+            amount=1_000,
+            capture_method="manual",
+            amount_capturable=1_000,
+        ),
+        make_payment_event(
+            payment_id=voided,
+            user_id=merchant,
+            status=S.CANCELLED,
+            amount=1_000,
+            capture_method="manual",
+        ),
     ]
     for envelope in events:
         await svc.publish(envelope)
@@ -291,34 +354,61 @@ async def test_authorisation_is_pending_until_captured_and_a_void_releases_it(
     assert balance == {"items": [{"currency": "usd", "available": 0, "pending": 3_000}]}
 
 
-async def test_summary_counts_volume_fees_and_refunds_per_day(svc: Any, make_payment_event: Any) -> None:
+async def test_summary_counts_volume_fees_and_refunds_per_day(
+    svc: Any, make_payment_event: Any
+) -> None:
     merchant, payment = uuid.uuid4(), uuid.uuid4()
     events = [
-        make_payment_event(payment_id=payment, user_id=merchant, status=S.SUCCEEDED, amount=10_000,
-                           amount_captured=10_000, currency="chf"),
-        make_payment_event(payment_id=payment, user_id=merchant, status=S.PARTIALLY_REFUNDED,
-                           amount=10_000, amount_captured=10_000, amount_refunded=2_500, currency="chf"),
+        make_payment_event(
+            payment_id=payment,
+            user_id=merchant,
+            status=S.SUCCEEDED,
+            amount=10_000,
+            amount_captured=10_000,
+            currency="chf",
+        ),
+        make_payment_event(
+            payment_id=payment,
+            user_id=merchant,
+            status=S.PARTIALLY_REFUNDED,
+            amount=10_000,
+            amount_captured=10_000,
+            amount_refunded=2_500,
+            currency="chf",
+        ),
     ]
     for envelope in events:
         await svc.publish(envelope)
     for envelope in events:
         await svc.applied(envelope)
-    r = await svc.http.get("/transactions/summary", params={"period": "month"}, headers=svc.auth(merchant))
+    r = await svc.http.get(
+        "/transactions/summary", params={"period": "month"}, headers=svc.auth(merchant)
+    )
     assert r.status_code == 200, r.text
     [item] = r.json()["items"]
     assert (item["currency"], item["count"], item["volume"], item["fees"], item["refunds"]) == (
-        "chf", 1, 10_000, 320, 2_500
+        "chf",
+        1,
+        10_000,
+        320,
+        2_500,
     )
-    bad = await svc.http.get("/transactions/summary", params={"period": "year"}, headers=svc.auth(merchant))
+    bad = await svc.http.get(
+        "/transactions/summary", params={"period": "year"}, headers=svc.auth(merchant)
+    )
     assert bad.status_code == 422
 
 
-async def test_fees_from_config_changed_apply_at_the_next_capture(svc: Any, make_payment_event: Any) -> None:
+async def test_fees_from_config_changed_apply_at_the_next_capture(
+    svc: Any, make_payment_event: Any
+) -> None:
     change = new_event(
         ConfigChanged(
             key="fees",
             config_version=1,
-            value={"rules": [{"provider": "paypal", "currency": "*", "basis_points": 500, "fixed": 0}]},
+            value={
+                "rules": [{"provider": "paypal", "currency": "*", "basis_points": 500, "fixed": 0}]
+            },
         ),
         producer="admin-service",
         aggregate_id="fees",
@@ -326,8 +416,14 @@ async def test_fees_from_config_changed_apply_at_the_next_capture(svc: Any, make
     await svc.publish(change, topic=CONFIG_CHANGED)
     await svc.applied(change)
     merchant, payment = uuid.uuid4(), uuid.uuid4()
-    event = make_payment_event(payment_id=payment, user_id=merchant, status=S.SUCCEEDED, amount=10_000,
-                               amount_captured=10_000, provider="paypal")
+    event = make_payment_event(
+        payment_id=payment,
+        user_id=merchant,
+        status=S.SUCCEEDED,
+        amount=10_000,
+        amount_captured=10_000,
+        provider="paypal",
+    )
     await svc.publish(event)
     await svc.applied(event)
     tx = (await svc.http.get(f"/transactions/{payment}", headers=svc.auth(merchant))).json()
@@ -343,9 +439,15 @@ async def test_trial_balance_is_equal_per_currency_and_admin_only(svc: Any) -> N
     assert denied.status_code == 403
 
 
-async def test_an_event_that_does_not_parse_is_dead_lettered_not_posted(svc: Any, make_payment_event: Any) -> None:
-    good = make_payment_event(payment_id=uuid.uuid4(), user_id=uuid.uuid4(), status=S.SUCCEEDED, amount=10)
-    bad = good.model_copy(update={"event_id": uuid.uuid4(), "payload": {**good.payload, "amount": "lots"}})
+async def test_an_event_that_does_not_parse_is_dead_lettered_not_posted(
+    svc: Any, make_payment_event: Any
+) -> None:
+    good = make_payment_event(
+        payment_id=uuid.uuid4(), user_id=uuid.uuid4(), status=S.SUCCEEDED, amount=10
+    )
+    bad = good.model_copy(
+        update={"event_id": uuid.uuid4(), "payload": {**good.payload, "amount": "lots"}}
+    )
     await svc.publish(bad)
     await wait_for(
         lambda: svc.sql(

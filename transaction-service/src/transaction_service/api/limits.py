@@ -23,7 +23,7 @@ def _read(reservation: domain.Reservation) -> ReservationRead:
         user_id=reservation.user_id,
         amount=reservation.amount,
         currency=reservation.currency,
-        status=reservation.status,  # type: ignore[arg-type]
+        status=reservation.status,
         created_at=reservation.created_at,
     )
 

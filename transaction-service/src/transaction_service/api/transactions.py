@@ -137,15 +137,9 @@ async def transactions_summary(
         uuid.UUID | None, Query(description="admin only; an admin without it sees every user")
     ] = None,
 ) -> SummaryRead:
-    subject: uuid.UUID | None
-    if principal.is_admin:
-        subject = user_id
-    else:
-        subject = _subject(principal, user_id)
+    subject = user_id if principal.is_admin else _subject(principal, user_id)
     rows = await store.summary(session, user_id=subject, period=period, currency=currency)
-    return SummaryRead.model_validate(
-        {"period": period, "items": [dict(r._mapping) for r in rows]}
-    )
+    return SummaryRead.model_validate({"period": period, "items": [dict(r._mapping) for r in rows]})
 
 
 @router.get(
@@ -199,9 +193,9 @@ async def get_balance(
 
     async def build() -> Any:
         rows = await store.balances(session, subject)
-        return BalanceRead.model_validate(
-            {"items": [dict(r._mapping) for r in rows]}
-        ).model_dump(mode="json")
+        return BalanceRead.model_validate({"items": [dict(r._mapping) for r in rows]}).model_dump(
+            mode="json"
+        )
 
     return _json(
         await domain.cached_page(

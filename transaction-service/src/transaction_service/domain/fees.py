@@ -67,9 +67,7 @@ class FeeSchedule:
             return (rule.provider != "*") * 2 + (rule.currency != "*")
 
         matching = [
-            r
-            for r in self.rules
-            if r.provider in ("*", provider) and r.currency in ("*", currency)
+            r for r in self.rules if r.provider in ("*", provider) and r.currency in ("*", currency)
         ]
         if matching:
             best = max(matching, key=score)

@@ -79,7 +79,7 @@ async def cached_page(
     else:
         if cached is not None:
             HISTORY_CACHE.labels(service, "hit").inc()
-            return bytes(cached)
+            return cached if isinstance(cached, bytes) else cached.encode()
         HISTORY_CACHE.labels(service, "miss").inc()
     body = orjson.dumps(await build())
     try:

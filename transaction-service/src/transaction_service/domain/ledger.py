@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from paygate_common.events import PaymentEvent, PaymentStatus
 from transaction_service.domain import limits
 from transaction_service.domain.fees import FeeSchedule, FeeTerms
-from transaction_service.domain.postings import Phase, PaymentTotals, apply_event, movements
+from transaction_service.domain.postings import PaymentTotals, Phase, apply_event, movements
 from transaction_service.settings import Settings
 from transaction_service.store import config as config_store
 from transaction_service.store import ledger as store

@@ -134,7 +134,9 @@ async def reserve(
             )
         return _reservation(existing, created=False)
 
-    limits = limits_for(settings, currency, await config_store.config_value(session, LIMITS_CONFIG_KEY))
+    limits = limits_for(
+        settings, currency, await config_store.config_value(session, LIMITS_CONFIG_KEY)
+    )
     if limits.per_transaction is not None and amount > limits.per_transaction:
         raise LimitExceeded(
             f"The amount exceeds the per-transaction limit of {limits.per_transaction} {currency}",
@@ -169,9 +171,7 @@ async def reserve(
     return _reservation(row, created=True)
 
 
-async def release(
-    *, session: AsyncSession, reference_ids: list[uuid.UUID]
-) -> bool:
+async def release(*, session: AsyncSession, reference_ids: list[uuid.UUID]) -> bool:
     """Give an active reservation's amount back (the charge failed or was cancelled)."""
     moved = await store.move_reservation(
         session,
@@ -192,9 +192,7 @@ async def release(
     return True
 
 
-async def consume(
-    *, session: AsyncSession, reference_ids: list[uuid.UUID], captured: int
-) -> bool:
+async def consume(*, session: AsyncSession, reference_ids: list[uuid.UUID], captured: int) -> bool:
     """Keep an active reservation for good at what was captured (a partial capture frees the rest)."""
     moved = await store.move_reservation(
         session,

@@ -117,7 +117,9 @@ def apply_event(current: PaymentTotals, event: PaymentEvent, terms: FeeTerms) ->
     else:
         pending = 0
     fee = max(current.fee, terms.fee_for(captured))
-    fee_refunded = min(fee, max(current.fee_refunded, terms.fee_returned_for(fee, captured, refunded)))
+    fee_refunded = min(
+        fee, max(current.fee_refunded, terms.fee_returned_for(fee, captured, refunded))
+    )
     after = PaymentTotals(
         phase=phase,
         status=current.status,

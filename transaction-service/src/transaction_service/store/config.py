@@ -22,7 +22,11 @@ async def save_config(session: AsyncSession, *, key: str, version: int, value: A
     stmt = pg_insert(ledger_config).values(key=key, config_version=version, value=value)
     stmt = stmt.on_conflict_do_update(
         index_elements=["key"],
-        set_={"config_version": version, "value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        set_={
+            "config_version": version,
+            "value": stmt.excluded.value,
+            "updated_at": stmt.excluded.updated_at,
+        },
         where=ledger_config.c.config_version < version,
     )
     result = await session.execute(stmt.returning(ledger_config.c.key))

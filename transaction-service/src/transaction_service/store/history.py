@@ -91,13 +91,19 @@ async def balances(session: AsyncSession, user_id: uuid.UUID) -> list[Any]:
             a.currency,
             func.sum(
                 case(
-                    (a.kind == AccountKind.MERCHANT_AVAILABLE.value, a.credits_posted - a.debits_posted),
+                    (
+                        a.kind == AccountKind.MERCHANT_AVAILABLE.value,
+                        a.credits_posted - a.debits_posted,
+                    ),
                     else_=0,
                 )
             ).label("available"),
             func.sum(
                 case(
-                    (a.kind == AccountKind.MERCHANT_PENDING.value, a.credits_posted - a.debits_posted),
+                    (
+                        a.kind == AccountKind.MERCHANT_PENDING.value,
+                        a.credits_posted - a.debits_posted,
+                    ),
                     else_=0,
                 )
             ).label("pending"),
@@ -117,7 +123,10 @@ async def summary(
 ) -> list[Any]:
     """Per period (UTC) and currency: payments captured, volume, net fees, refunds."""
     e = journal_entries.c
-    bucket = func.date_trunc(literal_column(f"'{'day' if period == 'day' else 'month'}'"), func.timezone("UTC", e.posted_at))
+    bucket = func.date_trunc(
+        literal_column(f"'{'day' if period == 'day' else 'month'}'"),
+        func.timezone("UTC", e.posted_at),
+    )
     query = select(
         bucket.label("period_start"),
         e.currency,

@@ -56,24 +56,31 @@ async def account_ids(
     return {k: cache[k] for k in keys}
 
 
-async def _load(session: AsyncSession, keys: Sequence[AccountKey], cache: dict[AccountKey, int]) -> None:
+async def _load(
+    session: AsyncSession, keys: Sequence[AccountKey], cache: dict[AccountKey, int]
+) -> None:
     t = ledger_accounts.c
     rows = await session.execute(
         select(t.id, t.kind, t.owner, t.currency).where(
-            tuple_(t.kind, t.owner, t.currency).in_([(k.kind.value, k.owner, k.currency) for k in keys])
+            tuple_(t.kind, t.owner, t.currency).in_(
+                [(k.kind.value, k.owner, k.currency) for k in keys]
+            )
         )
     )
     for row in rows:
         cache[AccountKey(AccountKind(row.kind), row.owner, row.currency)] = row.id
 
 
-async def insert_entry(session: AsyncSession, *, event_id: uuid.UUID | None, **values: Any) -> int | None:
+async def insert_entry(
+    session: AsyncSession, *, event_id: uuid.UUID | None, **values: Any
+) -> int | None:
     """A new journal entry; None when the event already has one (at most one per event)."""
     stmt = pg_insert(journal_entries).values(event_id=event_id, **values)
     if event_id is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"])
     result = await session.execute(stmt.returning(journal_entries.c.id))
-    return result.scalar_one_or_none()
+    entry_id = result.scalar_one_or_none()
+    return None if entry_id is None else int(entry_id)
 
 
 async def insert_lines(

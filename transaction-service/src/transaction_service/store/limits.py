@@ -60,9 +60,13 @@ async def add_to_counter(
     )
     condition = key if maximum is None else and_(key, c.reserved + amount <= maximum)
     result = await session.execute(
-        limit_counters.update().where(condition).values(reserved=c.reserved + amount).returning(c.reserved)
+        limit_counters.update()
+        .where(condition)
+        .values(reserved=c.reserved + amount)
+        .returning(c.reserved)
     )
-    return result.scalar_one_or_none()
+    total = result.scalar_one_or_none()
+    return None if total is None else int(total)
 
 
 async def counter_value(
@@ -122,6 +126,8 @@ async def move_reservation(
         limit_reservations.update()
         .where(r.reference_id == old.c.reference_id)
         .values(**values)
-        .returning(r.reference_id, r.user_id, r.currency, r.day, r.month, old.c.amount.label("old_amount"))
+        .returning(
+            r.reference_id, r.user_id, r.currency, r.day, r.month, old.c.amount.label("old_amount")
+        )
     )
     return (await session.execute(stmt)).first()
