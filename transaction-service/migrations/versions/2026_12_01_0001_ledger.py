@@ -108,6 +108,9 @@ CREATE TABLE transactions (
     fee_basis_points INTEGER,
     fee_fixed BIGINT,
     fee_returned_on_refund BOOLEAN,
+    -- The highest totals payment-service reported (what reconciliation holds the ledger to).
+    reported_captured BIGINT NOT NULL DEFAULT 0,
+    reported_refunded BIGINT NOT NULL DEFAULT 0,
     version BIGINT NOT NULL DEFAULT nextval('transactions_version_seq'),
     last_event_at TIMESTAMPTZ,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),

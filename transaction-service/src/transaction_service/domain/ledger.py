@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from paygate_common.events import PaymentEvent, PaymentStatus
 from transaction_service.domain import limits
 from transaction_service.domain.fees import FeeSchedule, FeeTerms
-from transaction_service.domain.postings import PaymentTotals, Phase, apply_event, movements
+from transaction_service.domain.postings import (
+    PaymentTotals,
+    Phase,
+    apply_event,
+    captured_of,
+    movements,
+)
 from transaction_service.settings import Settings
 from transaction_service.store import config as config_store
 from transaction_service.store import ledger as store
@@ -124,7 +130,7 @@ async def post_payment_event(
         await store.insert_lines(
             session, entry_id, [(ids[m.account], m.account.currency, m.amount) for m in lines]
         )
-        await store.check_deferred_constraints(session)
+        await store.check_balance_per_statement(session)
 
     changed = bool(lines) or after.status != before.status or after.phase != before.phase
     updates: dict[str, object] = {}
@@ -146,6 +152,11 @@ async def post_payment_event(
             )
     if event.order_id is not None and row.order_id is None:
         updates["order_id"] = event.order_id
+    # What payment-service reported, posted or not: reconciliation holds the ledger to it.
+    reported = (captured_of(event), event.amount_refunded)
+    if reported[0] > row.reported_captured or reported[1] > row.reported_refunded:
+        updates["reported_captured"] = max(row.reported_captured, reported[0])
+        updates["reported_refunded"] = max(row.reported_refunded, reported[1])
     if updates:
         await store.update_transaction(session, row.id, last_event_at=occurred_at, **updates)
 

@@ -97,10 +97,19 @@ async def insert_lines(
     )
 
 
-async def check_deferred_constraints(session: AsyncSession) -> None:
-    """Run the commit-time checks (entries balance) now, so a bad entry fails its own event."""
-    await session.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
-    await session.execute(text("SET CONSTRAINTS ALL DEFERRED"))
+_BALANCE_IMMEDIATE = "ledger_balance_checked_per_statement"
+
+
+async def check_balance_per_statement(session: AsyncSession) -> None:
+    """Check entries balance at the end of each statement from now on in this transaction.
+
+    The service writes an entry's lines in one statement, so the check passes there and a bad
+    entry fails its own event (its savepoint) instead of the whole batch at commit. Anyone
+    else's transaction keeps the deferred, commit-time check.
+    """
+    if not session.info.get(_BALANCE_IMMEDIATE):
+        await session.execute(text("SET CONSTRAINTS journal_lines_balanced IMMEDIATE"))
+        session.info[_BALANCE_IMMEDIATE] = True
 
 
 # --- per-payment transactions ------------------------------------------------------------------

@@ -88,6 +88,8 @@ transactions = Table(
     Column("fee_basis_points", Integer, nullable=True),
     Column("fee_fixed", BigInteger, nullable=True),
     Column("fee_returned_on_refund", Boolean, nullable=True),
+    Column("reported_captured", BigInteger, nullable=False, server_default="0"),
+    Column("reported_refunded", BigInteger, nullable=False, server_default="0"),
     # Bumped from a sequence on every change: the history cache key includes the user's max.
     Column("version", BigInteger, nullable=False),
     Column("last_event_at", DateTime(timezone=True), nullable=True),
