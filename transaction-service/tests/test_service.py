@@ -165,10 +165,17 @@ async def test_a_partial_capture_keeps_only_what_was_captured(
 
 
 async def test_limits_from_config_changed_apply_without_restart(svc: Any) -> None:
-    user = uuid.uuid4()
+    user, vip = uuid.uuid4(), uuid.uuid4()
     assert (await reserve(svc, user, 20_000, currency="gbp")).status_code == 201
     change = new_event(
-        ConfigChanged(key="limits", config_version=1, value={"gbp": {"per_transaction": 10_000}}),
+        ConfigChanged(
+            key="limits",
+            config_version=1,
+            value={
+                "defaults": [{"currency": "gbp", "per_transaction": 10_000}],
+                "overrides": {str(vip): [{"currency": "gbp", "per_transaction": 50_000}]},
+            },
+        ),
         producer="admin-service",
         aggregate_id="limits",
     )
@@ -176,6 +183,7 @@ async def test_limits_from_config_changed_apply_without_restart(svc: Any) -> Non
     await svc.applied(change)
     r = await reserve(svc, user, 20_000, currency="gbp")
     assert r.status_code == 422 and r.json()["limit"] == "per_transaction"
+    assert (await reserve(svc, vip, 20_000, currency="gbp")).status_code == 201
 
 
 # --- history, balance, analytics ----------------------------------------------------------------
@@ -407,7 +415,11 @@ async def test_fees_from_config_changed_apply_at_the_next_capture(
             key="fees",
             config_version=1,
             value={
-                "rules": [{"provider": "paypal", "currency": "*", "basis_points": 500, "fixed": 0}]
+                "rules": [
+                    {"provider": None, "currency": None, "basis_points": 290, "fixed": 30},
+                    {"provider": "paypal", "currency": None, "basis_points": 500, "fixed": 0},
+                ],
+                "refund_returns_fee": False,
             },
         ),
         producer="admin-service",

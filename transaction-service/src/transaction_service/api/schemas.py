@@ -114,8 +114,8 @@ class ReservationCreate(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "reference_id": "6f1c7a2e-0000-4000-8000-000000000001",
-                    "user_id": "6f1c7a2e-0000-4000-8000-000000000002",
+                    "reference_id": "3b0f7c9e-1d2a-4c5b-9e7f-0a1b2c3d4e5f",
+                    "user_id": "5d6e7f10-2a3b-4c4d-9e5f-6a7b8c9d0e1f",
                     "amount": 1999,
                     "currency": "usd",
                 }

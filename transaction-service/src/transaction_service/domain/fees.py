@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,25 +39,21 @@ class FeeSchedule:
 
     @classmethod
     def from_settings(cls, settings: Settings, config: Any = None) -> FeeSchedule:
-        """Settings, overridden by the `fees` configuration (admin-service) when there is one.
+        """Settings, replaced by the `fees` configuration (admin-service) once there is one.
 
-        The config value is `{"rules": [FeeRule...], "default": {"basis_points", "fixed"},
-        "refund_returns_fee": bool}`, every part optional.
+        The config value is admin-service's `FeesConfig`: `{"rules": [{"provider": str|null,
+        "currency": str|null, "basis_points", "fixed"}], "refund_returns_fee": bool}` (null
+        matches any); no matching rule there means no fee.
         """
-        rules: Sequence[FeeRule] = settings.fee_rules
-        bps, fixed, returns = (
+        if isinstance(config, dict):
+            rules = tuple(_config_rule(r) for r in config.get("rules", []))
+            return cls(rules, 0, 0, bool(config.get("refund_returns_fee", False)))
+        return cls(
+            tuple(settings.fee_rules),
             settings.fee_basis_points,
             settings.fee_fixed,
             settings.refund_returns_fee,
         )
-        if isinstance(config, dict):
-            if "rules" in config:
-                rules = [FeeRule.model_validate(r) for r in config["rules"]]
-            default = config.get("default") or {}
-            bps = int(default.get("basis_points", bps))
-            fixed = int(default.get("fixed", fixed))
-            returns = bool(config.get("refund_returns_fee", returns))
-        return cls(tuple(rules), bps, fixed, returns)
 
     def terms_for(self, provider: str, currency: str) -> FeeTerms:
         """The most specific rule: provider and currency, then provider, then currency."""
@@ -75,11 +70,18 @@ class FeeSchedule:
         return FeeTerms(self.default_basis_points, self.default_fixed, self.refund_returns_fee)
 
 
+def _config_rule(rule: dict[str, Any]) -> FeeRule:
+    return FeeRule(
+        provider=rule.get("provider") or "*",
+        currency=rule.get("currency") or "*",
+        basis_points=rule["basis_points"],
+        fixed=rule.get("fixed", 0),
+    )
+
+
 def validate_fees_config(value: Any) -> None:
     """Raise ValueError when a `fees` config value cannot be applied."""
-    if not isinstance(value, dict):
-        raise ValueError("the fees config must be an object")
+    if not isinstance(value, dict) or not isinstance(value.get("rules", []), list):
+        raise ValueError("the fees config must be {rules: [...], refund_returns_fee?}")
     for rule in value.get("rules", []):
-        FeeRule.model_validate(rule)
-    default = value.get("default") or {}
-    FeeRule.model_validate({"basis_points": default.get("basis_points", 0), **default})
+        _config_rule(rule)

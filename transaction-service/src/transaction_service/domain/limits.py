@@ -44,12 +44,15 @@ class Limits:
     monthly: int | None
 
 
-def limits_for(settings: Settings, currency: str, config: Any = None) -> Limits:
+def limits_for(
+    settings: Settings, currency: str, config: Any = None, user_id: uuid.UUID | None = None
+) -> Limits:
     """Settings' defaults, overridden per currency by settings.limits, then the `limits` config.
 
-    The config value is `{"default": LimitRule, "<currency>": LimitRule, ...}`.
+    The config value is admin-service's `LimitsConfig`: `{"defaults": [{"currency", ...rule}],
+    "overrides": {"<user id>": [{"currency", ...rule}]}}`; a user's override wins.
     """
-    rule = LimitRule(
+    defaults = LimitRule(
         per_transaction=settings.limit_per_transaction,
         daily=settings.limit_daily,
         monthly=settings.limit_monthly,
@@ -58,20 +61,29 @@ def limits_for(settings: Settings, currency: str, config: Any = None) -> Limits:
     if currency in settings.limits:
         overrides.append(settings.limits[currency])
     if isinstance(config, dict):
-        for key in ("default", currency):
-            if isinstance(config.get(key), dict):
-                overrides.append(LimitRule.model_validate(config[key]))
-    values = rule.model_dump()
+        per_user = (config.get("overrides") or {}).get(str(user_id), [])
+        for rules in (config.get("defaults") or [], per_user):
+            for raw in rules:
+                if raw.get("currency") == currency:
+                    overrides.append(_config_rule(raw))
+    values = defaults.model_dump()
     for override in overrides:
         values.update(override.model_dump(exclude_unset=True))
     return Limits(**values)
 
 
+def _config_rule(rule: dict[str, Any]) -> LimitRule:
+    return LimitRule.model_validate({k: v for k, v in rule.items() if k != "currency"})
+
+
 def validate_limits_config(value: Any) -> None:
     if not isinstance(value, dict):
-        raise ValueError("the limits config must be an object")
-    for rule in value.values():
-        LimitRule.model_validate(rule)
+        raise ValueError("the limits config must be {defaults: [...], overrides: {...}}")
+    for rule in value.get("defaults") or []:
+        _config_rule(rule)
+    for rules in (value.get("overrides") or {}).values():
+        for rule in rules:
+            _config_rule(rule)
 
 
 def periods(now: datetime) -> tuple[date, date]:
@@ -134,9 +146,8 @@ async def reserve(
             )
         return _reservation(existing, created=False)
 
-    limits = limits_for(
-        settings, currency, await config_store.config_value(session, LIMITS_CONFIG_KEY)
-    )
+    config = await config_store.config_value(session, LIMITS_CONFIG_KEY)
+    limits = limits_for(settings, currency, config, user_id)
     if limits.per_transaction is not None and amount > limits.per_transaction:
         raise LimitExceeded(
             f"The amount exceeds the per-transaction limit of {limits.per_transaction} {currency}",
