@@ -184,7 +184,8 @@ class TransactionService:
         return envelope
 
     async def sql(self, query: str, **params: Any) -> list[Any]:
-        async with self.app.state.sessionmaker() as session:
+        """Run a statement in a transaction of its own (committed), as the service's role."""
+        async with self.app.state.sessionmaker() as session, session.begin():
             return list((await session.execute(text(query), params)).all())
 
     async def applied(self, envelope: EventEnvelope, timeout: float = 15) -> None:

@@ -186,6 +186,42 @@ async def test_limits_from_config_changed_apply_without_restart(svc: Any) -> Non
     assert (await reserve(svc, vip, 20_000, currency="gbp")).status_code == 201
 
 
+async def test_a_reservation_no_order_or_payment_ever_named_is_released(
+    svc: Any, make_payment_event: Any
+) -> None:
+    from transaction_service.workers.reservations import sweep_once
+
+    user, orphan, paid_order = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert (await reserve(svc, user, 3_000, ref=orphan)).status_code == 201
+    assert (await reserve(svc, user, 2_000, ref=paid_order)).status_code == 201
+    seen = make_payment_event(
+        payment_id=uuid.uuid4(),
+        order_id=paid_order,
+        user_id=user,
+        status=S.PROCESSING,
+        amount=2_000,
+        currency="eur",
+    )
+    await svc.publish(seen)
+    await svc.applied(seen)
+    # Both an hour and a second old: only the one no event ever named goes.
+    await svc.sql(
+        "UPDATE limit_reservations SET created_at = now() - interval '2 hours' "
+        "WHERE reference_id IN (:a, :b) RETURNING 1",
+        a=orphan,
+        b=paid_order,
+    )
+    await sweep_once(svc.app.state.sessionmaker, svc.settings)
+    rows = await svc.sql(
+        "SELECT reference_id, status FROM limit_reservations WHERE user_id = :u", u=user
+    )
+    assert dict(rows) == {orphan: "released", paid_order: "active"}
+    counter = await svc.sql(
+        "SELECT reserved FROM limit_counters WHERE user_id = :u AND period = 'day'", u=user
+    )
+    assert counter == [(2_000,)]
+
+
 # --- history, balance, analytics ----------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,13 +12,14 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paygate_common.app import create_service_app
-from paygate_common.eventing import run_eventing
+from paygate_common.eventing import run_eventing, supervise
 from paygate_common.serve import run_service
 from transaction_service.api.ledger import router as ledger_router
 from transaction_service.api.limits import router as limits_router
 from transaction_service.api.transactions import router as transactions_router
 from transaction_service.events.handlers import ledger_consumer
 from transaction_service.settings import Settings
+from transaction_service.workers.reservations import sweep_forever
 
 DESCRIPTION = """A double-entry ledger the database enforces. Every `payment.event` becomes at
 most one balanced journal entry (authorisation → pending, capture → posted with the fee, void
@@ -45,7 +47,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         run_as_role(app.state.engine, settings.db_role)
         await app.state.engine.dispose()  # no connection opened before runs with other rights
     async with run_eventing(app, consumers=[ledger_consumer(settings)]):
-        yield
+        stopping = asyncio.Event()
+        sweeper = asyncio.create_task(
+            supervise(
+                "reservation sweeper",
+                lambda: sweep_forever(app.state.sessionmaker, settings, stopping),
+                stopping,
+            ),
+            name="reservation-sweeper",
+        )
+        try:
+            yield
+        finally:
+            stopping.set()
+            try:
+                await asyncio.wait_for(sweeper, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                sweeper.cancel()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -63,5 +63,11 @@ class Settings(ServiceSettings):
     history_cache_ttl_seconds: int = Field(default=300, ge=1)
     list_default_limit: int = Field(default=20, ge=1, le=100)
 
+    # An active reservation no payment event ever named (its order's own commit failed) is
+    # released after this long; orders nobody pays are cancelled sooner (order.cancelled).
+    reservation_orphan_after_seconds: float = Field(default=3600.0, gt=0)
+    reservation_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    reservation_sweep_batch_size: int = Field(default=100, ge=1, le=10_000)
+
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_batch_size: int = Field(default=200, ge=1, le=10_000)

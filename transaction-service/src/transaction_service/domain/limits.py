@@ -227,6 +227,18 @@ async def consume(*, session: AsyncSession, reference_ids: list[uuid.UUID], capt
     return True
 
 
+async def release_orphans(
+    *, session: AsyncSession, older_than_seconds: float, limit: int
+) -> list[uuid.UUID]:
+    """Release reservations whose charge never showed up (see the setting's comment)."""
+    orphans = await store.orphaned_reservations(
+        session, older_than_seconds=older_than_seconds, limit=limit
+    )
+    for reference_id in orphans:
+        await release(session=session, reference_ids=[reference_id])
+    return orphans
+
+
 async def release_reference(*, session: AsyncSession, reference_id: uuid.UUID) -> Reservation:
     """The internal DELETE: release (if still active) and return the reservation."""
     row = await store.fetch_reservation(session, reference_id)

@@ -6,11 +6,11 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from transaction_service.store.tables import limit_counters, limit_reservations
+from transaction_service.store.tables import limit_counters, limit_reservations, transactions
 
 
 async def insert_reservation(session: AsyncSession, **values: Any) -> Any:
@@ -99,6 +99,26 @@ async def subtract_from_counters(
             )
             .values(reserved=func.greatest(c.reserved - amount, 0))
         )
+
+
+async def orphaned_reservations(
+    session: AsyncSession, *, older_than_seconds: float, limit: int
+) -> list[uuid.UUID]:
+    """Active reservations older than that whose order or payment the ledger never saw."""
+    r, t = limit_reservations.c, transactions.c
+    seen = select(t.id).where(or_(t.id == r.reference_id, t.order_id == r.reference_id)).exists()
+    query = (
+        select(r.reference_id)
+        .where(
+            r.status == "active",
+            r.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
+            ~seen,
+        )
+        .order_by(r.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(query)).scalars())
 
 
 async def move_reservation(
