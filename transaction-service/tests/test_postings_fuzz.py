@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from paygate_common.events import EventEnvelope, PaymentStatus
+from paygate_common.events import (
+    EventEnvelope,
+    PaymentStatus,
+    RefundEvent,
+    RefundStatus,
+    new_event,
+)
 from transaction_service.domain.fees import FeeTerms
 from transaction_service.domain.reconciliation import reconcile
 
@@ -88,14 +94,45 @@ def one_payment(rng: random.Random, make: Any, merchants: list[uuid.UUID]) -> Ex
     else:
         captured = amount
         event(S.SUCCEEDED, amount_captured=captured)
+
+    def refund(status: RefundStatus, refund_id: uuid.UUID, amount: int) -> None:
+        payload = RefundEvent(
+            refund_id=refund_id,
+            payment_id=payment_id,
+            user_id=exp.user_id,
+            status=status,
+            amount=amount,
+            currency=exp.currency,
+            provider=exp.provider,
+        )
+        exp.events.append(
+            new_event(payload, producer="payment-service", aggregate_id=str(payment_id))
+        )
+
     refunded = 0
-    if captured and kind != "legacy":
+    # A producer that publishes refund.<status> does so for every refund; whether a payment
+    # event with the new totals follows each refund varies (a second partial refund is no
+    # status change).
+    refund_events = rng.random() < 0.6
+    if captured:
         for _ in range(rng.choice([0, 0, 1, 2, 3])):
             if refunded >= captured:
                 break
-            refunded = rng.randint(refunded + 1, captured)
-            status = S.REFUNDED if refunded == captured else S.PARTIALLY_REFUNDED
-            event(status, amount_captured=captured, amount_refunded=refunded)
+            step = rng.randint(1, captured - refunded)
+            refunded += step
+            how = rng.choice(["refund", "both"]) if refund_events else "payment"
+            if how in ("refund", "both"):
+                refund_id = uuid.uuid4()
+                if rng.random() < 0.5:
+                    refund(RefundStatus.PENDING, refund_id, step)
+                refund(RefundStatus.SUCCEEDED, refund_id, step)
+            if how in ("payment", "both"):
+                status = S.REFUNDED if refunded == captured else S.PARTIALLY_REFUNDED
+                event(status, amount_captured=captured, amount_refunded=refunded)
+        if refund_events and rng.random() < 0.2:  # a declined refund moves nothing
+            refund_id = uuid.uuid4()
+            refund(RefundStatus.PENDING, refund_id, rng.randint(1, captured))
+            refund(RefundStatus.FAILED, refund_id, rng.randint(1, captured))
     exp.captured, exp.refunded = captured, refunded
 
     # Duplicates: the same envelope again, and the same totals under a new event id.

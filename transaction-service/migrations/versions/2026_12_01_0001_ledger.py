@@ -126,6 +126,20 @@ CREATE TABLE transactions (
 CREATE INDEX ix_transactions_user_created ON transactions (user_id, created_at DESC, id DESC);
 CREATE INDEX ix_transactions_user_version ON transactions (user_id, version);
 
+-- Refunds seen on `refund.<status>`: their succeeded sum is a payment's refunded total too.
+CREATE TABLE refunds (
+    id UUID NOT NULL,
+    payment_id UUID NOT NULL,
+    amount BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT pk_refunds PRIMARY KEY (id),
+    CONSTRAINT ck_refunds_amount CHECK (amount > 0),
+    CONSTRAINT ck_refunds_status CHECK (status IN ('pending', 'succeeded', 'failed'))
+);
+CREATE INDEX ix_refunds_payment ON refunds (payment_id) WHERE status = 'succeeded';
+
 CREATE TABLE limit_reservations (
     reference_id UUID NOT NULL,
     user_id UUID NOT NULL,
@@ -263,8 +277,8 @@ GRANT SELECT, INSERT ON journal_entries, journal_lines TO {role};
 GRANT SELECT ON ledger_accounts TO {role};
 GRANT INSERT (kind, owner, currency, normal_balance, must_not_go_negative)
     ON ledger_accounts TO {role};
-GRANT SELECT, INSERT, UPDATE ON transactions, limit_reservations, limit_counters, ledger_config
-    TO {role};
+GRANT SELECT, INSERT, UPDATE ON transactions, refunds, limit_reservations, limit_counters,
+    ledger_config TO {role};
 GRANT SELECT, INSERT, UPDATE, DELETE ON outbox, inbox TO {role};
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role};
 """
@@ -310,7 +324,7 @@ def downgrade() -> None:
     op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {ROLE}")
     op.execute(f"REVOKE USAGE ON SCHEMA {schema} FROM {ROLE}")
     op.execute(
-        "DROP TABLE ledger_config, limit_counters, limit_reservations, transactions, "
+        "DROP TABLE ledger_config, limit_counters, limit_reservations, refunds, transactions, "
         "journal_lines, journal_entries, ledger_accounts"
     )
     op.execute("DROP SEQUENCE transactions_version_seq")

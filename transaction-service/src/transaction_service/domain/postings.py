@@ -102,13 +102,19 @@ def display_status(current: PaymentTotals, event_status: str, after: PaymentTota
     return current.status
 
 
-def apply_event(current: PaymentTotals, event: PaymentEvent, terms: FeeTerms) -> PaymentTotals:
-    """The totals after `event`: monotonic captured/refunded, a hold only while authorized."""
+def apply_event(
+    current: PaymentTotals, event: PaymentEvent, terms: FeeTerms, *, refunds_total: int = 0
+) -> PaymentTotals:
+    """The totals after `event`: monotonic captured/refunded, a hold only while authorized.
+
+    `refunds_total` is the sum of the payment's succeeded refunds (`refund.succeeded`) seen so
+    far: the refunded total is the larger of that and what the payment's own events said.
+    """
     phase = next_phase(current.phase, PHASE_OF_STATUS[event.status])
     captured = max(current.captured, captured_of(event))
     if captured > 0:
         phase = next_phase(phase, Phase.SETTLED)
-    refunded = min(captured, max(current.refunded, event.amount_refunded))
+    refunded = min(captured, max(current.refunded, event.amount_refunded, refunds_total))
     if phase is Phase.AUTHORIZED:
         if event.status is PaymentStatus.REQUIRES_CAPTURE:
             pending = event.amount_capturable or event.amount
@@ -130,6 +136,22 @@ def apply_event(current: PaymentTotals, event: PaymentEvent, terms: FeeTerms) ->
         fee_refunded=fee_refunded,
     )
     return replace(after, status=display_status(current, event.status.value, after))
+
+
+def apply_refunds(current: PaymentTotals, refunds_total: int, terms: FeeTerms) -> PaymentTotals:
+    """The totals after a `refund.succeeded`: refunded up to the refunds' sum, never past captured.
+
+    Before the capture is known (a refund event overtook it) nothing moves; the payment's
+    capture event brings the refunds along (`apply_event(refunds_total=...)`).
+    """
+    refunded = min(current.captured, max(current.refunded, refunds_total))
+    fee_back = terms.fee_returned_for(current.fee, current.captured, refunded)
+    after = replace(
+        current,
+        refunded=refunded,
+        fee_refunded=min(current.fee, max(current.fee_refunded, fee_back)),
+    )
+    return replace(after, status=display_status(current, current.status, after))
 
 
 @dataclass(frozen=True)

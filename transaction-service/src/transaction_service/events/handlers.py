@@ -8,11 +8,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from paygate_common.consumer import Handler
 from paygate_common.eventing import ConsumerSpec
-from paygate_common.events import ConfigChanged, EventEnvelope, OrderCancelled, PaymentEvent
+from paygate_common.events import (
+    ConfigChanged,
+    EventEnvelope,
+    OrderCancelled,
+    PaymentEvent,
+    RefundEvent,
+)
 from paygate_common.events.topics import CONFIG_CHANGED, ORDER_EVENT, PAYMENT_EVENT, TRANSACTION_DLQ
 from transaction_service.domain import limits
 from transaction_service.domain.fees import validate_fees_config
-from transaction_service.domain.ledger import FEES_CONFIG_KEY, post_payment_event
+from transaction_service.domain.ledger import (
+    FEES_CONFIG_KEY,
+    post_payment_event,
+    post_refund_event,
+)
 from transaction_service.settings import Settings
 from transaction_service.store import config as config_store
 
@@ -41,9 +51,14 @@ def ledger_handler(settings: Settings) -> Handler:
                 occurred_at=envelope.occurred_at,
             )
         elif kind.startswith("refund."):
-            # The payment's own event (payment.partially_refunded/refunded) carries the refunded
-            # total the ledger posts from; the refund's event adds nothing to post.
-            return
+            refund = RefundEvent.model_validate(envelope.payload)
+            await post_refund_event(
+                session=session,
+                settings=settings,
+                event=refund,
+                event_id=envelope.event_id,
+                occurred_at=envelope.occurred_at,
+            )
         elif kind == OrderCancelled.event_type:
             cancelled = OrderCancelled.model_validate(envelope.payload)
             await limits.release(session=session, reference_ids=[cancelled.order_id])

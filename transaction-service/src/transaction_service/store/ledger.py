@@ -16,6 +16,7 @@ from transaction_service.store.tables import (
     journal_entries,
     journal_lines,
     ledger_accounts,
+    refunds,
     transactions,
 )
 
@@ -151,3 +152,36 @@ async def update_transaction(
             updated_at=func.now(),
         )
     )
+
+
+# --- refunds -----------------------------------------------------------------------------------
+
+
+async def record_refund(
+    session: AsyncSession,
+    *,
+    refund_id: uuid.UUID,
+    payment_id: uuid.UUID,
+    amount: int,
+    status: str,
+    allowed_from: set[str],
+) -> None:
+    """Insert the refund, or move it to `status` if it is in one of `allowed_from`."""
+    stmt = pg_insert(refunds).values(
+        id=refund_id, payment_id=payment_id, amount=amount, status=status
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={"status": status, "updated_at": func.now()},
+        where=refunds.c.status.in_(allowed_from),
+    )
+    await session.execute(stmt)
+
+
+async def succeeded_refunds_total(session: AsyncSession, payment_id: uuid.UUID) -> int:
+    result = await session.execute(
+        select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
+            refunds.c.payment_id == payment_id, refunds.c.status == "succeeded"
+        )
+    )
+    return int(result.scalar_one())

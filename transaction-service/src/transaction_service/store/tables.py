@@ -97,6 +97,17 @@ transactions = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("payment_id", Uuid, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 limit_reservations = Table(
     "limit_reservations",
     metadata,
@@ -142,5 +153,6 @@ __all__ = [
     "limit_reservations",
     "metadata",
     "outbox",
+    "refunds",
     "transactions",
 ]
