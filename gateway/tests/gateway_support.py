@@ -223,8 +223,15 @@ async def upstreams(signing_key: SigningKey) -> AsyncIterator[Upstreams]:
         serve(upstream_app("order", state)) as (order, _),
         serve(upstream_app("payment", state)) as (payment, _),
         serve(upstream_app("notification", state)) as (notification, _),
+        serve(upstream_app("transaction", state)) as (transaction, _),
     ):
-        urls.update(user=user, order=order, payment=payment, notification=notification)
+        urls.update(
+            user=user,
+            order=order,
+            payment=payment,
+            notification=notification,
+            transaction=transaction,
+        )
         yield Upstreams(state, urls, signing_key)
 
 

@@ -23,6 +23,9 @@ CASES = [
     ("/api/v1/webhooks/stripe", "payment", "/webhooks/stripe"),
     ("/api/v1/notifications", "notification", "/notifications"),
     ("/api/v1/admin/notifications/dlq", "notification", "/admin/notifications/dlq"),
+    ("/api/v1/transactions/pay_1", "transaction", "/transactions/pay_1"),
+    ("/api/v1/balance", "transaction", "/balance"),
+    ("/api/v1/admin/ledger/trial-balance", "transaction", "/admin/ledger/trial-balance"),
 ]
 
 
