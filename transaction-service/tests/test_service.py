@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from paygate_common.events import ConfigChanged, OrderCancelled, PaymentStatus, new_event
+from paygate_common.events import (
+    ConfigChanged,
+    OrderCancelled,
+    PaymentStatus,
+    RefundEvent,
+    RefundStatus,
+    new_event,
+)
 from paygate_common.events.topics import CONFIG_CHANGED, ORDER_EVENT
 from paygate_common.events_testing import wait_for
 
@@ -317,6 +324,51 @@ async def test_a_cached_page_is_hit_on_the_second_read_and_never_stale(
     balance = (await svc.http.get("/balance", headers=svc.auth(merchant))).json()
     # 1000 - 59 fee - 400 refunded + 2000 - 88 fee
     assert balance == {"items": [{"currency": "usd", "available": 2_453, "pending": 0}]}
+
+
+async def test_refund_events_debit_the_merchant_once_each(
+    svc: Any, make_payment_event: Any
+) -> None:
+    merchant, payment = uuid.uuid4(), uuid.uuid4()
+
+    def refund(refund_id: uuid.UUID, status: RefundStatus, amount: int) -> Any:
+        payload = RefundEvent(
+            refund_id=refund_id,
+            payment_id=payment,
+            user_id=merchant,
+            status=status,
+            amount=amount,
+            currency="sek",
+            provider="stripe",
+        )
+        return new_event(payload, producer="payment-service", aggregate_id=str(payment))
+
+    first, second = uuid.uuid4(), uuid.uuid4()
+    again = refund(second, RefundStatus.SUCCEEDED, 2_000)
+    events = [
+        # The first refund overtakes the capture; the second is announced twice.
+        refund(first, RefundStatus.SUCCEEDED, 1_000),
+        make_payment_event(
+            payment_id=payment,
+            user_id=merchant,
+            status=S.SUCCEEDED,
+            amount=10_000,
+            amount_captured=10_000,
+            currency="sek",
+        ),
+        refund(second, RefundStatus.PENDING, 2_000),
+        again,
+        again.model_copy(update={"event_id": uuid.uuid4()}),
+        refund(uuid.uuid4(), RefundStatus.FAILED, 5_000),
+    ]
+    for envelope in events:
+        await svc.publish(envelope)
+    for envelope in events:
+        await svc.applied(envelope)
+    tx = (await svc.http.get(f"/transactions/{payment}", headers=svc.auth(merchant))).json()
+    assert (tx["status"], tx["amount_refunded"], tx["net"]) == ("partially_refunded", 3_000, 6_680)
+    balance = (await svc.http.get("/balance", headers=svc.auth(merchant))).json()
+    assert balance == {"items": [{"currency": "sek", "available": 6_680, "pending": 0}]}
 
 
 async def test_history_filters_and_pages_with_a_cursor(svc: Any, make_payment_event: Any) -> None:
