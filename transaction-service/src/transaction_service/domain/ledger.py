@@ -51,15 +51,15 @@ async def fee_schedule(session: AsyncSession, settings: Settings) -> FeeSchedule
     return cached
 
 
-def _totals(row: object) -> PaymentTotals:
+def _totals(row: Any) -> PaymentTotals:
     return PaymentTotals(
-        phase=Phase(row.phase),  # type: ignore[attr-defined]
-        status=row.status,  # type: ignore[attr-defined]
-        pending=row.amount_pending,  # type: ignore[attr-defined]
-        captured=row.amount_captured,  # type: ignore[attr-defined]
-        refunded=row.amount_refunded,  # type: ignore[attr-defined]
-        fee=row.fee,  # type: ignore[attr-defined]
-        fee_refunded=row.fee_refunded,  # type: ignore[attr-defined]
+        phase=Phase(row.phase),
+        status=row.status,
+        pending=row.amount_pending,
+        captured=row.amount_captured,
+        refunded=row.amount_refunded,
+        fee=row.fee,
+        fee_refunded=row.fee_refunded,
     )
 
 
