@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,9 @@ from paygate_common.events.topics import PAYMENT_EVENT
 from paygate_common.events_testing import wait_for
 from paygate_common.migrations import upgrade_head
 from paygate_common.settings import ServiceSettings
+from paygate_devstack import TOPICS
+from paygate_devstack.components import Kafka
+from paygate_devstack.process import free_port
 from transaction_service.events.handlers import CONSUMER_NAME, ledger_handler
 from transaction_service.main import create_app, run_as_role
 from transaction_service.settings import LEDGER_ROLE, Settings
@@ -238,14 +241,24 @@ async def running_transaction_service(
 
 
 @pytest.fixture(scope="session")
+def ledger_kafka(devstack_dir: Path) -> Iterator[Kafka]:
+    """A broker of our own: the payment events these tests publish (new statuses, refunds)
+    must not reach other services' consumers sharing the session's broker, and theirs not us."""
+    broker = Kafka(free_port(), log_path=devstack_dir / "logs" / "kafka-ledger.log", topics=TOPICS)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
 def start_transaction_service(
-    postgres: Any, redis_server: Any, kafka_broker: Any, signing_key: SigningKey
+    postgres: Any, redis_server: Any, ledger_kafka: Any, signing_key: SigningKey
 ) -> Callable[..., Any]:
     """`async with start_transaction_service(**settings) as svc:` on a fresh database."""
 
     def start(**overrides: Any) -> Any:
         return running_transaction_service(
-            postgres, redis_server, kafka_broker, signing_key, **overrides
+            postgres, redis_server, ledger_kafka, signing_key, **overrides
         )
 
     return start

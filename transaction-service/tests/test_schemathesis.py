@@ -32,14 +32,14 @@ class _OrderService(ServiceSettings):
 
 
 def test_no_input_makes_transaction_service_fail(
-    postgres: Any, redis_server: Any, kafka_broker: Any
+    postgres: Any, redis_server: Any, ledger_kafka: Any
 ) -> None:
     url = postgres.create_database()
     upgrade_head(ALEMBIC_INI, database_url=url, db_schema="transactions")
     app_settings = Settings(
         database_url=url,
         redis_url=redis_server.url,
-        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        kafka_bootstrap_servers=ledger_kafka.bootstrap,
         environment="test",
         log_json=False,
     )
