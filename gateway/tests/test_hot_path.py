@@ -15,6 +15,7 @@ from gateway_support import free_port
 
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
+from paygate_common.services import SERVICES
 
 BIG = bytes(range(256)) * (3 * 4096)  # 3 MiB: more than the client buffers before pausing
 
@@ -88,7 +89,7 @@ async def fast_gateway() -> AsyncIterator[str]:
     """Upstream with a short keep-alive; the gateway on `gateway.server:GatewayHttpProtocol`."""
     async with serve(upstream, timeout_keep_alive=1) as up:
         settings = GatewaySettings(
-            service_urls={n: up for n in ("user", "order", "payment", "notification", "audit")},
+            service_urls={s.name: up for s in SERVICES if s.routes},
             auth_enabled=False,
             rate_limit_enabled=False,
             log_json=False,

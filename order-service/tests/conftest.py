@@ -190,6 +190,8 @@ async def running_order_service(
     users = UserServiceStandIn()
     users_cm = serve_asgi(users.app)
     users_url = await users_cm.__aenter__()
+    # Limits need transaction-service; tests that start one turn them on (test_limits.py).
+    overrides.setdefault("limits_enabled", False)
     settings = Settings(
         database_url=database_url,
         kafka_bootstrap_servers=kafka_broker.bootstrap,

@@ -32,13 +32,16 @@ SUITE_ENV = {
     "PAYMENT_SERVICE_STRIPE_TIMEOUT_SECONDS": "5",
     "PAYMENT_SERVICE_RECONCILE_INTERVAL_SECONDS": "1",
     "LOG_JSON": "true",
+    # Only eur is limited tightly (test_ledger.py); other currencies keep the defaults.
+    "TRANSACTION_SERVICE_LIMITS": '{"eur": {"daily": 10000}}',
 }
-SERVICES = ("user", "order", "payment", "notification", "gateway")
+# transaction-service before order-service: POST /orders reserves against its limits.
+SERVICES = ("user", "transaction", "order", "payment", "notification", "gateway")
 
 
 @dataclass
 class Suite:
-    """The five services on the session's PostgreSQL, Stripe and SMTP, with a broker of their own."""
+    """The services on the session's PostgreSQL, Stripe and SMTP, with a broker of their own."""
 
     stack: PaygateStack
     procs: dict[str, ServiceProcess]

@@ -151,6 +151,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
         8003,
         "transactions",
         title="double-entry ledger, fees, limits, transaction history",
+        routes=(R("/transactions"), R("/balance"), R("/admin/ledger")),
+        produces=(t.TRANSACTION_DLQ,),
+        consumes=(t.PAYMENT_EVENT, t.ORDER_EVENT, t.CONFIG_CHANGED),
     ),
     ServiceSpec(
         "notification",

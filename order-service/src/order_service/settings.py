@@ -28,3 +28,7 @@ class Settings(ServiceSettings):
     consumer_max_attempts: int = Field(default=5, ge=1)
 
     list_default_limit: int = Field(default=20, ge=1, le=100)
+
+    # Reserve each order against the user's limits at transaction-service before accepting it
+    # (fails closed: 503 `limits_unavailable` while transaction-service cannot be reached).
+    limits_enabled: bool = True

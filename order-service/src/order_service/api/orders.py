@@ -21,6 +21,7 @@ from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
+from paygate_common.limits import limits_client
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -43,9 +44,13 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         },
         422: {
             "description": "Invalid body, `payment_method_not_found` (not the caller's), "
-            "`amount_below_minimum`, or Idempotency-Key reused with another body"
+            "`amount_below_minimum`, over a limit (`limit_exceeded`), or Idempotency-Key "
+            "reused with another body"
         },
-        503: {"description": "`user_service_unavailable`: the method cannot be checked now"},
+        503: {
+            "description": "`user_service_unavailable` (the method cannot be checked now) or "
+            "`limits_unavailable` (limits cannot be checked: creation fails closed)"
+        },
     },
 )
 async def create_order(
@@ -82,6 +87,14 @@ async def create_order(
             description=payload.description,
             payment_method_id=payload.payment_method_id,
         )
+        if settings.limits_enabled:
+            # In the order's transaction: a refusal (422) or no answer (503) rolls the order back.
+            await limits_client(request.app).reserve(
+                reference_id=order.id,
+                user_id=order.user_id,
+                amount=order.amount,
+                currency=order.currency,
+            )
         return await idem.respond(
             OrderRead.from_record(order),
             status_code=201,

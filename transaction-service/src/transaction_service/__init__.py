@@ -1,0 +1,1 @@
+"""transaction-service: a double-entry ledger the database enforces, fees, limits, history."""

@@ -1,0 +1,1 @@
+"""HTTP API of transaction-service: history, balance, analytics, the trial balance, limits."""

@@ -1,0 +1,26 @@
+"""`/admin/ledger`: the operator's view of the books (admin only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from paygate_common.auth import AdminPrincipal
+from paygate_common.db import SessionDep
+from transaction_service.api.schemas import TrialBalanceRead
+from transaction_service.store import history as store
+
+router = APIRouter(prefix="/admin/ledger", tags=["ledger"])
+
+
+@router.get(
+    "/trial-balance",
+    response_model=TrialBalanceRead,
+    summary="Total debits and credits per currency over every journal line (always equal)",
+    responses={
+        401: {"description": "No valid access token (problem+json)"},
+        403: {"description": "Not an admin (`admin_required`)"},
+    },
+)
+async def trial_balance(_: AdminPrincipal, session: SessionDep) -> TrialBalanceRead:
+    rows = await store.trial_balance(session)
+    return TrialBalanceRead.model_validate({"items": [dict(r._mapping) for r in rows]})

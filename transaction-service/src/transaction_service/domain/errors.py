@@ -1,0 +1,31 @@
+"""transaction-service errors with stable codes (rendered as problem+json by the shared handler)."""
+
+from __future__ import annotations
+
+from paygate_common.errors import Conflict, InvalidRequest, NotFound
+from paygate_common.limits import LimitExceeded
+
+__all__ = [
+    "InvalidCursor",
+    "LimitExceeded",
+    "ReservationConflict",
+    "ReservationNotFound",
+    "TransactionNotFound",
+]
+
+
+class TransactionNotFound(NotFound):
+    # Also what a caller sees for someone else's transaction: existence is not disclosed.
+    code, title = "transaction_not_found", "Transaction not found"
+
+
+class InvalidCursor(InvalidRequest):
+    code, title = "invalid_cursor", "The pagination cursor is not valid"
+
+
+class ReservationNotFound(NotFound):
+    code, title = "reservation_not_found", "No limit reservation for this reference"
+
+
+class ReservationConflict(Conflict):
+    code, title = "reservation_conflict", "The reference already holds a different reservation"

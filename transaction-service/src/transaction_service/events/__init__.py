@@ -1,0 +1,1 @@
+"""Consumed topics: payment.event (postings, limit releases), order.event, config.changed."""

@@ -1,0 +1,1 @@
+"""Background loops of transaction-service, each opening its own unit of work per batch."""
