@@ -39,6 +39,8 @@ from paygate_devstack.asgi import serve_asgi as serve
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 SERVICE_TOKEN_SECRET = secrets.token_urlsafe(48)
 MAX_ATTEMPTS = 3  # small, with tiny backoffs, so dead-lettering takes well under a second
+WEBHOOK_SCHEDULE = "0s,0.3s,0.3s"  # three attempts, a moment apart
+WEBHOOK_TIMEOUT = 1.5  # a receiver that never answers costs this per attempt
 
 
 class _UserServiceIdentity(ServiceSettings):
@@ -121,7 +123,15 @@ async def settings(
         sender_poll_interval_seconds=0.1,
         smtp_timeout_seconds=2,
         contact_cache_ttl_seconds=300,
+        contact_retry_seconds=0.2,
         db_pool_size=5,
+        # Merchant webhooks on a test schedule of (fractions of) seconds.
+        webhook_retry_schedule=WEBHOOK_SCHEDULE,
+        webhook_timeout_seconds=WEBHOOK_TIMEOUT,
+        webhook_lease_seconds=10,
+        webhook_poll_interval_seconds=0.1,
+        webhook_concurrency=8,
+        webhook_per_endpoint_concurrency=2,
     )
     await asyncio.to_thread(
         upgrade_head,
@@ -227,3 +237,48 @@ class PaymentEvents:
 @pytest.fixture
 def payments(producer: AIOKafkaProducer) -> PaymentEvents:
     return PaymentEvents(producer)
+
+
+class WebhookReceiver:
+    """A merchant's webhook endpoint on a real port: records every POST per path and answers
+    from a per-path script (`script(path, 500, 500, 200)`; `hang` never answers)."""
+
+    HANG = -1
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[tuple[dict[str, str], bytes]]] = {}
+        self.scripts: dict[str, list[int]] = {}
+        self.default_status: dict[str, int] = {}
+        self.url = ""
+        app = FastAPI()
+
+        @app.post("/hooks/{name}")
+        async def hook(name: str, request: Request) -> Any:
+            body = await request.body()
+            self.received.setdefault(name, []).append((dict(request.headers), body))
+            script = self.scripts.get(name)
+            code = script.pop(0) if script else self.default_status.get(name, 200)
+            if code == self.HANG:
+                await asyncio.sleep(20)  # longer than the client waits
+            headers = {"Retry-After": "0"} if code >= 400 else {}
+            return JSONResponse({"answer": code}, status_code=code, headers=headers)
+
+        self.app = app
+
+    def endpoint(self, *codes: int, default: int = 200) -> tuple[str, str]:
+        """A fresh path answering `codes` in turn, then `default`: (name, url)."""
+        name = uuid.uuid4().hex[:12]
+        self.scripts[name] = list(codes)
+        self.default_status[name] = default
+        return name, f"{self.url}/hooks/{name}"
+
+    def requests(self, name: str) -> list[tuple[dict[str, str], bytes]]:
+        return self.received.get(name, [])
+
+
+@pytest.fixture(scope="session")
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    async with serve(receiver.app) as url:
+        receiver.url = url
+        yield receiver

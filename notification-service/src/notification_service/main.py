@@ -9,14 +9,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from notification_service.api import admin, notifications
+from notification_service.api import admin, notifications, webhooks
 from notification_service.channels.email import SmtpMailer
 from notification_service.domain.delivery import NotificationSender
 from notification_service.events.payment_events import payment_event_consumer
 from notification_service.recipients import RecipientDirectory
 from notification_service.settings import Settings
+from notification_service.workers.webhooks import WebhookSender
 from paygate_common.app import create_service_app
-from paygate_common.eventing import run_eventing
+from paygate_common.eventing import run_eventing, supervise
 from paygate_common.serve import run_service
 
 DESCRIPTION = """
@@ -41,37 +42,60 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mailer=SmtpMailer(settings),
     )
     app.state.sender = sender
+    cipher = app.state.cipher
+    webhook_sender = WebhookSender(
+        settings=settings, sessionmaker=app.state.sessionmaker, cipher=cipher
+    )
+    app.state.webhook_sender = webhook_sender
+
+    def wake_senders() -> None:
+        sender.wake_soon()
+        webhook_sender.wake_soon(0.1)
+
+    stopping = asyncio.Event()
     try:
-        async with run_eventing(app, consumers=[payment_event_consumer(settings)]):
-            task = (
-                asyncio.create_task(sender.run(), name="notification-sender")
-                if settings.sender_enabled
-                else None
-            )
+        consumer = payment_event_consumer(settings, on_queued=wake_senders)
+        async with run_eventing(app, consumers=[consumer]):
+            tasks: list[asyncio.Task[None]] = []
+            if settings.sender_enabled:
+                tasks.append(asyncio.create_task(sender.run(), name="notification-sender"))
+            if settings.webhook_worker_enabled:
+                tasks.append(
+                    asyncio.create_task(
+                        supervise("webhook sender", webhook_sender.run, stopping),
+                        name="webhook-sender",
+                    )
+                )
             try:
                 yield
             finally:
+                stopping.set()
                 await sender.stop()
-                if task is not None:
+                await webhook_sender.stop()
+                for task in tasks:
                     try:
-                        await asyncio.wait_for(task, 10)
+                        await asyncio.wait_for(task, settings.webhook_timeout_seconds + 5)
                     except TimeoutError:
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
     finally:
+        await webhook_sender.aclose()
         await directory.aclose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="paygate notification-service",
         description=DESCRIPTION,
-        routers=[notifications.router, admin.router],
+        routers=[notifications.router, webhooks.router, admin.router],
         lifespan=lifespan,
     )
+    # Built once, before the lifespan: a misconfigured key stops the start, not the first send.
+    app.state.cipher = settings.cipher()
+    return app
 
 
 def run() -> None:
