@@ -84,7 +84,9 @@ class EnvelopeCipher:
             dek = kek.decrypt(dek_nonce, wrapped, aad)
             return AESGCM(dek).decrypt(data_nonce, data, aad)
         except InvalidTag:
-            raise DecryptionError("the sealed value does not open (wrong key or tampered)") from None
+            raise DecryptionError(
+                "the sealed value does not open (wrong key or tampered)"
+            ) from None
 
     def rewrap(self, sealed: Sealed, *, aad: bytes = b"") -> Sealed:
         """The same value under the active KEK: only the data key is re-encrypted."""
@@ -97,7 +99,9 @@ class EnvelopeCipher:
         try:
             dek = kek.decrypt(dek_nonce, wrapped, aad)
         except InvalidTag:
-            raise DecryptionError("the sealed value does not open (wrong key or tampered)") from None
+            raise DecryptionError(
+                "the sealed value does not open (wrong key or tampered)"
+            ) from None
         new_nonce = os.urandom(_NONCE)
         rewrapped = self._keys[self.active_key_id].encrypt(new_nonce, dek, aad)
         return Sealed(self.active_key_id, _VERSION + new_nonce + rewrapped + data_nonce + data)
