@@ -36,6 +36,7 @@ from paygate_devstack.components import (
     to_asyncpg_dsn,
 )
 from paygate_devstack.process import ComponentError, die_with_parent, pick_port, stop_all
+from paygate_devstack.push_sink import PushSinkProcess
 from paygate_devstack.services import (
     SERVICES,
     ServiceProcess,
@@ -46,10 +47,19 @@ from paygate_devstack.services import (
     shared_env,
     unfinished_services,
 )
+from paygate_devstack.sms_sink import SmsSinkProcess
 
 # Fixed, non-standard ports keep URLs stable between runs without colliding with a system
 # PostgreSQL (5432), Redis (6379) or Kafka (9092); a busy one is replaced by a free port.
-DEFAULT_PORTS = {"postgres": 55432, "redis": 56379, "kafka": 59092, "stripe": 58420, "smtp": 51025}
+DEFAULT_PORTS = {
+    "postgres": 55432,
+    "redis": 56379,
+    "kafka": 59092,
+    "stripe": 58420,
+    "smtp": 51025,
+    "sms": 51026,
+    "push": 51027,
+}
 DATABASE_NAME = "paygate"
 STRIPE_WEBHOOK_ID = "paygate-payment-service"
 
@@ -185,6 +195,15 @@ def start_infra(stack: Stack) -> StackEndpoints:
             pick_port(DEFAULT_PORTS["smtp"]), maildir=state / "mail", log_path=logs / "smtp.log"
         )
 
+    # Stand-ins for notification-service's SMS provider and the browsers' push service.
+    if not env.get("NOTIFICATION_SERVICE_SMS_API_BASE"):
+        comps["sms"] = SmsSinkProcess(
+            pick_port(DEFAULT_PORTS["sms"]), directory=state / "sms", log_path=logs / "sms.log"
+        )
+    comps["push"] = PushSinkProcess(
+        pick_port(DEFAULT_PORTS["push"]), directory=state / "push", log_path=logs / "push.log"
+    )
+
     # start them all, then wait for each: the slow ones overlap
     for name, comp in comps.items():
         _step(f"{name}: starting on port {comp.port}", partial(comp.start, wait=False))
@@ -240,6 +259,8 @@ def start_services(
         service_token_secret=secrets_["service_token_secret"],
         environment="development",
     )
+    if "sms" in stack.components:
+        env["NOTIFICATION_SERVICE_SMS_API_BASE"] = stack.components["sms"].url
     if any(s.name == "payment" for s in specs):
         hook = f"{urls['payment']}/webhooks/stripe"
         _step(

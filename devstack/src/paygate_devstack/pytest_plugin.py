@@ -10,6 +10,9 @@ is shared with a running `make run`.
     localstripe     LocalStripe: .api_base, .api_key, register_webhook(url, secret),
                                  payment_intents()
     smtp_sink       SmtpSink:   .host, .port, messages(), clear(), stop(), start()
+    sms_sink        SmsSink:    .api_base, .account_sid, .auth_token, messages(to=None)
+    push_sink       PushSink:   subscribe(private_key, auth) -> {endpoint, keys},
+                                messages(endpoint=None) (decrypted), expire(endpoint)
     paygate_stack   PaygateStack: all of the above + .env for services + start_service(...)
     service_process factory:    service_process(name, env=None, port=None) -> ServiceProcess,
                                 stopped when the test ends
@@ -35,6 +38,7 @@ from paygate_devstack.components import (
     SmtpSink,
 )
 from paygate_devstack.process import free_port
+from paygate_devstack.push_sink import PushSink
 from paygate_devstack.services import (
     SERVICES,
     ServiceProcess,
@@ -45,6 +49,7 @@ from paygate_devstack.services import (
     spec_for,
     start_service,
 )
+from paygate_devstack.sms_sink import SmsSink
 
 
 class PaygateStack:
@@ -193,6 +198,22 @@ def localstripe(devstack_dir: Path) -> Iterator[LocalStripe]:
 @pytest.fixture(scope="session")
 def smtp_sink(devstack_dir: Path) -> Iterator[SmtpSink]:
     sink = SmtpSink(devstack_dir / "mail", port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def sms_sink(devstack_dir: Path) -> Iterator[SmsSink]:
+    sink = SmsSink(devstack_dir / "sms", port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def push_sink(devstack_dir: Path) -> Iterator[PushSink]:
+    sink = PushSink(devstack_dir / "push", port=free_port())
     sink.start()
     yield sink
     sink.stop()
