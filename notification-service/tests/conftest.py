@@ -54,6 +54,8 @@ class UserServiceStandIn:
         self.contacts: dict[uuid.UUID, dict[str, Any]] = {}
         self.contact_calls: Counter[uuid.UUID] = Counter()
         self.callers: list[str] = []
+        # Users whose lookup answers 503 (user-service having an outage for them).
+        self.unavailable: set[uuid.UUID] = set()
         app = FastAPI()
         app.state.settings = _UserServiceIdentity(service_token_secret=SERVICE_TOKEN_SECRET)
         install_error_handlers(app)
@@ -67,6 +69,12 @@ class UserServiceStandIn:
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
             self.callers.append(verify_service_token(token, app.state.settings))
             self.contact_calls[user_id] += 1
+            if user_id in self.unavailable:
+                return JSONResponse(
+                    {"code": "service_unavailable", "status": 503},
+                    status_code=503,
+                    media_type="application/problem+json",
+                )
             found = self.contacts.get(user_id)
             if found is None:
                 return JSONResponse(
@@ -78,10 +86,14 @@ class UserServiceStandIn:
 
         self.app = app
 
-    def add_user(self, *, full_name: str = "Ada Lovelace") -> tuple[uuid.UUID, str]:
+    def add_user(
+        self, *, full_name: str = "Ada Lovelace", phone: str | None = None
+    ) -> tuple[uuid.UUID, str]:
         user_id = uuid.uuid4()
         email = f"customer-{user_id.hex[:12]}@example.com"
         self.contacts[user_id] = {"email": email, "full_name": full_name}
+        if phone is not None:
+            self.contacts[user_id]["phone"] = phone
         return user_id, email
 
 
@@ -103,6 +115,7 @@ async def settings(
     redis_server: Any,
     kafka_broker: Any,
     smtp_sink: Any,
+    sms_sink: Any,
     user_service: tuple[UserServiceStandIn, str],
 ) -> Settings:
     _, user_url = user_service
@@ -114,6 +127,9 @@ async def settings(
         smtp_host=smtp_sink.host,
         smtp_port=smtp_sink.port,
         smtp_from_address="paygate <no-reply@paygate.test>",
+        sms_api_base=sms_sink.api_base,
+        sms_account_sid=sms_sink.account_sid,
+        sms_auth_token=sms_sink.auth_token,
         service_token_secret=SERVICE_TOKEN_SECRET,
         service_urls={"user": user_url},
         jwks_url=f"{user_url}/.well-known/jwks.json",
