@@ -14,8 +14,11 @@ def _with_all_provider_callbacks() -> RouteTable:
     services = tuple(
         dataclasses.replace(
             s,
-            routes=s.routes
-            + (R("/webhooks/paypal", public=True), R("/webhooks/sslcommerz", public=True)),
+            routes=(
+                *s.routes,
+                R("/webhooks/paypal", public=True),
+                R("/webhooks/sslcommerz", public=True),
+            ),
         )
         if s.name == "payment" and not any(r.prefix == "/webhooks/paypal" for r in s.routes)
         else s

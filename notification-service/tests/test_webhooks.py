@@ -5,6 +5,7 @@ Real PostgreSQL, Redis, Kafka (Tansu); the receiver is a real HTTP server on a l
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -304,3 +305,44 @@ async def test_an_endpoint_that_hangs_does_not_delay_another_merchants_delivery(
     assert time.monotonic() - started < 1.4
     # The per-endpoint bound: never more than two of the hanging ones in flight at once.
     assert len(webhook_receiver.requests(slow_name)) <= 4
+
+
+async def test_reencryption_moves_every_secret_to_the_new_key_and_signing_still_verifies(
+    client: httpx.AsyncClient, auth_headers: Any, app: FastAPI
+) -> None:
+    from notification_service.commands import reencrypt_all
+    from notification_service.domain.webhooks import signing_secrets
+    from paygate_common.crypto import EnvelopeCipher, new_key
+
+    merchant = uuid.uuid4()
+    headers = auth_headers(merchant)
+    secret = (await put_settings(client, headers, "http://127.0.0.1:9/r")).json()["secret"]
+    rotated = (await client.post("/webhooks/settings/rotate-secret", headers=headers)).json()
+    settings: Settings = app.state.settings
+    keys = {**json.loads(settings.encryption_keys.get_secret_value()), "k-new": (new := new_key())}
+    forward = EnvelopeCipher(keys, "k-new")
+    try:
+        counts = await reencrypt_all(app.state.sessionmaker, forward)
+        assert counts["webhook_endpoints"] >= 1
+        async with unit_of_work(app.state.sessionmaker) as session:
+            row = (
+                await session.scalars(
+                    select(WebhookEndpoint).where(WebhookEndpoint.user_id == merchant)
+                )
+            ).one()
+            stale = (
+                await session.execute(
+                    text(
+                        "SELECT count(*) FROM webhook_endpoints WHERE secret_key_id <> 'k-new' "
+                        "OR previous_key_id <> 'k-new'"
+                    )
+                )
+            ).scalar_one()
+        assert row.secret_key_id == "k-new" and row.previous_key_id == "k-new"
+        assert stale == 0
+        # Only the new key is needed from now on, and both secrets are unchanged.
+        opened = signing_secrets(EnvelopeCipher({"k-new": new}, "k-new"), row, row.updated_at)
+        assert opened == [rotated["secret"], secret]
+    finally:
+        back = EnvelopeCipher(keys, settings.encryption_key_id)
+        await reencrypt_all(app.state.sessionmaker, back)

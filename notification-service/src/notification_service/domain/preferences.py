@@ -117,3 +117,13 @@ async def push_targets(
         auth = cipher.open(Sealed(row.auth_key_id, row.auth_sealed), aad=_aad(row.id)).decode()
         targets.append((row.id, PushTarget(endpoint=row.endpoint, p256dh=row.p256dh, auth=auth)))
     return targets
+
+
+async def reencrypt_push_secrets(*, session: AsyncSession, cipher: EnvelopeCipher) -> int:
+    """Re-wrap every sealed push auth secret not yet under the active key; returns how many."""
+    count = 0
+    for row in await store.subscriptions_not_under(session, cipher.active_key_id):
+        sealed = cipher.rewrap(Sealed(row.auth_key_id, row.auth_sealed), aad=_aad(row.id))
+        await store.set_sealed_auth(session, row.id, sealed.key_id, sealed.blob)
+        count += 1
+    return count

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,3 +84,21 @@ async def delete_user_subscription(
         .returning(PushSubscription.id)
     )
     return result.scalar_one_or_none() is not None
+
+
+async def subscriptions_not_under(session: AsyncSession, key_id: str) -> Sequence[PushSubscription]:
+    return (
+        await session.scalars(
+            select(PushSubscription).where(PushSubscription.auth_key_id != key_id).with_for_update()
+        )
+    ).all()
+
+
+async def set_sealed_auth(
+    session: AsyncSession, subscription_id: uuid.UUID, key_id: str, blob: bytes
+) -> None:
+    await session.execute(
+        update(PushSubscription)
+        .where(PushSubscription.id == subscription_id)
+        .values(auth_key_id=key_id, auth_sealed=blob)
+    )
