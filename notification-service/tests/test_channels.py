@@ -321,3 +321,42 @@ async def test_a_user_service_outage_costs_no_attempts_and_the_email_goes_out_af
     )
     rows = await wait_for(lambda: _all_sent(app, event.event_id, expected=1))
     assert rows[0].attempts == 1
+
+
+async def test_an_sms_the_provider_refuses_is_dead_lettered_like_an_email(
+    client: httpx.AsyncClient,
+    auth_headers: Any,
+    stand_in: Any,
+    payments: Any,
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import SecretStr
+
+    phone = new_phone()
+    user_id, _ = stand_in.add_user(phone=phone)
+    await client.put(
+        "/notifications/preferences", json={"sms": True}, headers=auth_headers(user_id)
+    )
+    # Wrong credentials: the provider answers 401 (Twilio 20003), which no retry can fix.
+    monkeypatch.setattr(app.state.settings, "sms_auth_token", SecretStr("not-the-token"))
+    event = payments.build(user_id, "succeeded")
+    await payments.publish(event)
+
+    async def sms_row() -> Notification | None:
+        rows = [r for r in await rows_for(app, event.event_id) if r.channel == "sms"]
+        return rows[0] if rows and rows[0].status == "dead_lettered" else None
+
+    dead = await wait_for(sms_row, timeout=20)
+    assert "401" in (dead.last_error or "") and "20003" in (dead.last_error or "")
+    async with unit_of_work(app.state.sessionmaker) as session:
+        dlq = (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM outbox WHERE topic = 'notification.dlq' "
+                    "AND payload::text LIKE :n"
+                ),
+                {"n": f"%{dead.id}%"},
+            )
+        ).scalar_one()
+    assert dlq == 1
