@@ -23,7 +23,7 @@ from paygate_common.db import SessionDep
 
 router = APIRouter(tags=["webhooks"])
 
-PROBLEM = {"content": {"application/problem+json": {}}}
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 class WebhookSettingsUpdate(BaseModel):

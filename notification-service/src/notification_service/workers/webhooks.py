@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import Counter as Tally
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -81,7 +83,7 @@ class WebhookSender:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._per_endpoint: Tally[object] = Tally()
+        self._per_endpoint: Tally[uuid.UUID] = Tally()
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -127,7 +129,7 @@ class WebhookSender:
         busy = {e for e, n in self._per_endpoint.items() if n >= cap}
         async with unit_of_work(self.sessionmaker) as session:
             candidates = await store.lock_due(session, limit=free * 2, busy_endpoints=busy)
-            picked: list[object] = []
+            picked: list[uuid.UUID] = []
             room = Tally({e: cap - n for e, n in self._per_endpoint.items()})
             for delivery_id, endpoint_id in candidates:
                 if len(picked) >= free:
@@ -153,7 +155,7 @@ class WebhookSender:
             await asyncio.wait(set(self._in_flight))
         return started
 
-    def _done(self, endpoint_id: object):  # type: ignore[no-untyped-def]
+    def _done(self, endpoint_id: uuid.UUID) -> Callable[[asyncio.Task[None]], None]:
         def callback(task: asyncio.Task[None]) -> None:
             self._in_flight.discard(task)
             self._per_endpoint[endpoint_id] -= 1
