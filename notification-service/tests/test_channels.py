@@ -227,43 +227,51 @@ async def test_a_saved_template_changes_the_next_email_and_keeps_the_previous_ve
         "text": "Dear {{ name }}, confirm {{ amount }}{% if action_url %} at {{ action_url }}{% endif %}. v1",
         "html": "<p>Dear {{ name }}, confirm {{ amount }}</p>",
     }
-    first = await client.put(url, json={"parts": parts}, headers=admin)
-    assert first.status_code == 200, first.text
-    second = await client.put(
-        url, json={"parts": {**parts, "text": parts["text"].replace("v1", "v2")}}, headers=admin
-    )
-    assert second.json()["version"] == first.json()["version"] + 1
-    history = (await client.get(f"{url}/versions", headers=admin)).json()["items"]
-    assert [h["version"] for h in history][:2] == [
-        second.json()["version"],
-        first.json()["version"],
-    ]
-    listed = (await client.get("/admin/notifications/templates", headers=admin)).json()["items"]
-    live = next(
-        t for t in listed if (t["event_type"], t["channel"]) == ("payment.requires_action", "email")
-    )
-    assert live["source"] == "custom" and "v2" in live["parts"]["text"]
+    try:
+        first = await client.put(url, json={"parts": parts}, headers=admin)
+        assert first.status_code == 200, first.text
+        second = await client.put(
+            url, json={"parts": {**parts, "text": parts["text"].replace("v1", "v2")}}, headers=admin
+        )
+        assert second.json()["version"] == first.json()["version"] + 1
+        history = (await client.get(f"{url}/versions", headers=admin)).json()["items"]
+        assert [h["version"] for h in history][:2] == [
+            second.json()["version"],
+            first.json()["version"],
+        ]
+        listed = (await client.get("/admin/notifications/templates", headers=admin)).json()["items"]
+        live = next(
+            t
+            for t in listed
+            if (t["event_type"], t["channel"]) == ("payment.requires_action", "email")
+        )
+        assert live["source"] == "custom" and "v2" in live["parts"]["text"]
 
-    user_id, email = stand_in.add_user(full_name="Alan Turing")
-    await payments.publish(payments.build(user_id, "requires_action"))
-    mails = await wait_for(
-        lambda: [m for m in smtp_sink.messages() if email in str(m["To"])] or None, timeout=20
-    )
-    assert mails[0]["Subject"] == "Please confirm 19.99 USD"
-    assert "Dear Alan Turing, confirm 19.99 USD. v2" in message_body(mails[0])
+        user_id, email = stand_in.add_user(full_name="Alan Turing")
+        await payments.publish(payments.build(user_id, "requires_action"))
+        mails = await wait_for(
+            lambda: [m for m in smtp_sink.messages() if email in str(m["To"])] or None, timeout=20
+        )
+        assert mails[0]["Subject"] == "Please confirm 19.99 USD"
+        assert "Dear Alan Turing, confirm 19.99 USD. v2" in message_body(mails[0])
 
-    # The change is audited through the outbox.
-    async with unit_of_work(app.state.sessionmaker) as session:
-        audited = (
-            await session.execute(
-                text(
-                    "SELECT count(*) FROM outbox WHERE topic = 'audit.event' "
-                    "AND payload::text LIKE '%template.changed%' "
-                    "AND payload::text LIKE '%payment.requires_action/email%'"
+        # The change is audited through the outbox.
+        async with unit_of_work(app.state.sessionmaker) as session:
+            audited = (
+                await session.execute(
+                    text(
+                        "SELECT count(*) FROM outbox WHERE topic = 'audit.event' "
+                        "AND payload::text LIKE '%template.changed%' "
+                        "AND payload::text LIKE '%payment.requires_action/email%'"
+                    )
                 )
+            ).scalar_one()
+        assert audited >= 2
+    finally:  # the live template is shared by every test on this database
+        async with unit_of_work(app.state.sessionmaker) as session:
+            await session.execute(
+                text("DELETE FROM message_templates WHERE event_type = 'payment.requires_action'")
             )
-        ).scalar_one()
-    assert audited >= 2
 
 
 async def test_a_template_that_breaks_at_send_time_falls_back_to_the_built_in_one(
