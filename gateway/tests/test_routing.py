@@ -23,6 +23,8 @@ CASES = [
     ("/api/v1/webhooks/stripe", "payment", "/webhooks/stripe"),
     ("/api/v1/notifications", "notification", "/notifications"),
     ("/api/v1/admin/notifications/dlq", "notification", "/admin/notifications/dlq"),
+    ("/api/v1/webhooks", "notification", "/webhooks"),
+    ("/api/v1/webhooks/settings/rotate-secret", "notification", "/webhooks/settings/rotate-secret"),
 ]
 
 
