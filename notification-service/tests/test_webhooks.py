@@ -346,3 +346,63 @@ async def test_reencryption_moves_every_secret_to_the_new_key_and_signing_still_
     finally:
         back = EnvelopeCipher(keys, settings.encryption_key_id)
         await reencrypt_all(app.state.sessionmaker, back)
+
+
+async def test_settings_changes_are_audited_without_the_secret(
+    client: httpx.AsyncClient, auth_headers: Any, app: FastAPI
+) -> None:
+    merchant = uuid.uuid4()
+    headers = auth_headers(merchant)
+    secret = (await put_settings(client, headers, "http://127.0.0.1:9/a")).json()["secret"]
+    rotated = (await client.post("/webhooks/settings/rotate-secret", headers=headers)).json()
+    async with unit_of_work(app.state.sessionmaker) as session:
+        rows = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT payload::text FROM outbox WHERE topic = 'audit.event' "
+                        "AND payload::text LIKE '%webhook_settings.changed%' "
+                        "AND payload::text LIKE :actor"
+                    ),
+                    {"actor": f"%{merchant}%"},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(rows) == 2
+    for row in rows:
+        assert secret not in row and rotated["secret"] not in row
+        assert "whsec_" not in row
+
+
+async def test_a_target_that_became_private_is_refused_at_send_time(
+    client: httpx.AsyncClient,
+    auth_headers: Any,
+    payments: Any,
+    webhook_receiver: Any,
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from notification_service.domain.webhook_urls import UrlPolicy
+
+    merchant = uuid.uuid4()
+    headers = auth_headers(merchant)
+    name, url = webhook_receiver.endpoint()
+    assert (await put_settings(client, headers, url)).status_code == 200
+    # Saved under the development policy; the sender now runs under production's.
+    monkeypatch.setattr(
+        app.state.webhook_sender, "policy", UrlPolicy(require_https=False, allow_private=False)
+    )
+    event = payments.build(merchant, "succeeded")
+    await payments.publish(event)
+    delivery = await wait_for(lambda: delivery_for_event(app, event.event_id))
+
+    async def refused_once() -> dict[str, Any] | None:
+        body = (await client.get(f"/webhooks/{delivery.id}", headers=headers)).json()
+        return body if body["attempt_log"] else None
+
+    refused = await wait_for(refused_once, timeout=15)
+    assert "refused target" in refused["attempt_log"][0]["error"]
+    assert "loopback" in refused["attempt_log"][0]["error"]
+    assert webhook_receiver.requests(name) == []
