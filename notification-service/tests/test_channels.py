@@ -368,3 +368,26 @@ async def test_an_sms_the_provider_refuses_is_dead_lettered_like_an_email(
             )
         ).scalar_one()
     assert dlq == 1
+
+
+async def test_the_same_idempotency_key_saves_one_template_version(
+    client: httpx.AsyncClient, auth_headers: Any, app: FastAPI
+) -> None:
+    admin = {**auth_headers(uuid.uuid4(), role="admin"), "Idempotency-Key": uuid.uuid4().hex}
+    url = "/admin/notifications/templates/payment.refunded/push"
+    parts = {"title": "Refund", "text": "{{ amount }} is on its way back"}
+    try:
+        first = await client.put(url, json={"parts": parts}, headers=admin)
+        again = await client.put(url, json={"parts": parts}, headers=admin)
+        assert first.status_code == again.status_code == 200
+        assert again.json() == first.json()
+        assert again.headers.get("idempotent-replayed") == "true"
+        history = (await client.get(f"{url}/versions", headers=admin)).json()["items"]
+        assert len(history) == 1
+        other = await client.put(url, json={"parts": {**parts, "title": "Refund!"}}, headers=admin)
+        assert other.status_code == 422
+    finally:
+        async with unit_of_work(app.state.sessionmaker) as session:
+            await session.execute(
+                text("DELETE FROM message_templates WHERE event_type = 'payment.refunded'")
+            )

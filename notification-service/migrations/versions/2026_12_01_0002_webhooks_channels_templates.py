@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from paygate_common.idempotency import create_idempotency_table, drop_idempotency_table
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -21,6 +23,7 @@ NOW = sa.text("now()")
 
 
 def upgrade() -> None:
+    create_idempotency_table(op)
     # Payments made without an order have no order id.
     op.alter_column("notifications", "order_id", nullable=True)
     op.drop_constraint("ck_notifications_status", "notifications", type_="check")
@@ -146,6 +149,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    drop_idempotency_table(op)
     op.drop_table("message_templates")
     op.drop_table("push_subscriptions")
     op.drop_table("notification_preferences")

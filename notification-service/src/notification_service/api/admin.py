@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from notification_service.api.pagination import Limit, Offset
@@ -17,6 +17,7 @@ from notification_service.domain import templates
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
 router = APIRouter(prefix="/admin/notifications", tags=["admin"])
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -123,24 +124,30 @@ async def put_template(
     admin: AdminPrincipal,
     session: SessionDep,
     request: Request,
-) -> TemplateVersionRead:
-    saved = await templates.save_template(
-        session=session,
-        event_type=event_type,
-        channel=channel,
-        parts=body.parts,
-        actor_id=admin.user_id,
-    )
-    await record_audit(
-        session,
-        producer=request.app.state.settings.service_name,
-        action="template.changed",
-        entity_type="message_template",
-        entity_id=f"{event_type}/{channel}",
-        actor=Actor.of(request, admin),
-        details={"version": saved.version, "parts": sorted(body.parts)},
-    )
-    return TemplateVersionRead.model_validate(saved)
+    idempotency_key: IdempotencyKeyHeader,
+) -> Response:
+    async with idempotent_request(
+        request, key=idempotency_key, scope=admin.user_id, session=session
+    ) as idem:
+        if idem.replay is not None:
+            return idem.replay  # the same save is not a second version
+        saved = await templates.save_template(
+            session=session,
+            event_type=event_type,
+            channel=channel,
+            parts=body.parts,
+            actor_id=admin.user_id,
+        )
+        await record_audit(
+            session,
+            producer=request.app.state.settings.service_name,
+            action="template.changed",
+            entity_type="message_template",
+            entity_id=f"{event_type}/{channel}",
+            actor=Actor.of(request, admin),
+            details={"version": saved.version, "parts": sorted(body.parts)},
+        )
+        return await idem.respond(TemplateVersionRead.model_validate(saved), status_code=200)
 
 
 @router.get(

@@ -16,6 +16,7 @@ from notification_service.domain import preferences
 from notification_service.domain.notifications import list_notifications
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
 router = APIRouter(tags=["notifications"])
 
@@ -115,18 +116,25 @@ async def post_push_subscription(
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
-) -> PushSubscriptionRead:
+    idempotency_key: IdempotencyKeyHeader,
+) -> Response:
     settings = request.app.state.settings
-    row = await preferences.subscribe(
-        session=session,
-        cipher=request.app.state.cipher,
-        user_id=principal.user_id,
-        endpoint=body.endpoint,
-        p256dh=body.keys.p256dh,
-        auth=body.keys.auth,
-        require_https=settings.environment == "production",
-    )
-    return PushSubscriptionRead(id=row.id, endpoint=row.endpoint, created_at=row.created_at)
+    async with idempotent_request(
+        request, key=idempotency_key, scope=principal.user_id, session=session
+    ) as idem:
+        if idem.replay is not None:
+            return idem.replay
+        row = await preferences.subscribe(
+            session=session,
+            cipher=request.app.state.cipher,
+            user_id=principal.user_id,
+            endpoint=body.endpoint,
+            p256dh=body.keys.p256dh,
+            auth=body.keys.auth,
+            require_https=settings.environment == "production",
+        )
+        read = PushSubscriptionRead(id=row.id, endpoint=row.endpoint, created_at=row.created_at)
+        return await idem.respond(read, status_code=status.HTTP_201_CREATED)
 
 
 @router.delete(

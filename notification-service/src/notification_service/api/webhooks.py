@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from notification_service.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
@@ -20,8 +20,12 @@ from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.crypto import EnvelopeCipher
 from paygate_common.db import SessionDep
+from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
 router = APIRouter(tags=["webhooks"])
+# PUT /webhooks/settings and rotate-secret take no Idempotency-Key: their answer carries the
+# signing secret, and a stored replay would keep it in plain text. PUT is idempotent anyway;
+# a lost rotate answer is recovered by rotating again.
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
@@ -271,12 +275,21 @@ async def get_webhook_delivery(
     responses={404: {"description": "`webhook_delivery_not_found`", **PROBLEM}},
 )
 async def retry_webhook_delivery(
-    delivery_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, request: Request
-) -> WebhookDeliveryRead:
-    delivery = await domain.request_manual_retry(
-        session=session, user_id=principal.user_id, delivery_id=delivery_id
-    )
-    sender = getattr(request.app.state, "webhook_sender", None)
-    if sender is not None:
-        sender.wake_soon()  # the request's transaction commits first; the wake saves a poll
-    return _delivery(delivery)
+    delivery_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+    idempotency_key: IdempotencyKeyHeader,
+) -> Response:
+    async with idempotent_request(
+        request, key=idempotency_key, scope=principal.user_id, session=session
+    ) as idem:
+        if idem.replay is not None:
+            return idem.replay  # a replayed key sends nothing again
+        delivery = await domain.request_manual_retry(
+            session=session, user_id=principal.user_id, delivery_id=delivery_id
+        )
+        sender = getattr(request.app.state, "webhook_sender", None)
+        if sender is not None:
+            sender.wake_soon()  # the request's transaction commits first; the wake saves a poll
+        return await idem.respond(_delivery(delivery), status_code=status.HTTP_202_ACCEPTED)

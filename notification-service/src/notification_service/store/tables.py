@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from paygate_common.db import new_metadata
+from paygate_common.idempotency import idempotency_table
 from paygate_common.outbox import outbox_tables
 
 
@@ -263,3 +264,5 @@ class MessageTemplate(Base):
 metadata = Base.metadata
 # The shared outbox (notification.dlq goes out through it) and the consumer's inbox.
 outbox, inbox = outbox_tables(metadata)
+# Idempotency-Key replays of the mutating endpoints whose answers hold no secret.
+idempotency_keys = idempotency_table(metadata)

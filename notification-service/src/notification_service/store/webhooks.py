@@ -112,7 +112,11 @@ async def lock_due(
             ),
             or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now),
         )
-        .order_by(WebhookDelivery.next_attempt_at)
+        # Manual retries first ("now" means now); a failed delivery has no next_attempt_at.
+        .order_by(
+            WebhookDelivery.manual_retry_requested.desc(),
+            WebhookDelivery.next_attempt_at.asc().nulls_first(),
+        )
         .limit(limit)
         .with_for_update(of=WebhookDelivery, skip_locked=True)
     )

@@ -57,6 +57,8 @@ DELIVERY_ATTEMPTS = Counter(
 )
 
 MAX_ERROR_CHARS = 1000
+MAX_PUSH_TITLE = 120
+MAX_PUSH_BODY = 1000
 Templates = dict[tuple[str, str], dict[str, str]]
 
 
@@ -238,10 +240,11 @@ class NotificationSender:
             )
         if not targets:
             raise _Skip("no push subscription")
+        # Push services must take 4096 bytes at most (RFC 8030 §7.2); encryption adds ~100.
         payload = orjson.dumps(
             {
-                "title": parts["title"],
-                "body": parts["text"],
+                "title": parts["title"][:MAX_PUSH_TITLE],
+                "body": parts["text"][:MAX_PUSH_BODY],
                 "data": {
                     "notification_id": str(notification.id),
                     "event_type": source.event_type,
