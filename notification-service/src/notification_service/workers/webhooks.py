@@ -33,7 +33,7 @@ from notification_service.store.tables import (
     WebhookDeliveryStatus,
     WebhookEndpoint,
 )
-from paygate_common.crypto import EnvelopeCipher
+from paygate_common.crypto import DecryptionError, EnvelopeCipher
 from paygate_common.db import unit_of_work
 from paygate_common.logging import mask
 
@@ -190,6 +190,9 @@ class WebhookSender:
             error = f"refused target: {exc.detail or exc}"
         except (httpx.HTTPError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
+        except DecryptionError as exc:  # a key removed too early: an attempt, loudly logged
+            log.error("webhook delivery %s: signing secret does not open: %s", delivery.id, exc)
+            error = "the signing secret could not be opened (encryption key missing)"
         duration_ms = int((time.monotonic() - clock) * 1000)
         await self._record(
             delivery,
