@@ -346,6 +346,14 @@ async def test_an_sms_the_provider_refuses_is_dead_lettered_like_an_email(
     await client.put(
         "/notifications/preferences", json={"sms": True}, headers=auth_headers(user_id)
     )
+    from prometheus_client import REGISTRY
+
+    def counted(channel: str) -> float:
+        labels = {"channel": channel, "outcome": "dead_lettered"}
+        name = "paygate_notification_delivery_attempts_total"
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    sms_before, email_before = counted("sms"), counted("email")
     # Wrong credentials: the provider answers 401 (Twilio 20003), which no retry can fix.
     monkeypatch.setattr(app.state.settings, "sms_auth_token", SecretStr("not-the-token"))
     event = payments.build(user_id, "succeeded")
@@ -368,6 +376,9 @@ async def test_an_sms_the_provider_refuses_is_dead_lettered_like_an_email(
             )
         ).scalar_one()
     assert dlq == 1
+    # Counted on the SMS channel's own series; the email of the same event went out.
+    assert counted("sms") == sms_before + 1
+    assert counted("email") == email_before
 
 
 async def test_the_same_idempotency_key_saves_one_template_version(
