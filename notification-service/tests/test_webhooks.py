@@ -286,8 +286,15 @@ async def test_signing_secrets_are_stored_sealed_never_in_plain_text(
 
 
 async def test_an_endpoint_that_hangs_does_not_delay_another_merchants_delivery(
-    client: httpx.AsyncClient, auth_headers: Any, payments: Any, webhook_receiver: Any
+    client: httpx.AsyncClient,
+    auth_headers: Any,
+    payments: Any,
+    webhook_receiver: Any,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Hanging sends hold their slot for 8 s here: waiting behind them would be unmistakable.
+    monkeypatch.setattr(settings, "webhook_timeout_seconds", 8.0)
     slow, quick = uuid.uuid4(), uuid.uuid4()
     hang = webhook_receiver.HANG
     slow_name, slow_url = webhook_receiver.endpoint(*([hang] * 30), default=hang)
@@ -302,9 +309,9 @@ async def test_an_endpoint_that_hangs_does_not_delay_another_merchants_delivery(
     started = time.monotonic()
     await payments.publish(payments.build(quick, "succeeded"))
     await wait_for(lambda: webhook_receiver.requests(quick_name), timeout=10)
-    assert time.monotonic() - started < 1.4
-    # The per-endpoint bound: never more than two of the hanging ones in flight at once.
-    assert len(webhook_receiver.requests(slow_name)) <= 4
+    assert time.monotonic() - started < 5.0
+    # The per-endpoint bound: two of the ten hanging deliveries on the wire, the rest wait.
+    assert len(webhook_receiver.requests(slow_name)) == 2
 
 
 async def test_reencryption_moves_every_secret_to_the_new_key_and_signing_still_verifies(

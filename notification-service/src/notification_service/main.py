@@ -59,8 +59,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.webhook_sender = webhook_sender
 
     def wake_senders() -> None:
-        sender.wake_soon()
-        webhook_sender.wake_soon(0.1)
+        sender.wake()
+        webhook_sender.wake()
 
     stopping = asyncio.Event()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.domain.notifications import record_payment_notification
@@ -21,6 +22,7 @@ from paygate_common.events import (
 )
 
 CONSUMER_NAME = "notification-service"
+_WAKE_REGISTERED = "notification-service:wake-after-commit"
 
 
 def event_handler(settings: Settings, *, on_queued: Callable[[], None] | None = None) -> Handler:
@@ -32,8 +34,11 @@ def event_handler(settings: Settings, *, on_queued: Callable[[], None] | None = 
         queued |= await record_webhook_delivery(
             session=session, envelope=envelope, first_delay_seconds=first_delay
         )
-        if queued and on_queued is not None:
-            on_queued()  # a wake a moment after the commit saves the senders a poll
+        if queued and on_queued is not None and not session.info.get(_WAKE_REGISTERED):
+            # Wake the senders once this batch has committed: not sooner (they would find
+            # nothing yet) and not a poll interval later.
+            session.info[_WAKE_REGISTERED] = True
+            sa_event.listen(session.sync_session, "after_commit", lambda _s: on_queued(), once=True)
 
     return on_event
 
