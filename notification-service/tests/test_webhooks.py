@@ -413,3 +413,40 @@ async def test_a_target_that_became_private_is_refused_at_send_time(
     assert "refused target" in refused["attempt_log"][0]["error"]
     assert "loopback" in refused["attempt_log"][0]["error"]
     assert webhook_receiver.requests(name) == []
+
+
+def test_a_pinned_target_connects_to_the_vetted_address_and_keeps_the_name_for_tls() -> None:
+    from notification_service.domain.webhook_urls import pin_to_address
+
+    https = pin_to_address("https://shop.example.com/hooks?x=1", "203.0.113.7")
+    assert https.url == "https://203.0.113.7/hooks?x=1"
+    assert (https.host_header, https.sni_hostname) == ("shop.example.com", "shop.example.com")
+    v6 = pin_to_address("https://shop.example.com:8443/h", "2001:db8::1")
+    assert v6.url == "https://[2001:db8::1]:8443/h" and v6.host_header == "shop.example.com:8443"
+    plain = pin_to_address("http://shop.example.com/h", "198.51.100.2")
+    assert plain.sni_hostname is None
+
+
+async def test_the_sender_posts_to_the_pinned_address_with_the_original_host(
+    client: httpx.AsyncClient, auth_headers: Any, webhook_receiver: Any, app: FastAPI
+) -> None:
+    # Loopback only. The name cannot resolve (.invalid never does), so reaching the receiver
+    # proves the connection went to the pinned address and not through a second lookup.
+    merchant = uuid.uuid4()
+    name, url = webhook_receiver.endpoint()
+    local_url = url.replace("127.0.0.1", "pinned-target.invalid")
+    assert (await put_settings(client, auth_headers(merchant), local_url)).status_code == 200
+    async with unit_of_work(app.state.sessionmaker) as session:
+        endpoint = (
+            await session.scalars(
+                select(WebhookEndpoint).where(WebhookEndpoint.user_id == merchant)
+            )
+        ).one()
+    delivery = WebhookDelivery(
+        id=uuid.uuid4(), endpoint_id=endpoint.id, body='{"type": "payment.succeeded"}'
+    )
+    status, _, _ = await app.state.webhook_sender._post(delivery, endpoint, "127.0.0.1")
+    assert status == 200
+    [(headers, body)] = webhook_receiver.requests(name)
+    assert headers["host"] == local_url.split("/")[2]
+    assert body == b'{"type": "payment.succeeded"}'

@@ -68,16 +68,41 @@ def parse_webhook_url(url: str, policy: UrlPolicy) -> tuple[str, int]:
     return host, port
 
 
-async def check_webhook_url(url: str, policy: UrlPolicy) -> None:
+@dataclass(frozen=True)
+class PinnedTarget:
+    """Where to connect so the vetted address is the one used (no second DNS lookup)."""
+
+    url: str  # the URL with its host replaced by the address
+    host_header: str
+    sni_hostname: str | None  # for https: the name the certificate must match
+
+
+def pin_to_address(url: str, address: str) -> PinnedTarget:
+    """`https://shop.example/h?x` + `203.0.113.7` → connect to the IP, speak to the name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    literal = f"[{ip}]" if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    return PinnedTarget(
+        url=parts._replace(netloc=netloc).geturl(),
+        host_header=parts.netloc,
+        sni_hostname=host if parts.scheme == "https" else None,
+    )
+
+
+async def check_webhook_url(url: str, policy: UrlPolicy) -> list[str]:
     """Refuse a URL that is malformed or, under a strict policy, resolves anywhere private.
 
     Every resolved address is checked (a name with one public and one private address is
     refused). Called when the URL is saved and again before every send, because DNS answers
     change. Resolving is the only network traffic: nothing is sent to the target here.
+    Returns the vetted addresses (empty when private targets are allowed and nothing was
+    resolved), so the sender can connect to exactly those.
     """
     host, port = parse_webhook_url(url, policy)
     if policy.allow_private:
-        return
+        return []
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
@@ -91,3 +116,4 @@ async def check_webhook_url(url: str, policy: UrlPolicy) -> None:
             raise InvalidWebhookUrl(
                 f"The webhook host {host!r} resolves to a {reason} address ({address})"
             )
+    return sorted(addresses)

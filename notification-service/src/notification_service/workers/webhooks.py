@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service.domain import webhooks as domain
 from notification_service.domain.errors import InvalidWebhookUrl
-from notification_service.domain.webhook_urls import UrlPolicy, check_webhook_url
+from notification_service.domain.webhook_urls import UrlPolicy, check_webhook_url, pin_to_address
 from notification_service.settings import Settings
 from notification_service.store import webhooks as store
 from notification_service.store.tables import (
@@ -183,8 +183,11 @@ class WebhookSender:
         error: str | None = None
         retry_after: float | None = None
         try:
-            await check_webhook_url(endpoint.url, self.policy)  # DNS may have changed
-            status_code, excerpt, retry_after_header = await self._post(delivery, endpoint)
+            # DNS may have changed since the URL was saved; connect to what was checked now.
+            addresses = await check_webhook_url(endpoint.url, self.policy)
+            status_code, excerpt, retry_after_header = await self._post(
+                delivery, endpoint, addresses[0] if addresses else None
+            )
             retry_after = domain.parse_retry_after(retry_after_header, datetime.now(UTC))
         except InvalidWebhookUrl as exc:
             error = f"refused target: {exc.detail or exc}"
@@ -206,7 +209,7 @@ class WebhookSender:
         )
 
     async def _post(
-        self, delivery: WebhookDelivery, endpoint: WebhookEndpoint
+        self, delivery: WebhookDelivery, endpoint: WebhookEndpoint, address: str | None
     ) -> tuple[int, str, str | None]:
         now = datetime.now(UTC)
         msg_id = domain.message_id(delivery.id)
@@ -223,15 +226,23 @@ class WebhookSender:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signature,
         }
+        target_url, extensions = endpoint.url, {}
+        if address is not None:
+            # Pinned: no second lookup that a rebinding DNS server could answer differently.
+            pinned = pin_to_address(endpoint.url, address)
+            target_url, headers["host"] = pinned.url, pinned.host_header
+            if pinned.sni_hostname:
+                extensions["sni_hostname"] = pinned.sni_hostname
         limit = self.settings.webhook_response_excerpt_bytes
         # The whole exchange, not each read, is bounded: a trickling receiver gets no longer.
         async with asyncio.timeout(self.settings.webhook_timeout_seconds):
             async with self.client.stream(
                 "POST",
-                endpoint.url,
+                target_url,
                 content=delivery.body.encode(),
                 headers=headers,
                 timeout=self.settings.webhook_timeout_seconds,
+                extensions=extensions,
             ) as response:
                 head = b""
                 async for chunk in response.aiter_raw():
