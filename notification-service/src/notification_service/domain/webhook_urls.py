@@ -116,4 +116,5 @@ async def check_webhook_url(url: str, policy: UrlPolicy) -> list[str]:
             raise InvalidWebhookUrl(
                 f"The webhook host {host!r} resolves to a {reason} address ({address})"
             )
-    return sorted(addresses)
+    # IPv4 first: a host without IPv6 routes still reaches a dual-stack receiver.
+    return sorted(addresses, key=lambda a: (":" in a, a))
