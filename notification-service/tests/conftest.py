@@ -39,6 +39,8 @@ from paygate_devstack.asgi import serve_asgi as serve
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 SERVICE_TOKEN_SECRET = secrets.token_urlsafe(48)
 MAX_ATTEMPTS = 3  # small, with tiny backoffs, so dead-lettering takes well under a second
+WEBHOOK_SCHEDULE = "0s,0.3s,0.3s"  # three attempts, a moment apart
+WEBHOOK_TIMEOUT = 1.5  # a receiver that never answers costs this per attempt
 
 
 class _UserServiceIdentity(ServiceSettings):
@@ -52,6 +54,8 @@ class UserServiceStandIn:
         self.contacts: dict[uuid.UUID, dict[str, Any]] = {}
         self.contact_calls: Counter[uuid.UUID] = Counter()
         self.callers: list[str] = []
+        # Users whose lookup answers 503 (user-service having an outage for them).
+        self.unavailable: set[uuid.UUID] = set()
         app = FastAPI()
         app.state.settings = _UserServiceIdentity(service_token_secret=SERVICE_TOKEN_SECRET)
         install_error_handlers(app)
@@ -65,6 +69,12 @@ class UserServiceStandIn:
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
             self.callers.append(verify_service_token(token, app.state.settings))
             self.contact_calls[user_id] += 1
+            if user_id in self.unavailable:
+                return JSONResponse(
+                    {"code": "service_unavailable", "status": 503},
+                    status_code=503,
+                    media_type="application/problem+json",
+                )
             found = self.contacts.get(user_id)
             if found is None:
                 return JSONResponse(
@@ -76,10 +86,14 @@ class UserServiceStandIn:
 
         self.app = app
 
-    def add_user(self, *, full_name: str = "Ada Lovelace") -> tuple[uuid.UUID, str]:
+    def add_user(
+        self, *, full_name: str = "Ada Lovelace", phone: str | None = None
+    ) -> tuple[uuid.UUID, str]:
         user_id = uuid.uuid4()
         email = f"customer-{user_id.hex[:12]}@example.com"
         self.contacts[user_id] = {"email": email, "full_name": full_name}
+        if phone is not None:
+            self.contacts[user_id]["phone"] = phone
         return user_id, email
 
 
@@ -101,6 +115,7 @@ async def settings(
     redis_server: Any,
     kafka_broker: Any,
     smtp_sink: Any,
+    sms_sink: Any,
     user_service: tuple[UserServiceStandIn, str],
 ) -> Settings:
     _, user_url = user_service
@@ -112,6 +127,9 @@ async def settings(
         smtp_host=smtp_sink.host,
         smtp_port=smtp_sink.port,
         smtp_from_address="paygate <no-reply@paygate.test>",
+        sms_api_base=sms_sink.api_base,
+        sms_account_sid=sms_sink.account_sid,
+        sms_auth_token=sms_sink.auth_token,
         service_token_secret=SERVICE_TOKEN_SECRET,
         service_urls={"user": user_url},
         jwks_url=f"{user_url}/.well-known/jwks.json",
@@ -121,7 +139,15 @@ async def settings(
         sender_poll_interval_seconds=0.1,
         smtp_timeout_seconds=2,
         contact_cache_ttl_seconds=300,
+        contact_retry_seconds=0.2,
         db_pool_size=5,
+        # Merchant webhooks on a test schedule of (fractions of) seconds.
+        webhook_retry_schedule=WEBHOOK_SCHEDULE,
+        webhook_timeout_seconds=WEBHOOK_TIMEOUT,
+        webhook_lease_seconds=10,
+        webhook_poll_interval_seconds=0.1,
+        webhook_concurrency=8,
+        webhook_per_endpoint_concurrency=2,
     )
     await asyncio.to_thread(
         upgrade_head,
@@ -227,3 +253,48 @@ class PaymentEvents:
 @pytest.fixture
 def payments(producer: AIOKafkaProducer) -> PaymentEvents:
     return PaymentEvents(producer)
+
+
+class WebhookReceiver:
+    """A merchant's webhook endpoint on a real port: records every POST per path and answers
+    from a per-path script (`script(path, 500, 500, 200)`; `hang` never answers)."""
+
+    HANG = -1
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[tuple[dict[str, str], bytes]]] = {}
+        self.scripts: dict[str, list[int]] = {}
+        self.default_status: dict[str, int] = {}
+        self.url = ""
+        app = FastAPI()
+
+        @app.post("/hooks/{name}")
+        async def hook(name: str, request: Request) -> Any:
+            body = await request.body()
+            self.received.setdefault(name, []).append((dict(request.headers), body))
+            script = self.scripts.get(name)
+            code = script.pop(0) if script else self.default_status.get(name, 200)
+            if code == self.HANG:
+                await asyncio.sleep(20)  # longer than the client waits
+            headers = {"Retry-After": "0"} if code >= 400 else {}
+            return JSONResponse({"answer": code}, status_code=code, headers=headers)
+
+        self.app = app
+
+    def endpoint(self, *codes: int, default: int = 200) -> tuple[str, str]:
+        """A fresh path answering `codes` in turn, then `default`: (name, url)."""
+        name = uuid.uuid4().hex[:12]
+        self.scripts[name] = list(codes)
+        self.default_status[name] = default
+        return name, f"{self.url}/hooks/{name}"
+
+    def requests(self, name: str) -> list[tuple[dict[str, str], bytes]]:
+        return self.received.get(name, [])
+
+
+@pytest.fixture(scope="session")
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    async with serve(receiver.app) as url:
+        receiver.url = url
+        yield receiver

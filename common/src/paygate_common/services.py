@@ -160,9 +160,16 @@ SERVICES: tuple[ServiceSpec, ...] = (
         8004,
         "notifications",
         title="email, SMS and push, templates, merchant webhooks out, dead letters",
-        routes=(R("/notifications"), R("/admin/notifications")),
-        produces=(t.NOTIFICATION_DLQ,),
-        consumes=(t.PAYMENT_EVENT,),
+        # `/webhooks` is the merchant's delivery log (JWT at the edge); the providers' callbacks
+        # (`/webhooks/stripe`, …) are longer prefixes of payment-service and match first.
+        routes=(
+            R("/notifications"),
+            R("/admin/notifications"),
+            R("/webhooks/settings"),
+            R("/webhooks"),
+        ),
+        produces=(t.NOTIFICATION_DLQ, t.AUDIT_EVENT),
+        consumes=(t.PAYMENT_EVENT, t.ORDER_EVENT, t.ORDER_CREATE),
     ),
     ServiceSpec(
         "audit",

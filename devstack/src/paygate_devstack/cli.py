@@ -43,6 +43,7 @@ from paygate_devstack.process import (
     pick_port,
     stop_all,
 )
+from paygate_devstack.push_sink import PushSinkProcess
 from paygate_devstack.services import (
     SERVICES,
     ServiceProcess,
@@ -54,6 +55,7 @@ from paygate_devstack.services import (
     shared_env,
     unfinished_services,
 )
+from paygate_devstack.sms_sink import SmsSinkProcess
 from paygate_devstack.standins import provider_env, provider_standins
 from paygate_devstack.tls import (
     HttpsServiceProcess,
@@ -73,6 +75,8 @@ DEFAULT_PORTS = {
     "smtp": 51025,
     "ecb": 58440,
     "gateway-metrics": 59464,  # the gateway's operator listener (/metrics is off its public port)
+    "sms": 51026,
+    "push": 51027,
 }
 DATABASE_NAME = "paygate"
 STRIPE_WEBHOOK_ID = "paygate-payment-service"
@@ -218,6 +222,14 @@ def start_infra(stack: Stack) -> StackEndpoints:
         stack.external["ecb"] = env["ECB_DAILY_URL"]
     else:  # the ECB feed stand-in, so exchange-rate-service fetches "today's" rates offline
         comps["ecb"] = EcbFeedProcess(pick_port(DEFAULT_PORTS["ecb"]), log_path=logs / "ecb.log")
+    # Stand-ins for notification-service's SMS provider and the browsers' push service.
+    if not env.get("NOTIFICATION_SERVICE_SMS_API_BASE"):
+        comps["sms"] = SmsSinkProcess(
+            pick_port(DEFAULT_PORTS["sms"]), directory=state / "sms", log_path=logs / "sms.log"
+        )
+    comps["push"] = PushSinkProcess(
+        pick_port(DEFAULT_PORTS["push"]), directory=state / "push", log_path=logs / "push.log"
+    )
 
     # start them all, then wait for each: the slow ones overlap
     for name, comp in comps.items():
@@ -279,6 +291,8 @@ def start_services(
     env.update(provider_env(stack.components, payment_url=urls["payment"]))
     if ecb_daily_url(stack):  # a stack started without the feed leaves the service its default
         env["ECB_DAILY_URL"] = ecb_daily_url(stack)
+    if "sms" in stack.components:
+        env["NOTIFICATION_SERVICE_SMS_API_BASE"] = stack.components["sms"].url
     if any(s.name == "payment" for s in specs):
         hook = f"{urls['payment']}/webhooks/stripe"
         _step(

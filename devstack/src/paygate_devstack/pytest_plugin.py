@@ -11,6 +11,9 @@ is shared with a running `make run`.
                                  payment_intents()
     smtp_sink       SmtpSink:   .host, .port, messages(), clear(), stop(), start()
     ecb_feed        EcbFeed:    .daily_url, publish(date, rates), set_down(); the ECB stand-in
+    sms_sink        SmsSink:    .api_base, .account_sid, .auth_token, messages(to=None)
+    push_sink       PushSink:   subscribe(private_key, auth) -> {endpoint, keys},
+                                messages(endpoint=None) (decrypted), expire(endpoint)
     paygate_stack   PaygateStack: all of the above + .env for services + start_service(...)
     service_process factory:    service_process(name, env=None, port=None) -> ServiceProcess,
                                 stopped when the test ends
@@ -44,6 +47,7 @@ from paygate_devstack.components import (
 )
 from paygate_devstack.ecb_feed import EcbFeed
 from paygate_devstack.process import free_port
+from paygate_devstack.push_sink import PushSink
 from paygate_devstack.services import (
     SERVICES,
     ServiceProcess,
@@ -54,6 +58,7 @@ from paygate_devstack.services import (
     spec_for,
     start_service,
 )
+from paygate_devstack.sms_sink import SmsSink
 from paygate_devstack.standins import RunningStandIn, running_paypal, running_sslcommerz
 from paygate_devstack.testkit import TokenMint
 
@@ -222,6 +227,22 @@ def ecb_feed() -> Iterator[EcbFeed]:
     feed.start()
     yield feed
     feed.stop()
+
+
+@pytest.fixture(scope="session")
+def sms_sink(devstack_dir: Path) -> Iterator[SmsSink]:
+    sink = SmsSink(devstack_dir / "sms", port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def push_sink(devstack_dir: Path) -> Iterator[PushSink]:
+    sink = PushSink(devstack_dir / "push", port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ class Contact:
     user_id: uuid.UUID
     email: str
     full_name: str | None
+    # E.164 from the profile; None until user-service's contact endpoint returns `phone`.
+    phone: str | None = None
 
 
 class RecipientUnknown(Exception):
@@ -31,6 +34,18 @@ class RecipientUnknown(Exception):
 
 class RecipientLookupFailed(Exception):
     """user-service could not answer right now; a later attempt may succeed."""
+
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _phone(body: dict[str, object]) -> str | None:
+    """The profile's phone if user-service sent a valid E.164 one (`phone` or `phone_number`)."""
+    for key in ("phone", "phone_number"):
+        value = body.get(key)
+        if isinstance(value, str) and _E164.match(value.strip()):
+            return value.strip()
+    return None
 
 
 def cache_key(user_id: uuid.UUID) -> str:
@@ -75,6 +90,7 @@ class RecipientDirectory:
             user_id=user_id,
             email=email,
             full_name=full_name if isinstance(full_name, str) else None,
+            phone=_phone(body),
         )
         await self._store(contact)
         return contact
@@ -88,10 +104,17 @@ class RecipientDirectory:
         if raw is None:
             return None
         data = orjson.loads(raw)
-        return Contact(user_id=user_id, email=data["email"], full_name=data.get("full_name"))
+        return Contact(
+            user_id=user_id,
+            email=data["email"],
+            full_name=data.get("full_name"),
+            phone=data.get("phone"),
+        )
 
     async def _store(self, contact: Contact) -> None:
-        value = orjson.dumps({"email": contact.email, "full_name": contact.full_name})
+        value = orjson.dumps(
+            {"email": contact.email, "full_name": contact.full_name, "phone": contact.phone}
+        )
         try:
             await self.redis.set(cache_key(contact.user_id), value, ex=self.ttl_seconds)
         except RedisError as exc:

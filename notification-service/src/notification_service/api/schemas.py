@@ -14,7 +14,7 @@ class NotificationRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    order_id: uuid.UUID
+    order_id: uuid.UUID | None
     payment_id: uuid.UUID
     event_type: str
     channel: str
@@ -41,7 +41,7 @@ class DeadLetterRead(BaseModel):
 
     id: uuid.UUID
     user_id: uuid.UUID
-    order_id: uuid.UUID
+    order_id: uuid.UUID | None
     payment_id: uuid.UUID
     event_id: uuid.UUID
     event_type: str

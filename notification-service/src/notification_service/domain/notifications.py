@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.domain.errors import NotDeadLettered, NotificationNotFound
+from notification_service.domain.preferences import preferences_for
 from notification_service.domain.rendering import NOTIFIED_EVENT_TYPES, subject_for
 from notification_service.store import notifications as store
+from notification_service.store.preferences import has_subscription
 from notification_service.store.tables import Channel, Notification, NotificationStatus
 from paygate_common.events import EventEnvelope, PaymentEvent
 
@@ -23,34 +25,43 @@ def is_notified(event_type: str) -> bool:
 
 
 async def record_payment_notification(*, session: AsyncSession, envelope: EventEnvelope) -> bool:
-    """Queue an email for a payment event worth telling the customer about.
+    """Queue one notification per channel the customer wants for a payment event worth telling.
 
-    Returns False for ignored event types and for an event already recorded: the unique
-    (event_id, channel) keeps a redelivery that slipped past the inbox to one notification.
+    Email and SMS follow the preferences (the phone is looked up at send time); push also needs
+    a subscription. Returns False for ignored event types and for an event already recorded:
+    the unique (event_id, channel) keeps a redelivery that slipped past the inbox to one each.
     """
     if not is_notified(envelope.event_type):
         return False
     payment = PaymentEvent.model_validate(envelope.payload)
-    created = await store.insert_notification(
-        session,
-        {
-            "id": uuid.uuid4(),
-            "event_id": envelope.event_id,
-            "event_type": envelope.event_type,
-            "channel": Channel.EMAIL,
-            "user_id": payment.user_id,
-            "order_id": payment.order_id,
-            "payment_id": payment.payment_id,
-            "status": NotificationStatus.QUEUED,
-            "subject": subject_for(envelope.event_type, payment),
-            "source_event": envelope.model_dump(mode="json"),
-            "attempts": 0,
-            "next_attempt_at": datetime.now(UTC),
-        },
-    )
-    if not created:
-        log.info("event %s already has an email notification", envelope.event_id)
-    return created
+    wanted = await preferences_for(session=session, user_id=payment.user_id)
+    created_any = False
+    for channel in Channel:
+        if not wanted.wants(channel):
+            continue
+        if channel is Channel.PUSH and not await has_subscription(session, payment.user_id):
+            continue
+        created = await store.insert_notification(
+            session,
+            {
+                "id": uuid.uuid4(),
+                "event_id": envelope.event_id,
+                "event_type": envelope.event_type,
+                "channel": channel,
+                "user_id": payment.user_id,
+                "order_id": payment.order_id,
+                "payment_id": payment.payment_id,
+                "status": NotificationStatus.QUEUED,
+                "subject": subject_for(envelope.event_type, payment),
+                "source_event": envelope.model_dump(mode="json"),
+                "attempts": 0,
+                "next_attempt_at": datetime.now(UTC),
+            },
+        )
+        if not created:
+            log.info("event %s already has a %s notification", envelope.event_id, channel)
+        created_any |= created
+    return created_any
 
 
 async def list_notifications(

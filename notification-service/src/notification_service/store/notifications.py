@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, func, select, update
+from sqlalchemy import Update, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -115,6 +115,42 @@ async def mark_failed(
         last_error=error,
         next_attempt_at=func.now() + timedelta(seconds=retry_in_seconds),
         recipient=func.coalesce(recipient, Notification.recipient),
+    )
+    result = await session.execute(statement.returning(Notification.id))
+    return result.scalar_one_or_none() is not None
+
+
+async def mark_skipped(
+    session: AsyncSession, notification_id: uuid.UUID, *, attempt: int, reason: str
+) -> bool:
+    """`sending` → `skipped`: there was nothing to send to (no phone, no push subscription)."""
+    statement = _finish_sending(
+        notification_id, attempt, status=NotificationStatus.SKIPPED, last_error=reason
+    )
+    result = await session.execute(statement.returning(Notification.id))
+    return result.scalar_one_or_none() is not None
+
+
+async def hand_back(
+    session: AsyncSession,
+    notification_id: uuid.UUID,
+    *,
+    attempt: int,
+    error: str,
+    retry_in_seconds: float,
+) -> bool:
+    """`sending` → back where it was, the claimed attempt given back: a dependency (user-service)
+    was down, which says nothing about whether this notification can be delivered."""
+    statement = _finish_sending(
+        notification_id,
+        attempt,
+        status=case(
+            (Notification.attempts <= 1, NotificationStatus.QUEUED.value),
+            else_=NotificationStatus.FAILED.value,
+        ),
+        attempts=Notification.attempts - 1,
+        last_error=error,
+        next_attempt_at=func.now() + timedelta(seconds=retry_in_seconds),
     )
     result = await session.execute(statement.returning(Notification.id))
     return result.scalar_one_or_none() is not None

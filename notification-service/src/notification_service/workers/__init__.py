@@ -1,0 +1,1 @@
+"""Background loops: the merchant webhook sender."""
