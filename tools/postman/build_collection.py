@@ -165,6 +165,13 @@ START = Folder(
             ],
             description="Also tells the collection which routes this stack serves: a request "
             "whose route the gateway does not document is skipped, with the reason in the log.",
+            example={
+                "openapi": "3.1.0",
+                "info": {"title": "paygate API", "version": "1"},
+                "paths": {
+                    "/api/v1/auth/signup": {"post": {"summary": "Create a customer account"}}
+                },
+            },
         ),
     ],
 )
@@ -283,6 +290,12 @@ AUTH = Folder(
                 "spent_refresh_token": "pm.collectionVariables.get('form_refresh_token')",
                 "form_refresh_token": "body.refresh_token",
             },
+            example={
+                "access_token": "<redacted>",
+                "refresh_token": "<redacted>",
+                "token_type": "bearer",
+                "expires_in": 900,
+            },
         ),
         Req(
             "Refresh with the spent token (reuse detection)",
@@ -320,6 +333,14 @@ PROFILE = Folder(
                 "pm.test('the new name is saved', () => "
                 "pm.expect(body.full_name).to.eql('Postman Buyer Renamed'));",
             ],
+            example={
+                "id": "f09253ff-2778-45b2-b743-4c41eb5eda89",
+                "email": "postman-1764628000000-123456@example.com",
+                "full_name": "Postman Buyer Renamed",
+                "phone": "+4915112345678",
+                "role": "customer",
+                "created_at": "2026-12-01T22:26:01Z",
+            },
         ),
         Req(
             "Sign in on another device",
@@ -341,6 +362,15 @@ PROFILE = Folder(
                 "});",
             ],
             sets={"device_session_id": "body.items[0].id"},
+            example={
+                "items": [
+                    {
+                        "id": "7d0c1f0e-3b3a-4a8e-9a53-0f1d2c3b4a5e",
+                        "created_at": "2026-12-01T22:30:00Z",
+                    }
+                ],
+                "next_cursor": None,
+            },
         ),
         Req(
             "Revoke the other device's session",
@@ -406,6 +436,13 @@ API_KEYS = Folder(
                 "});",
             ],
             sets={"api_key": "body.key", "api_key_id": "body.id"},
+            example={
+                "id": "5b9f8f4e-2f4c-4d5e-8e0a-6c7d8e9f0a1b",
+                "name": "postman",
+                "prefix": "pk_live_ab12",
+                "key": "<redacted>",
+                "created_at": "2026-12-01T22:30:00Z",
+            },
         ),
         Req(
             "Create an API key without a name",
@@ -428,6 +465,17 @@ API_KEYS = Folder(
                 "  body.items.forEach((k) => pm.expect(k).to.not.have.property('key'));",
                 "});",
             ],
+            example={
+                "items": [
+                    {
+                        "id": "5b9f8f4e-2f4c-4d5e-8e0a-6c7d8e9f0a1b",
+                        "name": "postman",
+                        "prefix": "pk_live_ab12",
+                        "created_at": "2026-12-01T22:30:00Z",
+                    }
+                ],
+                "next_cursor": None,
+            },
         ),
         Req(
             "My profile with the API key",
@@ -694,7 +742,25 @@ def payment_create(
             "});",
         ],
         sets={var: "body.id"},
+        example=payment_example(amount, capture, "processing"),
     )
+
+
+def payment_example(amount: int, capture: str, status: str) -> dict[str, Any]:
+    """A payment as the contract shapes it (ARCHITECTURE.md, Payments)."""
+    captured = amount if status in ("succeeded", "partially_refunded") else 0
+    return {
+        "id": "3c2b1a09-8f7e-4d6c-b5a4-93827160f5e4",
+        "status": status,
+        "amount": amount,
+        "currency": "usd",
+        "provider": "stripe",
+        "capture_method": capture,
+        "amount_capturable": amount if status == "requires_capture" else 0,
+        "amount_captured": captured,
+        "amount_refunded": 500 if status == "partially_refunded" else 0,
+        "next_action": None,
+    }
 
 
 def payment_wait(name: str, var: str, status: str, extra: list[str] | None = None) -> Req:
@@ -705,6 +771,7 @@ def payment_wait(name: str, var: str, status: str, extra: list[str] | None = Non
         poll=f"[{js(status)}, 'failed', 'cancelled'].includes(body.status)",
         tests=[f"pm.test({js(status)}, () => pm.expect(body.status).to.eql({js(status)}));"]
         + (extra or []),
+        example=payment_example(2500, "automatic", status),
     )
 
 
@@ -782,6 +849,14 @@ PAYMENTS = Folder(
                 "});",
             ],
             sets={"refund_id": "body.id"},
+            example={
+                "id": "0a4e2b1c-9d8f-4e7a-b6c5-d4e3f2a1b0c9",
+                "payment_id": "3c2b1a09-8f7e-4d6c-b5a4-93827160f5e4",
+                "amount": 500,
+                "currency": "usd",
+                "status": "pending",
+                "reason": "requested_by_customer",
+            },
         ),
         Req(
             "Refund more than was captured",
@@ -1026,6 +1101,12 @@ WEBHOOKS = Folder(
                 "});",
             ],
             sets={"webhook_secret": "body.secret"},
+            example={
+                "url": "https://merchant.example.com/paygate/webhooks",
+                "enabled_events": ["payment.succeeded", "payment.failed", "refund.succeeded"],
+                "enabled": True,
+                "secret": "<redacted>",
+            },
         ),
         Req(
             "Set an endpoint that is not a URL",
@@ -1069,6 +1150,7 @@ WEBHOOKS = Folder(
             status=(201,),
             sets={"webhook_order_id": "body.id"},
             tests=["pm.test('pending', () => pm.expect(body.status).to.eql('pending'));"],
+            requires=("PUT /api/v1/webhooks/settings",),
         ),
         Req(
             "Wait for a delivery in the log",
@@ -1084,6 +1166,20 @@ WEBHOOKS = Folder(
                 "});",
             ],
             sets={"delivery_id": "body.items[0].id"},
+            example={
+                "items": [
+                    {
+                        "id": "9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4",
+                        "event_id": "1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b",
+                        "event_type": "payment.succeeded",
+                        "status": "retrying",
+                        "attempts": 1,
+                        "last_response_status": None,
+                        "next_attempt_at": "2026-12-01T22:31:00Z",
+                    }
+                ],
+                "next_cursor": None,
+            },
         ),
         Req(
             "Retry the delivery now",
@@ -1122,6 +1218,7 @@ NOTIFICATIONS = Folder(
                 "  ['email', 'sms', 'push'].forEach((c) => pm.expect(body[c]).to.be.a('boolean'));",
                 "});",
             ],
+            example={"email": True, "sms": False, "push": False},
         ),
         Req(
             "Choose my channels",
@@ -1233,6 +1330,7 @@ TRANSACTIONS = Folder(
                 "  pm.expect(Number.isInteger(usd.pending)).to.be.true;",
                 "});",
             ],
+            example={"items": [{"currency": "usd", "available": 3742, "pending": 0}]},
         ),
     ],
 )
@@ -1253,6 +1351,11 @@ RATES = Folder(
                 "  pm.expect(body.rates.gbp).to.match(/^\\d+(\\.\\d+)?$/);",
                 "});",
             ],
+            example={
+                "base": "usd",
+                "date": "2026-12-01",
+                "rates": {"eur": "0.9234", "gbp": "0.7891"},
+            },
         ),
         Req(
             "Latest rates for an unknown currency",
@@ -1297,6 +1400,14 @@ RATES = Folder(
                 "  pm.expect(body.rate).to.match(/^\\d+(\\.\\d+)?$/);",
                 "});",
             ],
+            example={
+                "from": "usd",
+                "to": "eur",
+                "amount": 1000,
+                "converted_amount": 923,
+                "rate": "0.9234",
+                "date": "2026-12-01",
+            },
         ),
         Req(
             "Lock a quote",
@@ -1314,6 +1425,15 @@ RATES = Folder(
                 "});",
             ],
             sets={"quote_id": "body.id"},
+            example={
+                "id": "6f5e4d3c-2b1a-4098-8f7e-6d5c4b3a2918",
+                "from": "usd",
+                "to": "eur",
+                "amount": 1000,
+                "rate": "0.9234",
+                "converted_amount": 923,
+                "expires_at": "2026-12-01T22:45:00Z",
+            },
         ),
         Req(
             "The quote",
@@ -1514,6 +1634,7 @@ ADMIN = Folder(
                 "  body.items.forEach((c) => pm.expect(c.debits).to.eql(c.credits));",
                 "});",
             ],
+            example={"items": [{"currency": "usd", "debits": 8500, "credits": 8500}]},
         ),
         Req(
             "Audit: the customer's sign-ins",
@@ -1526,6 +1647,20 @@ ADMIN = Folder(
                 "pm.test('recorded', () => pm.expect(body.items[0].action).to.eql("
                 "'auth.signed_in'));",
             ],
+            example={
+                "items": [
+                    {
+                        "id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                        "action": "auth.signed_in",
+                        "actor": "f09253ff-2778-45b2-b743-4c41eb5eda89",
+                        "entity_type": "user",
+                        "entity_id": "f09253ff-2778-45b2-b743-4c41eb5eda89",
+                        "outcome": "succeeded",
+                        "occurred_at": "2026-12-01T22:26:02Z",
+                    }
+                ],
+                "next_cursor": None,
+            },
         ),
         Req(
             "Audit: verify the hash chain",
@@ -1538,6 +1673,7 @@ ADMIN = Folder(
                 "  pm.expect(body.checked).to.be.above(0);",
                 "});",
             ],
+            example={"ok": True, "checked": 42, "first_broken_id": None},
         ),
         Req(
             "Audit: export as JSON lines",
