@@ -59,7 +59,7 @@ def script(item: dict[str, Any], listen: str) -> str:
 def test_committed_json_is_the_generators_output() -> None:
     assert build_collection.COLLECTION_FILE.read_text() == build_collection.render(
         build_collection.build_collection()
-    ), "run python tools/postman/build_collection.py"
+    ), "run .venv/bin/python tools/postman/build_collection.py"
     assert build_collection.ENVIRONMENT_FILE.read_text() == build_collection.render(
         build_collection.build_environment()
     )

@@ -1,8 +1,8 @@
 """Generate the Postman collection and environment at the repository root from the spec below.
 
-    python tools/postman/build_collection.py            # write both JSON files
-    python tools/postman/build_collection.py --check    # exit 1 if the committed files differ
-    python tools/postman/build_collection.py --capture-examples report.json
+    .venv/bin/python tools/postman/build_collection.py            # write both JSON files
+    .venv/bin/python tools/postman/build_collection.py --check    # 1 if the files are stale
+    .venv/bin/python tools/postman/build_collection.py --capture-examples report.json
                                                          # saved examples from a newman run
 
 Every request is written here once, in the order a newcomer walks the API; the generator adds
@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paygate_common.services import API_PREFIX, spec_for
+
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION_FILE = ROOT / "payment_api.postman_collection.json"
 ENVIRONMENT_FILE = ROOT / "payment_api.postman_environment.json"
 EXAMPLES_FILE = Path(__file__).resolve().parent / "examples.json"
 SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
-API = "/api/v1"
+API = API_PREFIX
 PASSWORD = "correct-horse-battery-staple"
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
 # A syntactically valid Web Push subscription (P-256 public point, 16-byte auth secret).
@@ -1506,6 +1508,7 @@ ADMIN = Folder(
                 "pm.expect(body.version).to.be.above(Number(pm.collectionVariables.get("
                 "'fees_version'))));",
             ],
+            sets={"saved_fees_version": "body.version"},
         ),
         Req(
             "Save fees that break the schema",
@@ -1541,13 +1544,13 @@ ADMIN = Folder(
             ],
         ),
         Req(
-            "Roll the fees back to the version before",
+            "Roll the fees back to the saved version",
             "POST",
             "/admin/config/{key}/rollback",
             url="/admin/config/fees/rollback",
             auth="admin",
             idem=True,
-            body={"version": "{{fees_version}}", "reason": "postman: roll back"},
+            body='{"version": {{saved_fees_version}}, "reason": "postman: roll back"}',
             tests=[
                 "pm.test('a new version with the old value', () => {",
                 "  pm.expect(body.value).to.eql(JSON.parse(pm.collectionVariables.get("
@@ -1783,6 +1786,9 @@ SERVED_ROUTES_FN = [
     "}",
 ]
 HELPERS = [
+    "function unset(name) {",
+    "  return [undefined, null, ''].includes(pm.collectionVariables.get(name));",
+    "}",
     "function served(route) {",
     "  const s = pm.collectionVariables.get('served_routes');",
     "  return !s || s === '*' || pm.environment.get('run_unserved') === 'true' ||",
@@ -1821,7 +1827,7 @@ def item_id(folder: Folder, req: Req) -> str:
 
 
 def prerequest_script(req: Req, chained: list[str]) -> list[str]:
-    lines = list(HELPERS) if req.route or req.requires else []
+    lines = list(HELPERS) if req.route or req.requires or needs(req, chained) else []
     if req.name == "Gateway health":
         lines.append(f"const CHAIN_VARS = {js(chained)};")
     guard = []
@@ -1838,9 +1844,9 @@ def prerequest_script(req: Req, chained: list[str]) -> list[str]:
     required = needs(req, chained)
     if required:
         guard.append(
-            f"{'else ' if guard else ''}if ({js(required)}.some((v) => !pm.collectionVariables.get(v))) {{\n"
-            f"  console.log({js(f'skipped {req.name!r}: needs ')} + {js(required)}.filter((v) => "
-            "!pm.collectionVariables.get(v)).join(', ') + ' from an earlier request that was "
+            f"{'else ' if guard else ''}if ({js(required)}.some(unset)) {{\n"
+            f"  console.log({js(f'skipped {req.name!r}: needs ')} + {js(required)}.filter("
+            "unset).join(', ') + ' from an earlier request that was "
             "skipped or failed');\n"
             "  pm.execution.skipRequest();\n"
             "}"
@@ -2063,7 +2069,7 @@ def build_collection() -> dict[str, Any]:
 
 def build_environment() -> dict[str, Any]:
     values = [
-        ("base_url", "http://127.0.0.1:8000/api/v1", "default"),
+        ("base_url", spec_for("gateway").default_url + API, "default"),
         ("admin_email", "admin@example.com", "default"),
         ("admin_password", "dev-only-admin-password", "secret"),
         ("webhook_url", "https://merchant.example.com/paygate/webhooks", "default"),
@@ -2137,7 +2143,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = [p.name for p, text in outputs.items() if not p.exists() or p.read_text() != text]
         if stale:
-            print(f"stale: {', '.join(stale)}; run python {Path(__file__).relative_to(ROOT)}")
+            print(
+                f"stale: {', '.join(stale)}; run .venv/bin/python {Path(__file__).relative_to(ROOT)}"
+            )
             return 1
         return 0
     for path, text in outputs.items():
