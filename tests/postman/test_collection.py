@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,3 +194,18 @@ def test_node_modules_is_not_committed() -> None:
     assert "node_modules/" in (ROOT / ".gitignore").read_text().split()
     lock = json.loads((ROOT / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/newman"]["version"] == "6.2.2"
+
+
+def test_every_script_is_valid_javascript(collection: dict[str, Any], tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is needed for newman (Node 20)")
+    scripts = [e["script"]["exec"] for e in collection.get("event", [])]
+    for item in request_items(collection):
+        scripts += [e["script"]["exec"] for e in item["event"]]
+    source = tmp_path / "scripts.js"
+    source.write_text("\n".join("(function () {\n" + "\n".join(s) + "\n});" for s in scripts))
+    result = subprocess.run(
+        [node, "--check", str(source)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr

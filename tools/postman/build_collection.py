@@ -1861,6 +1861,10 @@ def test_script(req: Req, rid: str) -> list[str]:
     lines += [
         "let body = {};",
         "try { body = pm.response.json(); } catch (e) { /* 204, HTML or JSON lines */ }",
+        "if (pm.response.code === 429) {",
+        "  console.warn(`the gateway's rate limit refused this: retry in "
+        "${pm.response.headers.get('Retry-After')} s (or raise GATEWAY_RATE_LIMIT_AUTH)`);",
+        "}",
     ]
     asserts: list[str] = []
     statuses = list(req.status)
