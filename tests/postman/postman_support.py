@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT / "tools" / "postman"))
 
 import build_collection  # noqa: E402  (tools/ is not a package)
 
-API = "/api/v1"
+API = build_collection.API
+__all__ = ["ROOT", "build_collection", "expected_runs", "merged_openapi", "routes_of"]
 
 
 def merged_openapi() -> dict[str, Any]:
@@ -29,7 +30,8 @@ def merged_openapi() -> dict[str, Any]:
             continue
         module = importlib.import_module(f"{spec.package}.main")
         specs[spec.name] = module.create_app().openapi()
-    return merge_specs(specs, RouteTable())
+    merged: dict[str, Any] = merge_specs(specs, RouteTable())
+    return merged
 
 
 def routes_of(doc: dict[str, Any]) -> set[str]:

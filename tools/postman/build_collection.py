@@ -1830,7 +1830,7 @@ def prerequest_script(req: Req, chained: list[str]) -> list[str]:
     lines = list(HELPERS) if req.route or req.requires or needs(req, chained) else []
     if req.name == "Gateway health":
         lines.append(f"const CHAIN_VARS = {js(chained)};")
-    guard = []
+    guard: list[str] = []
     for route in [req.route, *req.requires]:
         if route is None:
             continue
