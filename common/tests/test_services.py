@@ -11,7 +11,7 @@ import pytest
 
 from gateway.routes import ROUTES, RouteTable
 from paygate_common.serve import settings_class, uvicorn_options
-from paygate_common.services import API_PREFIX, SERVICES, spec_for
+from paygate_common.services import SERVICES, spec_for
 from paygate_common.settings import DEFAULT_SERVICE_URLS
 from paygate_devstack import services as devstack_services
 from paygate_devstack.services import implemented_services
@@ -42,12 +42,13 @@ def test_each_services_settings_come_from_its_registry_entry(spec: object) -> No
 
 def test_every_registered_route_reaches_its_service_at_the_gateway() -> None:
     table = RouteTable(ROUTES)
-    declared = [(spec, r) for spec in SERVICES for r in spec.routes if not r.web]
+    declared = [(spec, r) for spec in SERVICES for r in spec.routes]
     assert len(ROUTES) == len(declared)
     for spec, route in declared:
-        matched = table.match(API_PREFIX + route.prefix + "/x")
+        matched = table.match(route.gateway_prefix + "/x")
         assert matched is not None and matched.service == spec.name, route.prefix
-        assert matched.upstream_path_for(API_PREFIX + route.prefix) == route.upstream_prefix
+        assert matched.upstream_path_for(route.gateway_prefix) == route.upstream_prefix
+        assert matched.web == route.web
 
 
 def test_the_container_entrypoint_reads_the_registry() -> None:

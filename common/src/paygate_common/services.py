@@ -198,6 +198,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
             R("/admin/users"),
             R("/admin/analytics"),
             R("/admin/health"),
+            # the operator console and the merchant dashboard (cookie sessions, no JWT header)
+            R("/admin", upstream="/console", public=True, web=True),
+            R("/dashboard", public=True, web=True),
         ),
         produces=(t.CONFIG_CHANGED, t.AUDIT_EVENT),
     ),

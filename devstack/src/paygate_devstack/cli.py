@@ -79,6 +79,10 @@ DEFAULT_PORTS = {
     "push": 51027,
 }
 DATABASE_NAME = "paygate"
+DEV_BOOTSTRAP_ADMIN = {
+    "USER_SERVICE_BOOTSTRAP_ADMIN_EMAIL": "admin@example.com",
+    "USER_SERVICE_BOOTSTRAP_ADMIN_PASSWORD": "dev-only-admin-password",
+}
 STRIPE_WEBHOOK_ID = "paygate-payment-service"
 
 console = Console(highlight=False)
@@ -293,6 +297,10 @@ def start_services(
         env["ECB_DAILY_URL"] = ecb_daily_url(stack)
     if "sms" in stack.components:
         env["NOTIFICATION_SERVICE_SMS_API_BASE"] = stack.components["sms"].url
+    # A local operator to sign in to the console with (and the Postman environment's admin),
+    # unless the shell names its own; development only, like every other default here.
+    for name, value in DEV_BOOTSTRAP_ADMIN.items():
+        env.setdefault(name, os.environ.get(name, value))
     if any(s.name == "payment" for s in specs):
         hook = f"{urls['payment']}/webhooks/stripe"
         _step(

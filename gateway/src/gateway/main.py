@@ -117,7 +117,8 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if scope["path"].startswith("/api/"):
+            # the API, and the HTML surfaces (console, dashboard) some service serves at the root
+            if scope["path"].startswith("/api/") or self.table.match(scope["path"]) is not None:
                 await self.proxy(scope, receive, send)
             elif scope.get("scheme") == "https" and self.proxy.hsts:
                 await self.ops(scope, receive, self._with_hsts(send))

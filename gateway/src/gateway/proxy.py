@@ -71,6 +71,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
     b"x-forwarded-for",
     b"x-forwarded-proto",
     b"x-forwarded-host",
+    b"x-forwarded-prefix",
     b"x-real-ip",
     b"forwarded",
     b"x-user-id",
@@ -430,6 +431,8 @@ class Proxy:
         )
         if host:
             fwd.append(b"x-forwarded-host: " + host + b"\r\n")
+        if route.web:
+            fwd.append(b"x-forwarded-prefix: " + route.prefix_bytes + b"\r\n")
 
         target = route.upstream_bytes + raw_path[len(route.prefix_bytes) :]
         if query:

@@ -25,6 +25,9 @@ class Route:
     # this route, counted per client IP (sign-in and sign-up are attacked by IP, not by user).
     limit: str | None = None
     timeout: float | None = None  # seconds; None = settings.upstream_timeout_seconds
+    # An HTML surface at the gateway root (`/admin`, `/dashboard`): the upstream is told its
+    # public prefix (X-Forwarded-Prefix) so its links and redirects point back here.
+    web: bool = False
     prefix_slash: str = field(init=False, repr=False, compare=False)
     prefix_bytes: bytes = field(init=False, repr=False, compare=False)
     upstream_bytes: bytes = field(init=False, repr=False, compare=False)
@@ -51,10 +54,10 @@ def routes_from_registry(services: tuple[ServiceSpec, ...] = SERVICES) -> tuple[
             public=r.public,
             limit=r.limit,
             timeout=r.timeout,
+            web=r.web,
         )
         for spec in services
         for r in spec.routes
-        if not r.web
     )
 
 
@@ -67,7 +70,13 @@ class RouteTable:
     def __init__(self, routes: tuple[Route, ...] = ROUTES) -> None:
         self.routes = routes
         by_segment: dict[str, list[Route]] = {}
+        web: list[Route] = []
         for route in routes:
+            if route.web:
+                if route.prefix.startswith("/api/") or route.prefix.count("/") != 1:
+                    raise ValueError(f"web route {route.prefix!r} must be one segment at the root")
+                web.append(route)
+                continue
             if not route.prefix.startswith(API_PREFIX + "/"):
                 raise ValueError(f"route {route.prefix!r} is not under {API_PREFIX}/")
             if route.upstream_prefix.startswith("/internal"):
@@ -79,9 +88,13 @@ class RouteTable:
             for seg, rs in by_segment.items()
         }
         self._start = len(API_PREFIX) + 1
+        self._web = tuple(web)
 
     def match(self, path: str) -> Route | None:
         if not path.startswith("/api/v1/"):
+            for route in self._web:
+                if path == route.prefix or path.startswith(route.prefix_slash):
+                    return route
             return None
         rest = path[self._start :]
         slash = rest.find("/")

@@ -80,10 +80,12 @@ async def update_user(
     request: Request, user_id: uuid.UUID, body: UserUpdate, principal: AdminPrincipal
 ) -> Any:
     users: ServiceClient = request.app.state.users
+    # user-service audits the change as this operator (X-Actor-Id, trusted with a service token)
     response = await users.request(
         "PATCH",
         f"/internal/users/{user_id}",
-        json={**body.model_dump(exclude_none=True), "actor_id": str(principal.user_id)},
+        json=body.model_dump(exclude_none=True),
+        headers=operator_headers(request, principal.user_id),
     )
     return _passthrough(response)
 
@@ -103,6 +105,15 @@ async def analytics(
     params = {"period": period, **({"currency": currency} if currency else {})}
     response = await ledger.request("GET", "/internal/analytics", params=params)
     return _passthrough(response)
+
+
+def operator_headers(request: Request, operator_id: uuid.UUID) -> dict[str, str]:
+    """Who acts, for the owner's audit trail: the operator and the browser's address."""
+    headers = {"X-Actor-Id": str(operator_id)}
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        headers["X-Forwarded-For"] = forwarded
+    return headers
 
 
 def _passthrough(response: Any) -> Any:

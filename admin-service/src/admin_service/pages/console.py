@@ -176,13 +176,16 @@ async def update_user(
     disabled: Annotated[str | None, Form(pattern="^(true|false)$")] = None,
 ) -> Response:
     check_csrf(session, csrf_token)
-    change: dict[str, Any] = {"actor_id": str(session.principal.user_id)}
+    change: dict[str, Any] = {}
     if role:
         change["role"] = role
     if disabled is not None:
         change["disabled"] = disabled == "true"
     answer = await request.app.state.users.request(
-        "PATCH", f"/internal/users/{user_id}", json=change
+        "PATCH",
+        f"/internal/users/{user_id}",
+        json=change,
+        headers=operator_headers(request, session.principal.user_id),
     )
     notice = (
         "Saved."
