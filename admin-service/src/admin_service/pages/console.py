@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
+from admin_service.api.operations import operator_headers
 from admin_service.domain import config as config_domain
 from admin_service.domain.errors import ConfigInvalid
 from admin_service.domain.health import SuiteHealth
