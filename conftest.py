@@ -13,3 +13,16 @@ pytest_plugins = ["paygate_devstack.pytest_plugin"]
 for _package in ("gateway",):
     with contextlib.suppress(ImportError):
         importlib.import_module(_package)
+
+
+def pytest_collection_modifyitems(config: object, items: list[object]) -> None:
+    """End-to-end and slow tests may spend minutes starting a whole stack on a busy 2-core box
+    (the first test of a module pays for its fixtures): they get 10 minutes, the rest the
+    default. Their own waits are bounded; this is only the backstop against a hang."""
+    import pytest
+
+    for item in items:
+        if (item.get_closest_marker("e2e") or item.get_closest_marker("slow")) and not (  # type: ignore[attr-defined]
+            item.get_closest_marker("timeout")  # type: ignore[attr-defined]
+        ):
+            item.add_marker(pytest.mark.timeout(600))  # type: ignore[attr-defined]
