@@ -1962,26 +1962,63 @@ ADMIN = Folder(
             url="/admin/notifications/templates/payment.succeeded/email",
             auth="admin",
             idem=True,
-            body={"subject": "Paid {{ order_id", "body": "unclosed {% if %}"},
+            body={
+                "parts": {
+                    "subject": "Paid {{ order_id",
+                    "text": "unclosed {% if %}",
+                    "html": "<p>{{ amount }}</p>",
+                }
+            },
             status=(422,),
-            problem=True,
+            problem="invalid_template",
+        ),
+        Req(
+            "Save a push template",
+            "PUT",
+            "/admin/notifications/templates/{event_type}/{channel}",
+            url="/admin/notifications/templates/payment.succeeded/push",
+            auth="admin",
+            idem=True,
+            body={
+                "parts": {
+                    "title": "Paid: {{ amount }}",
+                    "text": "Thank you {{ name }}, payment {{ payment_id }} went through.",
+                }
+            },
+            tests=[
+                "pm.test('a new version by the admin', () => {",
+                "  pm.expect(body.version).to.be.at.least(1);",
+                "  pm.expect(body.parts.title).to.eql('Paid: {{ amount }}');",
+                "  pm.expect(body.created_by).to.be.a('string');",
+                "});",
+            ],
+            sets={"push_template_version": "body.version"},
+            example={
+                "version": 1,
+                "parts": {
+                    "title": "Paid: {{ amount }}",
+                    "text": "Thank you {{ name }}, payment {{ payment_id }} went through.",
+                },
+                "created_by": "f09253ff-2778-45b2-b743-4c41eb5eda89",
+                "created_at": "2026-12-01T22:45:00Z",
+            },
         ),
         Req(
             "A template's saved versions",
             "GET",
             "/admin/notifications/templates/{event_type}/{channel}/versions",
-            url="/admin/notifications/templates/payment.succeeded/email/versions",
+            url="/admin/notifications/templates/payment.succeeded/push/versions",
             auth="admin",
             tests=[
-                "pm.test('newest first; the refused save above is not one of them', () => {",
-                "  pm.expect(body.items).to.be.an('array');",
-                "  body.items.forEach((v) => {",
-                "    pm.expect(Number.isInteger(v.version)).to.be.true;",
-                "    pm.expect(v.parts.body).to.not.include('unclosed');",
-                "  });",
+                "pm.test('newest first: the version just saved', () => {",
+                "  pm.expect(body.items[0].version).to.eql("
+                "Number(pm.collectionVariables.get('push_template_version')));",
+                "  pm.expect(body.items[0].parts.title).to.eql('Paid: {{ amount }}');",
+                "  body.items.slice(1).forEach((v) => "
+                "pm.expect(v.version).to.be.below(body.items[0].version));",
                 "});",
             ],
-            example={"items": []},
+            requires=("PUT /api/v1/admin/notifications/templates/{}/{}",),
         ),
         Req(
             "Versions of a template that does not exist",
