@@ -79,6 +79,9 @@ class Req:
     follow_redirects: bool = True
     description: str = ""
     example: Any = None  # the saved example body when no captured one exists
+    # Why the request is off by default although its route is served (a known gap of the stack,
+    # not of the collection): skipped with this reason in the log unless run_gated=true.
+    gate: str = ""
 
     @property
     def route(self) -> str | None:
@@ -878,6 +881,42 @@ PAYMENTS = Folder(
                 "});",
             ],
         ),
+        Req(
+            "One refund",
+            "GET",
+            "/payments/{payment_id}/refunds/{refund_id}",
+            tests=[
+                "pm.test('that refund of 500 on the payment', () => {",
+                "  pm.expect(body.id).to.eql(pm.collectionVariables.get('refund_id'));",
+                "  pm.expect(body.payment_id).to.eql(pm.collectionVariables.get('payment_id'));",
+                "  pm.expect(body.amount).to.eql(500);",
+                "  pm.expect(body.currency).to.eql('usd');",
+                "  pm.expect(body.status).to.be.oneOf(['pending', 'succeeded', 'failed']);",
+                "});",
+            ],
+            example={
+                "id": "0a4e2b1c-9d8f-4e7a-b6c5-d4e3f2a1b0c9",
+                "payment_id": "3c2b1a09-8f7e-4d6c-b5a4-93827160f5e4",
+                "amount": 500,
+                "currency": "usd",
+                "status": "succeeded",
+                "reason": "requested_by_customer",
+                "source": "api",
+                "provider_reference": "re_1QpostmanExample",
+                "failure_code": None,
+                "failure_message": None,
+                "created_at": "2026-12-01T22:31:00Z",
+                "updated_at": "2026-12-01T22:31:01Z",
+            },
+        ),
+        Req(
+            "A refund that does not exist",
+            "GET",
+            "/payments/{payment_id}/refunds/{refund_id}",
+            url=f"/payments/{{{{payment_id}}}}/refunds/{MISSING_ID}",
+            status=(404,),
+            problem="refund_not_found",
+        ),
         payment_wait(
             "Wait until the payment is partially refunded",
             "payment_id",
@@ -1078,6 +1117,26 @@ PROVIDERS = Folder(
     ],
 )
 
+# The PayPal and SSLCommerz connectors exist (protocol clients and devstack stand-ins) but
+# payment-service does not route `provider: paypal|sslcommerz` to them yet: it answers 422.
+# Their payments stay in the collection, off by default, until that lands.
+PROVIDERS_NOT_WIRED = (
+    "the PayPal/SSLCommerz connectors are not wired into payment-service yet (issue 14)"
+)
+PROVIDER_PAYMENTS = (
+    "Pay with PayPal",
+    "Wait for PayPal's approval link",
+    "The payer approves at PayPal",
+    "Wait until the PayPal payment succeeded",
+    "Pay with SSLCommerz",
+    "Wait for the SSLCommerz gateway page",
+    "The payer pays on the SSLCommerz page",
+    "Wait until the SSLCommerz payment succeeded",
+)
+for _req in PROVIDERS.requests:
+    if _req.name in PROVIDER_PAYMENTS:
+        _req.gate = PROVIDERS_NOT_WIRED
+
 WEBHOOKS = Folder(
     "Webhooks",
     "Merchant webhooks out (Standard Webhooks signatures): settings, secret rotation, the "
@@ -1124,9 +1183,23 @@ WEBHOOKS = Folder(
                 "pm.test('the endpoint, never the secret', () => {",
                 "  pm.expect(body.url).to.eql(pm.variables.get('webhook_url'));",
                 "  pm.expect(body.enabled).to.be.true;",
-                "  pm.expect(body).to.not.have.property('secret');",
+                "  pm.expect(body.enabled_events).to.include('payment.succeeded');",
+                "  // The schema names `secret` (shown in the first PUT's answer only): here null.",
+                "  pm.expect(body.secret === undefined || body.secret === null, 'no secret').to.be"
+                ".true;",
                 "});",
             ],
+            example={
+                "id": "5b4a3928-1706-4f5e-9d8c-7b6a59483726",
+                "url": "https://merchant.example.com/paygate/webhooks",
+                "enabled": True,
+                "enabled_events": ["payment.succeeded", "payment.failed", "refund.succeeded"],
+                "disabled_reason": None,
+                "previous_secret_expires_at": None,
+                "created_at": "2026-12-01T22:30:00Z",
+                "updated_at": "2026-12-01T22:30:00Z",
+                "secret": None,
+            },
         ),
         Req(
             "Rotate the signing secret",
@@ -1178,6 +1251,48 @@ WEBHOOKS = Folder(
                     }
                 ],
                 "next_cursor": None,
+            },
+        ),
+        Req(
+            "One delivery with its attempts",
+            "GET",
+            "/webhooks/{delivery_id}",
+            tests=[
+                "pm.test('that delivery, signed with a stable webhook-id', () => {",
+                "  pm.expect(body.id).to.eql(pm.collectionVariables.get('delivery_id'));",
+                "  pm.expect(body.webhook_id).to.be.a('string').and.not.empty;",
+                "  pm.expect(body.event_type).to.be.a('string');",
+                "  pm.expect(body.status).to.be.oneOf(['pending', 'succeeded', 'retrying', 'failed']);",
+                "  pm.expect(body.attempt_log).to.be.an('array');",
+                "  pm.expect(body.attempt_log.length).to.eql(body.attempts);",
+                "});",
+            ],
+            example={
+                "id": "9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4",
+                "webhook_id": "msg_2fQpostmanExample",
+                "event_id": "1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b",
+                "event_type": "payment.succeeded",
+                "status": "retrying",
+                "attempts": 1,
+                "last_response_status": None,
+                "last_response_body": None,
+                "last_error": "connection refused",
+                "next_attempt_at": "2026-12-01T22:31:00Z",
+                "last_attempt_at": "2026-12-01T22:30:05Z",
+                "succeeded_at": None,
+                "manual_retry_requested": False,
+                "created_at": "2026-12-01T22:30:04Z",
+                "attempt_log": [
+                    {
+                        "attempt_no": 1,
+                        "manual": False,
+                        "response_status": None,
+                        "response_body": None,
+                        "error": "connection refused",
+                        "duration_ms": 12,
+                        "started_at": "2026-12-01T22:30:05Z",
+                    }
+                ],
             },
         ),
         Req(
@@ -1243,6 +1358,17 @@ NOTIFICATIONS = Folder(
             problem="validation_error",
         ),
         Req(
+            "The VAPID public key",
+            "GET",
+            "/notifications/push-subscriptions/vapid-public-key",
+            tests=[
+                "pm.test('a P-256 public key, base64url', () => {",
+                "  pm.expect(body.application_server_key).to.match(/^[A-Za-z0-9_-]{86,88}$/);",
+                "});",
+            ],
+            example={"application_server_key": PUSH_P256DH},
+        ),
+        Req(
             "Subscribe to Web Push",
             "POST",
             "/notifications/push-subscriptions",
@@ -1252,7 +1378,19 @@ NOTIFICATIONS = Folder(
                 "keys": {"p256dh": PUSH_P256DH, "auth": PUSH_AUTH},
             },
             status=(201,),
-            tests=["pm.test('subscribed', () => pm.expect(body).to.be.an('object'));"],
+            tests=[
+                "pm.test('subscribed', () => {",
+                "  pm.expect(body.id).to.be.a('string');",
+                "  pm.expect(body.endpoint).to.eql('https://push.example.com/send/postman');",
+                "});",
+            ],
+            sets={"push_subscription_id": "body.id"},
+        ),
+        Req(
+            "Unsubscribe from Web Push",
+            "DELETE",
+            "/notifications/push-subscriptions/{push_subscription_id}",
+            status=(204,),
         ),
     ],
 )
@@ -1609,6 +1747,8 @@ ADMIN = Folder(
             auth="admin",
             tests=["pm.test('an analytics object', () => pm.expect(body).to.be.an('object'));"],
             requires=("GET /api/v1/transactions",),
+            gate="admin-service relays it to transaction-service's GET /internal/analytics, "
+            "which transaction-service does not serve (404 not_found): a service bug, reported",
         ),
         Req(
             "Suite health",
@@ -1649,6 +1789,11 @@ ADMIN = Folder(
                 "pm.test('recorded', () => pm.expect(body.items[0].action).to.eql("
                 "'auth.signed_in'));",
             ],
+            sets={
+                "audit_record_id": "body.items[0].id",
+                "audit_entity_type": "body.items[0].entity_type",
+                "audit_entity_id": "body.items[0].entity_id",
+            },
             example={
                 "items": [
                     {
@@ -1663,6 +1808,90 @@ ADMIN = Folder(
                 ],
                 "next_cursor": None,
             },
+        ),
+        Req(
+            "Audit: one record",
+            "GET",
+            "/admin/audit/events/{audit_record_id}",
+            auth="admin",
+            tests=[
+                "pm.test('that record, chained by its hashes', () => {",
+                "  pm.expect(body.id).to.eql(pm.collectionVariables.get('audit_record_id'));",
+                "  pm.expect(body.action).to.eql('auth.signed_in');",
+                "  pm.expect(body.hash).to.match(/^[0-9a-f]{64}$/);",
+                "  pm.expect(body.prev_hash).to.match(/^[0-9a-f]{64}$/);",
+                "});",
+            ],
+        ),
+        Req(
+            "Audit: a record that does not exist",
+            "GET",
+            "/admin/audit/events/{id}",
+            url=f"/admin/audit/events/{MISSING_ID}",
+            auth="admin",
+            status=(404,),
+            problem="audit_record_not_found",
+        ),
+        Req(
+            "Audit: the signed-in entity's history",
+            "GET",
+            "/admin/audit/entities/{audit_entity_type}/{audit_entity_id}",
+            auth="admin",
+            tests=[
+                "pm.test('oldest first, with the sign-in record', () => {",
+                "  pm.expect(body.items.map((r) => r.id)).to.include("
+                "pm.collectionVariables.get('audit_record_id'));",
+                "  pm.expect(body).to.have.property('next_cursor');",
+                "});",
+            ],
+        ),
+        Req(
+            "Audit: summary",
+            "GET",
+            "/admin/audit/summary",
+            auth="admin",
+            tests=[
+                "pm.test('actions per day, failed sign-ins, refunds per actor', () => {",
+                "  pm.expect(body.since <= body.until).to.be.true;",
+                "  pm.expect(body.actions_per_day.map((r) => r.action)).to.include("
+                "'auth.signed_in');",
+                "  pm.expect(body.failed_signins_per_account).to.be.an('array');",
+                "  pm.expect(body.failed_signins_per_ip).to.be.an('array');",
+                "  pm.expect(body.refunds_per_actor).to.be.an('array');",
+                "});",
+            ],
+        ),
+        Req(
+            "Audit: the latest signed checkpoint",
+            "GET",
+            "/admin/audit/checkpoints/latest",
+            auth="admin",
+            # The first checkpoint is written one interval (60 s by default) after records exist.
+            poll="pm.response.code === 200",
+            tests=[
+                "pm.test('the chain head, signed', () => {",
+                "  pm.expect(body.head_seq).to.be.above(0);",
+                "  pm.expect(body.record_count).to.be.above(0);",
+                "  pm.expect(body.head_hash).to.match(/^[0-9a-f]{64}$/);",
+                "  pm.expect(body.signature).to.be.a('string').and.not.empty;",
+                "});",
+            ],
+        ),
+        Req(
+            "Audit: archived ranges",
+            "GET",
+            "/admin/audit/archives",
+            auth="admin",
+            tests=[
+                "pm.test('signed manifests (none before the retention period)', () => {",
+                "  pm.expect(body).to.be.an('array');",
+                "  body.forEach((a) => {",
+                "    pm.expect(a.from_seq <= a.to_seq).to.be.true;",
+                "    pm.expect(a.sha256).to.match(/^[0-9a-f]{64}$/);",
+                "  });",
+                "});",
+            ],
+            example=[],
         ),
         Req(
             "Audit: verify the hash chain",
@@ -1733,9 +1962,135 @@ ADMIN = Folder(
             url="/admin/notifications/templates/payment.succeeded/email",
             auth="admin",
             idem=True,
-            body={"subject": "Paid {{ order_id", "body": "unclosed {% if %}"},
+            body={
+                "parts": {
+                    "subject": "Paid {{ order_id",
+                    "text": "unclosed {% if %}",
+                    "html": "<p>{{ amount }}</p>",
+                }
+            },
             status=(422,),
-            problem=True,
+            problem="invalid_template",
+        ),
+        Req(
+            "Save a push template",
+            "PUT",
+            "/admin/notifications/templates/{event_type}/{channel}",
+            url="/admin/notifications/templates/payment.succeeded/push",
+            auth="admin",
+            idem=True,
+            body={
+                "parts": {
+                    "title": "Paid: {{ amount }}",
+                    "text": "Thank you {{ name }}, payment {{ payment_id }} went through.",
+                }
+            },
+            tests=[
+                "pm.test('a new version by the admin', () => {",
+                "  pm.expect(body.version).to.be.at.least(1);",
+                "  pm.expect(body.parts.title).to.eql('Paid: {{ amount }}');",
+                "  pm.expect(body.created_by).to.be.a('string');",
+                "});",
+            ],
+            sets={"push_template_version": "body.version"},
+            example={
+                "version": 1,
+                "parts": {
+                    "title": "Paid: {{ amount }}",
+                    "text": "Thank you {{ name }}, payment {{ payment_id }} went through.",
+                },
+                "created_by": "f09253ff-2778-45b2-b743-4c41eb5eda89",
+                "created_at": "2026-12-01T22:45:00Z",
+            },
+        ),
+        Req(
+            "A template's saved versions",
+            "GET",
+            "/admin/notifications/templates/{event_type}/{channel}/versions",
+            url="/admin/notifications/templates/payment.succeeded/push/versions",
+            auth="admin",
+            tests=[
+                "pm.test('newest first: the version just saved', () => {",
+                "  pm.expect(body.items[0].version).to.eql("
+                "Number(pm.collectionVariables.get('push_template_version')));",
+                "  pm.expect(body.items[0].parts.title).to.eql('Paid: {{ amount }}');",
+                "  body.items.slice(1).forEach((v) => "
+                "pm.expect(v.version).to.be.below(body.items[0].version));",
+                "});",
+            ],
+            requires=("PUT /api/v1/admin/notifications/templates/{}/{}",),
+        ),
+        Req(
+            "Versions of a template that does not exist",
+            "GET",
+            "/admin/notifications/templates/{event_type}/{channel}/versions",
+            url="/admin/notifications/templates/no.such.event/email/versions",
+            auth="admin",
+            status=(404,),
+            problem="template_not_found",
+        ),
+        Req(
+            "Exchange-rate feeds",
+            "GET",
+            "/admin/rates",
+            auth="admin",
+            tests=[
+                "pm.test('the ECB feed\\'s status and the operator rates', () => {",
+                "  pm.expect(body.feeds).to.be.an('array');",
+                "  pm.expect(body.feeds.map((f) => f.name).length).to.be.at.least(1);",
+                "  pm.expect(body.operator_rates).to.be.an('array');",
+                "});",
+            ],
+        ),
+        Req(
+            "Fetch the ECB feed now",
+            "POST",
+            "/admin/rates/refresh",
+            auth="admin",
+            idem=True,
+            tests=[
+                "pm.test('fetched just now', () => {",
+                "  pm.expect(body.name).to.be.a('string');",
+                "  pm.expect(body.last_error).to.be.null;",
+                "  pm.expect(body.last_success_at).to.be.a('string');",
+                "  pm.expect(body.latest_rate_date).to.match(/^\\d{4}-\\d{2}-\\d{2}$/);",
+                "});",
+            ],
+        ),
+        Req(
+            "Set the BDT rate",
+            "PUT",
+            "/admin/rates/{currency}",
+            url="/admin/rates/bdt",
+            auth="admin",
+            idem=True,
+            body={"rate_per_eur": "131.25"},
+            tests=[
+                "pm.test('in force from today, set by the admin', () => {",
+                "  pm.expect(body.currency).to.eql('bdt');",
+                "  pm.expect(Number(body.rate_per_eur)).to.eql(131.25);",
+                "  pm.expect(body.set_by).to.be.a('string');",
+                "});",
+            ],
+            example={
+                "currency": "bdt",
+                "rate_per_eur": "131.25",
+                "rate_date": "2026-12-01",
+                "set_by": "f09253ff-2778-45b2-b743-4c41eb5eda89",
+                "set_at": "2026-12-01T22:40:00Z",
+                "previous_rate_per_eur": None,
+            },
+        ),
+        Req(
+            "Set a rate the ECB publishes (refused)",
+            "PUT",
+            "/admin/rates/{currency}",
+            url="/admin/rates/usd",
+            auth="admin",
+            idem=True,
+            body={"rate_per_eur": "1.10"},
+            status=(422,),
+            problem="currency_published_by_ecb",
         ),
     ],
 )
@@ -1831,6 +2186,14 @@ def prerequest_script(req: Req, chained: list[str]) -> list[str]:
     if req.name == "Gateway health":
         lines.append(f"const CHAIN_VARS = {js(chained)};")
     guard: list[str] = []
+    if req.gate:
+        why = f"skipped {req.name!r} (gated off): {req.gate}; set run_gated=true to run it"
+        guard.append(
+            "if (pm.environment.get('run_gated') !== 'true') {\n"
+            f"  console.log({js(why)});\n"
+            "  pm.execution.skipRequest();\n"
+            "}"
+        )
     for route in [req.route, *req.requires]:
         if route is None:
             continue
@@ -2048,7 +2411,8 @@ def build_collection() -> dict[str, Any]:
                 "Import with payment_api.postman_environment.json and press Run: a fresh user "
                 "signs up, every id is captured by the test scripts, asynchronous states are "
                 "polled. Requests whose route this stack does not serve are skipped (set the "
-                "environment variable run_unserved=true to run them anyway). Generated by "
+                "environment variable run_unserved=true to run them anyway); requests gated off "
+                "for a known gap of the stack say why in the log (run_gated=true runs them). Generated by "
                 "tools/postman/build_collection.py: edit that, not this file."
             ),
             "schema": SCHEMA,
@@ -2078,6 +2442,7 @@ def build_environment() -> dict[str, Any]:
         ("admin_password", "dev-only-admin-password", "secret"),
         ("webhook_url", "https://merchant.example.com/paygate/webhooks", "default"),
         ("run_unserved", "false", "default"),
+        ("run_gated", "false", "default"),
     ]
     return {
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "paygate-postman/environment")),
