@@ -87,6 +87,8 @@ def settings_factory(
             "retry_max_seconds": 0.5,
             "reconcile_interval_seconds": 0.5,
             "stripe_timeout_seconds": 5.0,
+            # limits need transaction-service: the e2e suite runs them (tests/e2e/test_ledger.py)
+            "limits_enabled": False,
         }
         values.update(overrides)
         return Settings(**values)

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def services(paygate_stack: Any) -> Iterator[dict[str, str]]:
     with service_behind_user_service(
-        paygate_stack, "payment", env={"PAYMENT_SERVICE_CONNECTOR": "sandbox"}
+        paygate_stack,
+        "payment",
+        env={"PAYMENT_SERVICE_CONNECTOR": "sandbox", "PAYMENT_SERVICE_LIMITS_ENABLED": "false"},
     ) as (user, payment):
         yield {"user": user.url, "payment": payment.url}
 

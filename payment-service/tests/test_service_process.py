@@ -12,7 +12,10 @@ import pytest
 async def test_payment_service_migrates_and_becomes_ready_as_a_subprocess(
     service_process: Any,
 ) -> None:
-    service = service_process("payment", env={"PAYMENT_SERVICE_CONNECTOR": "sandbox"})
+    service = service_process(
+        "payment",
+        env={"PAYMENT_SERVICE_CONNECTOR": "sandbox", "PAYMENT_SERVICE_LIMITS_ENABLED": "false"},
+    )
     async with httpx.AsyncClient(base_url=service.url) as client:
         ready = await client.get("/ready")
         docs = await client.get("/openapi.json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -109,7 +110,7 @@ async def test_a_failed_payment_gives_its_limit_back(suite: Suite, http: httpx.A
     await buyer.save_card("pm_card_chargeCustomerFail")
     r = await buyer.order(amount=10_000, currency="eur")  # the whole eur day
     assert r.status_code == 201, r.text
-    refused = await buyer.order(amount=1, currency="eur")
+    refused = await buyer.order(amount=100, currency="eur")  # above the minimum charge
     assert refused.status_code == 422 and refused.json()["code"] == "limit_exceeded"
     assert await buyer.wait_status(r.json()["id"], {"paid", "failed"}) == "failed"
 
@@ -117,6 +118,28 @@ async def test_a_failed_payment_gives_its_limit_back(suite: Suite, http: httpx.A
         return (await buyer.order(amount=10_000, currency="eur")).status_code == 201
 
     await wait_for(accepted_again, timeout=10)
+
+
+async def test_a_direct_payment_reserves_against_the_same_limits(
+    suite: Suite, http: httpx.AsyncClient
+) -> None:
+    buyer = await sign_up(http)
+    card = await buyer.save_card("pm_card_visa")
+
+    async def pay(amount: int) -> httpx.Response:
+        return await http.post(
+            "/payments",
+            json={"amount": amount, "currency": "eur", "payment_method_id": card["id"]},
+            headers={**buyer.headers, "Idempotency-Key": uuid.uuid4().hex},
+        )
+
+    first = await pay(6_000)
+    assert first.status_code in (201, 202), first.text
+    over = await pay(6_000)  # 120.00 in one eur day against a daily limit of 100.00
+    assert over.status_code == 422 and over.json()["code"] == "limit_exceeded", over.text
+    order_over = await buyer.order(amount=5_000, currency="eur")  # orders count too
+    assert order_over.status_code == 422 and order_over.json()["code"] == "limit_exceeded"
+    assert (await pay(4_000)).status_code in (201, 202)  # exactly up to the limit
 
 
 async def test_the_trial_balance_is_equal_per_currency(

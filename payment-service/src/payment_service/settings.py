@@ -59,3 +59,7 @@ class Settings(ServiceSettings):
     # Sandbox connector: simulated latency and injected retryable failures (benchmarks, chaos).
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    # Reserve each direct payment against the user's limits at transaction-service before
+    # accepting it (fails closed: 503 `limits_unavailable` while it cannot be reached).
+    limits_enabled: bool = True

@@ -19,6 +19,7 @@ from paygate_common.db import SessionDep, unit_of_work
 from paygate_common.errors import PaygateError
 from paygate_common.events import AuditOutcome
 from paygate_common.idempotency import IdempotencyKeyHeader, IdempotentRequest, idempotent_request
+from paygate_common.limits import limits_client
 from payment_service.api.schemas import (
     CaptureRequest,
     PaymentCreate,
@@ -115,9 +116,13 @@ async def _await_operation(request: Request, operation_id: uuid.UUID | None) -> 
         409: IDEMPOTENCY,
         422: {
             "description": "Invalid body, `payment_method_not_found`, `amount_below_minimum`, "
-            "`provider_not_available`, `unsupported_by_provider`, `idempotency_key_reused`"
+            "`provider_not_available`, `unsupported_by_provider`, `limit_exceeded`, "
+            "`idempotency_key_reused`"
         },
-        503: {"description": "`user_service_unavailable`: the method cannot be checked now"},
+        503: {
+            "description": "`user_service_unavailable` (the method cannot be checked now) or "
+            "`limits_unavailable` (limits cannot be checked: creation fails closed)"
+        },
     },
 )
 async def create_payment(
@@ -151,6 +156,16 @@ async def create_payment(
         )
         async with unit_of_work(request.app.state.sessionmaker) as session:
             payment = await domain.create_payment(session, direct)
+            if request.app.state.settings.limits_enabled:
+                # In the payment's transaction: a refusal (422 `limit_exceeded`) or no answer
+                # (503 `limits_unavailable`, fail closed) rolls the payment back, so the
+                # executor never sees it. A payment of an order was reserved with its order.
+                await limits_client(request.app).reserve(
+                    reference_id=payment.id,
+                    user_id=principal.user_id,
+                    amount=payload.amount,
+                    currency=payload.currency,
+                )
             idem.session = session
             response = await idem.respond(
                 PaymentRead.of(payment),
