@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test lint uv sync tools events status stop
+.PHONY: help run test lint uv sync tools venv events status stop
 
 # uv on PATH, else the copy `pip install --user uv` put next to python3
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
@@ -47,16 +47,22 @@ tools:
 run: sync
 	$(UV) run --frozen --no-sync python -m paygate_devstack run $(if $(filter-out 0,$(FRESH)),--fresh) $(if $(filter-out 0,$(TLS)),--tls)
 
-# Through make (not `uv run`), so they work however uv was installed (pip --user puts it off PATH).
-events: sync
+# Through make (not `uv run`), so they work however uv was installed (pip --user puts it off
+# PATH) and from inside an activated environment: once `make sync` made .venv, they use its
+# python directly and need no uv at all.
+VENV_PY = .venv/bin/python
+venv:
+	@test -x $(VENV_PY) || $(MAKE) --no-print-directory sync
+
+events: venv
 	@test -n "$(TOPIC)" || { echo "usage: make events TOPIC=order.create [FOLLOW=1]" >&2; exit 2; }
-	@$(UV) run --frozen --no-sync python -m paygate_devstack events $(TOPIC) $(if $(filter-out 0,$(FOLLOW)),--follow)
+	@$(VENV_PY) -m paygate_devstack events $(TOPIC) $(if $(filter-out 0,$(FOLLOW)),--follow)
 
-status: sync
-	@$(UV) run --frozen --no-sync python -m paygate_devstack status
+status: venv
+	@$(VENV_PY) -m paygate_devstack status
 
-stop: sync
-	@$(UV) run --frozen --no-sync python -m paygate_devstack stop
+stop: venv
+	@$(VENV_PY) -m paygate_devstack stop
 
 # pytest exits 5 when it collected no test: that is a failure here (every package has tests).
 test: sync tools

@@ -28,7 +28,7 @@ async def put(
 
 
 async def test_a_change_is_a_new_version_announced_and_audited(
-    admin: tuple[FastAPI, httpx.AsyncClient], token_mint: TokenMint, kafka_broker: Any
+    admin: tuple[FastAPI, httpx.AsyncClient], token_mint: TokenMint, admin_broker: Any
 ) -> None:
     _, client = admin
     first = await put(client, token_mint, "fees", FEES, reason="launch pricing")
@@ -42,13 +42,13 @@ async def test_a_change_is_a_new_version_announced_and_audited(
 
     changes = [
         json.loads(r.value)
-        for r in await read_topic(kafka_broker.bootstrap, CONFIG_CHANGED, expect=1, within=20)
+        for r in await read_topic(admin_broker.bootstrap, CONFIG_CHANGED, expect=1, within=20)
     ]
     fees_changes = [c for c in changes if c["payload"]["key"] == "fees"]
     assert fees_changes and fees_changes[-1]["payload"]["config_version"] == 1
     audits = [
         json.loads(r.value)["payload"]
-        for r in await read_topic(kafka_broker.bootstrap, AUDIT_EVENT, expect=1, within=20)
+        for r in await read_topic(admin_broker.bootstrap, AUDIT_EVENT, expect=1, within=20)
     ]
     assert any(a["action"] == "config.changed" and a["entity_id"] == "fees" for a in audits)
 

@@ -21,13 +21,17 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def console_stack(paygate_stack: Any) -> dict[str, Any]:
+def console_stack(paygate_stack: Any, admin_broker: Any) -> dict[str, Any]:
     env = {
+        # its fee edits go to a broker of the admin tests' own, not to other tests' services
+        "KAFKA_BOOTSTRAP_SERVERS": admin_broker.bootstrap,
         "USER_SERVICE_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
         "USER_SERVICE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
     user = paygate_stack.start_service("user", env)
-    admin = paygate_stack.start_service("admin")
+    admin = paygate_stack.start_service(
+        "admin", {"KAFKA_BOOTSTRAP_SERVERS": admin_broker.bootstrap}
+    )
     return {"user": user, "admin": admin, "console": f"{admin.url}/console"}
 
 

@@ -138,7 +138,7 @@ class OrderService:
         async with self.app.state.sessionmaker() as session:
             return (await session.execute(text(query), params)).all()
 
-    async def applied(self, event: EventEnvelope, timeout: float = 15) -> None:
+    async def applied(self, event: EventEnvelope, timeout: float = 45) -> None:
         """Wait until the consumer recorded the event in its inbox (applied or ignored)."""
         await eventually(
             lambda: self._in_inbox(event.event_id), timeout=timeout, what=f"{event.event_type}"

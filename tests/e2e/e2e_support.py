@@ -24,6 +24,10 @@ SUITE_ENV = {
     "GATEWAY_RATE_LIMIT_ANON": "100000/second",
     "GATEWAY_RATE_LIMIT_USER": "100000/second",
     "GATEWAY_RATE_LIMIT_AUTH": "100000/second",
+    # Every e2e test signs in from 127.0.0.1 and several fail on purpose (wrong passwords,
+    # disabled accounts): the per-IP sign-in throttle (user-service's own tests cover it) would
+    # lock the whole suite out after 20.
+    "USER_SERVICE_SIGNIN_MAX_FAILURES_PER_IP": "100000",
     "NOTIFICATION_SERVICE_MAX_ATTEMPTS": "3",
     "NOTIFICATION_SERVICE_BACKOFF_BASE_SECONDS": "0.2",
     "NOTIFICATION_SERVICE_BACKOFF_MAX_SECONDS": "0.5",

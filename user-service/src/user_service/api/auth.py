@@ -112,7 +112,16 @@ async def signin(body: SigninRequest, context: SignInDep) -> TokenResponse:
     responses=SIGNIN_ERRORS,
 )
 async def token(
-    username: Annotated[str, Form(min_length=1, max_length=320, description="The email")],
+    username: Annotated[
+        str,
+        Form(
+            min_length=1,
+            max_length=320,
+            # a control character can be no one's email (and NUL cannot even be looked up)
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="The email",
+        ),
+    ],
     password: Annotated[
         str, Form(min_length=1, max_length=1024, json_schema_extra={"format": "password"})
     ],

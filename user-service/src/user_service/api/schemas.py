@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from paygate_common.auth import API_KEY_SCOPES
-from paygate_common.text import NoControlCharacters, PersonName
+from paygate_common.text import PersonName, SingleLineText
 
 # Policy (length, common passwords) is checked in the domain to give a specific reason; this
 # bound only keeps absurd bodies away from Argon2.
@@ -27,9 +28,8 @@ PhoneE164 = Annotated[
         examples=["+14155550123"],
     ),
 ]
-ApiKeyName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControlCharacters
-]
+# One line of visible text (the shared single-line rule, documented in the schema).
+ApiKeyName = Annotated[SingleLineText, StringConstraints(min_length=1, max_length=100)]
 ApiKeyScope = Literal[tuple(sorted(API_KEY_SCOPES))]  # type: ignore[valid-type]
 OpaqueToken = Annotated[str, Field(min_length=1, max_length=256, repr=False)]
 
@@ -81,7 +81,8 @@ class UserRead(BaseModel):
 class ProfileUpdate(_Request):
     """Only the fields sent change; `phone: null` removes the phone number."""
 
-    full_name: FullName | None = None
+    # absent = unchanged; a name cannot be removed, so the schema does not offer null for it
+    full_name: FullName | SkipJsonSchema[None] = None
     phone: PhoneE164 | None = None
 
     @model_validator(mode="after")
