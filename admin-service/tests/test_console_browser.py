@@ -3,8 +3,9 @@ roll it back, watch suite health; customers are turned away; nothing leaves for 
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from paygate_devstack.browser import RecordedPage, browser_page, shot
+from paygate_devstack.process import free_port
 
 ADMIN_EMAIL = "ops@example.com"
 ADMIN_PASSWORD = "operator-password-123"
@@ -21,18 +23,29 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def console_stack(paygate_stack: Any, admin_broker: Any) -> dict[str, Any]:
+def console_stack(paygate_stack: Any, admin_broker: Any) -> Iterator[dict[str, Any]]:
+    """user-service and admin-service on ports of their own, stopped after the module (the
+    stack's reserved ports stay free for the next test that starts these services)."""
     env = {
         # its fee edits go to a broker of the admin tests' own, not to other tests' services
         "KAFKA_BOOTSTRAP_SERVERS": admin_broker.bootstrap,
         "USER_SERVICE_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
         "USER_SERVICE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
-    user = paygate_stack.start_service("user", env)
-    admin = paygate_stack.start_service(
-        "admin", {"KAFKA_BOOTSTRAP_SERVERS": admin_broker.bootstrap}
-    )
-    return {"user": user, "admin": admin, "console": f"{admin.url}/console"}
+    user = paygate_stack.start_service("user", env, port=free_port())
+    admin_env = {
+        "KAFKA_BOOTSTRAP_SERVERS": admin_broker.bootstrap,
+        "JWKS_URL": f"{user.url}/.well-known/jwks.json",
+        "PAYGATE_SERVICE_URLS": json.dumps({**paygate_stack.urls, "user": user.url}),
+    }
+    admin = paygate_stack.start_service("admin", admin_env, port=free_port())
+    try:
+        yield {"user": user, "admin": admin, "console": f"{admin.url}/console"}
+    finally:
+        for proc in (admin, user):
+            proc.stop()
+            if proc in paygate_stack.started:
+                paygate_stack.started.remove(proc)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -16,12 +16,22 @@ from admin_service.probes import outbox_backlog
 from admin_service.settings import Settings
 from paygate_common.events.topics import DLQ_TOPICS, PAYMENT_EVENT
 from paygate_common.events_testing import wait_for
+from paygate_devstack.process import free_port
 from paygate_devstack.testkit import TokenMint, app_client
 
 
 @pytest.fixture(scope="module")
-def order_service(paygate_stack: Any) -> Any:
-    return paygate_stack.start_service("order")
+def order_service(paygate_stack: Any) -> Iterator[Any]:
+    """An order-service to watch, on a port of its own, stopped after the module."""
+    proc = paygate_stack.start_service(
+        "order", {"ORDER_SERVICE_LIMITS_ENABLED": "false"}, port=free_port()
+    )
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        if proc in paygate_stack.started:
+            paygate_stack.started.remove(proc)
 
 
 @pytest.fixture
@@ -32,7 +42,7 @@ async def health_admin(
         database_url=admin_database,
         kafka_bootstrap_servers=paygate_stack.kafka.bootstrap,
         redis_url=paygate_stack.redis.url,
-        paygate_service_urls=json.dumps(paygate_stack.urls),
+        paygate_service_urls=json.dumps({**paygate_stack.urls, "order": order_service.url}),
         health_services=["order"],
         health_timeout_seconds=1.0,
         log_json=False,
