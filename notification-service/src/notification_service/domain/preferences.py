@@ -76,8 +76,12 @@ async def subscribe(
     auth: str,
     require_https: bool,
 ) -> PushSubscription:
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:  # urlsplit and .hostname raise ValueError for a malformed host ("http://[x", "::")
+        parts = urlsplit(endpoint)
+        hostname = parts.hostname
+    except ValueError:
+        raise InvalidPushSubscription("endpoint must be an http(s) URL") from None
+    if parts.scheme not in ("https", "http") or not hostname:
         raise InvalidPushSubscription("endpoint must be an http(s) URL")
     if require_https and parts.scheme != "https":
         raise InvalidPushSubscription("endpoint must be https")

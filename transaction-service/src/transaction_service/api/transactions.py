@@ -126,7 +126,7 @@ async def list_transactions(
     "/transactions/summary",
     response_model=SummaryRead,
     summary="Counts, volume, fees and refunds per day or month and currency",
-    responses={401: PROBLEMS[401], 422: PROBLEMS[422]},
+    responses={401: PROBLEMS[401], 404: PROBLEMS[404], 422: PROBLEMS[422]},
 )
 async def transactions_summary(
     principal: CurrentPrincipal,
@@ -180,7 +180,7 @@ async def get_transaction(
     "/balance",
     response_model=BalanceRead,
     summary="The caller's balance per currency: available and pending (Redis-cached)",
-    responses={401: PROBLEMS[401]},
+    responses={401: PROBLEMS[401], 404: PROBLEMS[404]},
 )
 async def get_balance(
     request: Request,
