@@ -56,6 +56,10 @@ def gateway(paygate_stack: PaygateStack, devstack_dir: Path) -> Iterator[str]:
     """Every implemented service behind the gateway, with a broker and database of their own
     (what earlier in-process tests left on the session's broker must not be charged here) and
     the PayPal and SSLCommerz stand-ins, as `make run` starts them."""
+    # Services an earlier test left running hold the stack's reserved ports (tests/ has no
+    # __init__.py, so tests/e2e's "package" fixture lives to the session's end): a service
+    # started here would fail to bind and the old one would answer. Stop them first.
+    paygate_stack.stop_services()
     logs = devstack_dir / "logs"
     kafka = Kafka(free_port(), log_path=logs / "kafka-postman.log", topics=TOPICS)
     kafka.start()
