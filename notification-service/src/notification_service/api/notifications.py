@@ -46,7 +46,8 @@ class PreferencesRead(BaseModel):
 
 
 class PreferencesUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `0.0` or `"yes"` is not a boolean (lax parsing accepted what the schema refuses)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     email: bool | None = None
     sms: bool | None = None
