@@ -1,4 +1,4 @@
-"""Email content and delivery rules that need no infrastructure: amounts, escaping, backoff, config."""
+"""Email content and delivery rules that need no infrastructure: amounts, escaping, config."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from notification_service.channels.email import build_message, message_id_for
-from notification_service.domain.delivery import backoff_seconds
 from notification_service.domain.rendering import (
     GENERIC_FAILURE_MESSAGE,
     format_amount,
@@ -68,10 +67,6 @@ def test_requires_action_ignores_a_next_action_url_that_is_not_http() -> None:
     email = render_email("payment.requires_action", event, recipient_name=None)
     assert "javascript:" not in email.text + email.html
     assert "Open your order in the app" in email.text
-
-
-def test_backoff_doubles_from_the_base_up_to_the_cap() -> None:
-    assert [backoff_seconds(n, base=2, cap=10) for n in range(1, 6)] == [2, 4, 8, 10, 10]
 
 
 def test_message_id_is_derived_from_the_notification_id() -> None:

@@ -1,8 +1,7 @@
-"""notification-service app: payment.event consumer, SMTP sender loop, customer and admin API."""
+"""notification-service: the event consumer, the notification and webhook senders, the API."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,8 +17,7 @@ from notification_service.recipients import RecipientDirectory
 from notification_service.settings import Settings
 from notification_service.workers.notifications import NotificationSender
 from notification_service.workers.webhooks import WebhookSender
-from paygate_common.app import create_service_app
-from paygate_common.eventing import run_eventing, supervise
+from paygate_common.app import BackgroundLoop, create_service_app
 from paygate_common.serve import run_service
 
 DESCRIPTION = """
@@ -36,64 +34,42 @@ Webhooks delivery, retried on a schedule and listed in the delivery log.
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The senders and the provider clients they hold; the kit runs their workers after this."""
     settings: Settings = app.state.settings
     directory = RecipientDirectory(
         settings, redis=app.state.redis, ttl_seconds=settings.contact_cache_ttl_seconds
     )
-    cipher = app.state.cipher
-    sms = TwilioSmsClient(settings)
-    push = WebPushClient(settings, app.state.vapid)
-    sender = NotificationSender(
-        settings=settings,
-        sessionmaker=app.state.sessionmaker,
-        directory=directory,
-        mailer=SmtpMailer(settings),
-        sms=sms,
-        push=push,
-        cipher=cipher,
-    )
-    app.state.sender = sender
-    webhook_sender = WebhookSender(
-        settings=settings, sessionmaker=app.state.sessionmaker, cipher=cipher
-    )
-    app.state.webhook_sender = webhook_sender
+    async with (
+        contextlib.aclosing(directory),
+        contextlib.aclosing(TwilioSmsClient(settings)) as sms,
+        contextlib.aclosing(WebPushClient(settings, app.state.vapid)) as push,
+        contextlib.aclosing(
+            WebhookSender(
+                settings=settings, sessionmaker=app.state.sessionmaker, cipher=app.state.cipher
+            )
+        ) as webhook_sender,
+    ):
+        app.state.sender = NotificationSender(
+            settings=settings,
+            sessionmaker=app.state.sessionmaker,
+            directory=directory,
+            mailer=SmtpMailer(settings),
+            sms=sms,
+            push=push,
+            cipher=app.state.cipher,
+        )
+        app.state.webhook_sender = webhook_sender
+        yield
 
-    def wake_senders() -> None:
-        sender.wake()
-        webhook_sender.wake()
 
-    stopping = asyncio.Event()
-    try:
-        consumer = payment_event_consumer(settings, on_queued=wake_senders)
-        async with run_eventing(app, consumers=[consumer]):
-            tasks: list[asyncio.Task[None]] = []
-            if settings.sender_enabled:
-                tasks.append(asyncio.create_task(sender.run(), name="notification-sender"))
-            if settings.webhook_worker_enabled:
-                tasks.append(
-                    asyncio.create_task(
-                        supervise("webhook sender", webhook_sender.run, stopping),
-                        name="webhook-sender",
-                    )
-                )
-            try:
-                yield
-            finally:
-                stopping.set()
-                await sender.stop()
-                await webhook_sender.stop()
-                for task in tasks:
-                    try:
-                        await asyncio.wait_for(task, settings.webhook_timeout_seconds + 5)
-                    except TimeoutError:
-                        task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
-    finally:
-        await webhook_sender.aclose()
-        await sms.aclose()
-        await push.aclose()
-        await directory.aclose()
+def workers(app: FastAPI) -> list[BackgroundLoop]:
+    settings: Settings = app.state.settings
+    loops: list[BackgroundLoop] = []
+    if settings.sender_enabled:
+        loops.append(app.state.sender.worker(app.state.engine))
+    if settings.webhook_worker_enabled:
+        loops.append(app.state.webhook_sender.worker(app.state.engine))
+    return loops
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -104,6 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         routers=[notifications.router, webhooks.router, admin.router],
         lifespan=lifespan,
+        consumers=lambda app: [payment_event_consumer(settings)],
+        workers=workers,
+        # A send on the wire when the service stops gets its full timeout to be recorded.
+        stop_timeout=settings.webhook_timeout_seconds + 5,
     )
     # Built once, before the lifespan: a misconfigured key stops the start, not the first send.
     app.state.cipher = settings.cipher()

@@ -14,6 +14,7 @@ from notification_service.api.pagination import Limit, Offset
 from notification_service.api.schemas import DeadLetterPage, DeadLetterRead
 from notification_service.domain import notifications as domain
 from notification_service.domain import templates
+from notification_service.wakeups import NOTIFICATIONS_DUE, wake_after_commit
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep
@@ -47,13 +48,11 @@ async def get_dead_letters(
     summary="Queue a dead-lettered notification again (409 `not_dead_lettered` otherwise)",
 )
 async def replay_dead_letter(
-    notification_id: uuid.UUID, _admin: AdminPrincipal, session: SessionDep, request: Request
+    notification_id: uuid.UUID, _admin: AdminPrincipal, session: SessionDep
 ) -> DeadLetterRead:
     replayed = await domain.replay_dead_letter(session=session, notification_id=notification_id)
-    # Delivery starts once this request's transaction committed; the wake only saves a poll.
-    sender = getattr(request.app.state, "sender", None)
-    if sender is not None:
-        sender.wake_soon()
+    # Every sender (on any replica) wakes once this request's transaction has committed.
+    await wake_after_commit(session, NOTIFICATIONS_DUE)
     return DeadLetterRead.model_validate(replayed)
 
 

@@ -12,9 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from notification_service.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from notification_service.domain import webhooks as domain
+from notification_service.domain.status import WebhookDeliveryStatus
 from notification_service.settings import Settings
 from notification_service.store import webhooks as store
-from notification_service.store.tables import WebhookDeliveryStatus, WebhookEndpoint
+from notification_service.store.tables import WebhookEndpoint
+from notification_service.wakeups import WEBHOOKS_DUE, wake_after_commit
 from notification_service.workers.webhooks import url_policy
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
@@ -294,7 +296,5 @@ async def retry_webhook_delivery(
         delivery = await domain.request_manual_retry(
             session=session, user_id=principal.user_id, delivery_id=delivery_id
         )
-        sender = getattr(request.app.state, "webhook_sender", None)
-        if sender is not None:
-            sender.wake_soon()  # the request's transaction commits first; the wake saves a poll
+        await wake_after_commit(session, WEBHOOKS_DUE)  # sent once this request commits
         return await idem.respond(_delivery(delivery), status_code=status.HTTP_202_ACCEPTED)

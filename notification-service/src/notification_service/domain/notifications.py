@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification_service.domain.errors import NotDeadLettered, NotificationNotFound
 from notification_service.domain.preferences import preferences_for
 from notification_service.domain.rendering import NOTIFIED_EVENT_TYPES, subject_for
+from notification_service.domain.status import NotificationStatus
 from notification_service.store import notifications as store
 from notification_service.store.preferences import has_subscription
-from notification_service.store.tables import Channel, Notification, NotificationStatus
+from notification_service.store.tables import Channel, Notification
 from paygate_common.events import EventEnvelope, PaymentEvent
 
 log = logging.getLogger("notification_service.notifications")

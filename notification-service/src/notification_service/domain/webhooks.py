@@ -22,11 +22,15 @@ from notification_service.domain.errors import (
     WebhookDeliveryNotFound,
     WebhookSettingsNotFound,
 )
+from notification_service.domain.status import (
+    WEBHOOK_TRANSITIONS,
+    WebhookDeliveryStatus,
+    check_transition,
+)
 from notification_service.domain.webhook_urls import UrlPolicy, check_webhook_url
 from notification_service.store import webhooks as store
 from notification_service.store.tables import (
     WebhookDelivery,
-    WebhookDeliveryStatus,
     WebhookEndpoint,
 )
 from paygate_common.crypto import EnvelopeCipher, Sealed
@@ -49,16 +53,6 @@ class AttemptOutcome(StrEnum):
     GONE = "gone"  # 410: the merchant retired the endpoint
 
 
-# The one transition table: which status a delivery may move to from each status.
-TRANSITIONS: dict[WebhookDeliveryStatus, frozenset[WebhookDeliveryStatus]] = {
-    S.PENDING: frozenset({S.RETRYING, S.SUCCEEDED, S.FAILED, S.PENDING}),
-    S.RETRYING: frozenset({S.RETRYING, S.SUCCEEDED, S.FAILED}),
-    # A manual retry may still deliver a failed one; a delivered one stays delivered.
-    S.FAILED: frozenset({S.SUCCEEDED, S.FAILED}),
-    S.SUCCEEDED: frozenset({S.SUCCEEDED}),
-}
-
-
 def status_after(
     current: WebhookDeliveryStatus,
     outcome: AttemptOutcome,
@@ -75,9 +69,7 @@ def status_after(
         target = current
     else:
         target = S.RETRYING if attempts_left else S.FAILED
-    if target not in TRANSITIONS[current]:
-        raise ValueError(f"a webhook delivery cannot go from {current} to {target}")
-    return target
+    return check_transition(WEBHOOK_TRANSITIONS, current, target)
 
 
 def outcome_of(status_code: int | None) -> AttemptOutcome:

@@ -11,11 +11,14 @@ from sqlalchemy import Update, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification_service.store.tables import DeliveryAttempt, Notification, NotificationStatus
-
-# Rows the sender may pick up: new ones, ones waiting for a retry, and ones whose sender died
-# mid-send (their `next_attempt_at` is the end of the sending lease).
-_DUE_STATUSES = (NotificationStatus.QUEUED, NotificationStatus.FAILED, NotificationStatus.SENDING)
+from notification_service.domain.status import NOTIFICATION_TRANSITIONS as T
+from notification_service.domain.status import (
+    NotificationStatus,
+    allowed_from,
+    check_transition,
+)
+from notification_service.store.tables import DeliveryAttempt, Notification
+from paygate_common.worker import claim_due as claim_due_rows
 
 
 async def insert_notification(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -32,31 +35,36 @@ async def insert_notification(session: AsyncSession, values: dict[str, Any]) -> 
 async def claim_due(
     session: AsyncSession, *, limit: int, lease_seconds: float
 ) -> Sequence[Notification]:
-    """Move up to `limit` due rows to `sending` and count the attempt; replicas skip locked rows."""
-    due = (
-        select(Notification.id)
-        .where(
-            Notification.status.in_(_DUE_STATUSES),
-            Notification.next_attempt_at <= func.now(),
-        )
-        .order_by(Notification.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    """Move up to `limit` due rows to `sending` and count the attempt; replicas skip locked rows.
+
+    The shared claim leases `next_attempt_at` itself: while a row is `sending` it holds the end
+    of its lease, so a row whose sender died is due again when the lease runs out.
+    """
+    leased = await claim_due_rows(
+        session,
+        Notification.__table__,  # type: ignore[arg-type]
+        limit=limit,
+        lease_seconds=lease_seconds,
+        where=[Notification.status.in_(allowed_from(T, NotificationStatus.SENDING))],
+        due_column="next_attempt_at",
+        lease_column="next_attempt_at",
     )
+    if not leased:
+        return []
     stmt = (
         update(Notification)
-        .where(Notification.id.in_(due.scalar_subquery()))
+        .where(Notification.id.in_([row.id for row in leased]))
         .values(
             status=NotificationStatus.SENDING,
             attempts=Notification.attempts + 1,
             last_attempt_at=func.now(),
-            next_attempt_at=func.now() + timedelta(seconds=lease_seconds),
             updated_at=func.now(),
         )
         .returning(Notification)
         .execution_options(synchronize_session=False)
     )
-    return (await session.scalars(stmt)).all()
+    claimed = (await session.scalars(stmt)).all()
+    return sorted(claimed, key=lambda n: n.next_attempt_at)
 
 
 async def set_recipient(session: AsyncSession, notification_id: uuid.UUID, recipient: str) -> None:
@@ -70,6 +78,9 @@ async def set_recipient(session: AsyncSession, notification_id: uuid.UUID, recip
 
 def _finish_sending(notification_id: uuid.UUID, attempt: int, **values: Any) -> Update:
     """Leave `sending` only if this sender still holds attempt `attempt` (no one reclaimed it)."""
+    target = values["status"]
+    if isinstance(target, NotificationStatus):
+        check_transition(T, NotificationStatus.SENDING, target)
     return (
         update(Notification)
         .where(
@@ -200,6 +211,11 @@ async def record_attempt(
     )
 
 
+# An operator replays only what was dead-lettered, and the table must allow it.
+REPLAYABLE = NotificationStatus.DEAD_LETTERED
+check_transition(T, REPLAYABLE, NotificationStatus.QUEUED)
+
+
 async def requeue_dead_letter(
     session: AsyncSession, notification_id: uuid.UUID
 ) -> Notification | None:
@@ -209,7 +225,7 @@ async def requeue_dead_letter(
             update(Notification)
             .where(
                 Notification.id == notification_id,
-                Notification.status == NotificationStatus.DEAD_LETTERED,
+                Notification.status == REPLAYABLE,
             )
             .values(
                 status=NotificationStatus.QUEUED,

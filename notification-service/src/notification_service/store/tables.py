@@ -25,21 +25,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from notification_service.domain.status import (
+    NOTIFICATION_DUE,
+    WEBHOOK_SCHEDULED,
+    NotificationStatus,
+    WebhookDeliveryStatus,
+    sql_in,
+)
 from paygate_common.db import new_metadata
 from paygate_common.idempotency import idempotency_table
 from paygate_common.outbox import outbox_tables
-
-
-class NotificationStatus(StrEnum):
-    """queued → sending → sent; a failed attempt → failed (retried when due) → … → dead_lettered."""
-
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    DEAD_LETTERED = "dead_lettered"
-    # Nothing to send to (no phone on the profile, no push subscription): not a failure.
-    SKIPPED = "skipped"
 
 
 class Channel(StrEnum):
@@ -58,7 +53,7 @@ class Notification(Base):
         # A redelivered event that slipped past the inbox still yields one notification.
         UniqueConstraint("event_id", "channel", name="uq_notifications_event_id_channel"),
         CheckConstraint(
-            "status IN ('queued', 'sending', 'sent', 'failed', 'dead_lettered', 'skipped')",
+            f"status IN ({sql_in(NotificationStatus)})",
             name="status",
         ),
         Index("ix_notifications_user_created", "user_id", "created_at"),
@@ -66,12 +61,12 @@ class Notification(Base):
         Index(
             "ix_notifications_due",
             "next_attempt_at",
-            postgresql_where=text("status IN ('queued', 'failed', 'sending')"),
+            postgresql_where=text(f"status IN ({sql_in(NotificationStatus, NOTIFICATION_DUE)})"),
         ),
         Index(
             "ix_notifications_dead_lettered",
             "dead_lettered_at",
-            postgresql_where=text("status = 'dead_lettered'"),
+            postgresql_where=text(f"status = '{NotificationStatus.DEAD_LETTERED.value}'"),
         ),
     )
 
@@ -124,13 +119,6 @@ class DeliveryAttempt(Base):
     )
 
 
-class WebhookDeliveryStatus(StrEnum):
-    PENDING = "pending"
-    RETRYING = "retrying"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
 class WebhookEndpoint(Base):
     """A merchant's one webhook endpoint; its signing secrets only ever sealed (AES-GCM)."""
 
@@ -159,12 +147,15 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
-        CheckConstraint("status IN ('pending', 'retrying', 'succeeded', 'failed')", name="status"),
+        CheckConstraint(f"status IN ({sql_in(WebhookDeliveryStatus)})", name="status"),
         Index("ix_webhook_deliveries_user_created", "user_id", "created_at", "id"),
         Index(
             "ix_webhook_deliveries_due",
             "next_attempt_at",
-            postgresql_where=text("status IN ('pending', 'retrying') OR manual_retry_requested"),
+            postgresql_where=text(
+                f"status IN ({sql_in(WebhookDeliveryStatus, WEBHOOK_SCHEDULED)}) "
+                "OR manual_retry_requested"
+            ),
         ),
     )
 

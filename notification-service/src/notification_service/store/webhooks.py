@@ -12,14 +12,12 @@ from sqlalchemy import and_, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification_service.domain.status import WEBHOOK_SCHEDULED, WebhookDeliveryStatus
 from notification_service.store.tables import (
     WebhookAttempt,
     WebhookDelivery,
-    WebhookDeliveryStatus,
     WebhookEndpoint,
 )
-
-_SCHEDULED = (WebhookDeliveryStatus.PENDING, WebhookDeliveryStatus.RETRYING)
 
 
 async def endpoint_for_user(
@@ -105,7 +103,7 @@ async def lock_due(
             or_(
                 WebhookDelivery.manual_retry_requested,
                 and_(
-                    WebhookDelivery.status.in_(_SCHEDULED),
+                    WebhookDelivery.status.in_(WEBHOOK_SCHEDULED),
                     WebhookDelivery.next_attempt_at <= now,
                     WebhookEndpoint.enabled,
                 ),

@@ -1,24 +1,22 @@
-"""The notification sender loop: claims due notifications, sends each on its channel (email,
-SMS, Web Push), records every attempt's outcome.
+"""The notification sender on the shared worker loop: sends due notifications on their channel.
 
-Claiming moves rows to `sending` in a short transaction (`FOR UPDATE SKIP LOCKED`, so replicas
-share the work); the provider conversation happens outside any transaction; the outcome is
-written in a second transaction: `sent`, `skipped` (nothing to send to), `failed` with the next
-attempt scheduled (exponential backoff), or `dead_lettered` together with the
-`notification.dlq` outbox row. A user-service outage is not the notification's fault: the
-attempt is handed back, however long the outage lasts.
+A pass claims a batch (moved to `sending` under a lease, `FOR UPDATE SKIP LOCKED`, so replicas
+share the work) in a short transaction; the provider conversation (SMTP, the SMS API, Web Push)
+happens outside any transaction; each outcome is written in a transaction of its own: `sent`,
+`skipped` (nothing to send to), `failed` with the next attempt after the shared jittered backoff,
+or `dead_lettered` together with the `notification.dlq` outbox row. A user-service outage is not
+the notification's fault: the attempt is handed back, however long the outage lasts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
 import orjson
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notification_service.channels.email import (
     PermanentDeliveryError,
@@ -27,9 +25,9 @@ from notification_service.channels.email import (
 )
 from notification_service.channels.push import SubscriptionGone, WebPushClient
 from notification_service.channels.sms import E164, TwilioSmsClient
-from notification_service.domain.delivery import backoff_seconds
 from notification_service.domain.preferences import push_targets
 from notification_service.domain.rendering import RenderedEmail, message_context, render_message
+from notification_service.domain.status import NotificationStatus
 from notification_service.events.dead_letters import publish_dead_letter
 from notification_service.recipients import (
     Contact,
@@ -42,10 +40,12 @@ from notification_service.store import notifications as store
 from notification_service.store import templates as template_store
 from notification_service.store.preferences import delete_subscription
 from notification_service.store.tables import Channel, Notification
+from notification_service.wakeups import NOTIFICATIONS_DUE
 from paygate_common.crypto import EnvelopeCipher
 from paygate_common.db import unit_of_work
 from paygate_common.events import EventEnvelope, PaymentEvent
 from paygate_common.logging import mask
+from paygate_common.worker import Worker, backoff_delay, describe_error
 
 log = logging.getLogger("notification_service.delivery")
 
@@ -78,7 +78,7 @@ class _Deferred(Exception):
 
 
 class NotificationSender:
-    """Background delivery; `run()` until `stop()`, or `deliver_due()` for one pass."""
+    """`run_pass()` is one pass; `worker()` runs it on the shared loop (LISTEN + timer)."""
 
     def __init__(
         self,
@@ -98,42 +98,21 @@ class NotificationSender:
         self.sms = sms
         self.push = push
         self.cipher = cipher
-        self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
         # Bounded so a large batch cannot take every pooled database connection.
         self._parallel = asyncio.Semaphore(4)
 
-    # -- the loop ----------------------------------------------------------------------------
+    def worker(self, engine: AsyncEngine | None) -> Worker:
+        return Worker(
+            "notification-sender",
+            self.run_pass,
+            interval=self.settings.sender_poll_interval_seconds,
+            batch_size=self.settings.sender_batch_size,
+            engine=engine,
+            channel=NOTIFICATIONS_DUE if engine is not None else None,
+        )
 
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    def wake_soon(self, delay: float = 0.1) -> None:
-        """Wake after the caller's transaction has had time to commit (saves one poll)."""
-        asyncio.get_running_loop().call_later(delay, self._wakeup.set)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self._wakeup.set()
-
-    async def run(self) -> None:
-        self._stopping.clear()
-        while not self._stopping.is_set():
-            self._wakeup.clear()
-            try:
-                delivered = await self.deliver_due()
-            except Exception:  # the database is having a moment: log, wait, try again
-                log.exception("notification sender pass failed")
-                delivered = 0
-            if delivered >= self.settings.sender_batch_size:
-                continue  # more may be waiting right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wakeup.wait(), self.settings.sender_poll_interval_seconds
-                )
-
-    async def deliver_due(self) -> int:
-        """One pass: claim a batch of due notifications and attempt each; returns how many."""
+    async def run_pass(self) -> int:
+        """Claim a batch of due notifications and attempt each; returns how many."""
         async with unit_of_work(self.sessionmaker) as session:
             claimed = await store.claim_due(
                 session,
@@ -174,7 +153,7 @@ class NotificationSender:
                 return
             except Exception as exc:  # a bug must cost an attempt, not the loop
                 log.exception("notification %s: unexpected delivery error", notification.id)
-                unexpected = _Failure(f"{type(exc).__name__}: {exc}", permanent=False)
+                unexpected = _Failure(describe_error(exc), permanent=False)
                 await self._record_failure(notification, unexpected, contact, started_at)
                 return
             await self._record_sent(notification, recipient or "", started_at)
@@ -187,7 +166,7 @@ class NotificationSender:
         except RecipientLookupFailed as exc:
             raise _Deferred(f"recipient lookup failed: {exc}") from None
         except Exception as exc:
-            raise _Deferred(f"recipient lookup failed: {type(exc).__name__}") from None
+            raise _Deferred(f"recipient lookup failed: {describe_error(exc)}") from None
 
     async def _send(
         self, notification: Notification, contact: Contact, templates: Templates
@@ -225,7 +204,7 @@ class NotificationSender:
         except PermanentDeliveryError as exc:
             raise _Failure(str(exc), permanent=True) from None
         except Exception as exc:
-            raise _Failure(str(exc) or type(exc).__name__, permanent=False) from None
+            raise _Failure(describe_error(exc), permanent=False) from None
 
     async def _send_push(
         self,
@@ -261,7 +240,7 @@ class NotificationSender:
             except SubscriptionGone:
                 gone.append(subscription_id)
             except Exception as exc:
-                errors.append(str(exc) or type(exc).__name__)
+                errors.append(describe_error(exc))
         if gone:  # the browser unsubscribed: never push there again
             async with unit_of_work(self.sessionmaker) as session:
                 for subscription_id in gone:
@@ -289,43 +268,49 @@ class NotificationSender:
     async def _record_skipped(
         self, notification: Notification, reason: str, started_at: datetime
     ) -> None:
-        async with unit_of_work(self.sessionmaker) as session:
-            await store.record_attempt(
-                session,
-                notification_id=notification.id,
-                attempt_no=notification.attempts,
-                replay_no=notification.replay_count,
-                outcome="skipped",
-                error=reason,
-                started_at=started_at,
-            )
-            await store.mark_skipped(
-                session, notification.id, attempt=notification.attempts, reason=reason
-            )
-        DELIVERY_ATTEMPTS.labels(notification.channel, "skipped").inc()
+        await self._record_final(notification, NotificationStatus.SKIPPED, reason, started_at)
         log.info("notification %s skipped: %s", notification.id, reason)
 
     async def _record_sent(
         self, notification: Notification, recipient: str, started_at: datetime
     ) -> None:
         # Right after the provider accepted: the window for a duplicate send is this transaction.
+        marked = await self._record_final(
+            notification, NotificationStatus.SENT, recipient, started_at
+        )
+        if not marked:
+            log.warning("notification %s was sent but reclaimed meanwhile", notification.id)
+        log.info("notification %s sent (attempt %d)", notification.id, notification.attempts)
+
+    async def _record_final(
+        self,
+        notification: Notification,
+        status: NotificationStatus,
+        detail: str,
+        started_at: datetime,
+    ) -> bool:
+        """The attempt row and `sending` → `sent`/`skipped` in one transaction."""
+        sent = status is NotificationStatus.SENT
         async with unit_of_work(self.sessionmaker) as session:
             await store.record_attempt(
                 session,
                 notification_id=notification.id,
                 attempt_no=notification.attempts,
                 replay_no=notification.replay_count,
-                outcome="sent",
-                error=None,
+                outcome=status.value,
+                error=None if sent else detail,
                 started_at=started_at,
             )
-            marked = await store.mark_sent(
-                session, notification.id, attempt=notification.attempts, recipient=recipient
-            )
-        DELIVERY_ATTEMPTS.labels(notification.channel, "sent").inc()
-        if not marked:
-            log.warning("notification %s was sent but reclaimed meanwhile", notification.id)
-        log.info("notification %s sent (attempt %d)", notification.id, notification.attempts)
+            if sent:
+                marked = await store.mark_sent(
+                    session, notification.id, attempt=notification.attempts, recipient=detail
+                )
+            else:
+                marked = await store.mark_skipped(
+                    session, notification.id, attempt=notification.attempts, reason=detail
+                )
+        DELIVERY_ATTEMPTS.labels(notification.channel, status.value).inc()
+        return marked
 
     async def _record_failure(
         self,
@@ -363,7 +348,7 @@ class NotificationSender:
                     notification.id,
                     attempt=attempt,
                     error=failure.error,
-                    retry_in_seconds=backoff_seconds(
+                    retry_in_seconds=backoff_delay(
                         attempt,
                         base=self.settings.backoff_base_seconds,
                         cap=self.settings.backoff_max_seconds,

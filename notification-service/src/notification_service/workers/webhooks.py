@@ -1,41 +1,44 @@
-"""The merchant webhook sender: leases due deliveries, POSTs them signed, records every attempt.
+"""The merchant webhook sender on the shared worker loop: POSTs due deliveries signed.
 
-Leasing is a short transaction (`FOR UPDATE SKIP LOCKED`); the POST happens outside any
-transaction with at most `webhook_concurrency` in flight, and at most
+A pass leases due deliveries in a short transaction (`FOR UPDATE SKIP LOCKED`) and starts their
+POSTs, outside any transaction, with at most `webhook_concurrency` in flight and at most
 `webhook_per_endpoint_concurrency` to any one endpoint, so a receiver that hangs for the full
-timeout holds a few slots and never the rest. The outcome (attempt row, new status, next
-attempt on the schedule) is written in a second transaction. A process killed mid-send leaves
-the lease to run out; the delivery is then sent again with the same `webhook-id`.
+timeout holds a few slots and never the rest; the pass does not wait for them (a finished send
+wakes the loop for the slot it freed). Each outcome (attempt row, new status, next attempt on
+the schedule) is written in a transaction of its own. A process killed mid-send leaves the lease
+to run out; the delivery is then sent again with the same `webhook-id` (see the README).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from collections import Counter as Tally
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notification_service.domain import webhooks as domain
 from notification_service.domain.errors import InvalidWebhookUrl
+from notification_service.domain.status import WebhookDeliveryStatus
 from notification_service.domain.webhook_urls import UrlPolicy, check_webhook_url, pin_to_address
 from notification_service.settings import Settings
 from notification_service.store import webhooks as store
 from notification_service.store.tables import (
     WebhookDelivery,
-    WebhookDeliveryStatus,
     WebhookEndpoint,
 )
+from notification_service.wakeups import WEBHOOKS_DUE
 from paygate_common.crypto import DecryptionError, EnvelopeCipher
 from paygate_common.db import unit_of_work
 from paygate_common.logging import mask
+from paygate_common.worker import Worker, describe_error
 
 log = logging.getLogger("notification_service.workers.webhooks")
 
@@ -60,7 +63,7 @@ def url_policy(settings: Settings) -> UrlPolicy:
 
 
 class WebhookSender:
-    """`run()` until `stop()`; `wake()` after a commit that made something due."""
+    """`run_pass()` starts what is due; `worker()` runs it on the shared loop (LISTEN + timer)."""
 
     def __init__(
         self,
@@ -80,48 +83,36 @@ class WebhookSender:
             trust_env=False,
             limits=httpx.Limits(max_connections=settings.webhook_concurrency),
         )
-        self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._worker: Worker | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._per_endpoint: Tally[uuid.UUID] = Tally()
 
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    def wake_soon(self, delay: float = 0.05) -> None:
-        asyncio.get_running_loop().call_later(delay, self._wakeup.set)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self._wakeup.set()
+    def worker(self, engine: AsyncEngine | None) -> Worker:
+        self._worker = _DrainingWorker(
+            self,
+            "webhook-sender",
+            self.run_pass,
+            interval=self.settings.webhook_poll_interval_seconds,
+            batch_size=self.settings.webhook_concurrency,
+            engine=engine,
+            channel=WEBHOOKS_DUE if engine is not None else None,
+        )
+        return self._worker
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def run(self) -> None:
-        self._stopping.clear()
-        try:
-            while not self._stopping.is_set():
-                self._wakeup.clear()
-                started = 0
-                free = self.settings.webhook_concurrency - len(self._in_flight)
-                if free > 0:
-                    try:
-                        started = await self.start_due(free)
-                    except Exception:  # the database is having a moment: log, wait, retry
-                        log.exception("webhook sender pass failed")
-                if started and started >= free:
-                    await asyncio.sleep(0)
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wakeup.wait(), self.settings.webhook_poll_interval_seconds
-                    )
-        finally:
-            if self._in_flight:
-                # Let sends already on the wire finish and be recorded; the rest wait for
-                # their lease to run out.
-                await asyncio.wait(self._in_flight, timeout=self.settings.webhook_timeout_seconds)
+    async def run_pass(self) -> int:
+        """Lease as many due deliveries as there are free slots and start sending them."""
+        free = self.settings.webhook_concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0  # a finished send wakes the loop
+        return await self.start_due(free)
+
+    async def drain(self) -> None:
+        """Let sends already on the wire finish and be recorded; the rest wait for their lease."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=self.settings.webhook_timeout_seconds)
 
     async def start_due(self, free: int) -> int:
         """Lease up to `free` due deliveries and start sending them; returns how many."""
@@ -148,20 +139,14 @@ class WebhookSender:
             task.add_done_callback(self._done(endpoint.id))
         return len(leased)
 
-    async def deliver_due(self) -> int:
-        """One pass for tests and tools: start what is due and wait for those sends."""
-        started = await self.start_due(self.settings.webhook_concurrency)
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight))
-        return started
-
     def _done(self, endpoint_id: uuid.UUID) -> Callable[[asyncio.Task[None]], None]:
         def callback(task: asyncio.Task[None]) -> None:
             self._in_flight.discard(task)
             self._per_endpoint[endpoint_id] -= 1
             if self._per_endpoint[endpoint_id] <= 0:
                 del self._per_endpoint[endpoint_id]
-            self._wakeup.set()  # a slot is free
+            if self._worker is not None:
+                self._worker.wake()  # a slot is free
 
         return callback
 
@@ -192,7 +177,7 @@ class WebhookSender:
         except InvalidWebhookUrl as exc:
             error = f"refused target: {exc.detail or exc}"
         except (httpx.HTTPError, TimeoutError, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
+            error = describe_error(exc)
         except DecryptionError as exc:  # a key removed too early: an attempt, loudly logged
             log.error("webhook delivery %s: signing secret does not open: %s", delivery.id, exc)
             error = "the signing secret could not be opened (encryption key missing)"
@@ -328,3 +313,17 @@ class WebhookSender:
             status_code if status_code is not None else error,
             status.value,
         )
+
+
+class _DrainingWorker(Worker):
+    """The shared loop, and on the way out the sends it started get their outcome recorded."""
+
+    def __init__(self, sender: WebhookSender, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sender = sender
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            await self.sender.drain()
