@@ -1,8 +1,9 @@
 """Fixtures: notification-service in-process against real PostgreSQL, Redis, Kafka and SMTP.
 
+The database, the tokens and the app with its lifespan come from `paygate_devstack.testkit`.
 user-service is replaced by `UserServiceStandIn`, a small ASGI app on a real port that serves
-the two things notification-service needs from it (the internal contact endpoint and the JWKS)
-and counts contact lookups, so the Redis cache can be observed from the outside.
+what notification-service needs from it (the internal contact endpoint) and counts contact
+lookups, so the Redis cache can be observed from the outside.
 """
 
 from __future__ import annotations
@@ -12,31 +13,23 @@ import secrets
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from notification_service.main import create_app
 from notification_service.settings import Settings
-from paygate_common.auth import (
-    SigningKey,
-    issue_access_token,
-    jwks_document,
-    verify_service_token,
-)
+from paygate_common.auth import verify_service_token
 from paygate_common.errors import install_error_handlers
 from paygate_common.events import PAYMENT_EVENT, EventEnvelope, PaymentEvent, new_event
-from paygate_common.migrations import upgrade_head
 from paygate_common.settings import ServiceSettings
 from paygate_devstack.asgi import serve_asgi as serve
+from paygate_devstack.testkit import TokenMint, app_client, migrated_database
 
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 SERVICE_TOKEN_SECRET = secrets.token_urlsafe(48)
 MAX_ATTEMPTS = 3  # small, with tiny backoffs, so dead-lettering takes well under a second
 WEBHOOK_SCHEDULE = "0s,0.3s,0.3s"  # three attempts, a moment apart
@@ -48,9 +41,9 @@ class _UserServiceIdentity(ServiceSettings):
 
 
 class UserServiceStandIn:
-    """Stands in for user-service: `/internal/users/{id}/contact` and `/.well-known/jwks.json`."""
+    """Stands in for user-service's `/internal/users/{id}/contact` (service token checked)."""
 
-    def __init__(self, signing_key: SigningKey) -> None:
+    def __init__(self) -> None:
         self.contacts: dict[uuid.UUID, dict[str, Any]] = {}
         self.contact_calls: Counter[uuid.UUID] = Counter()
         self.callers: list[str] = []
@@ -59,10 +52,6 @@ class UserServiceStandIn:
         app = FastAPI()
         app.state.settings = _UserServiceIdentity(service_token_secret=SERVICE_TOKEN_SECRET)
         install_error_handlers(app)
-
-        @app.get("/.well-known/jwks.json")
-        async def jwks() -> dict[str, Any]:
-            return jwks_document([signing_key])
 
         @app.get("/internal/users/{user_id}/contact")
         async def contact(user_id: uuid.UUID, request: Request) -> JSONResponse:
@@ -98,13 +87,8 @@ class UserServiceStandIn:
 
 
 @pytest.fixture(scope="session")
-def signing_key() -> SigningKey:
-    return SigningKey.generate()
-
-
-@pytest.fixture(scope="session")
-async def user_service(signing_key: SigningKey) -> AsyncIterator[tuple[UserServiceStandIn, str]]:
-    stand_in = UserServiceStandIn(signing_key)
+async def user_service() -> AsyncIterator[tuple[UserServiceStandIn, str]]:
+    stand_in = UserServiceStandIn()
     async with serve(stand_in.app) as url:
         yield stand_in, url
 
@@ -121,7 +105,7 @@ async def settings(
     _, user_url = user_service
     settings = Settings(
         environment="test",
-        database_url=str(await postgres.acreate_database()),
+        database_url=await migrated_database(postgres, "notification"),
         redis_url=redis_server.url,
         kafka_bootstrap_servers=kafka_broker.bootstrap,
         smtp_host=smtp_sink.host,
@@ -132,7 +116,6 @@ async def settings(
         sms_auth_token=sms_sink.auth_token,
         service_token_secret=SERVICE_TOKEN_SECRET,
         service_urls={"user": user_url},
-        jwks_url=f"{user_url}/.well-known/jwks.json",
         max_attempts=MAX_ATTEMPTS,
         backoff_base_seconds=0.05,
         backoff_max_seconds=0.2,
@@ -149,33 +132,30 @@ async def settings(
         webhook_concurrency=8,
         webhook_per_endpoint_concurrency=2,
     )
-    await asyncio.to_thread(
-        upgrade_head,
-        ALEMBIC_INI,
-        database_url=settings.database_url,
-        db_schema=settings.db_schema,
-    )
     return settings
 
 
 @pytest.fixture(scope="module")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def service(
+    settings: Settings, token_mint: TokenMint
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """Module-scoped: its consumer group is `notification-service`, and a lingering member would
     take partitions from a notification-service that a later test (e2e) starts."""
-    application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=30):
+    async with app_client(create_app(settings), mint=token_mint) as (app, client):
         # Wait until the consumer joined its group: events published from now on are seen.
-        for runner in application.state.eventing.consumers:
+        for runner in app.state.eventing.consumers:
             await asyncio.wait_for(runner.started.wait(), 30)
-        yield application
+        yield app, client
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url="http://notification"
-    ) as http:
-        yield http
+def app(service: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    return service[0]
+
+
+@pytest.fixture
+def client(service: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return service[1]
 
 
 @pytest.fixture(scope="session")
@@ -192,22 +172,9 @@ def stand_in(user_service: tuple[UserServiceStandIn, str]) -> UserServiceStandIn
 
 
 @pytest.fixture
-def auth_headers(signing_key: SigningKey, settings: Settings) -> Any:
+def auth_headers(token_mint: TokenMint) -> Any:
     """`auth_headers(user_id, role="customer")` → an Authorization header with a real RS256 token."""
-
-    def make(user_id: uuid.UUID, role: str = "customer") -> dict[str, str]:
-        token, _ = issue_access_token(
-            signing_key,
-            user_id=user_id,
-            role=role,  # type: ignore[arg-type]
-            email=None,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            ttl_seconds=600,
-        )
-        return {"Authorization": f"Bearer {token}"}
-
-    return make
+    return token_mint.auth
 
 
 def payment_event(
@@ -265,6 +232,7 @@ class WebhookReceiver:
         self.received: dict[str, list[tuple[dict[str, str], bytes]]] = {}
         self.scripts: dict[str, list[int]] = {}
         self.default_status: dict[str, int] = {}
+        self.retry_after: dict[str, str] = {}
         self.url = ""
         app = FastAPI()
 
@@ -276,16 +244,17 @@ class WebhookReceiver:
             code = script.pop(0) if script else self.default_status.get(name, 200)
             if code == self.HANG:
                 await asyncio.sleep(20)  # longer than the client waits
-            headers = {"Retry-After": "0"} if code >= 400 else {}
+            headers = {"Retry-After": self.retry_after.get(name, "0")} if code >= 400 else {}
             return JSONResponse({"answer": code}, status_code=code, headers=headers)
 
         self.app = app
 
-    def endpoint(self, *codes: int, default: int = 200) -> tuple[str, str]:
-        """A fresh path answering `codes` in turn, then `default`: (name, url)."""
+    def endpoint(self, *codes: int, default: int = 200, retry_after: str = "0") -> tuple[str, str]:
+        """A fresh path answering `codes` in turn, then `default` (errors with `Retry-After`)."""
         name = uuid.uuid4().hex[:12]
         self.scripts[name] = list(codes)
         self.default_status[name] = default
+        self.retry_after[name] = retry_after
         return name, f"{self.url}/hooks/{name}"
 
     def requests(self, name: str) -> list[tuple[dict[str, str], bytes]]:

@@ -5,7 +5,6 @@ Real PostgreSQL, Redis, Kafka (Tansu) and SMTP sink; user-service is `Any`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -158,10 +157,15 @@ async def test_the_same_event_delivered_twice_sends_one_email(
     await payments.publish(sentinel)
 
     await wait_for(lambda: len(emails_to(smtp_sink, email)) == 2)
-    await asyncio.sleep(0.5)  # a second send of the duplicate would have landed by now
+    # The sentinel's row exists, so the duplicate before it was consumed (same partition, in
+    # order, and a row it created would be in the same or an earlier transaction) ...
+    await wait_for(lambda: _is(app, sentinel.event_id, "sent"))
+    # ... and it created none: one row, sent once (`sent` is final, nothing sends it again).
+    [row] = await wait_for(lambda: _rows_if(app, event.event_id, "sent"))
+    assert row.attempts == 1
+    assert [a.outcome for a in await attempts_of(app, row.id)] == ["sent"]
     subjects = sorted(m["Subject"] for m in emails_to(smtp_sink, email))
     assert subjects == ["Payment received: 7.00 USD", "Refund of 7.00 USD is on its way"]
-    assert len(await notifications_for_event(app, event.event_id)) == 1
 
 
 async def test_unique_event_and_channel_hold_even_without_the_inbox(
@@ -236,14 +240,7 @@ async def test_smtp_outage_dead_letters_then_admin_replay_sends_exactly_once(
 
     [row] = await notifications_for_event(app, event.event_id)
     assert row.attempts == settings.max_attempts and row.last_error
-    async with unit_of_work(app.state.sessionmaker) as session:
-        attempts = (
-            await session.scalars(
-                select(DeliveryAttempt)
-                .where(DeliveryAttempt.notification_id == row.id)
-                .order_by(DeliveryAttempt.attempt_no)
-            )
-        ).all()
+    attempts = await attempts_of(app, row.id)
     assert [a.attempt_no for a in attempts] == list(range(1, settings.max_attempts + 1))
     assert all(a.outcome == "failed" and a.error for a in attempts)
 
@@ -269,13 +266,14 @@ async def test_smtp_outage_dead_letters_then_admin_replay_sends_exactly_once(
     assert replay.json()["status"] == "queued" and replay.json()["replayed_at"]
 
     [message] = await wait_for(lambda: emails_to(smtp_sink, email))
-    await wait_for(lambda: _is(app, event.event_id, "sent"))
-    await asyncio.sleep(0.5)  # a second send would have landed by now
-    assert len(emails_to(smtp_sink, email)) == 1
-    assert message["Message-ID"] == f"<notification-{row.id}@paygate.test>"
-    [row] = await notifications_for_event(app, event.event_id)
+    # `sent` is final: once the row is there, no further send of it can start.
+    [row] = await wait_for(lambda: _rows_if(app, event.event_id, "sent"))
     assert (row.status, row.attempts, row.replay_count) == ("sent", 1, 1)
     assert row.replayed_at is not None
+    replayed = [a for a in await attempts_of(app, row.id) if a.replay_no == 1]
+    assert [a.outcome for a in replayed] == ["sent"]
+    assert len(emails_to(smtp_sink, email)) == 1
+    assert message["Message-ID"] == f"<notification-{row.id}@paygate.test>"
 
     mine = (await client.get("/notifications", headers=auth_headers(user_id))).json()["items"]
     assert [(n["status"], n["replayed"]) for n in mine] == [("sent", True)]
@@ -312,6 +310,24 @@ async def test_unknown_recipient_is_dead_lettered_at_once_and_never_cached(
 
 async def _is(app: FastAPI, event_id: uuid.UUID, status: str) -> bool:
     return await status_of(app, event_id) == status
+
+
+async def _rows_if(app: FastAPI, event_id: uuid.UUID, status: str) -> list[Notification] | None:
+    rows = await notifications_for_event(app, event_id)
+    return rows if rows and all(r.status == status for r in rows) else None
+
+
+async def attempts_of(app: FastAPI, notification_id: uuid.UUID) -> list[DeliveryAttempt]:
+    async with unit_of_work(app.state.sessionmaker) as session:
+        return list(
+            (
+                await session.scalars(
+                    select(DeliveryAttempt)
+                    .where(DeliveryAttempt.notification_id == notification_id)
+                    .order_by(DeliveryAttempt.attempt_no)
+                )
+            ).all()
+        )
 
 
 # --- the customer's list and access control --------------------------------------------------------
