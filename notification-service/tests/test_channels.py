@@ -402,3 +402,38 @@ async def test_the_same_idempotency_key_saves_one_template_version(
             await session.execute(
                 text("DELETE FROM message_templates WHERE event_type = 'payment.refunded'")
             )
+
+
+async def test_a_push_auth_secret_is_sealed_at_rest_and_the_reencrypt_command_moves_it(
+    client: httpx.AsyncClient, auth_headers: Any, push_sink: Any, app: FastAPI
+) -> None:
+    from notification_service.commands import reencrypt_all
+    from notification_service.domain.preferences import push_targets
+    from paygate_common.crypto import EnvelopeCipher, new_key
+
+    user_id = uuid.uuid4()
+    subscription = await subscribe_browser(client, push_sink, auth_headers(user_id))
+    auth = subscription["keys"]["auth"]
+    async with unit_of_work(app.state.sessionmaker) as session:
+        dump = (
+            await session.execute(
+                text("SELECT row_to_json(s)::text FROM push_subscriptions s WHERE user_id = :u"),
+                {"u": user_id},
+            )
+        ).scalar_one()
+    assert auth not in dump
+    assert json.loads(dump)["auth_key_id"] == app.state.settings.encryption_key_id
+
+    settings = app.state.settings
+    keys = {**json.loads(settings.encryption_keys.get_secret_value()), "k-push": (new := new_key())}
+    try:
+        counts = await reencrypt_all(app.state.sessionmaker, EnvelopeCipher(keys, "k-push"))
+        assert counts["push_subscriptions"] >= 1
+        only_new = EnvelopeCipher({"k-push": new}, "k-push")
+        async with unit_of_work(app.state.sessionmaker) as session:
+            [(_, target)] = await push_targets(session=session, cipher=only_new, user_id=user_id)
+        assert target.auth == auth and target.endpoint == subscription["endpoint"]
+    finally:
+        await reencrypt_all(
+            app.state.sessionmaker, EnvelopeCipher(keys, settings.encryption_key_id)
+        )

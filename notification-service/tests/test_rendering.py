@@ -126,3 +126,13 @@ def test_no_recipient_name_makes_a_message_unsendable(name: str) -> None:
     assert b"\nBcc:" not in head and not head.startswith(b"Bcc:")
     assert message["To"].addresses[0].addr_spec == "eve@example.com"
     assert len(message["To"].addresses) == 1
+
+
+def test_a_lease_shorter_than_a_send_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="webhook_lease_seconds"):
+        Settings(webhook_timeout_seconds=15, webhook_lease_seconds=10)
+    with pytest.raises(ValidationError, match="sending_lease_seconds"):
+        Settings(smtp_timeout_seconds=30, sending_lease_seconds=20)
+    assert Settings(webhook_timeout_seconds=3, webhook_lease_seconds=5).webhook_lease_seconds == 5

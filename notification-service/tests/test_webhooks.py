@@ -21,6 +21,16 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from notification_service.settings import Settings
 from notification_service.store.tables import Notification, WebhookDelivery, WebhookEndpoint
 from paygate_common.db import unit_of_work
+from paygate_common.events import (
+    ORDER_CREATE,
+    ORDER_EVENT,
+    PAYMENT_EVENT,
+    OrderCancelled,
+    OrderCreated,
+    RefundEvent,
+    RefundStatus,
+    new_event,
+)
 from paygate_common.events_testing import wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -505,3 +515,63 @@ async def test_the_sender_posts_to_the_pinned_address_with_the_original_host(
     [(headers, body)] = webhook_receiver.requests(name)
     assert headers["host"] == local_url.split("/")[2]
     assert body == b'{"type": "payment.succeeded"}'
+
+
+async def test_refund_and_order_events_become_deliveries_and_enabled_events_filter_the_rest(
+    client: httpx.AsyncClient,
+    auth_headers: Any,
+    payments: Any,
+    webhook_receiver: Any,
+    app: FastAPI,
+) -> None:
+    merchant = uuid.uuid4()
+    headers = auth_headers(merchant)
+    name, url = webhook_receiver.endpoint()
+    chosen = ["refund.*", "order.cancelled", "order.created"]
+    assert (await put_settings(client, headers, url, enabled_events=chosen)).status_code == 200
+    order_id, payment_id = uuid.uuid4(), uuid.uuid4()
+    refund = new_event(
+        RefundEvent(
+            refund_id=uuid.uuid4(),
+            payment_id=payment_id,
+            order_id=order_id,
+            user_id=merchant,
+            status=RefundStatus.SUCCEEDED,
+            amount=500,
+            currency="usd",
+            provider="stripe",
+        ),
+        producer="payment-service",
+        aggregate_id=str(payment_id),
+    )
+    created = new_event(
+        OrderCreated(order_id=order_id, user_id=merchant, amount=500, currency="usd"),
+        producer="order-service",
+        aggregate_id=str(order_id),
+    )
+    cancelled = new_event(
+        OrderCancelled(order_id=order_id, user_id=merchant, reason="expired"),
+        producer="order-service",
+        aggregate_id=str(order_id),
+    )
+    producer = payments.producer
+    await producer.send_and_wait(PAYMENT_EVENT, refund.to_bytes(), key=str(payment_id).encode())
+    await producer.send_and_wait(ORDER_CREATE, created.to_bytes(), key=str(order_id).encode())
+    await producer.send_and_wait(ORDER_EVENT, cancelled.to_bytes(), key=str(order_id).encode())
+    paid = payments.build(merchant, "succeeded")  # not among the enabled events
+    await payments.publish(paid)
+
+    for event in (refund, created, cancelled):
+        delivery = await wait_for(lambda e=event: delivery_for_event(app, e.event_id))
+        assert delivery.event_type == event.event_type
+
+    def three_received() -> set[str] | None:
+        received = webhook_receiver.requests(name)
+        return {json.loads(b)["type"] for _, b in received} if len(received) >= 3 else None
+
+    types = await wait_for(three_received, timeout=15)
+    assert types == {"refund.succeeded", "order.created", "order.cancelled"}
+    # The payment event was consumed (its customer notification is written in the same
+    # transaction a delivery would have been) and became no delivery.
+    await wait_for(lambda: notification_for_event(app, paid.event_id), timeout=20)
+    assert await delivery_for_event(app, paid.event_id) is None

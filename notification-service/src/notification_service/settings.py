@@ -6,7 +6,7 @@ import json
 import re
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from paygate_common.crypto import EnvelopeCipher
 from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
@@ -110,6 +110,19 @@ class Settings(ServiceSettings):
     def _valid_schedule(cls, value: str) -> str:
         parse_schedule(value)
         return value
+
+    @model_validator(mode="after")
+    def _leases_outlast_a_send(self) -> Settings:
+        # A lease that ran out while its send is still on the wire lets another replica send
+        # the same message again: the one duplicate this design must never make by itself.
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("webhook_lease_seconds must be longer than webhook_timeout_seconds")
+        longest = max(
+            self.smtp_timeout_seconds, self.sms_timeout_seconds, self.push_timeout_seconds
+        )
+        if self.sending_lease_seconds <= longest:
+            raise ValueError("sending_lease_seconds must be longer than every channel's timeout")
+        return self
 
     @property
     def webhook_retry_delays(self) -> tuple[float, ...]:
