@@ -15,7 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
-from notification_service.store.tables import MessageTemplate, Notification, PushSubscription
+from notification_service.store.tables import (
+    DeliveryAttempt,
+    MessageTemplate,
+    Notification,
+    PushSubscription,
+)
 from paygate_common.db import unit_of_work
 from paygate_common.events_testing import wait_for
 from paygate_devstack.smtp_sink import message_body
@@ -319,16 +324,28 @@ async def test_a_user_service_outage_costs_no_attempts_and_the_email_goes_out_af
         await wait_for(
             lambda: stand_in.contact_calls[user_id] >= max_attempts * 3 or None, timeout=30
         )
-        rows = await rows_for(app, event.event_id)
-        assert [r.status for r in rows] in (["queued"], ["sending"])
-        assert rows[0].attempts <= 1  # 1 only while a lookup is in flight
+        [row] = await rows_for(app, event.event_id)
+        # Still waiting to be sent (`sending` only while a lookup is in flight), nothing spent.
+        assert row.status in ("queued", "sending") and row.attempts <= 1
+        assert await attempt_log(app, row.id) == []
     finally:
         stand_in.unavailable.discard(user_id)
     await wait_for(
         lambda: [m for m in smtp_sink.messages() if email in str(m["To"])] or None, timeout=20
     )
-    rows = await wait_for(lambda: _all_sent(app, event.event_id, expected=1))
-    assert rows[0].attempts == 1
+    [row] = await wait_for(lambda: _all_sent(app, event.event_id, expected=1))
+    assert row.attempts == 1
+    assert await attempt_log(app, row.id) == [(1, "sent")]
+
+
+async def attempt_log(app: FastAPI, notification_id: uuid.UUID) -> list[tuple[int, str]]:
+    async with unit_of_work(app.state.sessionmaker) as session:
+        rows = await session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.notification_id == notification_id)
+            .order_by(DeliveryAttempt.attempt_no)
+        )
+        return [(a.attempt_no, a.outcome) for a in rows.all()]
 
 
 async def test_an_sms_the_provider_refuses_is_dead_lettered_like_an_email(

@@ -25,6 +25,7 @@ from paygate_common.events import (
     ORDER_CREATE,
     ORDER_EVENT,
     PAYMENT_EVENT,
+    EventEnvelope,
     OrderCancelled,
     OrderCreated,
     RefundEvent,
@@ -49,6 +50,15 @@ async def delivery_for_event(app: FastAPI, event_id: uuid.UUID) -> WebhookDelive
                 select(WebhookDelivery).where(WebhookDelivery.event_id == event_id)
             )
         ).one_or_none()
+
+
+async def published_delivery(
+    app: FastAPI, payments: Any, merchant: uuid.UUID, status: str = "succeeded"
+) -> tuple[EventEnvelope, WebhookDelivery]:
+    """Publish a `payment.<status>` of the merchant's and wait for its delivery row."""
+    event = payments.build(merchant, status)
+    await payments.publish(event)
+    return event, await wait_for(lambda: delivery_for_event(app, event.event_id))
 
 
 async def notification_for_event(app: FastAPI, event_id: uuid.UUID) -> Notification | None:
@@ -141,9 +151,7 @@ async def test_a_retry_after_longer_than_the_schedule_postpones_the_next_attempt
     # The schedule would retry after 0.3 s; the receiver asks for 2 s.
     name, url = webhook_receiver.endpoint(503, retry_after="2")
     assert (await put_settings(client, headers, url)).status_code == 200
-    event = payments.build(merchant, "succeeded")
-    await payments.publish(event)
-    delivery = await wait_for(lambda: delivery_for_event(app, event.event_id))
+    _event, delivery = await published_delivery(app, payments, merchant, "succeeded")
     done = await wait_for(
         lambda: _status(client, headers, str(delivery.id), "succeeded"), timeout=20
     )
@@ -180,9 +188,7 @@ async def test_a_receiver_that_never_answers_fails_after_the_schedule_then_a_man
     hang = webhook_receiver.HANG
     name, url = webhook_receiver.endpoint(hang, hang, hang)
     assert (await put_settings(client, headers, url)).status_code == 200
-    event = payments.build(merchant, "failed")
-    await payments.publish(event)
-    delivery = await wait_for(lambda: delivery_for_event(app, event.event_id))
+    _event, delivery = await published_delivery(app, payments, merchant, "failed")
     failed = await wait_for(
         lambda: _status(client, headers, str(delivery.id), "failed"), timeout=30
     )
@@ -271,9 +277,7 @@ async def test_410_disables_the_endpoint_and_later_events_are_not_queued(
     headers = auth_headers(merchant)
     name, url = webhook_receiver.endpoint(410)
     assert (await put_settings(client, headers, url)).status_code == 200
-    first = payments.build(merchant, "succeeded")
-    await payments.publish(first)
-    delivery = await wait_for(lambda: delivery_for_event(app, first.event_id))
+    _first, delivery = await published_delivery(app, payments, merchant, "succeeded")
     failed = await wait_for(lambda: _status(client, headers, str(delivery.id), "failed"))
     assert failed["attempts"] == 1
     current = (await client.get("/webhooks/settings", headers=headers)).json()
@@ -466,9 +470,7 @@ async def test_a_target_that_became_private_is_refused_at_send_time(
     monkeypatch.setattr(
         app.state.webhook_sender, "policy", UrlPolicy(require_https=False, allow_private=False)
     )
-    event = payments.build(merchant, "succeeded")
-    await payments.publish(event)
-    delivery = await wait_for(lambda: delivery_for_event(app, event.event_id))
+    _event, delivery = await published_delivery(app, payments, merchant, "succeeded")
 
     async def refused_once() -> dict[str, Any] | None:
         body = (await client.get(f"/webhooks/{delivery.id}", headers=headers)).json()

@@ -63,8 +63,7 @@ async def claim_due(
         .returning(Notification)
         .execution_options(synchronize_session=False)
     )
-    claimed = (await session.scalars(stmt)).all()
-    return sorted(claimed, key=lambda n: n.next_attempt_at)
+    return (await session.scalars(stmt)).all()
 
 
 async def set_recipient(session: AsyncSession, notification_id: uuid.UUID, recipient: str) -> None:

@@ -168,11 +168,13 @@ class WebhookSender:
         error: str | None = None
         retry_after: float | None = None
         try:
-            # DNS may have changed since the URL was saved; connect to what was checked now.
-            addresses = await check_webhook_url(endpoint.url, self.policy)
-            status_code, excerpt, retry_after_header = await self._post(
-                delivery, endpoint, addresses[0] if addresses else None
-            )
+            # The lookup counts against the timeout too: the whole attempt stays inside the lease.
+            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+                # DNS may have changed since the URL was saved; connect to what was checked now.
+                addresses = await check_webhook_url(endpoint.url, self.policy)
+                status_code, excerpt, retry_after_header = await self._post(
+                    delivery, endpoint, addresses[0] if addresses else None
+                )
             retry_after = domain.parse_retry_after(retry_after_header, datetime.now(UTC))
         except InvalidWebhookUrl as exc:
             error = f"refused target: {exc.detail or exc}"
