@@ -293,6 +293,13 @@ async def test_a_template_that_breaks_at_send_time_falls_back_to_the_built_in_on
                 parts={"subject": "{{ nope }}", "text": "{{ nope }}", "html": "{{ nope }}"},
             )
         )
+    from prometheus_client import REGISTRY
+
+    def fallbacks() -> float:
+        name = "paygate_notification_template_fallbacks_total"
+        return REGISTRY.get_sample_value(name, {"channel": "email"}) or 0.0
+
+    before = fallbacks()
     try:
         user_id, email = stand_in.add_user()
         await payments.publish(payments.build(user_id, "failed"))
@@ -301,6 +308,7 @@ async def test_a_template_that_breaks_at_send_time_falls_back_to_the_built_in_on
             timeout=20,
         )
         assert "did not go through" in mails[0]["Subject"]
+        assert fallbacks() >= before + 1  # logged and counted, not silently swallowed
     finally:
         async with unit_of_work(app.state.sessionmaker) as session:
             await session.execute(

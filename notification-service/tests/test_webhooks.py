@@ -138,16 +138,28 @@ async def test_two_errors_then_success_take_three_attempts_with_one_webhook_id(
     assert attempts_counted("delivered") >= delivered_before + 1
 
 
+def finals_counted(status: str) -> float:
+    name = "paygate_webhook_deliveries_final_total"
+    return REGISTRY.get_sample_value(name, {"status": status}) or 0.0
+
+
 def attempts_counted(outcome: str) -> float:
     name = "paygate_webhook_delivery_attempts_total"
     return REGISTRY.get_sample_value(name, {"outcome": outcome}) or 0.0
 
 
 async def test_a_retry_after_longer_than_the_schedule_postpones_the_next_attempt(
-    client: httpx.AsyncClient, auth_headers: Any, payments: Any, webhook_receiver: Any, app: FastAPI
+    client: httpx.AsyncClient,
+    auth_headers: Any,
+    payments: Any,
+    webhook_receiver: Any,
+    app: FastAPI,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     merchant = uuid.uuid4()
     headers = auth_headers(merchant)
+    monkeypatch.setattr(settings, "webhook_response_excerpt_bytes", 8)  # the log truncates
     # The schedule would retry after 0.3 s; the receiver asks for 2 s.
     name, url = webhook_receiver.endpoint(503, retry_after="2")
     assert (await put_settings(client, headers, url)).status_code == 200
@@ -157,6 +169,7 @@ async def test_a_retry_after_longer_than_the_schedule_postpones_the_next_attempt
     )
     first, second = done["attempt_log"]
     assert (first["response_status"], second["response_status"]) == (503, 200)
+    assert first["response_body"] == '{"answer'  # the first 8 bytes of `{"answer":503}`
     waited = datetime.fromisoformat(second["started_at"]) - datetime.fromisoformat(
         first["started_at"]
     )
@@ -188,12 +201,14 @@ async def test_a_receiver_that_never_answers_fails_after_the_schedule_then_a_man
     hang = webhook_receiver.HANG
     name, url = webhook_receiver.endpoint(hang, hang, hang)
     assert (await put_settings(client, headers, url)).status_code == 200
+    failed_finals_before = finals_counted("failed")
     _event, delivery = await published_delivery(app, payments, merchant, "failed")
     failed = await wait_for(
         lambda: _status(client, headers, str(delivery.id), "failed"), timeout=30
     )
     assert failed["attempts"] == 3
     assert failed["next_attempt_at"] is None
+    assert finals_counted("failed") >= failed_finals_before + 1  # for the dashboard
     assert all(a["response_status"] is None for a in failed["attempt_log"])
     assert all("Timeout" in (a["error"] or "") for a in failed["attempt_log"])
 
