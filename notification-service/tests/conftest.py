@@ -12,7 +12,8 @@ import asyncio
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from email.message import EmailMessage
 from typing import Any, ClassVar
 
 import httpx
@@ -20,10 +21,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
 from notification_service.main import create_app
 from notification_service.settings import Settings
 from paygate_common.auth import verify_service_token
+from paygate_common.db import unit_of_work
 from paygate_common.errors import install_error_handlers
 from paygate_common.events import PAYMENT_EVENT, EventEnvelope, PaymentEvent, new_event
 from paygate_common.settings import ServiceSettings
@@ -156,6 +159,26 @@ def app(service: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
 @pytest.fixture
 def client(service: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
     return service[1]
+
+
+@pytest.fixture
+async def live_templates(app: FastAPI) -> AsyncIterator[None]:
+    """For a test that saves templates: the live ones are shared by every test on this
+    database, so they are removed afterwards and the built-in ones apply again."""
+    yield
+    async with unit_of_work(app.state.sessionmaker) as session:
+        await session.execute(text("DELETE FROM message_templates"))
+
+
+def emails_to(smtp_sink: Any, address: str) -> list[EmailMessage]:
+    """The messages in the SMTP sink addressed to `address`."""
+    return [m for m in smtp_sink.messages() if address in str(m["To"])]
+
+
+@pytest.fixture
+def mailbox(smtp_sink: Any) -> Callable[[str], list[EmailMessage]]:
+    """`mailbox(address)`: the messages in the SMTP sink addressed to it."""
+    return lambda address: emails_to(smtp_sink, address)
 
 
 @pytest.fixture(scope="session")

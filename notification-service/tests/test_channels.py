@@ -69,8 +69,8 @@ async def test_a_paid_payment_reaches_sms_and_push_and_email_for_a_user_who_want
     payments: Any,
     sms_sink: Any,
     push_sink: Any,
-    smtp_sink: Any,
     app: FastAPI,
+    mailbox: Any,
 ) -> None:
     phone = new_phone()
     user_id, email = stand_in.add_user(full_name="Grace Hopper", phone=phone)
@@ -95,7 +95,7 @@ async def test_a_paid_payment_reaches_sms_and_push_and_email_for_a_user_who_want
     assert "25.00 USD" in payload["body"]
     assert payload["data"]["payment_id"] == str(event.payload["payment_id"])
     assert pushed[0]["vapid_sub"] == app.state.settings.vapid_subject
-    await wait_for(lambda: [m for m in smtp_sink.messages() if email in str(m["To"])] or None)
+    await wait_for(lambda: mailbox(email))
     rows = await wait_for(lambda: _all_sent(app, event.event_id, expected=3), timeout=20)
     assert sorted(r.channel for r in rows) == ["email", "push", "sms"]
 
@@ -222,8 +222,9 @@ async def test_a_saved_template_changes_the_next_email_and_keeps_the_previous_ve
     auth_headers: Any,
     stand_in: Any,
     payments: Any,
-    smtp_sink: Any,
     app: FastAPI,
+    live_templates: None,
+    mailbox: Any,
 ) -> None:
     admin = auth_headers(uuid.uuid4(), role="admin")
     url = "/admin/notifications/templates/payment.requires_action/email"
@@ -232,55 +233,45 @@ async def test_a_saved_template_changes_the_next_email_and_keeps_the_previous_ve
         "text": "Dear {{ name }}, confirm {{ amount }}{% if action_url %} at {{ action_url }}{% endif %}. v1",
         "html": "<p>Dear {{ name }}, confirm {{ amount }}</p>",
     }
-    try:
-        first = await client.put(url, json={"parts": parts}, headers=admin)
-        assert first.status_code == 200, first.text
-        second = await client.put(
-            url, json={"parts": {**parts, "text": parts["text"].replace("v1", "v2")}}, headers=admin
-        )
-        assert second.json()["version"] == first.json()["version"] + 1
-        history = (await client.get(f"{url}/versions", headers=admin)).json()["items"]
-        assert [h["version"] for h in history][:2] == [
-            second.json()["version"],
-            first.json()["version"],
-        ]
-        listed = (await client.get("/admin/notifications/templates", headers=admin)).json()["items"]
-        live = next(
-            t
-            for t in listed
-            if (t["event_type"], t["channel"]) == ("payment.requires_action", "email")
-        )
-        assert live["source"] == "custom" and "v2" in live["parts"]["text"]
+    first = await client.put(url, json={"parts": parts}, headers=admin)
+    assert first.status_code == 200, first.text
+    second = await client.put(
+        url, json={"parts": {**parts, "text": parts["text"].replace("v1", "v2")}}, headers=admin
+    )
+    assert second.json()["version"] == first.json()["version"] + 1
+    history = (await client.get(f"{url}/versions", headers=admin)).json()["items"]
+    assert [h["version"] for h in history][:2] == [
+        second.json()["version"],
+        first.json()["version"],
+    ]
+    listed = (await client.get("/admin/notifications/templates", headers=admin)).json()["items"]
+    live = next(
+        t for t in listed if (t["event_type"], t["channel"]) == ("payment.requires_action", "email")
+    )
+    assert live["source"] == "custom" and "v2" in live["parts"]["text"]
 
-        user_id, email = stand_in.add_user(full_name="Alan Turing")
-        await payments.publish(payments.build(user_id, "requires_action"))
-        mails = await wait_for(
-            lambda: [m for m in smtp_sink.messages() if email in str(m["To"])] or None, timeout=20
-        )
-        assert mails[0]["Subject"] == "Please confirm 19.99 USD"
-        assert "Dear Alan Turing, confirm 19.99 USD. v2" in message_body(mails[0])
+    user_id, email = stand_in.add_user(full_name="Alan Turing")
+    await payments.publish(payments.build(user_id, "requires_action"))
+    mails = await wait_for(lambda: mailbox(email), timeout=20)
+    assert mails[0]["Subject"] == "Please confirm 19.99 USD"
+    assert "Dear Alan Turing, confirm 19.99 USD. v2" in message_body(mails[0])
 
-        # The change is audited through the outbox.
-        async with unit_of_work(app.state.sessionmaker) as session:
-            audited = (
-                await session.execute(
-                    text(
-                        "SELECT count(*) FROM outbox WHERE topic = 'audit.event' "
-                        "AND payload::text LIKE '%template.changed%' "
-                        "AND payload::text LIKE '%payment.requires_action/email%'"
-                    )
-                )
-            ).scalar_one()
-        assert audited >= 2
-    finally:  # the live template is shared by every test on this database
-        async with unit_of_work(app.state.sessionmaker) as session:
+    # The change is audited through the outbox.
+    async with unit_of_work(app.state.sessionmaker) as session:
+        audited = (
             await session.execute(
-                text("DELETE FROM message_templates WHERE event_type = 'payment.requires_action'")
+                text(
+                    "SELECT count(*) FROM outbox WHERE topic = 'audit.event' "
+                    "AND payload::text LIKE '%template.changed%' "
+                    "AND payload::text LIKE '%payment.requires_action/email%'"
+                )
             )
+        ).scalar_one()
+    assert audited >= 2
 
 
 async def test_a_template_that_breaks_at_send_time_falls_back_to_the_built_in_one(
-    stand_in: Any, payments: Any, smtp_sink: Any, app: FastAPI
+    stand_in: Any, payments: Any, app: FastAPI, live_templates: None, mailbox: Any
 ) -> None:
     # Bypass validation, as a template from an older release might: it names a variable that
     # does not exist, so rendering raises under StrictUndefined.
@@ -300,27 +291,21 @@ async def test_a_template_that_breaks_at_send_time_falls_back_to_the_built_in_on
         return REGISTRY.get_sample_value(name, {"channel": "email"}) or 0.0
 
     before = fallbacks()
-    try:
-        user_id, email = stand_in.add_user()
-        await payments.publish(payments.build(user_id, "failed"))
-        mails = await wait_for(
-            lambda: [m for m in smtp_sink.messages() if email in str(m["To"])] or None,
-            timeout=20,
-        )
-        assert "did not go through" in mails[0]["Subject"]
-        assert fallbacks() >= before + 1  # logged and counted, not silently swallowed
-    finally:
-        async with unit_of_work(app.state.sessionmaker) as session:
-            await session.execute(
-                text("DELETE FROM message_templates WHERE event_type = 'payment.failed'")
-            )
+    user_id, email = stand_in.add_user()
+    await payments.publish(payments.build(user_id, "failed"))
+    mails = await wait_for(
+        lambda: mailbox(email),
+        timeout=20,
+    )
+    assert "did not go through" in mails[0]["Subject"]
+    assert fallbacks() >= before + 1  # logged and counted, not silently swallowed
 
 
 # --- user-service outage ---------------------------------------------------------------------
 
 
 async def test_a_user_service_outage_costs_no_attempts_and_the_email_goes_out_after_it(
-    stand_in: Any, payments: Any, smtp_sink: Any, app: FastAPI
+    stand_in: Any, payments: Any, app: FastAPI, mailbox: Any
 ) -> None:
     max_attempts = app.state.settings.max_attempts
     user_id, email = stand_in.add_user()
@@ -338,9 +323,7 @@ async def test_a_user_service_outage_costs_no_attempts_and_the_email_goes_out_af
         assert await attempt_log(app, row.id) == []
     finally:
         stand_in.unavailable.discard(user_id)
-    await wait_for(
-        lambda: [m for m in smtp_sink.messages() if email in str(m["To"])] or None, timeout=20
-    )
+    await wait_for(lambda: mailbox(email), timeout=20)
     [row] = await wait_for(lambda: _all_sent(app, event.event_id, expected=1))
     assert row.attempts == 1
     assert await attempt_log(app, row.id) == [(1, "sent")]
@@ -407,26 +390,20 @@ async def test_an_sms_the_provider_refuses_is_dead_lettered_like_an_email(
 
 
 async def test_the_same_idempotency_key_saves_one_template_version(
-    client: httpx.AsyncClient, auth_headers: Any, app: FastAPI
+    client: httpx.AsyncClient, auth_headers: Any, app: FastAPI, live_templates: None
 ) -> None:
     admin = {**auth_headers(uuid.uuid4(), role="admin"), "Idempotency-Key": uuid.uuid4().hex}
     url = "/admin/notifications/templates/payment.refunded/push"
     parts = {"title": "Refund", "text": "{{ amount }} is on its way back"}
-    try:
-        first = await client.put(url, json={"parts": parts}, headers=admin)
-        again = await client.put(url, json={"parts": parts}, headers=admin)
-        assert first.status_code == again.status_code == 200
-        assert again.json() == first.json()
-        assert again.headers.get("idempotent-replayed") == "true"
-        history = (await client.get(f"{url}/versions", headers=admin)).json()["items"]
-        assert len(history) == 1
-        other = await client.put(url, json={"parts": {**parts, "title": "Refund!"}}, headers=admin)
-        assert other.status_code == 422
-    finally:
-        async with unit_of_work(app.state.sessionmaker) as session:
-            await session.execute(
-                text("DELETE FROM message_templates WHERE event_type = 'payment.refunded'")
-            )
+    first = await client.put(url, json={"parts": parts}, headers=admin)
+    again = await client.put(url, json={"parts": parts}, headers=admin)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true"
+    history = (await client.get(f"{url}/versions", headers=admin)).json()["items"]
+    assert len(history) == 1
+    other = await client.put(url, json={"parts": {**parts, "title": "Refund!"}}, headers=admin)
+    assert other.status_code == 422
 
 
 async def test_a_push_auth_secret_is_sealed_at_rest_and_the_reencrypt_command_moves_it(

@@ -28,10 +28,6 @@ from paygate_common.events_testing import wait_for
 pytestmark = pytest.mark.timeout(60)
 
 
-def emails_to(smtp_sink: Any, address: str) -> list[EmailMessage]:
-    return [m for m in smtp_sink.messages() if address in str(m["To"])]
-
-
 def parts(message: EmailMessage) -> dict[str, str]:
     return {
         part.get_content_type(): part.get_content()
@@ -77,14 +73,14 @@ async def dlq_messages(bootstrap: str, contains: str, timeout: float = 10) -> li
 
 
 async def test_payment_succeeded_sends_one_email_with_amount_and_both_parts(
-    app: FastAPI, payments: Any, stand_in: Any, smtp_sink: Any
+    app: FastAPI, payments: Any, stand_in: Any, mailbox: Any
 ) -> None:
     user_id, email = stand_in.add_user(full_name="Ada Lovelace")
     event = payments.build(user_id, "succeeded", amount=1999, currency="usd")
 
     await payments.publish(event)
 
-    [message] = await wait_for(lambda: emails_to(smtp_sink, email))
+    [message] = await wait_for(lambda: mailbox(email))
     assert message["Subject"] == "Payment received: 19.99 USD"
     assert "no-reply@paygate.test" in message["From"]
     body = parts(message)
@@ -103,7 +99,7 @@ async def test_payment_succeeded_sends_one_email_with_amount_and_both_parts(
 
 
 async def test_payment_failed_email_carries_the_safe_failure_message(
-    app: FastAPI, payments: Any, stand_in: Any, smtp_sink: Any
+    app: FastAPI, payments: Any, stand_in: Any, mailbox: Any
 ) -> None:
     user_id, email = stand_in.add_user(full_name="<script>x</script>")
     message_text = "Your card was declined. <b>Try another card</b> 4242 4242 4242 4242"
@@ -111,7 +107,7 @@ async def test_payment_failed_email_carries_the_safe_failure_message(
 
     await payments.publish(event)
 
-    [message] = await wait_for(lambda: emails_to(smtp_sink, email))
+    [message] = await wait_for(lambda: mailbox(email))
     assert message["Subject"] == "Your payment of 5.00 USD did not go through"
     body = parts(message)
     assert "Your card was declined." in body["text/plain"]
@@ -122,7 +118,7 @@ async def test_payment_failed_email_carries_the_safe_failure_message(
 
 
 async def test_requires_action_email_tells_the_customer_what_to_do_next(
-    app: FastAPI, payments: Any, stand_in: Any, smtp_sink: Any
+    app: FastAPI, payments: Any, stand_in: Any, mailbox: Any
 ) -> None:
     user_id, email = stand_in.add_user()
     url = "https://bank.example/3ds/authenticate?session=abc"
@@ -136,7 +132,7 @@ async def test_requires_action_email_tells_the_customer_what_to_do_next(
 
     await payments.publish(event)
 
-    [message] = await wait_for(lambda: emails_to(smtp_sink, email))
+    [message] = await wait_for(lambda: mailbox(email))
     assert message["Subject"] == "Action needed to complete your payment of 25.00 EUR"
     body = parts(message)
     assert "What to do next" in body["text/plain"] and url in body["text/plain"]
@@ -144,7 +140,7 @@ async def test_requires_action_email_tells_the_customer_what_to_do_next(
 
 
 async def test_the_same_event_delivered_twice_sends_one_email(
-    app: FastAPI, payments: Any, stand_in: Any, smtp_sink: Any
+    app: FastAPI, payments: Any, stand_in: Any, mailbox: Any
 ) -> None:
     user_id, email = stand_in.add_user()
     event = payments.build(user_id, "succeeded", amount=700)
@@ -156,7 +152,7 @@ async def test_the_same_event_delivered_twice_sends_one_email(
     sentinel = sentinel.model_copy(update={"aggregate_id": event.aggregate_id})
     await payments.publish(sentinel)
 
-    await wait_for(lambda: len(emails_to(smtp_sink, email)) == 2)
+    await wait_for(lambda: len(mailbox(email)) == 2)
     # The sentinel's row exists, so the duplicate before it was consumed (same partition, in
     # order, and a row it created would be in the same or an earlier transaction) ...
     await wait_for(lambda: _is(app, sentinel.event_id, "sent"))
@@ -164,7 +160,7 @@ async def test_the_same_event_delivered_twice_sends_one_email(
     [row] = await wait_for(lambda: _rows_if(app, event.event_id, "sent"))
     assert row.attempts == 1
     assert [a.outcome for a in await attempts_of(app, row.id)] == ["sent"]
-    subjects = sorted(m["Subject"] for m in emails_to(smtp_sink, email))
+    subjects = sorted(m["Subject"] for m in mailbox(email))
     assert subjects == ["Payment received: 7.00 USD", "Refund of 7.00 USD is on its way"]
 
 
@@ -181,7 +177,7 @@ async def test_unique_event_and_channel_hold_even_without_the_inbox(
 
 
 async def test_events_not_worth_telling_are_ignored(
-    app: FastAPI, payments: Any, stand_in: Any, smtp_sink: Any
+    app: FastAPI, payments: Any, stand_in: Any, mailbox: Any
 ) -> None:
     user_id, email = stand_in.add_user()
     pending = payments.build(user_id, "pending")
@@ -191,10 +187,10 @@ async def test_events_not_worth_telling_are_ignored(
         await payments.publish(event.model_copy(update={"aggregate_id": sentinel.aggregate_id}))
     await payments.publish(sentinel)
 
-    await wait_for(lambda: emails_to(smtp_sink, email))
+    await wait_for(lambda: mailbox(email))
     assert await notifications_for_event(app, pending.event_id) == []
     assert await notifications_for_event(app, cancelled.event_id) == []
-    assert len(emails_to(smtp_sink, email)) == 1
+    assert len(mailbox(email)) == 1
 
 
 async def test_contact_lookup_is_cached_in_redis(
@@ -202,13 +198,13 @@ async def test_contact_lookup_is_cached_in_redis(
     settings: Settings,
     payments: Any,
     stand_in: Any,
-    smtp_sink: Any,
+    mailbox: Any,
 ) -> None:
     user_id, email = stand_in.add_user()
     await payments.publish(payments.build(user_id, "succeeded", amount=100))
-    await wait_for(lambda: len(emails_to(smtp_sink, email)) == 1)
+    await wait_for(lambda: len(mailbox(email)) == 1)
     await payments.publish(payments.build(user_id, "succeeded", amount=200))
-    await wait_for(lambda: len(emails_to(smtp_sink, email)) == 2)
+    await wait_for(lambda: len(mailbox(email)) == 2)
 
     assert stand_in.contact_calls[user_id] == 1
     ttl = await app.state.redis.ttl(cache_key(user_id))
@@ -227,6 +223,7 @@ async def test_smtp_outage_dead_letters_then_admin_replay_sends_exactly_once(
     payments: Any,
     stand_in: Any,
     smtp_sink: Any,
+    mailbox: Any,
 ) -> None:
     user_id, email = stand_in.add_user()
     event = payments.build(user_id, "succeeded", amount=4200)
@@ -254,7 +251,7 @@ async def test_smtp_outage_dead_letters_then_admin_replay_sends_exactly_once(
     assert dlq["error"] == row.last_error and dlq["attempts"] == settings.max_attempts
     assert dlq["payload"]["notification_id"] == str(row.id)
     assert dlq["envelope"]["event_id"] == str(event.event_id)  # the original event, preserved
-    assert emails_to(smtp_sink, email) == []
+    assert mailbox(email) == []
 
     customer = await client.post(
         f"/admin/notifications/dead-letters/{row.id}/replay", headers=auth_headers(user_id)
@@ -265,14 +262,14 @@ async def test_smtp_outage_dead_letters_then_admin_replay_sends_exactly_once(
     assert replay.status_code == 202, replay.text
     assert replay.json()["status"] == "queued" and replay.json()["replayed_at"]
 
-    [message] = await wait_for(lambda: emails_to(smtp_sink, email))
+    [message] = await wait_for(lambda: mailbox(email))
     # `sent` is final: once the row is there, no further send of it can start.
     [row] = await wait_for(lambda: _rows_if(app, event.event_id, "sent"))
     assert (row.status, row.attempts, row.replay_count) == ("sent", 1, 1)
     assert row.replayed_at is not None
     replayed = [a for a in await attempts_of(app, row.id) if a.replay_no == 1]
     assert [a.outcome for a in replayed] == ["sent"]
-    assert len(emails_to(smtp_sink, email)) == 1
+    assert len(mailbox(email)) == 1
     assert message["Message-ID"] == f"<notification-{row.id}@paygate.test>"
 
     mine = (await client.get("/notifications", headers=auth_headers(user_id))).json()["items"]
@@ -289,7 +286,7 @@ async def test_unknown_recipient_is_dead_lettered_at_once_and_never_cached(
     auth_headers: Any,
     payments: Any,
     stand_in: Any,
-    smtp_sink: Any,
+    mailbox: Any,
 ) -> None:
     user_id = uuid.uuid4()  # user-service does not know this user (yet)
     event = payments.build(user_id, "succeeded", amount=300)
@@ -304,7 +301,7 @@ async def test_unknown_recipient_is_dead_lettered_at_once_and_never_cached(
     admin = auth_headers(uuid.uuid4(), "admin")
     replay = await client.post(f"/admin/notifications/dead-letters/{row.id}/replay", headers=admin)
     assert replay.status_code == 202
-    await wait_for(lambda: emails_to(smtp_sink, email))
+    await wait_for(lambda: mailbox(email))
     assert stand_in.contact_calls[user_id] == 2
 
 
@@ -339,18 +336,18 @@ async def test_get_notifications_returns_only_the_callers_newest_first(
     auth_headers: Any,
     payments: Any,
     stand_in: Any,
-    smtp_sink: Any,
+    mailbox: Any,
 ) -> None:
     alice, alice_email = stand_in.add_user(full_name="Alice")
     bob, bob_email = stand_in.add_user(full_name="Bob")
     first = payments.build(alice, "succeeded", amount=1000)
     await payments.publish(first)
-    await wait_for(lambda: emails_to(smtp_sink, alice_email))
+    await wait_for(lambda: mailbox(alice_email))
     second = payments.build(alice, "refunded", amount=1000)
     await payments.publish(second)
     await payments.publish(payments.build(bob, "succeeded", amount=999))
-    await wait_for(lambda: len(emails_to(smtp_sink, alice_email)) == 2)
-    await wait_for(lambda: emails_to(smtp_sink, bob_email))
+    await wait_for(lambda: len(mailbox(alice_email)) == 2)
+    await wait_for(lambda: mailbox(bob_email))
 
     r = await client.get("/notifications", headers=auth_headers(alice))
     assert r.status_code == 200
