@@ -77,7 +77,15 @@ async def test_payment_context_returns_the_default_method_and_contact_details(
         "user_id": str(account.id),
         "email": account.email,
         "full_name": "Ann Lee",
+        "phone": None,
     }
+    # notification-service texts the profile's phone: the contact carries it once set.
+    patched = await client.patch(
+        "/users/me", json={"phone": "+15551234567"}, headers=account.headers
+    )
+    assert patched.status_code == 200, patched.text
+    contact = await client.get(f"/internal/users/{account.id}/contact", headers=service_headers)
+    assert contact.json()["phone"] == "+15551234567"
 
 
 async def test_someone_elses_method_or_an_unknown_user_is_404(

@@ -77,7 +77,9 @@ async def payment_context(
 )
 async def contact(user_id: uuid.UUID, caller: ServiceCaller, session: SessionDep) -> ContactRead:
     user = await accounts.get_user(session=session, user_id=user_id)
-    return ContactRead(user_id=user.id, email=user.email, full_name=user.full_name)
+    return ContactRead(
+        user_id=user.id, email=user.email, full_name=user.full_name, phone=user.phone
+    )
 
 
 @router.get(

@@ -217,6 +217,7 @@ class ContactRead(BaseModel):
     user_id: uuid.UUID
     email: str
     full_name: str
+    phone: str | None = Field(default=None, description="E.164, for SMS notifications")
 
 
 class JWK(BaseModel):
