@@ -32,6 +32,7 @@ from paygate_common.events import PAYMENT_EVENT, EventEnvelope, PaymentEvent, ne
 from paygate_common.settings import ServiceSettings
 from paygate_devstack.asgi import serve_asgi as serve
 from paygate_devstack.testkit import TokenMint, app_client, migrated_database
+from user_service.api.schemas import ContactRead
 
 SERVICE_TOKEN_SECRET = secrets.token_urlsafe(48)
 MAX_ATTEMPTS = 3  # small, with tiny backoffs, so dead-lettering takes well under a second
@@ -74,7 +75,8 @@ class UserServiceStandIn:
                     status_code=404,
                     media_type="application/problem+json",
                 )
-            return JSONResponse({"user_id": str(user_id), **found})
+            # Shaped by user-service's own response model: the stand-in cannot drift from it.
+            return JSONResponse(ContactRead(user_id=user_id, **found).model_dump(mode="json"))
 
         self.app = app
 
