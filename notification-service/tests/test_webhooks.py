@@ -332,6 +332,8 @@ async def test_only_the_owner_sees_or_retries_a_delivery_and_the_log_pages_by_cu
     assert len(rest["items"]) == 1 and rest["next_cursor"] is None
     seen = {d["event_id"] for d in first["items"] + rest["items"]}
     assert seen == {str(e.event_id) for e in events}
+    bogus = await client.get("/webhooks?cursor=bm90LWEtY3Vyc29y", headers=headers)
+    assert bogus.status_code == 422 and bogus.json()["code"] == "invalid_cursor"
 
     delivery_id = first["items"][0]["id"]
     other = auth_headers(stranger)

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from notification_service.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from notification_service.domain import webhooks as domain
 from notification_service.domain.status import WebhookDeliveryStatus
 from notification_service.settings import Settings
@@ -23,6 +22,7 @@ from paygate_common.auth import CurrentPrincipal
 from paygate_common.crypto import EnvelopeCipher
 from paygate_common.db import SessionDep
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
+from paygate_common.pagination import CursorQuery, LimitQuery, Page, decode_cursor, split_page
 
 router = APIRouter(tags=["webhooks"])
 # PUT /webhooks/settings and rotate-secret take no Idempotency-Key: their answer carries the
@@ -98,11 +98,6 @@ class WebhookDeliveryRead(BaseModel):
     manual_retry_requested: bool
     created_at: datetime
     attempt_log: list[WebhookAttemptRead] | None = None
-
-
-class WebhookDeliveryPage(BaseModel):
-    items: list[WebhookDeliveryRead]
-    next_cursor: str | None
 
 
 def _settings(request: Request) -> Settings:
@@ -235,28 +230,25 @@ async def rotate_webhook_secret(
 
 @router.get(
     "/webhooks",
-    response_model=WebhookDeliveryPage,
+    response_model=Page[WebhookDeliveryRead],
     summary="The caller's webhook deliveries, newest first (cursor pagination)",
 )
 async def list_webhook_deliveries(
     principal: CurrentPrincipal,
     session: SessionDep,
-    limit: Limit = 20,
-    cursor: Cursor = None,
+    limit: LimitQuery = 20,
+    cursor: CursorQuery = None,
     status_filter: Annotated[WebhookDeliveryStatus | None, Query(alias="status")] = None,
-) -> WebhookDeliveryPage:
+) -> Page[WebhookDeliveryRead]:
     rows = await domain.list_deliveries(
         session=session,
         user_id=principal.user_id,
         limit=limit + 1,
-        cursor=decode_cursor(cursor),
+        cursor=decode_cursor(cursor) if cursor else None,
         status=status_filter,
     )
-    page = list(rows[:limit])
-    next_cursor = (
-        encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit and page else None
-    )
-    return WebhookDeliveryPage(items=[_delivery(r) for r in page], next_cursor=next_cursor)
+    page, next_cursor = split_page(rows, limit)
+    return Page(items=[_delivery(r) for r in page], next_cursor=next_cursor)
 
 
 @router.get(
