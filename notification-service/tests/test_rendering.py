@@ -136,3 +136,15 @@ def test_a_lease_shorter_than_a_send_is_refused() -> None:
     with pytest.raises(ValidationError, match="sending_lease_seconds"):
         Settings(smtp_timeout_seconds=30, sending_lease_seconds=20)
     assert Settings(webhook_timeout_seconds=3, webhook_lease_seconds=5).webhook_lease_seconds == 5
+
+
+def test_production_is_strict_about_webhook_targets_unless_told_otherwise() -> None:
+    # model_construct: production's own validators (no dev secrets) are not what is tested here.
+    production = Settings.model_construct(environment="production")
+    assert production.webhook_https_required is True
+    assert production.webhook_private_targets_allowed is False
+    development = Settings.model_construct(environment="development")
+    assert development.webhook_https_required is False
+    assert development.webhook_private_targets_allowed is True
+    relaxed = Settings.model_construct(environment="production", webhook_allow_private_targets=True)
+    assert relaxed.webhook_private_targets_allowed is True
