@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from payment_tests_support import LiveServer, Stripe, access_token
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from paygate_common.auth import SigningKey
 from paygate_common.events_testing import wait_for
@@ -277,6 +278,25 @@ async def test_an_unpaid_checkout_can_be_cancelled_and_then_refuses_payment(
             await session.execute(select(payments).where(payments.c.id == uuid.UUID(created["id"])))
         ).one()
     assert row.status == "cancelled" and row.payment_method_token is None
+
+
+async def test_an_expired_checkout_says_so_and_refuses_payment(
+    shop: Shop, db_sessionmaker: Any
+) -> None:
+    created = await shop.checkout()
+    token = await shop.page_token(created["id"])
+    async with db_sessionmaker() as session:
+        await session.execute(
+            update(payments)
+            .where(payments.c.id == uuid.UUID(created["id"]))
+            .values(created_at=func.now() - timedelta(days=2))
+        )
+        await session.commit()
+    page = await shop.request("GET", f"/checkout/{created['id']}")
+    assert "This checkout has expired" in page.text and 'id="card-form"' not in page.text
+    late = await shop.page_call(created["id"], "/pay", token, {"payment_method": "pm_card_visa"})
+    assert late.status_code == 409 and late.json()["code"] == "checkout_closed"
+    assert (await shop.payment(created["id"]))["status"] == "requires_action"
 
 
 async def test_the_button_script_is_served_versioned_from_paygate(shop: Shop) -> None:

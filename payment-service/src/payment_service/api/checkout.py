@@ -96,8 +96,9 @@ def _return_link(payment: PaymentRow) -> str | None:
     the merchant confirms it with GET /payments/{id} before shipping anything."""
     if not payment.return_url:
         return None
-    parts = urlsplit(payment.return_url)
-    extra = urlencode({"payment_id": str(payment.id), "status": public_status(payment.status)})
+    parts = urlsplit(str(payment.return_url))
+    status = public_status(payment.status).value
+    extra = urlencode({"payment_id": str(payment.id), "status": status})
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
@@ -139,11 +140,14 @@ async def checkout_page(request: Request, payment_id: uuid.UUID, session: Sessio
         )
     card, redirect_providers = _offers(request)
     view = _view(payment)
+    is_open = domain.is_open(payment, ttl_seconds=settings.checkout_ttl_seconds)
     return render(
         request,
         "checkout/pay.html.j2",
         merchant_origin=origin_of(payment.return_url),
-        open=domain.is_open(payment, ttl_seconds=settings.checkout_ttl_seconds),
+        open=is_open,
+        # Never paid and too old to be: nothing will happen here any more.
+        expired=not is_open and domain.is_unpaid(payment),
         page_token=issue_page_token(settings, payment.id),
         card=card,
         redirect_providers=redirect_providers,

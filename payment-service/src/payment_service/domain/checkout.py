@@ -32,15 +32,19 @@ class CheckoutClosed(Conflict):
     code, title = "checkout_closed", "This checkout can no longer be paid"
 
 
-def is_open(payment: PaymentRow, *, ttl_seconds: float, now: datetime | None = None) -> bool:
-    """Still waiting for the customer's choice, and not expired."""
-    now = now or datetime.now(UTC)
+def is_unpaid(payment: PaymentRow) -> bool:
+    """Waiting for the customer's choice: nothing chosen, nothing sent to any provider."""
     return (
         payment.status == S.REQUIRES_ACTION
         and payment.provider_reference is None
         and payment.payment_method_token is None
-        and payment.created_at + timedelta(seconds=ttl_seconds) > now
     )
+
+
+def is_open(payment: PaymentRow, *, ttl_seconds: float, now: datetime | None = None) -> bool:
+    """Still waiting for the customer's choice, and not expired."""
+    now = now or datetime.now(UTC)
+    return is_unpaid(payment) and payment.created_at + timedelta(seconds=ttl_seconds) > now
 
 
 async def checkout_for(session: AsyncSession, payment_id: uuid.UUID) -> PaymentRow:

@@ -147,5 +147,5 @@
   }
 
   // Opened again while the payment is under way (a reload, a return from 3-D Secure).
-  if (root.dataset.open !== "true") follow();
+  if (root.dataset.open !== "true" && root.dataset.expired !== "true") follow();
 })();
