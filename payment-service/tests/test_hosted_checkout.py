@@ -14,7 +14,12 @@ from sqlalchemy import func, select, update
 from paygate_common.auth import SigningKey
 from paygate_common.events_testing import wait_for
 from payment_service.store.tables import outbox, payments
-from payment_service.web import TOKEN_HEADER
+from payment_service.web import (
+    TOKEN_HEADER,
+    PageTokenInvalid,
+    check_page_token,
+    issue_page_token,
+)
 
 RETURN_URL = "https://shop.example.com/orders/42?ref=abc"
 
@@ -182,6 +187,33 @@ async def test_the_page_calls_need_that_payments_page_token(shop: Shop) -> None:
         assert r.status_code == 403, (token, r.text)
         assert r.json()["code"] == "checkout_token_invalid"
     assert (await shop.payment(first["id"]))["status"] == "requires_action"
+
+
+def test_a_page_token_expires_and_is_bound_to_its_payment(settings_factory: Any) -> None:
+    settings = settings_factory()
+    payment_id = uuid.uuid4()
+    token = issue_page_token(settings, payment_id, now=1_000_000)
+    check_page_token(settings, payment_id, token, now=1_000_000 + 60)
+    with pytest.raises(PageTokenInvalid):
+        check_page_token(settings, payment_id, token, now=1_000_000 + 86_401)
+    with pytest.raises(PageTokenInvalid):
+        check_page_token(settings, uuid.uuid4(), token, now=1_000_000 + 60)
+    # Its expiry cannot be pushed out without the secret.
+    expires, signature = token.split(".")
+    with pytest.raises(PageTokenInvalid):
+        check_page_token(settings, payment_id, f"{int(expires) + 10**6}.{signature}", now=1e6)
+
+
+async def test_a_provider_that_is_not_enabled_cannot_be_chosen_on_the_page(shop: Shop) -> None:
+    created = await shop.checkout()
+    token = await shop.page_token(created["id"])
+    page = await shop.request("GET", f"/checkout/{created['id']}")
+    # Only the card form: PayPal and SSLCommerz are not enabled on this service.
+    assert 'id="card-form"' in page.text and "data-provider" not in page.text
+    for provider in ("paypal", "sslcommerz"):
+        r = await shop.page_call(created["id"], "/pay", token, {"provider": provider})
+        assert r.status_code == 422 and r.json()["code"] == "provider_not_available"
+    assert (await shop.payment(created["id"]))["status"] == "requires_action"
 
 
 async def test_a_card_token_pays_once_and_a_replay_changes_nothing(

@@ -40,7 +40,8 @@
       cache: "no-store",
     });
     const answer = await response.json().catch(() => ({}));
-    return { ok: response.ok, status: response.status, body: answer };
+    const retryAfter = Number(response.headers.get("Retry-After")) || 0;
+    return { ok: response.ok, status: response.status, body: answer, retryAfter };
   }
 
   function toMerchant(event, detail) {
@@ -67,9 +68,16 @@
   // After the choice: wait for the provider's answer, authenticate if asked, then the result.
   async function follow() {
     let authenticated = false;
+    // Most payments settle in a second or two; back off after that (the gateway rate-limits
+    // anonymous callers per IP, and a 429 says when to come back).
+    let pause = 500;
     const deadline = Date.now() + 120000;
     while (Date.now() < deadline) {
-      const { ok, body } = await call("/state");
+      const { ok, status, body, retryAfter } = await call("/state");
+      if (status === 429) {
+        await sleep(Math.max(retryAfter * 1000, pause));
+        continue;
+      }
       if (ok && body.done) {
         window.location.assign(body.complete_url);
         return;
@@ -93,7 +101,8 @@
         await call("/authenticated", {});
         continue;
       }
-      await sleep(400);
+      await sleep(pause);
+      pause = Math.min(pause * 1.5, 3000);
     }
     fail("This is taking longer than it should. Refresh the page to see where it stands.");
   }
