@@ -110,8 +110,20 @@ async def test_a_card_paid_on_the_hosted_page_succeeds_talking_only_to_paygate_a
     assert len(intents) == 1 and intents[0]["status"] == "succeeded"
 
 
-async def test_a_3d_secure_card_shows_the_challenge_and_completing_it_pays(
-    suite: Suite, http: httpx.AsyncClient, artifacts_dir: Path
+@pytest.mark.parametrize(
+    ("answer", "outcome", "status"),
+    [
+        ("Complete authentication", "Payment successful", "succeeded"),
+        ("Fail authentication", "Payment failed", "failed"),
+    ],
+)
+async def test_a_3d_secure_card_shows_the_challenge_and_its_answer_decides(
+    suite: Suite,
+    http: httpx.AsyncClient,
+    artifacts_dir: Path,
+    answer: str,
+    outcome: str,
+    status: str,
 ) -> None:
     buyer = await sign_up(http)
     created = await checkout(buyer, amount=1500)
@@ -122,36 +134,17 @@ async def test_a_3d_secure_card_shows_the_challenge_and_completing_it_pays(
         await fill_card(page, THREE_D_SECURE)
         await page.click("#pay-button")
         # The Stripe.js stand-in's 3-D Secure challenge.
-        complete = page.get_by_role("button", name="Complete authentication")
-        await complete.wait_for(timeout=30_000)
+        button = page.get_by_role("button", name=answer)
+        await button.wait_for(timeout=30_000)
         assert (await payment_of(buyer, created["id"]))["status"] == "requires_action"
-        await shot(recorded, shots, "3ds-challenge")
-        await complete.click()
-        await page.locator("#outcome", has_text="Payment successful").wait_for(timeout=30_000)
-        await shot(recorded, shots, "3ds-success")
-        assert_only_paygate_and_stripe(recorded, suite)
-    assert (await payment_of(buyer, created["id"]))["status"] == "succeeded"
-
-
-async def test_a_failed_3d_secure_challenge_ends_on_the_failure_page(
-    suite: Suite, http: httpx.AsyncClient, artifacts_dir: Path
-) -> None:
-    buyer = await sign_up(http)
-    created = await checkout(buyer, amount=1600)
-    shots = artifacts_dir / "hosted-checkout"
-    async with browser_page(shots) as recorded:
-        page = recorded.page
-        await page.goto(created["next_action"]["redirect_to_url"]["url"])
-        await fill_card(page, THREE_D_SECURE)
-        await page.click("#pay-button")
-        fail = page.get_by_role("button", name="Fail authentication")
-        await fail.wait_for(timeout=30_000)
-        await fail.click()
-        await page.locator("#outcome", has_text="Payment failed").wait_for(timeout=30_000)
-        await shot(recorded, shots, "3ds-failed")
+        await shot(recorded, shots, f"3ds-challenge-{status}")
+        await button.click()
+        await page.locator("#outcome", has_text=outcome).wait_for(timeout=30_000)
+        await shot(recorded, shots, f"3ds-{status}")
         back = await page.locator("#return-link").get_attribute("href")
-        assert back == f"{SHOP}?payment_id={created['id']}&status=failed"
-    assert (await payment_of(buyer, created["id"]))["status"] == "failed"
+        assert back == f"{SHOP}?payment_id={created['id']}&status={status}"
+        assert_only_paygate_and_stripe(recorded, suite)
+    assert (await payment_of(buyer, created["id"]))["status"] == status
 
 
 class MerchantSite:

@@ -276,7 +276,8 @@ async def create_payment(
                 "redirect_to_url": {"url": page, "return_url": payment.return_url},
             },
         )
-        assert waiting is not None  # inserted in this very transaction
+        if waiting is None:  # inserted in this very transaction: cannot have moved on
+            raise RuntimeError(f"checkout payment {payment_id} vanished before it was shown")
         return waiting
     await notify(session, WORK_CHANNEL)
     return row
