@@ -144,3 +144,50 @@ async def topic_messages(
     finally:
         await consumer.stop()
     return found
+
+
+async def assert_nowhere(
+    suite: Suite,
+    needles: tuple[str, ...],
+    *,
+    written: tuple[str, ...] = ("order.create", "payment.event"),
+) -> None:
+    """None of `needles` (card numbers, secret markers) in any table, service log or topic;
+    the topics in `written` must hold messages (so the scan read something real)."""
+    import json
+
+    import asyncpg
+
+    dsn = suite.procs["order"].env["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = await conn.fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'"
+        )
+        assert {t["table_schema"] for t in tables} >= {
+            "users",
+            "orders",
+            "payments",
+            "notifications",
+        }
+        for t in tables:
+            rows = await conn.fetch(f'SELECT * FROM "{t["table_schema"]}"."{t["table_name"]}"')
+            dump = "\n".join(str(dict(r)) for r in rows)
+            for needle in needles:
+                assert needle not in dump, f"{needle} in {t['table_schema']}.{t['table_name']}"
+    finally:
+        await conn.close()
+
+    for proc in suite.procs.values():
+        text = proc.log_path.read_text(errors="replace")
+        assert text, f"{proc.name} wrote no log"
+        for needle in needles:
+            assert needle not in text, f"{needle} in the {proc.name} log"
+
+    for topic in ("order.create", "payment.event", "notification.dlq", "user.registered"):
+        messages = await topic_messages(suite.kafka.bootstrap, topic, contains="")
+        assert messages or topic not in written, f"nothing on {topic} to scan"
+        raw = json.dumps(messages)
+        for needle in needles:
+            assert needle not in raw, f"{needle} on {topic}"

@@ -142,6 +142,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
             R("/payments", timeout=30.0),
             # Verified by its Stripe-Signature inside payment-service; Stripe sends no JWT.
             R("/webhooks/stripe", public=True),
+            # the hosted checkout page and the button script (no JWT: bound to one payment)
+            R("/checkout", public=True, web=True),
         ),
         produces=(t.PAYMENT_EVENT, t.PAYMENT_DLQ, t.AUDIT_EVENT),
         consumes=(t.ORDER_CREATE, t.ORDER_EVENT),

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
 
 from paygate_common.app import create_service_app
 from paygate_common.eventing import ConsumerSpec
@@ -13,13 +14,14 @@ from paygate_common.events import ORDER_CREATE, ORDER_EVENT, PAYMENT_DLQ
 from paygate_common.http import ServiceClient
 from paygate_common.serve import run_service
 from paygate_common.worker import Worker
-from payment_service.api import payments, webhooks
+from payment_service.api import checkout, payments, webhooks
 from payment_service.connectors import build_connector
 from payment_service.connectors.stripe import StripeConnector
 from payment_service.domain.payment_context import UserDirectory
 from payment_service.domain.payments import WORK_CHANNEL
 from payment_service.events.handlers import CONSUMER_NAME, order_handler
 from payment_service.settings import Settings
+from payment_service.web import BUTTON_JS_DIR, STATIC_DIR
 from payment_service.workers.executor import PaymentExecutor
 from payment_service.workers.expiry import AuthorizationExpiry
 from payment_service.workers.operations import OperationSender
@@ -97,13 +99,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "`order.create`, authorised through a provider connector (Stripe or the sandbox) "
             "without ever charging twice; manual capture, void and partial or full refunds, "
             "each atomic and idempotent; `payment.*` and `refund.*` on `payment.event`; Stripe "
-            "webhooks applied to the same state machine."
+            "webhooks applied to the same state machine; the hosted checkout page (`/checkout/{id}`) "
+            "and the embeddable button script (`/checkout/js/v1/button.js`)."
         ),
-        routers=[payments.router, webhooks.router],
+        routers=[payments.router, webhooks.router, checkout.router],
         lifespan=lifespan,
         consumers=consumers,
         workers=workers,
     )
+    # The checkout page's assets (vendored, no CDN) and the merchant's button script.
+    app.mount("/checkout/static", StaticFiles(directory=str(STATIC_DIR)), name="checkout-static")
+    app.mount("/checkout/js", StaticFiles(directory=str(BUTTON_JS_DIR)), name="checkout-js")
     # Stripe's webhooks arrive whichever connector charges new payments.
     app.state.stripe_connector = StripeConnector()
     return app

@@ -63,3 +63,25 @@ class Settings(ServiceSettings):
     # Reserve each direct payment against the user's limits at transaction-service before
     # accepting it (fails closed: 503 `limits_unavailable` while it cannot be reached).
     limits_enabled: bool = True
+
+    # Hosted checkout (`/checkout/{payment_id}` at the gateway root): the page a customer pays
+    # on. Its browser URL is built from this when set (production: the public gateway URL),
+    # else from the gateway's X-Forwarded-Host / X-Forwarded-Proto.
+    checkout_base_url: str | None = None
+    # Signs the page token each checkout page's own calls carry (binds them to one payment).
+    checkout_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-checkout-secret-change-me")
+    # A checkout page not paid within this long refuses payment (the merchant creates another).
+    checkout_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    # Stripe.js on the checkout page: the publishable key, and where Stripe.js is loaded from
+    # (unset: https://js.stripe.com/v3/ for the real API, `{stripe_api_base}/js.stripe.com/v3/`
+    # otherwise — localstripe serves its stand-in there).
+    stripe_publishable_key: str = "pk_test_paygate_local"
+    stripe_js_url: str | None = None
+
+    def checkout_stripe_js_url(self) -> str:
+        if self.stripe_js_url:
+            return self.stripe_js_url
+        base = self.stripe_api_base.rstrip("/")
+        if base == "https://api.stripe.com":
+            return "https://js.stripe.com/v3/"
+        return f"{base}/js.stripe.com/v3/"

@@ -20,6 +20,7 @@ from paygate_common.errors import PaygateError
 from paygate_common.events import AuditOutcome
 from paygate_common.idempotency import IdempotencyKeyHeader, IdempotentRequest, idempotent_request
 from paygate_common.limits import limits_client
+from payment_service.api.checkout import checkout_base_url
 from payment_service.api.schemas import (
     CaptureRequest,
     PaymentCreate,
@@ -153,9 +154,14 @@ async def create_payment(
             description=payload.description,
             metadata=payload.metadata,
             return_url=str(payload.return_url) if payload.return_url else None,
+            checkout=payload.checkout,
         )
         async with unit_of_work(request.app.state.sessionmaker) as session:
-            payment = await domain.create_payment(session, direct)
+            payment = await domain.create_payment(
+                session,
+                direct,
+                checkout_base_url=checkout_base_url(request) if payload.checkout else None,
+            )
             if request.app.state.settings.limits_enabled:
                 # In the payment's transaction: a refusal (422 `limit_exceeded`) or no answer
                 # (503 `limits_unavailable`, fail closed) rolls the payment back, so the

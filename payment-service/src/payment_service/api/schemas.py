@@ -42,11 +42,19 @@ class PaymentCreate(BaseModel):
     # Like Stripe's: at most 20 keys of 40 characters, values of 500.
     metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, max_length=20)
     return_url: AnyHttpUrl | None = None
+    # The customer pays on paygate's hosted page (`next_action.redirect_to_url`), which then
+    # sends them back to `return_url` (required); the card is chosen there, not given here.
+    checkout: bool = False
 
     @model_validator(mode="after")
     def _one_method(self) -> PaymentCreate:
         if self.payment_method_id is not None and self.payment_method is not None:
             raise ValueError("give payment_method_id or payment_method, not both")
+        if self.checkout:
+            if self.return_url is None:
+                raise ValueError("checkout needs a return_url to send the customer back to")
+            if self.payment_method_id is not None or self.payment_method is not None:
+                raise ValueError("with checkout the customer picks the payment method")
         return self
 
 
@@ -95,6 +103,8 @@ class PaymentRead(BaseModel):
     description: str | None
     metadata: dict[str, str] | None
     return_url: str | None
+    # Paid on the hosted checkout page (created with `checkout: true`).
+    checkout: bool = False
     attempts: list[PaymentAttemptRead] | None = None
     created_at: datetime
     updated_at: datetime

@@ -103,6 +103,7 @@ async def prepare_direct_payment(
     description: str | None,
     metadata: dict[str, str] | None,
     return_url: str | None,
+    checkout: bool = False,
 ) -> DirectPayment:
     """Check a POST /payments body against the provider and the caller's own saved methods.
 
@@ -118,7 +119,8 @@ async def prepare_direct_payment(
     if capture_method == "manual":
         require_flow(connector, Flow.MANUAL_CAPTURE)
     require_minimum_charge(amount, currency, minimum=connector.minimum_amount(currency))
-    if payment_method_token is None:
+    # A checkout payment has no method yet: the customer brings one on the hosted page.
+    if payment_method_token is None and not checkout:
         try:
             method = await users.payment_context(user_id, payment_method_id)
         except PaymentMethodUnavailable:
@@ -143,4 +145,5 @@ async def prepare_direct_payment(
         description=description,
         metadata=metadata,
         return_url=return_url,
+        checkout=checkout,
     )

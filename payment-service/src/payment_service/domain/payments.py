@@ -231,13 +231,22 @@ class DirectPayment:
     description: str | None
     metadata: dict[str, str] | None
     return_url: str | None
+    # Paid on the hosted checkout page: no method yet, the customer brings one there.
+    checkout: bool = False
 
 
-async def create_payment(session: AsyncSession, payment: DirectPayment) -> PaymentRow:
-    """A payment without an order, recorded `created`; the executor authorises it after commit."""
+async def create_payment(
+    session: AsyncSession, payment: DirectPayment, *, checkout_base_url: str | None = None
+) -> PaymentRow:
+    """A payment without an order, recorded `created`; the executor authorises it after commit.
+
+    A checkout payment instead waits in `requires_action` for the customer, its `next_action`
+    the hosted page at `{checkout_base_url}/checkout/{id}` (the executor leaves it alone).
+    """
+    payment_id = uuid.uuid4()
     row = await store.insert_direct_payment(
         session,
-        id=uuid.uuid4(),
+        id=payment_id,
         order_id=None,
         user_id=payment.user_id,
         amount=payment.amount,
@@ -249,9 +258,27 @@ async def create_payment(session: AsyncSession, payment: DirectPayment) -> Payme
         capture_method=payment.capture_method,
         metadata=payment.metadata,
         return_url=payment.return_url,
+        checkout=payment.checkout,
         status=CREATED,
         correlation_id=current_request_id(),
     )
+    if payment.checkout:
+        if checkout_base_url is None:
+            raise ValueError("a checkout payment needs the hosted page's base URL")
+        page = f"{checkout_base_url.rstrip('/')}/checkout/{payment_id}"
+        waiting = await move(
+            session,
+            payment_id,
+            to=S.REQUIRES_ACTION,
+            from_states=(S.CREATED,),
+            next_action={
+                "type": "redirect_to_url",
+                "redirect_to_url": {"url": page, "return_url": payment.return_url},
+            },
+        )
+        if waiting is None:  # inserted in this very transaction: cannot have moved on
+            raise RuntimeError(f"checkout payment {payment_id} vanished before it was shown")
+        return waiting
     await notify(session, WORK_CHANNEL)
     return row
 
@@ -327,6 +354,19 @@ async def request_void(
             failure_code=reason,
             failure_message="Cancelled before it was sent to the provider",
             lease_until=None,
+        )
+        return None
+    if state is S.REQUIRES_ACTION and payment.checkout and not payment.provider_reference:
+        # A hosted checkout nobody has paid yet: nothing at any provider to void.
+        await move(
+            session,
+            payment.id,
+            to=S.CANCELLED,
+            from_states=(S.REQUIRES_ACTION,),
+            expect={"provider_reference": None},
+            failure_code=reason,
+            failure_message="Cancelled before the customer paid",
+            next_action=None,
         )
         return None
     if state not in VOIDABLE:

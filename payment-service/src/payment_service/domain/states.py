@@ -72,8 +72,18 @@ TRANSITIONS: dict[PaymentState, frozenset[PaymentState]] = {
     S.PENDING: frozenset(
         {S.REQUIRES_ACTION, S.REQUIRES_CAPTURE, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.CANCELLING}
     ),
+    # Waiting for the customer: 3-D Secure, a provider's approval page, or (hosted checkout,
+    # nothing sent yet) their card, whose token sends the payment back to `created` to charge.
     S.REQUIRES_ACTION: frozenset(
-        {S.PENDING, S.REQUIRES_CAPTURE, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.CANCELLING}
+        {
+            S.CREATED,
+            S.PENDING,
+            S.REQUIRES_CAPTURE,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.CANCELLED,
+            S.CANCELLING,
+        }
     ),
     # Authorised, not captured: capture or void it (or the provider reports either).
     S.REQUIRES_CAPTURE: frozenset({S.CAPTURING, S.CANCELLING, S.SUCCEEDED, S.CANCELLED}),

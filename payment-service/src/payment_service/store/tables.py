@@ -105,6 +105,8 @@ payments = Table(
     Column("payment_method_token", String(255), nullable=True),
     # An uncaptured authorisation is voided after this (the expiry worker).
     Column("capture_before", DateTime(timezone=True), nullable=True),
+    # Paid on the hosted checkout page: waits in requires_action for the customer's card.
+    Column("checkout", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint(f"status IN ({_in(PAYMENT_STATES)})", name="status"),
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint(
