@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -17,12 +15,11 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from paygate_common.auth import issue_service_token
-from paygate_common.migrations import upgrade_head
 from paygate_common.settings import ServiceSettings
+from paygate_devstack.testkit import migrated_database
 from user_service.main import create_app
 from user_service.settings import Settings
 
-ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 ADMIN_EMAIL = "Root@Admins.Example.COM"
 ADMIN_PASSWORD = "bootstrap-admin-Secret-42"
 STRONG_PASSWORD = "kettle-Orbit-7-quietly"
@@ -30,9 +27,7 @@ STRONG_PASSWORD = "kettle-Orbit-7-quietly"
 
 @pytest.fixture(scope="module")
 async def database_url(postgres: Any) -> str:
-    url: str = await postgres.acreate_database()
-    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="users")
-    return url
+    return await migrated_database(postgres, "user")
 
 
 @pytest.fixture(scope="module")
