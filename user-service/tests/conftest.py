@@ -6,7 +6,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -14,9 +14,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from paygate_common.auth import issue_service_token
-from paygate_common.settings import ServiceSettings
-from paygate_devstack.testkit import migrated_database
+from paygate_devstack.testkit import migrated_database, service_auth
 from user_service.main import create_app
 from user_service.settings import Settings
 
@@ -120,30 +118,16 @@ def new_account(client: httpx.AsyncClient) -> Callable[..., Awaitable[Account]]:
     return create
 
 
-class CallerSettings(ServiceSettings):
-    """A peer service (payment-service) that shares the service-token secret."""
-
-    service_name: ClassVar[str] = "payment-service"
-
-
 @pytest.fixture
 def service_headers(user_settings: Settings) -> dict[str, str]:
-    caller = CallerSettings(service_token_secret=user_settings.service_token_secret)
-    token = issue_service_token(caller, audience_service="user")
-    return {"Authorization": f"Bearer {token}"}
-
-
-class GatewaySettings(ServiceSettings):
-    """The gateway, the one caller allowed to resolve API keys."""
-
-    service_name: ClassVar[str] = "gateway"
+    """payment-service calling `/internal/*`."""
+    return service_auth(user_settings.service_token_secret, caller="payment", audience="user")
 
 
 @pytest.fixture
 def gateway_headers(user_settings: Settings) -> dict[str, str]:
-    caller = GatewaySettings(service_token_secret=user_settings.service_token_secret)
-    token = issue_service_token(caller, audience_service="user")
-    return {"Authorization": f"Bearer {token}"}
+    """The gateway, the one caller allowed to resolve API keys."""
+    return service_auth(user_settings.service_token_secret, caller="gateway", audience="user")
 
 
 AuditReader = Callable[..., Awaitable[list[dict[str, Any]]]]

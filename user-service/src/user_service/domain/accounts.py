@@ -107,6 +107,25 @@ async def authenticate(
     return user
 
 
+async def _audit_user(
+    session: AsyncSession,
+    action: str,
+    user_id: uuid.UUID,
+    actor: Actor,
+    details: dict[str, Any],
+) -> None:
+    """An `audit.event` about an account, in the caller's transaction."""
+    await record_audit(
+        session,
+        producer=PRODUCER,
+        action=action,
+        entity_type="user",
+        entity_id=user_id,
+        actor=actor,
+        details=details,
+    )
+
+
 async def _audit_signin_failed(
     session: AsyncSession, user: User | None, actor: Actor, *, reason: str
 ) -> None:
@@ -142,15 +161,7 @@ async def update_profile(
     if changed:
         await users.update_profile(session, user_id, changed)
         await session.refresh(user)  # updated_at is set by the database
-        await record_audit(
-            session,
-            producer=PRODUCER,
-            action="user.updated",
-            entity_type="user",
-            entity_id=user_id,
-            actor=actor,
-            details={"fields": sorted(changed)},
-        )
+        await _audit_user(session, "user.updated", user_id, actor, {"fields": sorted(changed)})
     return user
 
 
@@ -206,38 +217,20 @@ async def administer_user(
         return user
     await users.set_role_and_status(session, user_id, role=new_role, disabled=new_disabled)
     if new_role != old_role:
-        await record_audit(
-            session,
-            producer=PRODUCER,
-            action="user.role_changed",
-            entity_type="user",
-            entity_id=user_id,
-            actor=actor,
-            details={"from": old_role, "to": new_role},
+        await _audit_user(
+            session, "user.role_changed", user_id, actor, {"from": old_role, "to": new_role}
         )
     if new_disabled != old_disabled:
         if new_disabled:
             revoked = await sessions.revoke_all(
                 session=session, user_id=user_id, reason="account_disabled", actor=actor
             )
-            await record_audit(
-                session,
-                producer=PRODUCER,
-                action="user.disabled",
-                entity_type="user",
-                entity_id=user_id,
-                actor=actor,
-                details={"sessions_revoked": revoked},
+            await _audit_user(
+                session, "user.disabled", user_id, actor, {"sessions_revoked": revoked}
             )
         else:
-            await record_audit(
-                session,
-                producer=PRODUCER,
-                action="user.updated",
-                entity_type="user",
-                entity_id=user_id,
-                actor=actor,
-                details={"fields": ["disabled"], "disabled": False},
+            await _audit_user(
+                session, "user.updated", user_id, actor, {"fields": ["disabled"], "disabled": False}
             )
     await session.refresh(user)
     log.info(
