@@ -32,6 +32,7 @@ from paygate_common.auth import (
 )
 from paygate_common.errors import install_error_handlers
 from paygate_common.events import PAYMENT_EVENT, EventEnvelope, PaymentEvent, new_event
+from paygate_common.internal.users import ContactRead
 from paygate_common.migrations import upgrade_head
 from paygate_common.settings import ServiceSettings
 from paygate_devstack.asgi import serve_asgi as serve
@@ -82,7 +83,9 @@ class UserServiceStandIn:
                     status_code=404,
                     media_type="application/problem+json",
                 )
-            return JSONResponse({"user_id": str(user_id), **found})
+            # Built with user-service's own response model: the stand-in cannot drift from it.
+            answer = ContactRead.model_validate({"user_id": user_id, **found})
+            return JSONResponse(answer.model_dump(mode="json"))
 
         self.app = app
 
