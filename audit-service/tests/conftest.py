@@ -7,36 +7,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from audit_service.main import create_app
 from audit_service.settings import Settings
-from paygate_common.auth import JWKSCache, SigningKey, issue_access_token
 from paygate_common.events import EventEnvelope
 from paygate_common.events_testing import FAST_TEST_CONSUMER, wait_for
-from paygate_common.migrations import upgrade_head
-
-ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
-
-
-@pytest.fixture(scope="session")
-def signing_key() -> SigningKey:
-    return SigningKey.generate()
-
-
-async def migrated_database(postgres: Any) -> str:
-    url: str = await postgres.acreate_database()
-    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="audit")
-    return url
+from paygate_devstack.testkit import InProcessService, TokenMint, app_client, migrated_database
 
 
 def superuser_engine(database_url: str) -> AsyncEngine:
@@ -47,31 +30,14 @@ def superuser_engine(database_url: str) -> AsyncEngine:
 
 
 @dataclass
-class AuditService:
+class AuditService(InProcessService[Settings]):
     """The running app, an HTTP client to it, a producer, and a superuser engine to tamper with."""
 
-    app: FastAPI
-    http: httpx.AsyncClient
-    signing_key: SigningKey
     producer: AIOKafkaProducer
     superuser: AsyncEngine
 
-    @property
-    def settings(self) -> Settings:
-        settings: Settings = self.app.state.settings
-        return settings
-
     def auth(self, role: str = "admin", user_id: uuid.UUID | None = None) -> dict[str, str]:
-        token, _ = issue_access_token(
-            self.signing_key,
-            user_id=user_id or uuid.uuid4(),
-            role=role,  # type: ignore[arg-type]
-            email=None,
-            issuer=self.settings.jwt_issuer,
-            audience=self.settings.jwt_audience,
-            ttl_seconds=600,
-        )
-        return {"Authorization": f"Bearer {token}"}
+        return self.mint.auth(user_id, role)
 
     async def get(self, path: str, role: str = "admin", **params: Any) -> httpx.Response:
         return await self.http.get(path, params=params or None, headers=self.auth(role))
@@ -106,14 +72,14 @@ class AuditService:
 async def running_audit_service(
     postgres: Any,
     kafka_broker: Any,
-    signing_key: SigningKey,
+    mint: TokenMint,
     *,
     database_url: str | None = None,
     group: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[AuditService]:
     """`database_url` and `group` given: a second replica of an already running service."""
-    database_url = database_url or await migrated_database(postgres)
+    database_url = database_url or await migrated_database(postgres, "audit")
     # A fresh consumer group per test: the shared broker keeps other tests' offsets.
     group = group or f"audit-test-{uuid.uuid4().hex[:8]}"
     settings = Settings(
@@ -124,18 +90,16 @@ async def running_audit_service(
         **overrides,
     )
     app = create_app(settings)
-    app.state.jwks = JWKSCache.from_signing_keys([signing_key])
+    mint.trust(app)
     app.state.consumer_options = {"group_id": group, **FAST_TEST_CONSUMER}
     producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
     await producer.start()
     superuser = superuser_engine(database_url)
     try:
-        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+        async with app_client(app) as (_, http):
             for consumer in app.state.eventing.consumers:
                 await asyncio.wait_for(consumer.started.wait(), 30)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://audit") as http:
-                yield AuditService(app, http, signing_key, producer, superuser)
+            yield AuditService(app, http, mint, producer, superuser)
     finally:
         await producer.stop()
         await superuser.dispose()
@@ -143,12 +107,12 @@ async def running_audit_service(
 
 @pytest.fixture(scope="session")
 def start_audit_service(
-    postgres: Any, kafka_broker: Any, signing_key: SigningKey
+    postgres: Any, kafka_broker: Any, token_mint: TokenMint
 ) -> Callable[..., Any]:
     """`async with start_audit_service(**settings_overrides) as svc:` on a fresh database."""
 
     def start(**overrides: Any) -> Any:
-        return running_audit_service(postgres, kafka_broker, signing_key, **overrides)
+        return running_audit_service(postgres, kafka_broker, token_mint, **overrides)
 
     return start
 
@@ -158,6 +122,6 @@ def migrated_audit_database(postgres: Any) -> Callable[[], Any]:
     """`await migrated_audit_database()` → the URL of a fresh, migrated audit database."""
 
     def make() -> Any:
-        return migrated_database(postgres)
+        return migrated_database(postgres, "audit")
 
     return make

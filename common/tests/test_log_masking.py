@@ -1,4 +1,5 @@
-"""Masking hides every card number and secret and leaves identifiers (request ids, UUIDs) intact."""
+"""Masking hides every card number and secret and leaves identifiers (request ids, UUIDs) intact,
+in the logs (`logging.mask`) and in what is stored (`masking.mask_text`) alike: one rule set."""
 
 import json
 import secrets
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paygate_common.logging import mask
+from paygate_common.masking import CARD, luhn_valid, mask_text
 
 # Stripe's documented test card numbers (all pass Luhn), 15 to 19 digits.
 TEST_PANS = [
@@ -59,6 +61,7 @@ def test_identifiers_survive_masking_unchanged(identifier: str) -> None:
         f"[{identifier}] GET /orders/{identifier}",
     ):
         assert mask(line) == line
+        assert mask_text(line) == line
 
 
 def test_the_request_ids_the_probe_saw_mangled_are_left_alone() -> None:
@@ -94,8 +97,39 @@ def _formats(pan: str) -> list[str]:
 def test_no_test_pan_survives_masking(pan: str, style: int, template: str) -> None:
     written = _formats(pan)[style]
     masked = mask(template.format(written))
-    assert pan not in masked.replace(" ", "").replace("-", "")
-    assert f"****{pan[-4:]}" in masked
+    # Not even the middle digits: `pan=4242 4242 …` once lost only its first group.
+    assert pan[4:-4] not in masked.replace(" ", "").replace("-", "")
+    assert f"[card ****{pan[-4:]}]" in masked
+    stored = mask_text(template.format(written))
+    assert pan[4:-4] not in stored.replace(" ", "").replace("-", "")
+    assert CARD in stored
+
+
+def _with_check_digit(body: str) -> str:
+    return next(body + d for d in "0123456789" if luhn_valid(body + d))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.builds(
+        lambda first, rest: first + rest,
+        st.sampled_from("23456"),
+        st.text(alphabet="0123456789", min_size=11, max_size=17),
+    )
+)
+def test_any_luhn_valid_card_number_is_masked_in_logs_and_storage(body: str) -> None:
+    pan = _with_check_digit(body)
+    assert mask(f"charging {pan} now") == f"charging [card ****{pan[-4:]}] now"
+    assert mask_text(f"charging {pan} now") == f"charging {CARD} now"
+
+
+@settings(max_examples=300, deadline=None)
+@given(millis=st.integers(min_value=10**12, max_value=2 * 10**12))
+def test_epoch_millisecond_timestamps_are_not_cards(millis: int) -> None:
+    # 13 digits starting with 1: one in ten passes Luhn, yet no card network issues 1…
+    line = f"event at {millis} committed"
+    assert mask(line) == line
+    assert mask_text(line) == line
 
 
 def test_numbers_that_are_not_cards_are_kept() -> None:
@@ -111,7 +145,8 @@ def test_paygate_api_keys_and_webhook_secrets_are_masked() -> None:
     out = mask(f"created {key} and {test_key}; signing with {whsec}")
     for secret in (key, test_key, whsec):
         assert secret.split("_", 2)[-1] not in out
-    assert "pgk_live_[redacted]" in out and "whsec_[redacted]" in out
+    assert "pgk_" not in out and "whsec_" not in out  # the stored-data rule: no prefix either
+    assert out.count("[redacted]") == 3
 
 
 def test_ordinary_words_starting_like_a_key_prefix_are_kept() -> None:

@@ -290,3 +290,19 @@ def test_children_die_with_a_launcher_killed_by_sigkill(tmp_path: Path) -> None:
             pytest.fail("redis outlived its SIGKILLed launcher")
     finally:
         launcher.kill()
+
+
+def test_service_auth_is_a_token_the_audience_accepts_from_that_caller() -> None:
+    from pydantic import SecretStr
+
+    from paygate_common.auth import ServiceTokenInvalid, verify_service_token
+    from paygate_devstack.testkit import service_auth
+    from user_service.settings import Settings as UserSettings
+
+    secret = SecretStr("s" * 48)
+    header = service_auth(secret, caller="payment", audience="user")["Authorization"]
+    user_service = UserSettings(service_token_secret=secret)
+    assert verify_service_token(header.removeprefix("Bearer "), user_service) == "payment-service"
+    wrong_audience = service_auth(secret, caller="payment", audience="order")["Authorization"]
+    with pytest.raises(ServiceTokenInvalid):
+        verify_service_token(wrong_audience.removeprefix("Bearer "), user_service)

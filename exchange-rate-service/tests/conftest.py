@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy import text
 
 from exchange_rate_service.main import create_app
 from exchange_rate_service.settings import Settings
-from paygate_common.auth import JWKSCache, SigningKey, issue_access_token, issue_service_token
 from paygate_common.events_testing import wait_for
-from paygate_common.migrations import upgrade_head
-from paygate_common.settings import ServiceSettings
 from paygate_devstack.ecb_feed import DEFAULT_RATES, EcbFeed
-
-ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
+from paygate_devstack.testkit import (
+    InProcessService,
+    TokenMint,
+    app_client,
+    migrated_database,
+    service_auth,
+)
 
 
 class TestClock:
@@ -41,41 +39,19 @@ class TestClock:
         self.now += timedelta(**delta)
 
 
-class PaymentCaller(ServiceSettings):
-    """Stands for payment-service when calling `/internal/*` with a service token."""
-
-    registry_name: ClassVar[str] = "payment"
-
-
 @dataclass
-class RatesService:
-    app: FastAPI
-    http: httpx.AsyncClient
-    signing_key: SigningKey
+class RatesService(InProcessService[Settings]):
     clock: TestClock
     feed: EcbFeed
 
-    @property
-    def settings(self) -> Settings:
-        settings: Settings = self.app.state.settings
-        return settings
-
     def auth(self, user_id: uuid.UUID, role: str = "customer") -> dict[str, str]:
-        token, _ = issue_access_token(
-            self.signing_key,
-            user_id=user_id,
-            role=role,  # type: ignore[arg-type]
-            email=None,
-            issuer=self.settings.jwt_issuer,
-            audience=self.settings.jwt_audience,
-            ttl_seconds=600,
-        )
-        return {"Authorization": f"Bearer {token}"}
+        return self.mint.auth(user_id, role)
 
     def service_auth(self) -> dict[str, str]:
-        caller = PaymentCaller(service_token_secret=self.settings.service_token_secret)
-        token = issue_service_token(caller, audience_service="exchange-rate")
-        return {"Authorization": f"Bearer {token}"}
+        """payment-service calling `/internal/*`."""
+        return service_auth(
+            self.settings.service_token_secret, caller="payment", audience="exchange-rate"
+        )
 
     async def get(self, path: str, user: uuid.UUID | None = None, **params: Any) -> httpx.Response:
         return await self.http.get(path, params=params, headers=self.auth(user or uuid.uuid4()))
@@ -103,7 +79,7 @@ async def running_rates_service(
     kafka_broker: Any,
     redis_url: str,
     feed: EcbFeed,
-    signing_key: SigningKey,
+    mint: TokenMint,
     clock: TestClock | None = None,
     feed_up: bool = True,
     **overrides: Any,
@@ -113,8 +89,9 @@ async def running_rates_service(
     Every later fetch is an explicit `svc.refresh()`, so no background refresh can race a
     test's assertions; `feed_up=False` leaves the feed down (an offline start).
     """
-    database_url: str = overrides.pop("database_url", None) or await postgres.acreate_database()
-    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=database_url, db_schema="rates")
+    database_url = await migrated_database(
+        postgres, "exchange-rate", database_url=overrides.pop("database_url", None)
+    )
     settings = Settings(
         database_url=database_url,
         kafka_bootstrap_servers=kafka_broker.bootstrap,
@@ -125,27 +102,20 @@ async def running_rates_service(
     )
     clock = clock or TestClock()
     app = create_app(settings, clock=clock)
-    app.state.jwks = JWKSCache.from_signing_keys([signing_key])
+    mint.trust(app)
     feed.set_down(True)
-    async with LifespanManager(app, startup_timeout=90, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://rates") as http:
-            svc = RatesService(app, http, signing_key, clock, feed)
+    async with app_client(app, startup_timeout=90) as (_, http):
+        svc = RatesService(app, http, mint, clock, feed)
 
-            async def startup_fetch_failed() -> bool:
-                rows = await svc.sql(
-                    "SELECT 1 FROM rate_feeds WHERE name = 'ecb-daily' AND last_error IS NOT NULL"
-                )
-                return bool(rows)
+        async def startup_fetch_failed() -> bool:
+            rows = await svc.sql(
+                "SELECT 1 FROM rate_feeds WHERE name = 'ecb-daily' AND last_error IS NOT NULL"
+            )
+            return bool(rows)
 
-            await wait_for(startup_fetch_failed, timeout=30)
-            feed.set_down(not feed_up)
-            yield svc
-
-
-@pytest.fixture(scope="session")
-def signing_key() -> SigningKey:
-    return SigningKey.generate()
+        await wait_for(startup_fetch_failed, timeout=30)
+        feed.set_down(not feed_up)
+        yield svc
 
 
 @pytest.fixture
@@ -159,7 +129,7 @@ def feed(ecb_feed: EcbFeed) -> Any:
 
 @pytest.fixture
 def start_rates_service(
-    postgres: Any, kafka_broker: Any, redis_server: Any, feed: EcbFeed, signing_key: SigningKey
+    postgres: Any, kafka_broker: Any, redis_server: Any, feed: EcbFeed, token_mint: TokenMint
 ) -> Callable[..., Any]:
     """`async with start_rates_service(clock=..., redis_url=..., **settings) as svc:` on a fresh database."""
 
@@ -169,7 +139,7 @@ def start_rates_service(
             kafka_broker,
             redis_url or redis_server.url,
             feed,
-            signing_key,
+            token_mint,
             **overrides,
         )
 

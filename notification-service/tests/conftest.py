@@ -29,10 +29,10 @@ from paygate_common.auth import verify_service_token
 from paygate_common.db import unit_of_work
 from paygate_common.errors import install_error_handlers
 from paygate_common.events import PAYMENT_EVENT, EventEnvelope, PaymentEvent, new_event
+from paygate_common.internal.users import ContactRead
 from paygate_common.settings import ServiceSettings
 from paygate_devstack.asgi import serve_asgi as serve
 from paygate_devstack.testkit import TokenMint, app_client, migrated_database
-from user_service.api.schemas import ContactRead
 
 SERVICE_TOKEN_SECRET = secrets.token_urlsafe(48)
 MAX_ATTEMPTS = 3  # small, with tiny backoffs, so dead-lettering takes well under a second
@@ -75,8 +75,9 @@ class UserServiceStandIn:
                     status_code=404,
                     media_type="application/problem+json",
                 )
-            # Shaped by user-service's own response model: the stand-in cannot drift from it.
-            return JSONResponse(ContactRead(user_id=user_id, **found).model_dump(mode="json"))
+            # Built with user-service's own response model: the stand-in cannot drift from it.
+            answer = ContactRead.model_validate({"user_id": user_id, **found})
+            return JSONResponse(answer.model_dump(mode="json"))
 
         self.app = app
 

@@ -27,6 +27,7 @@ from paygate_common.events import (
     OrderCreated,
     new_event,
 )
+from paygate_common.internal.users import PaymentContextRead
 from paygate_common.settings import ServiceSettings
 from payment_service.store.tables import payments
 
@@ -105,7 +106,9 @@ class UserServiceStandIn:
                 return JSONResponse(
                     {"code": "payment_method_not_found", "status": 404}, status_code=404
                 )
-            return JSONResponse({"user_id": str(user_id), **user})
+            # Built with user-service's own response model: the stand-in cannot drift from it.
+            answer = PaymentContextRead.model_validate({"user_id": user_id, **user})
+            return JSONResponse(answer.model_dump(mode="json"))
 
         self.server = LiveServer(app)
 

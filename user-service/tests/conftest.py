@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -16,13 +14,10 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from paygate_common.auth import issue_service_token
-from paygate_common.migrations import upgrade_head
-from paygate_common.settings import ServiceSettings
+from paygate_devstack.testkit import migrated_database, service_auth
 from user_service.main import create_app
 from user_service.settings import Settings
 
-ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 ADMIN_EMAIL = "Root@Admins.Example.COM"
 ADMIN_PASSWORD = "bootstrap-admin-Secret-42"
 STRONG_PASSWORD = "kettle-Orbit-7-quietly"
@@ -30,9 +25,7 @@ STRONG_PASSWORD = "kettle-Orbit-7-quietly"
 
 @pytest.fixture(scope="module")
 async def database_url(postgres: Any) -> str:
-    url: str = await postgres.acreate_database()
-    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="users")
-    return url
+    return await migrated_database(postgres, "user")
 
 
 @pytest.fixture(scope="module")
@@ -125,30 +118,16 @@ def new_account(client: httpx.AsyncClient) -> Callable[..., Awaitable[Account]]:
     return create
 
 
-class CallerSettings(ServiceSettings):
-    """A peer service (payment-service) that shares the service-token secret."""
-
-    service_name: ClassVar[str] = "payment-service"
-
-
 @pytest.fixture
 def service_headers(user_settings: Settings) -> dict[str, str]:
-    caller = CallerSettings(service_token_secret=user_settings.service_token_secret)
-    token = issue_service_token(caller, audience_service="user")
-    return {"Authorization": f"Bearer {token}"}
-
-
-class GatewaySettings(ServiceSettings):
-    """The gateway, the one caller allowed to resolve API keys."""
-
-    service_name: ClassVar[str] = "gateway"
+    """payment-service calling `/internal/*`."""
+    return service_auth(user_settings.service_token_secret, caller="payment", audience="user")
 
 
 @pytest.fixture
 def gateway_headers(user_settings: Settings) -> dict[str, str]:
-    caller = GatewaySettings(service_token_secret=user_settings.service_token_secret)
-    token = issue_service_token(caller, audience_service="user")
-    return {"Authorization": f"Bearer {token}"}
+    """The gateway, the one caller allowed to resolve API keys."""
+    return service_auth(user_settings.service_token_secret, caller="gateway", audience="user")
 
 
 AuditReader = Callable[..., Awaitable[list[dict[str, Any]]]]

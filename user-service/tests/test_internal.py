@@ -8,6 +8,18 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
+
+from paygate_common.internal.users import (
+    AdminUserPage,
+    AdminUserRead,
+    AdminUserUpdate,
+    ApiKeyResolved,
+    ApiKeyResolveRequest,
+    ChargeableMethod,
+    ContactRead,
+    PaymentContextRead,
+)
 
 
 async def save(client: httpx.AsyncClient, account: Any, **extra: Any) -> dict[str, Any]:
@@ -79,13 +91,21 @@ async def test_payment_context_returns_the_default_method_and_contact_details(
         "full_name": "Ann Lee",
         "phone": None,
     }
-    # notification-service texts the profile's phone: the contact carries it once set.
-    patched = await client.patch(
-        "/users/me", json={"phone": "+15551234567"}, headers=account.headers
-    )
-    assert patched.status_code == 200, patched.text
+    # What notification-service parses with: the shared model reads the answer as it is.
+    assert ContactRead.model_validate(contact.json()).email == account.email
+    assert PaymentContextRead.model_validate(named.json()).payment_method is not None
+
+
+async def test_contact_carries_the_profile_phone_for_sms(
+    client: httpx.AsyncClient,
+    new_account: Callable[..., Awaitable[Any]],
+    service_headers: dict[str, str],
+) -> None:
+    account = await new_account()
+    r = await client.patch("/users/me", json={"phone": "+14155550123"}, headers=account.headers)
+    assert r.status_code == 200, r.text
     contact = await client.get(f"/internal/users/{account.id}/contact", headers=service_headers)
-    assert contact.json()["phone"] == "+15551234567"
+    assert ContactRead.model_validate(contact.json()).phone == "+14155550123"
 
 
 async def test_someone_elses_method_or_an_unknown_user_is_404(
@@ -127,3 +147,37 @@ async def test_internal_routes_are_tagged_internal_in_the_openapi(
     for operations in internal.values():
         for operation in operations.values():
             assert operation["tags"] == ["internal"]
+
+
+def _without_defaults(properties: dict[str, Any]) -> dict[str, Any]:
+    return {name: {k: v for k, v in p.items() if k != "default"} for name, p in properties.items()}
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        PaymentContextRead,
+        ChargeableMethod,
+        ContactRead,
+        AdminUserRead,
+        AdminUserPage,
+        AdminUserUpdate,
+        ApiKeyResolveRequest,
+        ApiKeyResolved,
+    ],
+)
+async def test_the_internal_schemas_are_the_shared_models(
+    client: httpx.AsyncClient, model: type[BaseModel]
+) -> None:
+    # The callers and their test stand-ins use paygate_common.internal.users: the document
+    # user-service serves must describe exactly those classes, not a copy that can drift.
+    spec = (await client.get("/openapi.json")).json()
+    for mode in ("serialization", "validation"):
+        expected = model.model_json_schema(mode=mode, ref_template="#/components/schemas/{model}")
+        expected.pop("$defs", None)
+        published = spec["components"]["schemas"][model.__name__]
+        # FastAPI leaves a response field's default out of the document; the rest must match.
+        assert _without_defaults(published["properties"]) == _without_defaults(
+            expected["properties"]
+        ), mode
+        assert set(published.get("required", [])) == set(expected.get("required", [])), mode

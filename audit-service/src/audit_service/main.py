@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,10 +11,10 @@ from audit_service.api.audit import router as audit_router
 from audit_service.events.handlers import audit_consumer
 from audit_service.settings import Settings
 from audit_service.store.role import act_as_role
-from audit_service.workers.checkpoints import checkpoint_forever
-from audit_service.workers.retention import archive_forever
+from audit_service.workers.checkpoints import CheckpointSigner
+from audit_service.workers.retention import retention_worker
 from paygate_common.app import create_service_app
-from paygate_common.eventing import run_eventing, supervise
+from paygate_common.eventing import ConsumerSpec
 from paygate_common.serve import run_service
 
 DESCRIPTION = """The audit trail of the whole suite. Every event on every topic (orders, payments,
@@ -27,51 +26,24 @@ chain. Admin only."""
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Before anything touches the database: act as the insert-only writer role."""
     settings: Settings = app.state.settings
     act_as_role(app.state.engine, settings.db_role)
-    consumers = (
-        [
-            audit_consumer(
-                max_attempts=settings.consumer_max_attempts,
-                batch_size=settings.consumer_batch_size,
-                # Kafka client overrides (a test's own group id and short session timeout).
-                consumer_options=getattr(app.state, "consumer_options", None),
-            )
-        ]
-        if settings.consumer_enabled
-        else []
-    )
-    # The service publishes nothing of its own: no outbox relay.
-    async with run_eventing(app, relay=False, consumers=consumers):
-        stopping = asyncio.Event()
-        sessionmaker = app.state.sessionmaker
-        workers = [
-            asyncio.create_task(
-                supervise(
-                    "audit checkpoints",
-                    lambda: checkpoint_forever(sessionmaker, settings, stopping),
-                    stopping,
-                ),
-                name="audit-checkpoints",
-            ),
-            asyncio.create_task(
-                supervise(
-                    "audit retention",
-                    lambda: archive_forever(sessionmaker, settings, stopping),
-                    stopping,
-                ),
-                name="audit-retention",
-            ),
-        ]
-        app.state.workers = workers
-        try:
-            yield
-        finally:
-            stopping.set()
-            _, pending = await asyncio.wait(workers, timeout=10)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+    yield
+
+
+def consumers(app: FastAPI) -> list[ConsumerSpec]:
+    settings: Settings = app.state.settings
+    if not settings.consumer_enabled:
+        return []
+    return [
+        audit_consumer(
+            max_attempts=settings.consumer_max_attempts,
+            batch_size=settings.consumer_batch_size,
+            # Kafka client overrides (a test's own group id and short session timeout).
+            consumer_options=getattr(app.state, "consumer_options", None),
+        )
+    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,6 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         routers=[audit_router],
         lifespan=lifespan,
+        # The service publishes nothing of its own: no outbox relay. Kafka is started even
+        # when the consumer is switched off (`consumer_enabled=False`), as before.
+        eventing=True,
+        relay=False,
+        consumers=consumers,
+        workers=lambda app: [
+            CheckpointSigner(app.state.sessionmaker, settings),
+            retention_worker(app.state.sessionmaker, settings),
+        ],
         use_redis=False,
         openapi_tags=[{"name": "audit", "description": "The tamper-evident audit trail (admin)"}],
     )

@@ -12,6 +12,8 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paygate_common.masking import mask_text
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_HEADER_LOWER = REQUEST_ID_HEADER.lower().encode()
 
@@ -39,57 +41,11 @@ def accept_request_id(raw: str | bytes | None) -> str:
 
 # --- masking ---------------------------------------------------------------------------------
 
-# Card-like: 13-19 digits, single spaces or dashes between them, standing alone. A run that
-# touches a letter, a digit, `_` or a `-` joined to more token characters is part of a longer
-# token (a hex request id, a UUID, a Stripe id) and is never a card number: masking inside those
-# mangled most request ids in the logs. Luhn is checked on each match (`_mask_card`).
-_CARD = re.compile(
-    r"(?<![0-9A-Za-z_])(?<![0-9A-Za-z]-)(?:\d[ -]?){12,18}\d(?![0-9A-Za-z_])(?!-[0-9A-Za-z])"
-)
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-# Provider and paygate secrets by their prefix: Stripe secret/restricted keys, webhook signing
-# secrets (Stripe's and ours, `whsec_`), client secrets, paygate API keys (`pgk_live_…`).
-_PROVIDER_SECRET = re.compile(
-    r"\b((?:sk|rk|pgk)_(?:live|test)_|whsec_|pgr_|(?:pi|seti)_[A-Za-z0-9]+_secret_)"
-    r"[A-Za-z0-9_+/=-]{6,}"
-)
-_KEY_VALUE = re.compile(
-    r"(?i)(\"?\b(?:password|passwd|secret|token|access_token|refresh_token|api_key|apikey|"
-    r"authorization|client_secret|cvc|cvv|card_number)\b\"?\s*[:=]\s*\"?)([^\"',\s}]+)"
-)
-_EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
-
-
-def _luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = int(ch)
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _mask_card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    # Every card network's numbers start with 2-6 (Mastercard 2/5, Amex/Diners/JCB 3, Visa 4,
-    # Discover/UnionPay 6): an all-zero counter or a `1…` reference is no card.
-    if 13 <= len(digits) <= 19 and digits[0] in "23456" and _luhn_ok(digits):
-        return f"[card ****{digits[-4:]}]"
-    return match.group(0)
-
 
 def mask(text: str) -> str:
-    """Redact what must never reach a log: card numbers, bearer tokens, secrets, passwords."""
-    text = _CARD.sub(_mask_card, text)
-    text = _JWT.sub("[jwt]", text)
-    text = _BEARER.sub(r"\1[redacted]", text)
-    text = _PROVIDER_SECRET.sub(r"\1[redacted]", text)
-    text = _KEY_VALUE.sub(r"\1[redacted]", text)
-    return _EMAIL.sub(r"\1***\2", text)
+    """Redact what must never reach a log (`paygate_common.masking`'s rules; a card keeps its
+    last four digits): card numbers, bearer tokens, JWTs, secrets, passwords, full emails."""
+    return mask_text(text, keep_last4=True)
 
 
 def mask_value(value: Any) -> Any:

@@ -4,8 +4,8 @@
 numbers; `mask_data` walks a JSON value, drops the values of fields whose name says secret
 (`password`, `api_key`, `authorization`, `cvc`, ...), shortens `phone`-named fields and masks
 every string (and every card-like integer) it keeps. The audit service stores only what went
-through `mask_data`; the log filter (`paygate_common.logging`) can call `mask_text` for the
-same rules.
+through `mask_data`; the log filter (`paygate_common.logging`) masks every line with
+`mask_text(..., keep_last4=True)`: one rule set for what is stored and what is logged.
 
 What survives on purpose: UUIDs and hex ids (a request id is not a card number even when it
 holds 16 digits in a row), IP addresses, amounts, dates.
@@ -27,7 +27,8 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+")
 # Provider and paygate secrets by their prefix: paygate API keys (`pgk_`), webhook signing
 # secrets (`whsec_`), Stripe secret/restricted keys (`sk_`, `rk_`) and client secrets.
 _PREFIXED_SECRET = re.compile(
-    r"(?<![A-Za-z0-9])(?:pgk_|whsec_|sk_|rk_|(?:pi|seti|src)_[A-Za-z0-9]+_secret_)[A-Za-z0-9_+/=-]+"
+    r"(?<![A-Za-z0-9])(?:pgk_|pgr_|whsec_|sk_|rk_|(?:pi|seti|src)_[A-Za-z0-9]+_secret_)"
+    r"[A-Za-z0-9_+/=-]+"
 )
 _SECRET_WORDS = (
     "password|passwd|pwd|passphrase|secret|client_secret|token|access_token|refresh_token|"
@@ -103,11 +104,28 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+# ISO/IEC 7812's major industry identifier: 0 is never issued and 1 is airline (UATP) only, so a
+# Luhn-valid run starting with either is a counter or an epoch-milliseconds timestamp (13 digits,
+# one in ten passes Luhn), not a card number; 2-6 are the card networks, 7-9 are kept masked.
+_ISSUED_MII = frozenset("23456789")
+
+
 def is_card_number(digits: str) -> bool:
-    return digits.isdigit() and 13 <= len(digits) <= 19 and luhn_valid(digits)
+    """13-19 digits, an issued major industry identifier, and a valid Luhn checksum."""
+    return (
+        digits.isdigit()
+        and 13 <= len(digits) <= 19
+        and digits[0] in _ISSUED_MII
+        and luhn_valid(digits)
+    )
 
 
-def _mask_cards(text: str) -> str:
+def card_placeholder(digits: str, *, keep_last4: bool = False) -> str:
+    """`[card]`, or `[card ****4242]` where the last four digits may be shown (logs)."""
+    return f"[card ****{digits[-4:]}]" if keep_last4 else CARD
+
+
+def _mask_cards(text: str, *, keep_last4: bool = False) -> str:
     protected = [m.span() for m in _HEX_TOKEN.finditer(text)]
 
     def replace(match: re.Match[str]) -> str:
@@ -120,8 +138,9 @@ def _mask_cards(text: str) -> str:
         groups = re.split(r"[ -]", raw)
         for i in range(len(groups)):
             for j in range(len(groups), i, -1):
-                if is_card_number("".join(groups[i:j])):
-                    return CARD
+                digits = "".join(groups[i:j])
+                if is_card_number(digits):
+                    return card_placeholder(digits, keep_last4=keep_last4)
         return raw
 
     return _CARD_CANDIDATE.sub(replace, text)
@@ -140,16 +159,22 @@ def mask_phone(phone: str) -> str:
     return ("+" if phone.strip().startswith("+") else "") + "*" * (len(digits) - 2) + digits[-2:]
 
 
-def mask_text(text: str) -> str:
-    """Redact what must never be stored or logged; shorten emails and phone numbers."""
+def mask_text(text: str, *, keep_last4: bool = False) -> str:
+    """Redact what must never be stored or logged; shorten emails and phone numbers.
+
+    `keep_last4` leaves a card's last four digits in its placeholder (what a support engineer
+    reading a log needs, and what PCI DSS allows to be shown).
+    """
     if not text:
         return text
     text = text.replace("\x00", "")  # PostgreSQL text and jsonb refuse NUL
     text = _JWT.sub(JWT, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     text = _PREFIXED_SECRET.sub(REDACTED, text)
+    # Cards before `key=value`: a value stops at a space, so `pan=4242 4242 4242 4242` would
+    # otherwise lose only its first group and show the other twelve digits.
+    text = _mask_cards(text, keep_last4=keep_last4)
     text = _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _mask_cards(text)
     text = _EMAIL.sub(r"\1***\2", text)
     return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
 
@@ -198,6 +223,7 @@ __all__ = [
     "CARD",
     "JWT",
     "REDACTED",
+    "card_placeholder",
     "is_card_number",
     "is_phone_field",
     "is_secret_field",

@@ -31,7 +31,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -160,6 +160,24 @@ class PaygateStack:
         return data
 
 
+class _Component(Protocol):
+    def start(self) -> Any: ...
+
+    def stop(self) -> Any: ...
+
+
+C = TypeVar("C", bound=_Component)
+
+
+def _running(component: C) -> Iterator[C]:
+    """A session fixture's body: start the component, hand it out, stop it at session end."""
+    component.start()
+    try:
+        yield component
+    finally:
+        component.stop()
+
+
 @pytest.fixture(scope="session")
 def devstack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Temporary home of this session's data dirs, logs and mail."""
@@ -186,12 +204,9 @@ def postgres(devstack_dir: Path) -> Iterator[Postgres]:
 
 @pytest.fixture(scope="session")
 def redis_server(devstack_dir: Path) -> Iterator[Redis]:
-    server = Redis(
-        devstack_dir / "redis", free_port(), log_path=devstack_dir / "logs" / "redis.log"
+    yield from _running(
+        Redis(devstack_dir / "redis", free_port(), log_path=devstack_dir / "logs" / "redis.log")
     )
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -205,44 +220,31 @@ def kafka_broker(devstack_dir: Path) -> Iterator[Kafka]:
 
 @pytest.fixture(scope="session")
 def localstripe(devstack_dir: Path) -> Iterator[LocalStripe]:
-    server = LocalStripe(
-        free_port(), log_path=devstack_dir / "logs" / "stripe.log", api_key=STRIPE_TEST_KEY
+    yield from _running(
+        LocalStripe(
+            free_port(), log_path=devstack_dir / "logs" / "stripe.log", api_key=STRIPE_TEST_KEY
+        )
     )
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
 def smtp_sink(devstack_dir: Path) -> Iterator[SmtpSink]:
-    sink = SmtpSink(devstack_dir / "mail", port=free_port())
-    sink.start()
-    yield sink
-    sink.stop()
+    yield from _running(SmtpSink(devstack_dir / "mail", port=free_port()))
 
 
 @pytest.fixture(scope="session")
 def ecb_feed() -> Iterator[EcbFeed]:
-    feed = EcbFeed()
-    feed.start()
-    yield feed
-    feed.stop()
+    yield from _running(EcbFeed())
 
 
 @pytest.fixture(scope="session")
 def sms_sink(devstack_dir: Path) -> Iterator[SmsSink]:
-    sink = SmsSink(devstack_dir / "sms", port=free_port())
-    sink.start()
-    yield sink
-    sink.stop()
+    yield from _running(SmsSink(devstack_dir / "sms", port=free_port()))
 
 
 @pytest.fixture(scope="session")
 def push_sink(devstack_dir: Path) -> Iterator[PushSink]:
-    sink = PushSink(devstack_dir / "push", port=free_port())
-    sink.start()
-    yield sink
-    sink.stop()
+    yield from _running(PushSink(devstack_dir / "push", port=free_port()))
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
     url = await migrated_database(postgres, "order")         # its alembic head, its schema
     mint = TokenMint(SigningKey.generate())                   # JWTs a service will accept
+    headers = service_auth(secret, caller="payment", audience="user")   # for /internal/*
     async with app_client(create_app(settings)) as (app, client): ...
+    class RatesService(InProcessService[Settings]): ...       # app + client + mint handle
 
 The pytest plugin offers `signing_key` and `token_mint` fixtures built on these.
 """
@@ -10,18 +12,22 @@ The pytest plugin offers `signing_key` and `token_mint` fixtures built on these.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import SecretStr
 
-from paygate_common.auth import JWKSCache, SigningKey, issue_access_token
+from paygate_common.auth import JWKSCache, SigningKey, issue_access_token, issue_service_token
 from paygate_common.migrations import upgrade_head
 from paygate_common.services import spec_for
+from paygate_common.settings import ServiceSettings
 from paygate_devstack.services import repo_root
 
 
@@ -69,6 +75,46 @@ class TokenMint:
     def trust(self, app: FastAPI) -> None:
         """Make `app` verify tokens against this mint's key (no JWKS fetch)."""
         app.state.jwks = JWKSCache.from_signing_keys([self.signing_key])
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@dataclass
+class InProcessService(Generic[S]):
+    """A service's app running in process (lifespan up), a client to it, the mint it trusts.
+
+    A service's conftest subclasses it (`class AuditService(InProcessService[Settings])`) and
+    adds what its tests need (a producer, a clock, SQL helpers).
+    """
+
+    app: FastAPI
+    http: httpx.AsyncClient
+    mint: TokenMint
+
+    @property
+    def settings(self) -> S:
+        return cast(S, self.app.state.settings)
+
+
+@functools.cache
+def _caller_settings(caller: str) -> type[ServiceSettings]:
+    class CallerSettings(ServiceSettings):
+        pass
+
+    CallerSettings.service_name = spec_for(caller).service_name
+    return CallerSettings
+
+
+def service_auth(
+    secret: SecretStr | str, *, caller: str, audience: str, ttl_seconds: int | None = None
+) -> dict[str, str]:
+    """The `Authorization` header service `caller` sends to `audience`'s `/internal/*` (both
+    registry names), signed with the shared service-token secret."""
+    secret = secret if isinstance(secret, SecretStr) else SecretStr(secret)
+    settings = _caller_settings(caller)(service_token_secret=secret)
+    token = issue_service_token(settings, audience_service=audience, ttl_seconds=ttl_seconds)
+    return {"Authorization": f"Bearer {token}"}
 
 
 @asynccontextmanager

@@ -1,8 +1,7 @@
-"""exchange-rate-service app: create_app() wires the API, the bundled history, the ECB refresh loop, Redis and the outbox relay."""
+"""exchange-rate-service app: create_app() wires the API, the bundled history, the ECB refresh and purge workers, Redis and the outbox relay."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -17,11 +16,11 @@ from exchange_rate_service.api.quotes import router as quotes_router
 from exchange_rate_service.api.rates import convert_router, rates_router
 from exchange_rate_service.settings import Settings
 from exchange_rate_service.store.snapshots import SnapshotReader
-from exchange_rate_service.workers.housekeeping import purge_forever
-from exchange_rate_service.workers.refresh import RateRefresher
+from exchange_rate_service.workers.housekeeping import purge_worker
+from exchange_rate_service.workers.refresh import RateRefresher, refresh_worker
 from paygate_common.app import create_service_app
-from paygate_common.eventing import run_eventing, supervise
 from paygate_common.serve import run_service
+from paygate_common.worker import Worker
 
 DESCRIPTION = """Reference FX rates and locked quotes. Rates are the ECB's euro reference rates
 (the history bundled with the service, then the daily feed at `EXCHANGE_RATE_SERVICE_ECB_DAILY_URL`)
@@ -76,34 +75,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.load_bundled_history:
             # Before serving: years of history with no network, on the very first start.
             await refresher.load_bundled_history()
-        await stack.enter_async_context(run_eventing(app))
-        stopping = asyncio.Event()
-        tasks = [
-            asyncio.create_task(
-                supervise("ecb refresh", lambda: refresher.run(stopping), stopping),
-                name="ecb-refresh",
-            ),
-            asyncio.create_task(
-                supervise(
-                    "idempotency purge",
-                    lambda: purge_forever(
-                        app.state.sessionmaker,
-                        settings.idempotency_purge_interval_seconds,
-                        stopping,
-                    ),
-                    stopping,
-                ),
-                name="idempotency-purge",
-            ),
-        ]
-        try:
-            yield
-        finally:
-            stopping.set()
-            _, pending = await asyncio.wait(tasks, timeout=10)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        yield
+
+
+def workers(app: FastAPI) -> list[Worker]:
+    settings: Settings = app.state.settings
+    return [
+        refresh_worker(app.state.rate_refresher),
+        purge_worker(app.state.sessionmaker, settings.idempotency_purge_interval_seconds),
+    ]
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -114,6 +94,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         description=DESCRIPTION,
         routers=[rates_router, convert_router, quotes_router, admin_router, internal_router],
         lifespan=lifespan,
+        eventing=True,
+        workers=workers,
         use_redis=False,
         openapi_tags=[
             {"name": "rates", "description": "Reference rates, history and conversion"},

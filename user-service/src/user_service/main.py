@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from paygate_common.app import create_service_app
 from paygate_common.auth import JWKSCache
-from paygate_common.eventing import run_eventing
+from paygate_common.db import unit_of_work
 from paygate_common.serve import run_service
 from user_service.api import api_keys, auth, internal, payment_methods, users
 from user_service.domain import accounts
 from user_service.domain.api_keys import ApiKeyHasher
+from user_service.domain.errors import EmailTaken
 from user_service.domain.passwords import PasswordHasher
 from user_service.domain.throttling import SigninThrottle
 from user_service.domain.tokens import load_signing_key
@@ -59,18 +63,43 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.stripe_cards = stripe_cards
 
     if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
-        await accounts.ensure_bootstrap_admin(
-            sessionmaker=app.state.sessionmaker,
-            hasher=hasher,
+        await bootstrap_admin(
+            app.state.sessionmaker,
+            hasher,
             email=settings.bootstrap_admin_email,
             password=settings.bootstrap_admin_password.get_secret_value(),
             full_name=settings.bootstrap_admin_full_name,
         )
-    try:
-        async with run_eventing(app, relay=True):
-            yield
-    finally:
-        await stripe_cards.aclose()
+    async with contextlib.aclosing(stripe_cards):
+        yield
+
+
+async def bootstrap_admin(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    hasher: PasswordHasher,
+    *,
+    email: str,
+    password: str,
+    full_name: str,
+) -> uuid.UUID:
+    """The operator's admin account at startup, in a transaction of its own.
+
+    A second replica starting at the same moment may create the account between our read and
+    our insert (`EmailTaken`): the second attempt, in a fresh transaction, finds and updates it.
+    """
+    for _ in range(2):
+        try:
+            async with unit_of_work(sessionmaker) as session:
+                return await accounts.ensure_bootstrap_admin(
+                    session=session,
+                    hasher=hasher,
+                    email=email,
+                    password=password,
+                    full_name=full_name,
+                )
+        except EmailTaken:
+            continue
+    raise RuntimeError("could not create or update the bootstrap admin")
 
 
 # Swagger's Authorize offers this next to the password form: paste an API key (or a token).
@@ -126,6 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             internal.keys_router,
         ],
         lifespan=lifespan,
+        # The relay publishes user.registered and the audit events this service writes.
+        eventing=True,
         openapi_tags=OPENAPI_TAGS,
     )
     _declare_api_key_scheme(app)

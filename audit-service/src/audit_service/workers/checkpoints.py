@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from audit_service.settings import Settings
 from audit_service.store.checkpoints import write_checkpoint
 from paygate_common.db import unit_of_work
+from paygate_common.worker import Worker
 
 log = logging.getLogger("audit_service.checkpoints")
 
@@ -35,12 +34,21 @@ async def checkpoint_once(
         )
 
 
-async def checkpoint_forever(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, stopping: asyncio.Event
-) -> None:
-    while not stopping.is_set():
-        await checkpoint_once(sessionmaker, settings)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), settings.checkpoint_interval_seconds)
-    # A last checkpoint on the way out covers what was appended since the previous one.
-    await checkpoint_once(sessionmaker, settings)
+class CheckpointSigner(Worker):
+    """Signs the head every `checkpoint_interval_seconds` on the shared worker loop, and once
+    more on the way out, so a checkpoint covers what was appended since the previous one."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        super().__init__(
+            "audit checkpoints", self.sign, interval=settings.checkpoint_interval_seconds
+        )
+
+    async def sign(self) -> int:
+        await checkpoint_once(self.sessionmaker, self.settings)
+        return 0  # one checkpoint per tick: never a "full batch" that asks for another at once
+
+    async def run(self) -> None:
+        await super().run()
+        await checkpoint_once(self.sessionmaker, self.settings)

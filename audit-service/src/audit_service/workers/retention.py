@@ -25,6 +25,7 @@ from audit_service.store.checkpoints import add_archive, latest_archive
 from audit_service.store.records import iter_records
 from audit_service.store.tables import audit_records
 from paygate_common.db import unit_of_work
+from paygate_common.worker import Worker
 
 log = logging.getLogger("audit_service.retention")
 
@@ -106,11 +107,12 @@ async def archive_once(
     return manifest
 
 
-async def archive_forever(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, stopping: asyncio.Event
-) -> None:
-    while not stopping.is_set():
-        while not stopping.is_set() and await archive_once(sessionmaker, settings):
+def retention_worker(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> Worker:
+    """Archive every due range each `archive_interval_seconds` (one range, one transaction)."""
+
+    async def archive_due() -> int:
+        while await archive_once(sessionmaker, settings):
             pass
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), settings.archive_interval_seconds)
+        return 0  # every due range is archived: sleep until the next tick
+
+    return Worker("audit retention", archive_due, interval=settings.archive_interval_seconds)

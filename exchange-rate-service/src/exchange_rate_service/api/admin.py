@@ -24,8 +24,8 @@ from paygate_common.db import SessionDep, unit_of_work
 
 router = APIRouter(prefix="/admin/rates", tags=["admin"])
 
+# 400, 401 and 403 are documented by the service kit (`document_problems`); these add codes.
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
     403: {"description": "Not an admin (`admin_required`)"},
 }
 

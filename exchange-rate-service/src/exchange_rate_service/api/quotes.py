@@ -24,8 +24,9 @@ from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
 router = APIRouter(prefix="/fx/quotes", tags=["quotes"])
 
+# 400, 401, 403 and the Idempotency-Key's 409 and 422 are documented by the service kit
+# (`paygate_common.errors.document_problems`) with the suite's shared descriptions.
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
     404: {"description": "No such quote, or not the caller's (`quote_not_found`)"},
 }
 
@@ -36,9 +37,6 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     response_model=QuoteRead,
     summary="Lock a converted price until `expires_at` (mid rate less the margin)",
     responses={
-        400: {"description": "Malformed JSON or Idempotency-Key (problem+json)"},
-        401: PROBLEMS[401],
-        409: {"description": "Same Idempotency-Key still in flight"},
         422: {
             "description": "Unknown currency (`unknown_currency`), no rate (`rate_unavailable`), "
             "`same_currency`, `amount_too_small`, or an Idempotency-Key reused with another body"

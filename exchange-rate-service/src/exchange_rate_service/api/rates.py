@@ -24,8 +24,8 @@ from paygate_common.money import MAX_AMOUNT_MINOR
 rates_router = APIRouter(prefix="/rates", tags=["rates"])
 convert_router = APIRouter(tags=["rates"])
 
+# 400, 401 and 403 are documented by the service kit (`document_problems`); these add codes.
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
     422: {
         "description": "Unknown currency (`unknown_currency`), no rate for it on that date "
         "(`rate_unavailable`), or a bad/future date (`invalid_date_range`)"

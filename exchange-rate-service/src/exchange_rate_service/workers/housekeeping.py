@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from paygate_common.idempotency import purge_expired_keys
+from paygate_common.worker import Worker
 
 log = logging.getLogger("exchange_rate_service.housekeeping")
 
 
-async def purge_forever(
-    sessionmaker: async_sessionmaker[AsyncSession], interval_seconds: float, stopping: asyncio.Event
-) -> None:
-    while not stopping.is_set():
+def purge_worker(sessionmaker: async_sessionmaker[AsyncSession], interval_seconds: float) -> Worker:
+    """Every `interval_seconds`: delete the idempotency keys past their retention."""
+
+    async def purge_pass() -> int:
         purged = await purge_expired_keys(sessionmaker)
         if purged:
             log.info("purged %d expired idempotency keys", purged)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), interval_seconds)
+        return 0  # `purge_expired_keys` drains every expired batch itself
+
+    return Worker("idempotency purge", purge_pass, interval=interval_seconds)

@@ -8,7 +8,6 @@ old the rates are and `paygate_fx_feed_fetches_total{outcome="failed"}` counts i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from exchange_rate_service.sources.ecb_xml import FeedError, fetch_eurofxref
 from exchange_rate_service.store import rates as store
 from exchange_rate_service.store.snapshots import SnapshotReader
 from paygate_common.db import unit_of_work
+from paygate_common.worker import Worker
 
 log = logging.getLogger("exchange_rate_service.refresh")
 
@@ -140,14 +140,18 @@ class RateRefresher:
     def _age_now(self) -> float:
         return _age_seconds(self.latest_held, self.clock()) or 0.0
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Refresh now, then every `refresh_interval_seconds` (sooner after a failure)."""
-        while not stopping.is_set():
-            result = await self.refresh_once()
-            delay = (
-                self.settings.refresh_interval_seconds
-                if result.ok
-                else self.settings.refresh_retry_seconds
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), delay)
+
+def refresh_worker(refresher: RateRefresher) -> Worker:
+    """Refresh at once, then every `refresh_interval_seconds`; `refresh_retry_seconds` after a
+    failed fetch, so an outage of the feed is retried sooner than the daily schedule."""
+    settings = refresher.settings
+
+    async def refresh_pass() -> int:
+        result = await refresher.refresh_once()
+        worker.interval = (
+            settings.refresh_interval_seconds if result.ok else settings.refresh_retry_seconds
+        )
+        return 0
+
+    worker = Worker("ecb refresh", refresh_pass, interval=settings.refresh_interval_seconds)
+    return worker

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request
 from paygate_common.audit import Actor
 from paygate_common.auth import ServiceCaller, key_environment
 from paygate_common.db import SessionDep
-from user_service.api.deps import ApiKeyHasherDep, GatewayCaller, SettingsDep, SigningKeyDep
-from user_service.api.schemas import (
+from paygate_common.internal.users import (
+    API_KEY_RESOLVE_PATH,
+    USERS_PATH,
     AdminUserPage,
     AdminUserRead,
     AdminUserUpdate,
@@ -20,13 +21,13 @@ from user_service.api.schemas import (
     ChargeableMethod,
     ContactRead,
     PaymentContextRead,
-    RoleName,
-    problem,
 )
+from user_service.api.deps import ApiKeyHasherDep, GatewayCaller, SettingsDep, SigningKeyDep
+from user_service.api.schemas import RoleName, problem
 from user_service.domain import accounts, api_keys, payment_methods, tokens
 
-router = APIRouter(prefix="/internal/users", tags=["internal"])
-keys_router = APIRouter(prefix="/internal/api-keys", tags=["internal"])
+router = APIRouter(prefix=USERS_PATH, tags=["internal"])
+keys_router = APIRouter(tags=["internal"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: problem("`service_token_invalid`"),
@@ -157,7 +158,7 @@ async def administer_user(
 
 
 @keys_router.post(
-    "/resolve",
+    API_KEY_RESOLVE_PATH,
     response_model=ApiKeyResolved,
     summary="For the gateway: an API key → a short-lived access token of its owner",
     description=(

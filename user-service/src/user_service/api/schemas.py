@@ -1,4 +1,7 @@
-"""Request and response bodies; requests forbid unknown fields and coerce nothing."""
+"""Request and response bodies; requests forbid unknown fields and coerce nothing.
+
+The `/internal/*` bodies are in `paygate_common.internal.users`: their callers parse with them.
+"""
 
 from __future__ import annotations
 
@@ -139,37 +142,6 @@ class ApiKeyPage(BaseModel):
     next_cursor: str | None
 
 
-class ApiKeyResolveRequest(_Request):
-    key: OpaqueToken
-
-
-class ApiKeyResolved(BaseModel):
-    """What the gateway forwards in place of the key: a short-lived access token of its owner."""
-
-    access_token: str
-    token_type: Literal["bearer"] = "bearer"
-    expires_in: int
-    api_key_id: uuid.UUID
-    user_id: uuid.UUID
-    role: RoleName
-    scopes: list[str] | None
-
-
-class AdminUserRead(UserRead):
-    disabled: bool
-    updated_at: datetime
-
-
-class AdminUserPage(BaseModel):
-    items: list[AdminUserRead]
-    next_cursor: str | None
-
-
-class AdminUserUpdate(_Request):
-    role: RoleName | None = None
-    disabled: bool | None = None
-
-
 class PaymentMethodCreate(_Request):
     provider: Literal["stripe"]
     token: str = Field(
@@ -191,33 +163,6 @@ class PaymentMethodRead(BaseModel):
     exp_year: int
     is_default: bool
     created_at: datetime
-
-
-class ChargeableMethod(BaseModel):
-    """A saved method as payment-service needs it; `token` is the provider's PaymentMethod id."""
-
-    id: uuid.UUID
-    provider: Literal["stripe"]
-    token: str
-    brand: str
-    last4: str
-    exp_month: int
-    exp_year: int
-
-
-class PaymentContextRead(BaseModel):
-    user_id: uuid.UUID
-    email: str
-    full_name: str
-    provider_customer_id: str | None
-    payment_method: ChargeableMethod | None
-
-
-class ContactRead(BaseModel):
-    user_id: uuid.UUID
-    email: str
-    full_name: str
-    phone: str | None = Field(default=None, description="E.164, for SMS notifications")
 
 
 class JWK(BaseModel):

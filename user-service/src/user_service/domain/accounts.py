@@ -7,10 +7,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from paygate_common.audit import Actor, record_audit
-from paygate_common.db import unit_of_work
 from paygate_common.events import USER_REGISTERED, UserRegistered, new_event
 from paygate_common.events.models import AuditOutcome
 from paygate_common.outbox import add_event
@@ -108,6 +107,25 @@ async def authenticate(
     return user
 
 
+async def _audit_user(
+    session: AsyncSession,
+    action: str,
+    user_id: uuid.UUID,
+    actor: Actor,
+    details: dict[str, Any],
+) -> None:
+    """An `audit.event` about an account, in the caller's transaction."""
+    await record_audit(
+        session,
+        producer=PRODUCER,
+        action=action,
+        entity_type="user",
+        entity_id=user_id,
+        actor=actor,
+        details=details,
+    )
+
+
 async def _audit_signin_failed(
     session: AsyncSession, user: User | None, actor: Actor, *, reason: str
 ) -> None:
@@ -143,15 +161,7 @@ async def update_profile(
     if changed:
         await users.update_profile(session, user_id, changed)
         await session.refresh(user)  # updated_at is set by the database
-        await record_audit(
-            session,
-            producer=PRODUCER,
-            action="user.updated",
-            entity_type="user",
-            entity_id=user_id,
-            actor=actor,
-            details={"fields": sorted(changed)},
-        )
+        await _audit_user(session, "user.updated", user_id, actor, {"fields": sorted(changed)})
     return user
 
 
@@ -207,38 +217,20 @@ async def administer_user(
         return user
     await users.set_role_and_status(session, user_id, role=new_role, disabled=new_disabled)
     if new_role != old_role:
-        await record_audit(
-            session,
-            producer=PRODUCER,
-            action="user.role_changed",
-            entity_type="user",
-            entity_id=user_id,
-            actor=actor,
-            details={"from": old_role, "to": new_role},
+        await _audit_user(
+            session, "user.role_changed", user_id, actor, {"from": old_role, "to": new_role}
         )
     if new_disabled != old_disabled:
         if new_disabled:
             revoked = await sessions.revoke_all(
                 session=session, user_id=user_id, reason="account_disabled", actor=actor
             )
-            await record_audit(
-                session,
-                producer=PRODUCER,
-                action="user.disabled",
-                entity_type="user",
-                entity_id=user_id,
-                actor=actor,
-                details={"sessions_revoked": revoked},
+            await _audit_user(
+                session, "user.disabled", user_id, actor, {"sessions_revoked": revoked}
             )
         else:
-            await record_audit(
-                session,
-                producer=PRODUCER,
-                action="user.updated",
-                entity_type="user",
-                entity_id=user_id,
-                actor=actor,
-                details={"fields": ["disabled"], "disabled": False},
+            await _audit_user(
+                session, "user.updated", user_id, actor, {"fields": ["disabled"], "disabled": False}
             )
     await session.refresh(user)
     log.info(
@@ -250,7 +242,7 @@ async def administer_user(
 
 async def ensure_bootstrap_admin(
     *,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     hasher: PasswordHasher,
     email: str,
     password: str,
@@ -259,32 +251,28 @@ async def ensure_bootstrap_admin(
     """Create the operator's admin account, or make the existing one admin with this password.
 
     Idempotent: restarting with the same settings changes nothing (the hash is only replaced
-    when the configured password no longer matches it).
+    when the configured password no longer matches it). Raises `EmailTaken` when another
+    replica created the account between our read and our insert: the caller retries in a new
+    transaction, which then finds it.
     """
     email = normalise_email(email)
     enforce_policy(password, email=email)
-    for _ in range(2):  # a second replica may create it between our read and our insert
-        async with unit_of_work(sessionmaker) as session:
-            existing = await users.get_by_email(session, email)
-            if existing is None:
-                try:
-                    user = await register(
-                        session=session,
-                        hasher=hasher,
-                        email=email,
-                        password=password,
-                        full_name=full_name,
-                        role="admin",
-                    )
-                except EmailTaken:
-                    continue
-                log.info("bootstrap admin created", extra={"user_id": str(user.id)})
-                return user.id
-            password_hash = existing.password_hash
-            if not await hasher.verify(password_hash, password):
-                password_hash = await hasher.hash(password)
-            if existing.role != "admin" or password_hash != existing.password_hash:
-                await users.make_admin(session, existing.id, password_hash=password_hash)
-                log.info("bootstrap admin updated", extra={"user_id": str(existing.id)})
-            return existing.id
-    raise RuntimeError("could not create or update the bootstrap admin")
+    existing = await users.get_by_email(session, email)
+    if existing is None:
+        user = await register(
+            session=session,
+            hasher=hasher,
+            email=email,
+            password=password,
+            full_name=full_name,
+            role="admin",
+        )
+        log.info("bootstrap admin created", extra={"user_id": str(user.id)})
+        return user.id
+    password_hash = existing.password_hash
+    if not await hasher.verify(password_hash, password):
+        password_hash = await hasher.hash(password)
+    if existing.role != "admin" or password_hash != existing.password_hash:
+        await users.make_admin(session, existing.id, password_hash=password_hash)
+        log.info("bootstrap admin updated", extra={"user_id": str(existing.id)})
+    return existing.id
