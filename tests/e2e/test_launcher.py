@@ -227,7 +227,7 @@ def test_two_payment_replicas_share_the_traffic_and_a_killed_one_is_routed_aroun
     assert (second["service"], second["replica"]) == ("payment", 2)
     assert stack["replicas"]["payment"] == [first["url"], second["url"]]
     assert stack["env"]["GATEWAY_PAYMENT_URLS"] == f"{first['url']},{second['url']}"
-    assert "payment service (2/2)" in launched.text()
+    assert wait_for(lambda: "payment service (2/2)" in launched.text(), timeout=60)
     status = subprocess.run(
         [sys.executable, "-m", "paygate_devstack", "status"],
         cwd=ROOT,

@@ -308,6 +308,7 @@ class Proxy:
                     if authorization is not None:
                         duplicate = duplicate or name
                     authorization = value
+                    continue  # forwarded by `_handle`: as is, or the key's resolved token
                 elif name == b"content-type":
                     if content_type is not None:
                         duplicate = duplicate or name
@@ -389,8 +390,9 @@ class Proxy:
         if not route.public and self.jwks is not None:
             try:
                 principal, key_token = await self._authenticate(authorization, method, path)
-                if key_token is not None:  # an API key: upstreams get its owner's access token
-                    fwd = [key_token if ln[:14] == b"authorization:" else ln for ln in fwd]
+                # an API key: upstreams get its owner's access token instead (one append either
+                # way, so a cached key costs what a cached JWT does)
+                fwd.append(key_token or b"authorization: " + authorization + b"\r\n")  # type: ignore[operator]
             except PaygateError as exc:
                 # Count failed attempts against the caller's IP so token guessing is limited.
                 if self.limiter is not None:
@@ -400,9 +402,9 @@ class Proxy:
                         return
                 await self._error(ex, rid_bytes, route.prefix, exc)
                 return
-        elif authorization is not None and authorization[7:11] == b"pgk_":
+        elif authorization is not None and authorization[7:11] != b"pgk_":
             # A route that does not authenticate never receives a key either.
-            fwd = [ln for ln in fwd if ln[:14] != b"authorization:"]
+            fwd.append(b"authorization: " + authorization + b"\r\n")
 
         decision: Decision | None = None
         if self.limiter is not None:
@@ -673,7 +675,7 @@ class Proxy:
             raise TokenMissing("A bearer access token is required")
         token = authorization[7:].strip().decode("latin-1")
         if self.api_keys is not None and token[:4] == "pgk_":
-            principal, line = await self.api_keys.authenticate(token)
+            principal, line = self.api_keys.cached(token) or await self.api_keys.authenticate(token)
             if principal.scopes is not None:
                 check_scopes(principal, method, path)
             return principal, line
