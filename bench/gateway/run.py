@@ -340,8 +340,13 @@ def main() -> None:
         }
         credentials = {name: token for name in targets}
         credentials["gateway_key"] = api_key
-        for url in targets.values():
-            wait_http(url)
+        for name, url in targets.items():
+            try:
+                wait_http(url, timeout=120)  # a loaded two-core box imports slowly
+            except RuntimeError:
+                print(f"{name} did not come up; gateway log:", flush=True)
+                print((tmp / "gateway.log").read_text()[-3000:], flush=True)
+                raise
         check = httpx.get(targets["gateway"], headers={"Authorization": f"Bearer {token}"})
         assert check.status_code == 200, check.text
         assert "ratelimit-limit" in check.headers, "rate limiting must be on"
