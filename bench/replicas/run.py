@@ -57,6 +57,27 @@ LIMITS = {
 }
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of `pid` and its children, including children that exited since (PostgreSQL's
+    backends come and go: their time moves into the parent's cutime/cstime when reaped)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: int) -> list[str]:
+        try:
+            return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            return []
+
+    own = stat(pid)
+    if not own:
+        return 0.0
+    total = sum(int(x) for x in own[11:15])  # utime, stime, cutime, cstime
+    for child in gateway_bench.process_tree(pid)[1:]:
+        fields = stat(child)
+        total += int(fields[11]) + int(fields[12]) if fields else 0
+    return total / tick
+
+
 def start_stack(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if k not in _EXTERNAL and k != "PYTHONPATH"}
     env.update(PAYGATE_STATE_DIR=str(state), **LIMITS)
@@ -151,20 +172,35 @@ def main() -> None:
 
         services = stack["services"]
         watched = {
-            "gateway": None,  # the one under load, filled per run
-            "payment": [services[SERVICE]["pid"]],
-            "payment-2": [services[f"{SERVICE}-2"]["pid"]],
-            "user": [services["user"]["pid"]],  # JWKS only: it must stay idle
-            "postgres": gateway_bench.process_tree(stack["infra"]["postgres"]["pid"]),
+            "gateway": 0,  # the one under load, filled per run
+            "payment": services[SERVICE]["pid"],
+            "payment-2": services[f"{SERVICE}-2"]["pid"],
+            "user": services["user"]["pid"],  # JWKS only: it must stay idle
+            "postgres": stack["infra"]["postgres"]["pid"],
         }
+        # What each process burns with no request at all (consumers' fetches, workers' and the
+        # outbox relay's polls), subtracted below so CPU per request is the request's own.
+        idle_seconds = 10.0
+        before = {p: tree_cpu_seconds(v) for p, v in watched.items() if v}
+        time.sleep(idle_seconds)
+        idle_rate = {
+            p: (tree_cpu_seconds(watched[p]) - b) / idle_seconds for p, b in before.items()
+        }
+        idle_rate["gateway"] = 0.0
+        print(
+            "idle CPU (% of a core): "
+            + ", ".join(f"{p} {r * 100:.1f}" for p, r in idle_rate.items())
+        )
         runs: list[dict[str, Any]] = []
         for pair in range(args.pairs):
             order = ("one", "two") if pair % 2 == 0 else ("two", "one")
             for name in order:
-                pids = {**watched, "gateway": [gateways[name].pid]}
-                before = {p: gateway_bench.cpu_seconds(v) for p, v in pids.items()}
+                pids = {**watched, "gateway": gateways[name].pid}
+                before = {p: tree_cpu_seconds(v) for p, v in pids.items()}
                 stolen = gateway_bench.steal_seconds()
+                started = time.monotonic()
                 result = gateway_bench.wrk(gateways[name].url + path, 32, args.seconds, token)
+                elapsed = time.monotonic() - started
                 steal = (
                     (gateway_bench.steal_seconds() - stolen)
                     / (args.seconds * (os.cpu_count() or 1))
@@ -172,7 +208,7 @@ def main() -> None:
                 )
                 requests = result["rps"] * args.seconds
                 cpu = {
-                    p: (gateway_bench.cpu_seconds(v) - before[p]) / requests * 1e6
+                    p: (tree_cpu_seconds(v) - before[p] - idle_rate[p] * elapsed) / requests * 1e6
                     for p, v in pids.items()
                 }
                 runs.append(
@@ -184,6 +220,7 @@ def main() -> None:
                         "non2xx": result["non2xx"],
                         "cpu_us_per_req": cpu,
                         "steal_pct": steal,
+                        "idle_cpu_share": idle_rate,
                         "load_1m": os.getloadavg()[0],
                     }
                 )
@@ -255,7 +292,9 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
         f"- setup: {info['setup']}",
         "- command: `uv run python bench/replicas/run.py`",
         "",
-        "CPU µs/req = user+system CPU of each process during the run / requests served. "
+        "CPU µs/req = user+system CPU of each process (with its children: PostgreSQL's backends) "
+        "during the run, minus what it burns idle (measured for 10 s before the runs), / "
+        "requests served. "
         "Steal = CPU the hypervisor gave to other guests, % of this VM's cores. Load = the "
         "1-minute load average at the end of the run (other work on the machine included).",
         "",
