@@ -289,7 +289,7 @@ def main() -> None:
                 env=env,
             )
         )
-        wait_http(f"{upstream_url}/ready")
+        wait_http(f"{upstream_url}/ready", timeout=120)
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, upstream=up_port, port=ngx_port))
         procs.append(subprocess.Popen(["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp)]))
         services = {n: upstream_url for n in ("user", "order", "payment", "notification")}
