@@ -13,6 +13,7 @@ help:
 	@echo "make run          start PostgreSQL, Redis, Kafka (Tansu), localstripe, an SMTP sink and every service"
 	@echo "make run FRESH=1  the same from a clean .paygate/ state directory"
 	@echo "make run TLS=1    the same with HTTPS on the gateway (a local CA in .paygate/tls/)"
+	@echo "make run REPLICAS=payment=2  two payment-service processes, the gateway balancing over them"
 	@echo "make events TOPIC=order.create   print a topic's messages (FOLLOW=1 keeps following)"
 	@echo "make status       the running stack's URLs and state (.paygate/stack.json)"
 	@echo "make stop         stop the stack started by make run from another terminal"
@@ -45,7 +46,7 @@ tools:
 	fi
 
 run: sync
-	$(UV) run --frozen --no-sync python -m paygate_devstack run $(if $(filter-out 0,$(FRESH)),--fresh) $(if $(filter-out 0,$(TLS)),--tls)
+	$(UV) run --frozen --no-sync python -m paygate_devstack run $(if $(filter-out 0,$(FRESH)),--fresh) $(if $(filter-out 0,$(TLS)),--tls) $(if $(REPLICAS),--replicas "$(REPLICAS)")
 
 # Through make (not `uv run`), so they work however uv was installed (pip --user puts it off
 # PATH) and from inside an activated environment: once `make sync` made .venv, they use its

@@ -7,6 +7,10 @@ Four targets per round: the upstream directly, nginx, the gateway with a JWT, an
 with a merchant API key (`gateway_key`: resolved once by the upstream posing as user-service,
 then served from the gateway's few-second cache; target within 10% of the JWT run).
 
+After the rounds, `--auth-pairs` short runs compare the key with the JWT alone, alternating
+(JWT, key, key, JWT, …) so that the machine's load drifting during the run falls on both alike:
+the verdict is the median of the per-pair ratios, with the gateway's CPU per request beside it.
+
 Installs nginx and wrk with apt-get when they are missing (the bench runs as root).
 """
 
@@ -236,6 +240,10 @@ def main() -> None:
         default=1,
         help="uvicorn workers for the gateway (nginx runs `worker_processes auto` = nproc)",
     )
+    parser.add_argument(
+        "--auth-pairs", type=int, default=8, help="JWT/key pairs after the rounds (0: none)"
+    )
+    parser.add_argument("--auth-seconds", type=int, default=4)
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
     ensure_tools()
@@ -281,7 +289,7 @@ def main() -> None:
                 env=env,
             )
         )
-        wait_http(f"{upstream_url}/ready")
+        wait_http(f"{upstream_url}/ready", timeout=120)
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, upstream=up_port, port=ngx_port))
         procs.append(subprocess.Popen(["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp)]))
         services = {n: upstream_url for n in ("user", "order", "payment", "notification")}
@@ -332,8 +340,13 @@ def main() -> None:
         }
         credentials = {name: token for name in targets}
         credentials["gateway_key"] = api_key
-        for url in targets.values():
-            wait_http(url)
+        for name, url in targets.items():
+            try:
+                wait_http(url, timeout=120)  # a loaded two-core box imports slowly
+            except RuntimeError:
+                print(f"{name} did not come up; gateway log:", flush=True)
+                print((tmp / "gateway.log").read_text()[-3000:], flush=True)
+                raise
         check = httpx.get(targets["gateway"], headers={"Authorization": f"Bearer {token}"})
         assert check.status_code == 200, check.text
         assert "ratelimit-limit" in check.headers, "rate limiting must be on"
@@ -387,6 +400,7 @@ def main() -> None:
                     "cpu_us_per_req_upstream": cpu_us["direct"],
                     "steal_pct_c32": steal_pct,
                     "steal_pct_c1": steal_c1 * 100,
+                    "load_1m": os.getloadavg()[0],
                 }
                 print(
                     f"round {r + 1} {name:8s} {tput['rps']:9.0f} req/s (c32)  "
@@ -402,6 +416,36 @@ def main() -> None:
                 discarded.append(result)
                 continue
             rounds.append(result)
+
+        # JWT vs key alone, alternating: each pair's ratio cancels the load of its moment.
+        auth_pairs: list[dict[str, Any]] = []
+        for pair in range(args.auth_pairs):
+            order = ("gateway", "gateway_key") if pair % 2 == 0 else ("gateway_key", "gateway")
+            entry: dict[str, Any] = {"pair": pair + 1, "first": order[0]}
+            for name in order:
+                before_cpu = cpu_seconds(watched["gateway"])
+                run = wrk(targets[name], 32, args.auth_seconds, credentials[name])
+                served = run["rps"] * args.auth_seconds
+                entry[name] = {
+                    "rps": run["rps"],
+                    "p50_ms_c32": run["p50_ms"],
+                    "non2xx": run["non2xx"],
+                    "cpu_us_per_req": (cpu_seconds(watched["gateway"]) - before_cpu) / served * 1e6,
+                    "load_1m": os.getloadavg()[0],
+                }
+            entry["rps_ratio"] = entry["gateway_key"]["rps"] / entry["gateway"]["rps"]
+            entry["cpu_ratio"] = (
+                entry["gateway_key"]["cpu_us_per_req"] / entry["gateway"]["cpu_us_per_req"]
+            )
+            auth_pairs.append(entry)
+            print(
+                f"auth pair {pair + 1}: JWT {entry['gateway']['rps']:.0f} req/s "
+                f"{entry['gateway']['cpu_us_per_req']:.0f} us/req, key "
+                f"{entry['gateway_key']['rps']:.0f} req/s "
+                f"{entry['gateway_key']['cpu_us_per_req']:.0f} us/req: key/JWT "
+                f"{entry['rps_ratio']:.2f}x  load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
 
         med = {
             name: {
@@ -419,7 +463,9 @@ def main() -> None:
         ]
         key_delta = med["gateway_key"]["p50_ms_c1"] - med["gateway"]["p50_ms_c1"]
         resolves = httpx.get(f"{upstream_url}/bench/resolves").json()["count"]
-        non2xx = sum(x[n]["non2xx"] for x in rounds for n in x)
+        non2xx = sum(x[n]["non2xx"] for x in rounds for n in x) + sum(
+            p[n]["non2xx"] for p in auth_pairs for n in ("gateway", "gateway_key")
+        )
         profile = (
             profile_gateway(
                 gateway.pid, targets["gateway"], token, subprocesses=args.gateway_workers > 1
@@ -469,6 +515,13 @@ def main() -> None:
         "ratio_key_to_jwt": key_ratio,
         "ratio_key_to_jwt_per_round": key_ratio_per_round,
         "p50_delta_ms_key_minus_jwt": key_delta,
+        "auth_pairs": auth_pairs,
+        "auth_pairs_rps_ratio_median": statistics.median(p["rps_ratio"] for p in auth_pairs)
+        if auth_pairs
+        else None,
+        "auth_pairs_cpu_ratio_median": statistics.median(p["cpu_ratio"] for p in auth_pairs)
+        if auth_pairs
+        else None,
         "api_key_resolves_during_run": resolves,
         "non2xx_total": non2xx,
     }
@@ -491,15 +544,16 @@ def main() -> None:
         "every number in that row is the host's, not the proxy's.",
         "",
         "| round | target | req/s at 32 conns | p50 at 1 conn (ms) | proxy CPU µs/req "
-        "| steal c32 / c1 |",
-        "| ---: | --- | ---: | ---: | ---: | ---: |",
+        "| steal c32 / c1 | load (1 min) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for i, rnd in enumerate(rounds, 1):
         for name, v in rnd.items():
             cpu = v["cpu_us_per_req_proxy"] if name != "direct" else v["cpu_us_per_req_upstream"]
             lines.append(
                 f"| {i} | {name} | {v['rps_c32']:.0f} | {v['p50_ms_c1']:.3f} | {cpu:.0f} "
-                f"| {v.get('steal_pct_c32', 0.0):.0f}% / {v.get('steal_pct_c1', 0.0):.0f}% |"
+                f"| {v.get('steal_pct_c32', 0.0):.0f}% / {v.get('steal_pct_c1', 0.0):.0f}% "
+                f"| {v.get('load_1m', float('nan')):.1f} |"
             )
     lines += [
         "",
@@ -521,6 +575,31 @@ def main() -> None:
         f"one connection {key_delta * 1000:+.0f} µs; resolve calls to user-service during the "
         f"whole run: {resolves}",
         "",
+    ]
+    if auth_pairs:
+        lines += [
+            f"### API key vs JWT alone, alternating ({len(auth_pairs)} pairs of "
+            f"`wrk -t1 -c32 -d{args.auth_seconds}s`, order JWT-key, key-JWT, …)",
+            "",
+            "| pair | JWT req/s | key req/s | key/JWT | JWT CPU µs/req | key CPU µs/req "
+            "| key/JWT CPU | load (1 min) |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for p in auth_pairs:
+            j, k = p["gateway"], p["gateway_key"]
+            lines.append(
+                f"| {p['pair']} | {j['rps']:.0f} | {k['rps']:.0f} | {p['rps_ratio']:.2f} "
+                f"| {j['cpu_us_per_req']:.0f} | {k['cpu_us_per_req']:.0f} | {p['cpu_ratio']:.2f} "
+                f"| {k['load_1m']:.1f} |"
+            )
+        lines += [
+            "",
+            f"**API key / JWT, alternating: throughput {info['auth_pairs_rps_ratio_median']:.2f}x"
+            f", gateway CPU per request {info['auth_pairs_cpu_ratio_median']:.2f}x** (medians "
+            "of the per-pair ratios; target: throughput ≥ 0.90x)",
+            "",
+        ]
+    lines += [
         f"Rounds kept although a run had more than {args.max_steal:.0f}% steal (the re-run "
         "budget was used up; their medians measure the host as much as the proxies): "
         + str(

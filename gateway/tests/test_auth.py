@@ -95,7 +95,8 @@ async def test_token_signed_by_another_key_is_refused(gateway: str, state: Upstr
     token = stranger.sign(_claims())
     response = await _get(gateway, "/api/v1/orders", {"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
-    assert sum(state.hits.values()) == 0
+    # Its unknown kid may refetch the JWKS (at most every 5 s, so only sometimes): no other hit.
+    assert sum(n for hit, n in state.hits.items() if hit != "jwks") == 0
 
 
 async def test_wrong_audience_is_refused(

@@ -63,6 +63,10 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
         GATEWAY_RATE_LIMIT_AUTH="1000/minute",
         GATEWAY_RATE_LIMIT_ANON="10000/minute",
         GATEWAY_RATE_LIMIT_USER="10000/minute",
+        # two payment-service processes (the hottest service in bench/checkout): the gateway
+        # balances over both and the checkout's consumers split payment's partitions
+        PAYGATE_REPLICAS="payment=2",
+        GATEWAY_UPSTREAM_EJECT_SECONDS="1",
     )
     with open(output, "wb") as out:
         proc = subprocess.Popen(
@@ -199,3 +203,67 @@ def test_the_gateways_metrics_are_on_the_operator_port_not_the_public_one(
     assert operator.status_code == 200 and "paygate_gateway" in operator.text
     ready = httpx.get(f"{stack['gateway']}/ready", timeout=10).json()
     assert ready["status"] == "ready" and ready["checks"]["jwks"] == "ok"
+
+
+def _instance_answers(stack: dict[str, Any]) -> dict[str, float]:
+    """Requests each payment instance answered (attempts minus failures), from /metrics."""
+    text = httpx.get(stack["gateway_metrics"], timeout=10).text
+
+    def per_instance(metric: str) -> dict[str, float]:
+        pattern = metric + r'_total\{instance="([^"]+)",service="payment"\} (\S+)'
+        return {url: float(value) for url, value in re.findall(pattern, text)}
+
+    attempts = per_instance("paygate_gateway_instance_requests")
+    failures = per_instance("paygate_gateway_instance_failures")
+    return {url: n - failures.get(url, 0) for url, n in attempts.items()}
+
+
+def test_two_payment_replicas_share_the_traffic_and_a_killed_one_is_routed_around(
+    launched: Launched,
+) -> None:
+    stack = launched.stack()
+    first, second = stack["services"]["payment"], stack["services"]["payment-2"]
+    assert (first["service"], first["replica"]) == ("payment", 1)
+    assert (second["service"], second["replica"]) == ("payment", 2)
+    assert stack["replicas"]["payment"] == [first["url"], second["url"]]
+    assert stack["env"]["GATEWAY_PAYMENT_URLS"] == f"{first['url']},{second['url']}"
+    assert wait_for(lambda: "payment service (2/2)" in launched.text(), timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "paygate_devstack", "status"],
+        cwd=ROOT,
+        env={**os.environ, "PAYGATE_STATE_DIR": str(launched.state)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0 and '"payment-2"' in status.stdout
+
+    api = stack["gateway"] + "/api/v1"
+    headers = _customer(api)
+    with httpx.Client(base_url=api, headers=headers, timeout=30) as client:
+
+        def burst() -> None:
+            for _ in range(20):
+                r = client.get("/payments")
+                assert r.status_code == 200, r.text
+
+        burst()
+        before = _instance_answers(stack)
+        assert before[first["url"]] > 0 and before[second["url"]] > 0, before
+
+        os.kill(second["pid"], signal.SIGKILL)
+        burst()  # refused connections move on to the first replica: no caller sees the crash
+
+        def restarted() -> bool:
+            services = launched.stack()["services"]["payment-2"]
+            return services["pid"] != second["pid"] and services["state"] == "up"
+
+        assert wait_for(restarted, timeout=120)
+
+        def served_again() -> bool:
+            burst()
+            return _instance_answers(stack)[second["url"]] > before[second["url"]]
+
+        assert wait_for(served_again, timeout=60)
+    assert "payment-2 service exited (code -9)" in launched.text()

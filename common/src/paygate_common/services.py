@@ -218,6 +218,19 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 SERVICES_BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}
 DEFAULT_SERVICE_URLS: dict[str, str] = {s.name: s.default_url for s in SERVICES}
+# Replica i of a service listens on its port + 10·i (payment: 8002, 8012, 8022): the ports stay
+# below the next service's in every decade, so no two replicas of two services ever collide.
+REPLICA_PORT_STEP = 10
+
+
+def replica_port(name: str, index: int) -> int:
+    """The port of replica `index` (0 = the service's own) of service `name`."""
+    return spec_for(name).port + REPLICA_PORT_STEP * index
+
+
+def replica_urls_env(name: str) -> str:
+    """The gateway variable listing a service's instances: `GATEWAY_PAYMENT_URLS`."""
+    return spec_for("gateway").env_prefix + spec_for(name).name.upper().replace("-", "_") + "_URLS"
 
 
 def spec_for(name: str) -> ServiceSpec:

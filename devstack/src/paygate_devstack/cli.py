@@ -49,7 +49,10 @@ from paygate_devstack.services import (
     ServiceProcess,
     ServiceSpec,
     StackEndpoints,
+    gateway_replica_env,
     implemented_services,
+    parse_replicas,
+    replica_ports,
     repo_root,
     service_urls,
     shared_env,
@@ -151,6 +154,9 @@ class Stack:
     supervisor: Supervisor | None = None
     tls: LocalTls | None = None
     metrics_port: int | None = None
+    # processes per service beyond one (`make run REPLICAS=payment=2`); the gateway balances
+    replicas: dict[str, int] = field(default_factory=dict)
+    instance_urls: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def logs(self) -> Path:
@@ -281,9 +287,22 @@ def start_services(
         if spec in specs and port != spec.port:
             console.print(f"[yellow]•[/] port {spec.port} is busy: {spec.name} uses {port}")
         ports[spec.name] = port
+    # the further processes of a replicated service: ports from the registry (port + 10·i)
+    extra: dict[str, list[int]] = {}
+    for spec in specs:
+        wanted = replica_ports(spec.name, stack.replicas.get(spec.name, 1))[1:]
+        extra[spec.name] = [pick_port(p) for p in wanted]
+        for want, got in zip(wanted, extra[spec.name], strict=True):
+            if want != got:
+                console.print(f"[yellow]•[/] port {want} is busy: a {spec.name} replica uses {got}")
     urls = service_urls(ports)
     if stack.tls is not None:
         urls["gateway"] = urls["gateway"].replace("http://", "https://")
+    stack.instance_urls = {
+        name: [urls[name], *(f"http://127.0.0.1:{port}" for port in more)]
+        for name, more in extra.items()
+        if more
+    }
     env = shared_env(
         endpoints,
         state_dir=stack.state,
@@ -293,6 +312,7 @@ def start_services(
         environment="development",
     )
     env.update(provider_env(stack.components, payment_url=urls["payment"]))
+    env.update(gateway_replica_env(stack.instance_urls))  # the gateway's GATEWAY_<SERVICE>_URLS
     if ecb_daily_url(stack):  # a stack started without the feed leaves the service its default
         env["ECB_DAILY_URL"] = ecb_daily_url(stack)
     if "sms" in stack.components:
@@ -327,9 +347,16 @@ def start_services(
         if error is not None:
             _report_failure(stack, service.name, error)
             continue
-        service.start(wait=False)
-        stack.services.append(service)
-        pending.append(service)
+        replicas = [
+            ServiceProcess(
+                service.spec, env=env, port=port, root=stack.root, log_dir=stack.logs, replica=i
+            )
+            for i, port in enumerate(extra.get(service.name, ()), start=1)
+        ]
+        for process in (service, *replicas):  # migrated once, by the first
+            process.start(wait=False)
+            stack.services.append(process)
+            pending.append(process)
     for service in pending:
         try:
             _step(f"{service.name}: ready at {service.url}", partial(service.wait_ready, 90))
@@ -390,6 +417,12 @@ def write_stack_json(stack: Stack, endpoints: StackEndpoints, env: dict[str, str
         data[service.name] = service.url
     data.update(
         {
+            # every process of a replicated service, as the gateway balances over them
+            "replicas": stack.instance_urls,
+        }
+    )
+    data.update(
+        {
             "launcher_pid": os.getpid(),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "state_dir": str(stack.state),
@@ -410,6 +443,8 @@ def write_stack_json(stack: Stack, endpoints: StackEndpoints, env: dict[str, str
             "external": stack.external,
             "services": {
                 s.name: {
+                    "service": s.spec.name,
+                    "replica": s.replica + 1,
                     "url": s.url,
                     "docs": f"{s.url}/docs",
                     "pid": s.pid,
@@ -457,10 +492,14 @@ def print_table(stack: Stack, endpoints: StackEndpoints, stack_json: Path) -> No
                 "gateway metrics", f"http://127.0.0.1:{stack.metrics_port}/metrics", "operators"
             )
     for spec in SERVICES:
-        service = by_name.get(spec.name)
-        if service is None or spec.name == "gateway":
+        if spec.name == "gateway":
             continue
-        table.add_row(f"{spec.name} service", service.url, f"docs: {service.url}/docs")
+        processes = [s for s in stack.services if s.spec.name == spec.name]
+        for service in processes:
+            label = f"{spec.name} service"
+            if len(processes) > 1:
+                label += f" ({service.replica + 1}/{len(processes)})"
+            table.add_row(label, service.url, f"docs: {service.url}/docs")
     for name in stack.failed_services:
         table.add_row(
             f"[red]{name} service[/]", "[red]failed[/]", f"log: {_relative(stack.logs / name)}.log"
@@ -565,7 +604,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_shutdown)
     signal.signal(signal.SIGHUP, _raise_shutdown)
-    stack = Stack(root=root, state=state)
+    try:
+        replicas = parse_replicas(args.replicas or os.environ.get("PAYGATE_REPLICAS"))
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        return 2
+    stack = Stack(root=root, state=state, replicas=replicas)
     if args.tls:
         stack.tls = _step(
             f"TLS: local CA and certificate in {_relative(state / 'tls')}",
@@ -691,6 +735,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tls",
         action="store_true",
         help="serve the gateway over HTTPS with a local CA's certificate (in <state>/tls/)",
+    )
+    run.add_argument(
+        "--replicas",
+        metavar="SERVICE=N,...",
+        help="run N processes of a service, e.g. payment=2 (default $PAYGATE_REPLICAS); "
+        "the gateway balances over them",
     )
     run.add_argument(
         "--exit-when-ready",

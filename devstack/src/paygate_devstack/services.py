@@ -12,7 +12,14 @@ from pathlib import Path
 
 import httpx
 
-from paygate_common.services import SERVICES, SERVICES_BY_NAME, ServiceSpec, spec_for
+from paygate_common.services import (
+    SERVICES,
+    SERVICES_BY_NAME,
+    ServiceSpec,
+    replica_port,
+    replica_urls_env,
+    spec_for,
+)
 from paygate_devstack.process import (
     ComponentError,
     ManagedProcess,
@@ -66,6 +73,44 @@ def service_urls(ports: Mapping[str, int]) -> dict[str, str]:
     return {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
 
+# Several processes of one service: each serves the API and runs the service's consumers (one
+# consumer group per service: the partitions are split between them) and workers.
+MAX_REPLICAS = 8
+
+
+def parse_replicas(text: str | None) -> dict[str, int]:
+    """`payment=2,order=3` (or space separated) → {"payment": 2, "order": 3}; "" → {}."""
+    counts: dict[str, int] = {}
+    for item in (text or "").replace(",", " ").split():
+        name, sep, count = item.partition("=")
+        try:
+            spec = spec_for(name.strip())
+            n = int(count) if sep else 0
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"replicas: {item!r} is not <service>=<count> ({exc})") from None
+        if spec.name == "gateway":
+            raise ValueError("replicas: nothing in front of the gateway would balance over several")
+        if not 1 <= n <= MAX_REPLICAS:
+            raise ValueError(f"replicas: {spec.name} wants 1..{MAX_REPLICAS} processes, not {n}")
+        counts[spec.name] = n
+    return counts
+
+
+def replica_name(name: str, index: int) -> str:
+    """`payment` for the first process, `payment-2`, `payment-3` … for the others."""
+    return name if index == 0 else f"{name}-{index + 1}"
+
+
+def replica_ports(name: str, count: int) -> list[int]:
+    """Where the processes of `name` listen by default (the registry: port + 10·i)."""
+    return [replica_port(name, i) for i in range(count)]
+
+
+def gateway_replica_env(urls: Mapping[str, list[str]]) -> dict[str, str]:
+    """`GATEWAY_<SERVICE>_URLS` for every service with more than one process."""
+    return {replica_urls_env(name): ",".join(u) for name, u in urls.items() if len(u) > 1}
+
+
 def shared_env(
     endpoints: StackEndpoints,
     *,
@@ -114,15 +159,17 @@ class ServiceProcess:
         port: int | None = None,
         root: Path | None = None,
         log_dir: Path,
+        replica: int = 0,
     ) -> None:
         self.spec = spec
-        self.name = spec.name
+        self.replica = replica  # 0 = the service's first (or only) process
+        self.name = replica_name(spec.name, replica)
         self.root = root or repo_root()
         self.port = port or free_port()
         self.env = _child_env(env)
-        self.log_path = Path(log_dir) / f"{spec.name}.log"
+        self.log_path = Path(log_dir) / f"{self.name}.log"
         self.proc = ManagedProcess(
-            spec.name,
+            self.name,
             [
                 sys.executable,
                 "-m",
@@ -260,7 +307,11 @@ __all__ = [
     "ServiceProcess",
     "ServiceSpec",
     "StackEndpoints",
+    "gateway_replica_env",
     "implemented_services",
+    "parse_replicas",
+    "replica_name",
+    "replica_ports",
     "repo_root",
     "service_urls",
     "shared_env",

@@ -118,18 +118,27 @@ class ApiKeyAuthenticator:
         self._inflight: dict[str, asyncio.Task[_Answer]] = {}
         self.resolve_count = 0  # calls made to user-service (tests and metrics read it)
 
+    def cached(self, token: str) -> tuple[Principal, bytes] | None:
+        """The cached answer without a coroutine (the hot path, like `VerifiedTokenCache.get`);
+        None when the key must be resolved first (`authenticate`)."""
+        answer = self._answers.get(token)
+        if answer is None:
+            return None
+        now = time.monotonic()
+        if now >= answer.fresh_until:
+            return None
+        if now >= answer.refresh_after:
+            # Served from the cache meanwhile; the fresh answer replaces it.
+            self._start_resolve(token)
+        if answer.principal is None:
+            raise ApiKeyInvalid("The API key is not valid")
+        return answer.principal, answer.authorization
+
     async def authenticate(self, token: str) -> tuple[Principal, bytes]:
         """The key's principal and the `authorization` header line to forward instead of it."""
-        answer = self._answers.get(token)
-        if answer is not None:
-            now = time.monotonic()
-            if now < answer.fresh_until:
-                if now >= answer.refresh_after:
-                    # Served from the cache meanwhile; the fresh answer replaces it.
-                    self._start_resolve(token)
-                if answer.principal is None:
-                    raise ApiKeyInvalid("The API key is not valid")
-                return answer.principal, answer.authorization
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
         parsed = parse_api_key(token)
         if parsed is None or parsed.environment != self.environment:
             raise ApiKeyInvalid("The API key is not valid")

@@ -57,16 +57,27 @@ def build_ops_app(gateway: Gateway) -> Starlette:
     async def health(_: Request) -> JSONResponse:
         names = gateway.table.services
         client = gateway.http
+        urls = gateway.proxy.instance_urls
         results = await asyncio.gather(
-            *(_upstream_ready(client, gateway.proxy.base_urls[n]) for n in names)
+            *(_upstream_ready(client, url) for n in names for url in urls[n])
         )
         upstreams: dict[str, dict[str, Any]] = {}
-        for name, ready in zip(names, results, strict=True):
+        answers = iter(results)
+        for name in names:
+            readies = [next(answers) for _ in urls[name]]
+            # the service is ready while one instance is; the others are listed (degraded)
+            ready = "ok" if "ok" in readies else readies[0]
             UPSTREAM_UP.labels(name).set(1 if ready == "ok" else 0)
             upstreams[name] = {
                 "ready": ready,
                 "circuit": gateway.breakers[name].snapshot(),
             }
+            balancer = gateway.proxy.balancers.get(name)
+            if balancer is not None and not balancer.single:
+                upstreams[name]["instances"] = [
+                    {**seen, "ready": r}
+                    for seen, r in zip(balancer.snapshot(), readies, strict=True)
+                ]
         limiter = gateway.limiter
         rate_limit = (
             "off"
@@ -74,7 +85,10 @@ def build_ops_app(gateway: Gateway) -> Starlette:
             else ("redis" if limiter.redis_up and await limiter.ping() else "local-fallback")
         )
         degraded = rate_limit == "local-fallback" or any(
-            u["ready"] != "ok" or u["circuit"]["state"] != "closed" for u in upstreams.values()
+            u["ready"] != "ok"
+            or u["circuit"]["state"] != "closed"
+            or any(i["ready"] != "ok" or i["state"] != "healthy" for i in u.get("instances", ()))
+            for u in upstreams.values()
         )
         return JSONResponse(
             {
@@ -116,7 +130,7 @@ def build_ops_app(gateway: Gateway) -> Starlette:
         redis, jwks, *resolved = await asyncio.gather(
             redis_check(),
             jwks_check(),
-            *(_resolvable(gateway.proxy.base_urls[n], timeout) for n in names),
+            *(_resolvable(gateway.proxy.instance_urls[n][0], timeout) for n in names),
         )
         checks = {"redis": redis, "jwks": jwks}
         checks.update({f"upstream:{n}": r for n, r in zip(names, resolved, strict=True)})

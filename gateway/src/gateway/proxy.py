@@ -19,6 +19,7 @@ from typing import Protocol
 from starlette.types import Receive, Scope, Send
 
 from gateway.apikeys import ApiKeyAuthenticator, check_scopes
+from gateway.balancer import Balancer, Instance
 from gateway.breaker import CircuitBreaker
 from gateway.client import (
     BrokenResponse,
@@ -184,8 +185,9 @@ class Proxy:
         self.api_keys = api_keys
         self.tokens = VerifiedTokenCache(settings.verified_token_cache_size)
         self._user_keys: dict[int, tuple[Principal, str]] = {}
-        self.pools: dict[str, UpstreamPool] = {}
-        self.base_urls = {name: settings.service_url(name) for name in table.services}
+        self.balancers: dict[str, Balancer] = {}
+        # every instance of each upstream service (one unless GATEWAY_<SERVICE>_URLS lists more)
+        self.instance_urls = {name: settings.instance_urls(name) for name in table.services}
         self.max_body = settings.max_body_bytes
         # Strict-Transport-Security for answers to HTTPS requests (both serving paths add it)
         self.hsts: bytes | None = (
@@ -209,18 +211,33 @@ class Proxy:
                 self.route_limits[route.prefix] = Limit.parse(route.limit, notation)
 
     async def start(self) -> None:
+        settings = self.settings
+
+        def pool(url: str) -> UpstreamPool:
+            return UpstreamPool(
+                url,
+                limit=settings.upstream_pool_size,
+                keepalive_seconds=settings.upstream_keepalive_seconds,
+                connect_timeout=settings.upstream_connect_timeout_seconds,
+            )
+
+        clock = asyncio.get_running_loop().time
         for name in self.table.services:
-            self.pools[name] = UpstreamPool(
-                self.base_urls[name],
-                limit=self.settings.upstream_pool_size,
-                keepalive_seconds=self.settings.upstream_keepalive_seconds,
-                connect_timeout=self.settings.upstream_connect_timeout_seconds,
+            self.balancers[name] = Balancer(
+                name,
+                self.instance_urls[name],
+                pool=pool,
+                eject_after=settings.upstream_eject_after_failures,
+                eject_seconds=settings.upstream_eject_seconds,
+                eject_max_seconds=settings.upstream_eject_max_seconds,
+                clock=clock,
             )
 
     async def aclose(self) -> None:
-        for pool in self.pools.values():
-            await pool.aclose()
-        self.pools.clear()
+        for balancer in self.balancers.values():
+            for inst in balancer.instances:
+                await inst.pool.aclose()
+        self.balancers.clear()
 
     # --- the request ----------------------------------------------------------------------
 
@@ -291,6 +308,7 @@ class Proxy:
                     if authorization is not None:
                         duplicate = duplicate or name
                     authorization = value
+                    continue  # forwarded by `_handle`: as is, or the key's resolved token
                 elif name == b"content-type":
                     if content_type is not None:
                         duplicate = duplicate or name
@@ -322,6 +340,7 @@ class Proxy:
                 connection_tokens,
                 duplicate,
                 content_type,
+                idempotency_key,
             )
         finally:
             request_id_var.reset(rid_token)
@@ -344,6 +363,7 @@ class Proxy:
         connection_tokens: frozenset[bytes],
         duplicate: bytes | None,
         content_type: bytes | None,
+        idempotency_key: bool,
     ) -> None:
         route = self.table.match(path)
         if route is None:
@@ -370,8 +390,9 @@ class Proxy:
         if not route.public and self.jwks is not None:
             try:
                 principal, key_token = await self._authenticate(authorization, method, path)
-                if key_token is not None:  # an API key: upstreams get its owner's access token
-                    fwd = [key_token if ln[:14] == b"authorization:" else ln for ln in fwd]
+                # an API key: upstreams get its owner's access token instead (one append either
+                # way, so a cached key costs what a cached JWT does)
+                fwd.append(key_token or b"authorization: " + authorization + b"\r\n")  # type: ignore[operator]
             except PaygateError as exc:
                 # Count failed attempts against the caller's IP so token guessing is limited.
                 if self.limiter is not None:
@@ -381,9 +402,9 @@ class Proxy:
                         return
                 await self._error(ex, rid_bytes, route.prefix, exc)
                 return
-        elif authorization is not None and authorization[7:11] == b"pgk_":
+        elif authorization is not None and authorization[7:11] != b"pgk_":
             # A route that does not authenticate never receives a key either.
-            fwd = [ln for ln in fwd if ln[:14] != b"authorization:"]
+            fwd.append(b"authorization: " + authorization + b"\r\n")
 
         decision: Decision | None = None
         if self.limiter is not None:
@@ -447,6 +468,7 @@ class Proxy:
             b"".join(fwd),
             rid_bytes,
             decision,
+            idempotency_key,
         )
 
     async def _forward(
@@ -459,6 +481,7 @@ class Proxy:
         header_block: bytes,
         rid_bytes: bytes,
         decision: Decision | None,
+        idempotency_key: bool,
     ) -> None:
         first = await ex.read()
         if first is None:  # the client went away before its body was complete: send nothing
@@ -493,14 +516,27 @@ class Proxy:
 
             data = stream(body)
 
-        pool = self.pools[route.service]
+        balancer = self.balancers[route.service]
         timeout = self._timeouts[route.prefix]
-        attempts = 2 if method in IDEMPOTENT and not streamed else 1
+        # Sending again after bytes went out is safe only when the upstream dedupes or the
+        # method is idempotent, and only with the body still in hand. A refused connection sent
+        # nothing at all: any request moves on to the next instance (Envoy's connect-failure).
+        may_resend = (method in IDEMPOTENT or idempotency_key) and not streamed
+        n = len(balancer.instances)
+        attempts = min(n, 3) + (1 if may_resend else 0) if n > 1 else (2 if may_resend else 1)
+        tried: tuple[Instance, ...] = ()
         started = time.perf_counter()
         for attempt in range(attempts):
+            inst = balancer.pick(tried)
+            tried = (*tried, inst)
+            inst.outstanding += 1
+            retryable = may_resend
             try:
-                resp = await pool.request(method, target, header_block, data, total_seconds=timeout)
+                resp = await inst.pool.request(
+                    method, target, header_block, data, total_seconds=timeout
+                )
             except ConnectFailed as exc:
+                retryable = True
                 kind, status, code = "connect", 502, "upstream_unreachable"
                 detail = (
                     f"The {route.service} service did not accept the connection"
@@ -508,6 +544,8 @@ class Proxy:
                     else f"The {route.service} service is unreachable"
                 )
             except TimeoutError:
+                inst.outstanding -= 1
+                balancer.failure(inst)
                 breaker.record_failure()
                 UPSTREAM_ERRORS.labels(route.service, "timeout").inc()
                 await self._problem(
@@ -521,6 +559,8 @@ class Proxy:
                 return
             except (Disconnected, _BodyTooLarge):
                 if too_large:
+                    inst.outstanding -= 1
+                    balancer.release(inst)
                     breaker.release_probe()
                     await self._problem(ex, rid_bytes, route.prefix, 413, "payload_too_large", None)
                     return
@@ -531,17 +571,38 @@ class Proxy:
                 detail = f"The {route.service} service sent a broken response"
             except _ClientGone:
                 # Nothing the upstream did wrong; nobody is left to answer.
+                inst.outstanding -= 1
+                balancer.release(inst)
                 breaker.release_probe()
                 return
             except asyncio.CancelledError:
+                inst.outstanding -= 1
+                balancer.release(inst)
                 breaker.release_probe()
                 raise
             else:
-                await self._respond(ex, route, breaker, resp, rid_bytes, decision, started, method)
+                try:
+                    await self._respond(
+                        ex,
+                        route,
+                        breaker,
+                        balancer,
+                        inst,
+                        resp,
+                        rid_bytes,
+                        decision,
+                        started,
+                        method,
+                    )
+                finally:
+                    inst.outstanding -= 1
                 return
-            # A connection failure: nothing reached the handler, or the method is idempotent.
-            # Retry once right away (a stale keep-alive socket is the common cause).
-            if attempt + 1 < attempts:
+            inst.outstanding -= 1
+            balancer.failure(inst)
+            # A connection failure: the next instance (or, with one, the same once more: a stale
+            # keep-alive socket is the common cause) when that is safe for this request.
+            if retryable and attempt + 1 < attempts:
+                UPSTREAM_ERRORS.labels(route.service, kind + "_retried").inc()
                 continue
             breaker.record_failure()
             UPSTREAM_ERRORS.labels(route.service, kind).inc()
@@ -553,6 +614,8 @@ class Proxy:
         ex: Exchange,
         route: Route,
         breaker: CircuitBreaker,
+        balancer: Balancer,
+        inst: Instance,
         resp: UpstreamResponse,
         rid_bytes: bytes,
         decision: Decision | None,
@@ -596,8 +659,10 @@ class Proxy:
             if status >= 500:
                 UPSTREAM_ERRORS.labels(route.service, "status_5xx").inc()
                 breaker.record_failure()
+                balancer.failure(inst)
             else:
                 breaker.record_success()
+                balancer.success(inst)
         self.counter.inc(route.prefix, status)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -610,7 +675,7 @@ class Proxy:
             raise TokenMissing("A bearer access token is required")
         token = authorization[7:].strip().decode("latin-1")
         if self.api_keys is not None and token[:4] == "pgk_":
-            principal, line = await self.api_keys.authenticate(token)
+            principal, line = self.api_keys.cached(token) or await self.api_keys.authenticate(token)
             if principal.scopes is not None:
                 check_scopes(principal, method, path)
             return principal, line

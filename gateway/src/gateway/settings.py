@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import os
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from paygate_common.services import SERVICES, replica_urls_env
 from paygate_common.settings import ServiceSettings
 
 
@@ -45,6 +47,17 @@ class GatewaySettings(ServiceSettings):
     upstream_pool_size: int = 256
     upstream_keepalive_seconds: float = 30.0
 
+    # --- several instances per service (balancer.py) -----------------------------------------
+    # A service's instances: `GATEWAY_<SERVICE>_URLS=http://a:8002,http://b:8012` (the registry
+    # name in capitals, `-` as `_`: GATEWAY_EXCHANGE_RATE_URLS), or all of them as one JSON map
+    # in GATEWAY_UPSTREAM_URLS. A service not listed has one instance: its `service_urls` entry.
+    upstream_urls: dict[str, list[str]] = {}
+    # passive health: consecutive failures that take an instance out of rotation, and for how
+    # long before one probe request may bring it back (doubling per failed probe, up to max)
+    upstream_eject_after_failures: int = Field(default=3, ge=1)
+    upstream_eject_seconds: float = Field(default=5.0, gt=0)
+    upstream_eject_max_seconds: float = Field(default=30.0, gt=0)
+
     # --- circuit breaker, per upstream service ----------------------------------------------
     breaker_failure_threshold: int = 5
     breaker_reset_seconds: float = 10.0
@@ -74,3 +87,26 @@ class GatewaySettings(ServiceSettings):
     cors_allow_origins: list[str] = []
     cors_allow_credentials: bool = False
     cors_max_age_seconds: int = 600
+
+    @field_validator("upstream_urls", mode="before")
+    @classmethod
+    def _split_url_lists(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _url_list(v) if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _per_service_url_lists(self) -> GatewaySettings:
+        for spec in SERVICES:
+            listed = os.environ.get(replica_urls_env(spec.name))
+            if listed and spec.name not in self.upstream_urls:
+                self.upstream_urls[spec.name] = _url_list(listed)
+        return self
+
+    def instance_urls(self, name: str) -> list[str]:
+        """Every instance of service `name` the gateway balances over."""
+        return [u.rstrip("/") for u in self.upstream_urls.get(name) or [self.service_url(name)]]
+
+
+def _url_list(value: str) -> list[str]:
+    return [u.strip() for u in value.split(",") if u.strip()]
