@@ -184,7 +184,10 @@ async def test_a_poison_event_is_dead_lettered_after_max_attempts_and_later_even
     async with Running(runner):
         await eventually(lambda: outcome_count(topic, "applied", 2), within=20)
 
-    assert attempts == {before.event_id: 1, poison.event_id: 3, after.event_id: 1}
+    # The batch's first, all-in-one run rolled back at the poison event (its attempt 1), so the
+    # events around it may have been run once more; their effects are there exactly once.
+    assert attempts[poison.event_id] == 3
+    assert attempts[before.event_id] in (1, 2) and attempts[after.event_id] in (1, 2)
     assert await effects(engine) == {before.event_id: 1, after.event_id: 1}
     [message] = await read_topic(kafka_broker.bootstrap, dlq, expect=1)
     letter = DeadLetter.model_validate_json(message.value)
