@@ -351,7 +351,7 @@ async def exactly_once(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> dict[s
         "WHERE order_id = ANY($1::uuid[]) GROUP BY order_id",
         "provider_charges": "SELECT p.order_id, count(*) FROM payments.sandbox_charges c "
         "JOIN payments.payments p ON p.id = c.payment_id "
-        "WHERE p.order_id = ANY($1::uuid[]) AND c.status = 'succeeded' GROUP BY p.order_id",
+        "WHERE p.order_id = ANY($1::uuid[]) AND c.status = 'approved' GROUP BY p.order_id",
         "ledger_transactions": "SELECT order_id, count(*) FROM transactions.transactions "
         "WHERE order_id = ANY($1::uuid[]) GROUP BY order_id",
     }

@@ -75,6 +75,20 @@ async def unit_of_work(
         yield session
 
 
+@asynccontextmanager
+async def autocommit(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session whose statements each commit on their own: one round trip per statement.
+
+    For work that is one statement anyway (an idempotency claim, its release): no BEGIN and
+    COMMIT round trips around it. The pool resets the connection's isolation level on return.
+    """
+    async with sessionmaker() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     """Call `callback` (sync, quick: a wake-up) once the session's transaction has committed.
 
