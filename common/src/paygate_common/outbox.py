@@ -162,6 +162,30 @@ class OutgoingEvent:
     key: str | None = None
 
 
+# For a statement that writes its own row and its event together (one round trip): a CTE
+# `INSERT INTO outbox ... SELECT <OUTBOX_VALUES> FROM <the row's CTE>` with `outbox_params()`;
+# select `OUTBOX_NOTIFY` in the outer query so the relay is woken at commit.
+OUTBOX_COLUMNS = "event_id, topic, key, event_type, payload, headers"
+OUTBOX_VALUES = (
+    "CAST(:ob_event_id AS uuid), CAST(:ob_topic AS text), CAST(:ob_key AS text), "
+    "CAST(:ob_event_type AS text), CAST(:ob_payload AS jsonb), CAST(:ob_headers AS jsonb)"
+)
+OUTBOX_NOTIFY = "pg_notify('paygate_outbox_' || current_schema(), '')"
+
+
+def outbox_params(event: OutgoingEvent) -> dict[str, Any]:
+    """The bound values of `OUTBOX_VALUES` for one event."""
+    envelope = event.envelope
+    return {
+        "ob_event_id": envelope.event_id,
+        "ob_topic": event.topic,
+        "ob_key": event.key if event.key is not None else envelope.aggregate_id,
+        "ob_event_type": envelope.event_type,
+        "ob_payload": envelope.model_dump_json(),
+        "ob_headers": orjson.dumps(envelope_headers(envelope)).decode(),
+    }
+
+
 async def add_event(
     session: AsyncSession | AsyncConnection,
     envelope: EventEnvelope,
