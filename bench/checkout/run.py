@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -265,8 +266,10 @@ async def idle_run(api: str, dsn: str, tokens: list[str], orders: int) -> dict[s
                     create.append(latency)
                     row = await conn.fetchrow(TIMELINE, oid)
                     if row is not None:
-                        marks = [(k, row[k]) for k in row.keys() if row[k] is not None]
-                        for (_, a), (name, b) in zip(marks, marks[1:], strict=False):
+                        # An asyncpg Record iterates over its values: ask for the keys.
+                        names = row.keys()
+                        marks = [(k, row[k]) for k in names if row[k] is not None]
+                        for (_, a), (name, b) in itertools.pairwise(marks):
                             steps.setdefault(name, []).append((b - a).total_seconds())
                 await asyncio.sleep(0.2)  # idle between orders: nothing else in flight
     finally:
@@ -395,6 +398,10 @@ async def load_run(
         cpu_after, stat_after = cpu_seconds(roots), cpu_stat()
         profiles = profile.stop(samplers) if profile else {}
         checks = await exactly_once(conn, ids)
+        settle_by = time.monotonic() + 60  # the ledger may still be catching up: wait for it
+        while checks["ledger_transactions_missing"] and time.monotonic() < settle_by:
+            await asyncio.sleep(1)
+            checks = await exactly_once(conn, ids)
         by_order = await wait_webhooks(receiver, list(sent), limit_s=60)
     finally:
         await conn.close()
