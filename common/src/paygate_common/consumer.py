@@ -36,11 +36,18 @@ from paygate_common.settings import ServiceSettings
 log = logging.getLogger("paygate.consumer")
 
 Handler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
+# A handler of a whole consumed batch: the new (not yet applied) envelopes, in partition order.
+BatchHandler = Callable[[AsyncSession, Sequence[EventEnvelope]], Awaitable[None]]
 
 # A replayed dead letter carries the consumer that gave up on it: only that consumer re-applies
 # it; consumers that applied it the first time still see a duplicate.
 HEADER_REPLAY_FOR = "paygate-replay-for"
 MAX_ERROR_CHARS = 2000
+
+# aiokafka's defaults wait up to 500 ms in a fetch that has nothing yet; Tansu answers such a
+# fetch only when the wait runs out, so every hop of a checkout would cost up to half a second
+# when the stack is quiet. A short wait costs an idle consumer ~50 empty fetches a second.
+LOW_LATENCY_CONSUMER: dict[str, Any] = {"fetch_max_wait_ms": 20}
 
 
 class TransientError(Exception):
@@ -49,6 +56,39 @@ class TransientError(Exception):
     The event is retried with capped backoff for as long as it takes: never dead-lettered,
     and its partition does not move past it.
     """
+
+
+def per_event(handler: Handler) -> BatchHandler:
+    """A batch handler that applies each envelope with `handler`, under its correlation id."""
+
+    async def handle(session: AsyncSession, envelopes: Sequence[EventEnvelope]) -> None:
+        for envelope in envelopes:
+            token = request_id_var.set(envelope.correlation_id or str(envelope.event_id))
+            try:
+                await handler(session, envelope)
+            finally:
+                request_id_var.reset(token)
+
+    return handle
+
+
+def _single(batch_handler: BatchHandler) -> Handler:
+    async def handle(session: AsyncSession, envelope: EventEnvelope) -> None:
+        await batch_handler(session, (envelope,))
+
+    return handle
+
+
+# The whole batch's inbox rows in one statement; what comes back is what this consumer had not
+# seen yet (a duplicate conflicts and returns nothing).
+_CLAIM_BATCH = text(
+    """
+    INSERT INTO inbox (consumer, event_id, outcome)
+    SELECT :consumer, id, 'applied' FROM unnest(CAST(:ids AS uuid[])) AS id
+    ON CONFLICT (consumer, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
 
 
 class Outcome(StrEnum):
@@ -88,12 +128,18 @@ class _DeferPartition(Exception):
 class ConsumerRunner:
     """Consumes `topics` in group `consumer_name` and applies each event exactly once.
 
-    Per batch (`getmany`): one database transaction, one SAVEPOINT per event; the inbox row
-    `(consumer_name, event_id)` is inserted in that savepoint, so a redelivered event is skipped.
-    The DB transaction commits first, then the Kafka offsets. A handler that raises is retried
-    in-process (`max_attempts` in all, exponential backoff), then the event goes to `dlq_topic`
-    and is marked dead-lettered in the inbox. `TransientError` pauses the partition at that
-    event and retries it with capped backoff, forever.
+    Per batch (`getmany`), first the fast path: one database transaction, ONE inbox insert for
+    every event of the batch (`unnest`; what conflicts was seen before and is skipped), the
+    batch handler called once with the new envelopes, one commit; then the Kafka offsets. If
+    anything in it raises, the transaction is rolled back and the batch is applied again event
+    by event: one SAVEPOINT per event with its inbox row `(consumer_name, event_id)`, a handler
+    that raises retried in-process (`max_attempts` in all, exponential backoff), then sent to
+    `dlq_topic` and marked dead-lettered in the inbox; `TransientError` pauses the partition at
+    that event and retries it with capped backoff, forever. Either way the DB commits first,
+    then the offsets, so a crash in between re-reads events that the inbox then skips.
+
+    Give `handler` (one event) or `batch_handler` (a batch; it then also serves the
+    event-by-event path with batches of one); `per_event(handler)` is the adapter between them.
     """
 
     def __init__(
@@ -102,7 +148,7 @@ class ConsumerRunner:
         settings: ServiceSettings,
         consumer_name: str,
         topics: Sequence[str],
-        handler: Handler,
+        handler: Handler | None = None,
         sessionmaker: async_sessionmaker[AsyncSession],
         producer: AIOKafkaProducer,
         dlq_topic: str,
@@ -115,13 +161,20 @@ class ConsumerRunner:
         start_attempts: int = 30,
         start_delay: float = 1.0,
         consumer_options: dict[str, Any] | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if handler is None and batch_handler is None:
+            raise ValueError("a consumer needs a handler or a batch_handler")
         self.settings = settings
         self.consumer_name = consumer_name
         self.topics = list(topics)
-        self.handler = handler
+        self.batch_handler: BatchHandler | None = batch_handler
+        self.handler: Handler = handler or _single(batch_handler)  # type: ignore[arg-type]
+        # A failed fast-path run counts as the first attempt of the event that raised in it.
+        self._attempts_used: dict[uuid.UUID, int] = {}
+        self._transient: dict[uuid.UUID, TransientError] = {}
         self.sessionmaker = sessionmaker
         self.producer = producer
         self.dlq_topic = dlq_topic
@@ -133,7 +186,7 @@ class ConsumerRunner:
         self.transient_backoff_max = transient_backoff_max or backoff_max
         self.start_attempts = start_attempts
         self.start_delay = start_delay
-        self.consumer_options = consumer_options or {}
+        self.consumer_options = {**LOW_LATENCY_CONSUMER, **(consumer_options or {})}
         self.service = settings.service_name
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
@@ -208,6 +261,76 @@ class ConsumerRunner:
         self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
     ) -> dict[TopicPartition, int]:
         """Apply the batch in one transaction; returns the offsets to commit after it."""
+        offsets = await self._apply_batch(batch)
+        if offsets is None:
+            offsets = await self._apply_each(batch)
+        return offsets
+
+    async def _apply_batch(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> dict[TopicPartition, int] | None:
+        """The fast path; None when the batch must go event by event (see the class doc)."""
+        envelopes: list[tuple[str, EventEnvelope]] = []
+        for records in batch.values():
+            for record in records:
+                if headers_dict(record.headers).get(HEADER_REPLAY_FOR) == self.consumer_name:
+                    return None  # an operator's replay: its inbox row needs the upsert
+                try:
+                    envelopes.append((record.topic, EventEnvelope.from_bytes(record.value or b"")))
+                except Exception:
+                    return None  # the event-by-event path dead-letters it
+        failing: uuid.UUID | None = None
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                ids = list(dict.fromkeys(envelope.event_id for _, envelope in envelopes))
+                result = await session.execute(
+                    _CLAIM_BATCH, {"consumer": self.consumer_name, "ids": ids}
+                )
+                new = {row[0] for row in result}
+                fresh: list[EventEnvelope] = []
+                outcomes: list[tuple[str, Outcome]] = []
+                for topic, envelope in envelopes:
+                    if envelope.event_id in new:
+                        new.discard(envelope.event_id)  # the same event twice in one batch
+                        fresh.append(envelope)
+                        outcomes.append((topic, Outcome.APPLIED))
+                    else:
+                        outcomes.append((topic, Outcome.DUPLICATE))
+                if fresh and self.batch_handler is not None:
+                    await self.batch_handler(session, fresh)
+                else:
+                    for envelope in fresh:
+                        failing = envelope.event_id
+                        token = request_id_var.set(
+                            envelope.correlation_id or str(envelope.event_id)
+                        )
+                        try:
+                            await self.handler(session, envelope)
+                        finally:
+                            request_id_var.reset(token)
+                    failing = None
+        except Exception as exc:
+            if failing is not None and isinstance(exc, TransientError):
+                self._transient[failing] = exc  # deferred without being called again
+            elif failing is not None:
+                self._attempts_used[failing] = self._attempts_used.get(failing, 0) + 1
+            log.info(
+                "%s: batch of %d rolled back (%s); applying it event by event",
+                self.consumer_name,
+                len(envelopes),
+                _describe(exc),
+            )
+            return None
+        for topic, outcome in outcomes:
+            EVENTS_CONSUMED.labels(self.service, topic, outcome.value).inc()
+        for tp in batch:
+            self._transient_streak.pop(tp, None)
+        return {tp: records[-1].offset + 1 for tp, records in batch.items()}
+
+    async def _apply_each(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> dict[TopicPartition, int]:
+        """Event by event, one SAVEPOINT each: retries, deferrals and dead letters."""
         offsets: dict[TopicPartition, int] = {}
         outcomes: list[tuple[str, Outcome]] = []
         async with self.sessionmaker() as session, session.begin():
@@ -244,7 +367,9 @@ class ConsumerRunner:
             return Outcome.DEAD_LETTERED
 
         replay = headers_dict(record.headers).get(HEADER_REPLAY_FOR) == self.consumer_name
-        attempt = 0
+        if (transient := self._transient.pop(envelope.event_id, None)) is not None:
+            raise _DeferPartition(transient)
+        attempt = self._attempts_used.pop(envelope.event_id, 0)
         while True:
             attempt += 1
             try:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -50,7 +50,11 @@ def create_engine(settings: ServiceSettings, **overrides: Any) -> AsyncEngine:
     options: dict[str, Any] = {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_pool_size,
-        "pool_pre_ping": True,
+        # No pre-ping: it is one more round trip per unit of work (~10% of a consumer's CPU
+        # under load). A connection that died is invalidated by the error it raises, the unit
+        # of work fails like any other database error, and the pool replaces it.
+        "pool_pre_ping": False,
+        "pool_recycle": 1800,
         "echo": settings.db_echo,
         "connect_args": connect_args,
     }
@@ -69,6 +73,30 @@ async def unit_of_work(
     """One transaction: committed when the block succeeds, rolled back when it raises."""
     async with sessionmaker() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def autocommit(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session whose statements each commit on their own: one round trip per statement.
+
+    For work that is one statement anyway (an idempotency claim, its release): no BEGIN and
+    COMMIT round trips around it. The pool resets the connection's isolation level on return.
+    """
+    async with sessionmaker() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call `callback` (sync, quick: a wake-up) once the session's transaction has committed.
+
+    For hints that must not run before the data is visible, e.g. waking a worker that will
+    claim the rows just written. Not called on rollback; a callback registered inside a
+    SAVEPOINT that was rolled back still runs at the outer commit, so it must be harmless.
+    """
+    event.listen(session.sync_session, "after_commit", lambda _session: callback(), once=True)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from paygate_common.app import add_readiness_check
-from paygate_common.consumer import ConsumerRunner, Handler
+from paygate_common.consumer import BatchHandler, ConsumerRunner, Handler
 from paygate_common.kafka import create_producer, kafka_ready, start_with_retry
 from paygate_common.outbox import OutboxRelay
 
@@ -26,14 +26,17 @@ class ConsumerSpec:
     """One consumer of a service: its group/inbox name, topics, handler and dead-letter topic.
 
     `options` go to `ConsumerRunner` as keyword arguments (batch_size, backoff_base, ...).
+    `handler` applies one event; a `batch_handler` (optional) applies a whole consumed batch in
+    one go and replaces it (see `ConsumerRunner`).
     """
 
     name: str
     topics: Sequence[str]
-    handler: Handler
+    handler: Handler | None
     dlq_topic: str
     max_attempts: int = 5
     options: dict[str, Any] = field(default_factory=dict)
+    batch_handler: BatchHandler | None = None
 
 
 @dataclass
@@ -112,6 +115,7 @@ async def run_eventing(
             consumer_name=spec.name,
             topics=spec.topics,
             handler=spec.handler,
+            batch_handler=spec.batch_handler,
             sessionmaker=app.state.sessionmaker,
             producer=producer,
             dlq_topic=spec.dlq_topic,

@@ -86,7 +86,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.responses import JSONResponse
 
-from paygate_common.db import new_metadata, unit_of_work
+from paygate_common.db import autocommit, new_metadata, unit_of_work
 from paygate_common.errors import Conflict, InvalidRequest, PaygateError
 
 log = logging.getLogger("paygate.idempotency")
@@ -326,11 +326,13 @@ async def claim_key(
             ),
         ),
     ).returning(t.c.claim_token)
-    async with unit_of_work(sessionmaker) as session:
+    # Autocommit: the claim is one statement, so one round trip (no BEGIN/COMMIT around it).
+    async with autocommit(sessionmaker) as session:
         won = (await session.execute(stmt)).scalar_one_or_none()
         if won == token:
             return ClaimResult(claim=Claim(scope, key, request_hash, token))
-        # ON CONFLICT locked the row, so what we read now is the current holder's row.
+        # The current holder's row (it may have completed or released it since: both are
+        # handled below, as a replay or a new claim).
         row = (
             await session.execute(
                 select(t.c.request_hash, t.c.state, t.c.status_code, t.c.response_body).where(
@@ -396,7 +398,7 @@ async def complete_claim(
 async def release_claim(sessionmaker: Sessions, claim: Claim) -> None:
     """Forget an unfinished claim (own transaction) so the client can retry at once."""
     t = _TABLE
-    async with unit_of_work(sessionmaker) as session:
+    async with autocommit(sessionmaker) as session:
         await session.execute(
             delete(t).where(
                 t.c.scope == claim.scope,

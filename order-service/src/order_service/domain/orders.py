@@ -26,8 +26,8 @@ from order_service.domain.status import (
     status_for_payment,
 )
 from order_service.events.publishing import (
+    order_created,
     publish_order_cancelled,
-    publish_order_created,
     publish_refund_requested,
 )
 from order_service.store import orders as store
@@ -65,18 +65,26 @@ async def place_order(
     description: str | None,
     payment_method_id: uuid.UUID | None,
 ) -> OrderRecord:
-    """A pending order and its `order.create` event, in the same transaction."""
-    order = await store.insert_order(
-        session,
-        order_id=uuid.uuid4(),
+    """A pending order and its `order.create` event, in the same transaction (one statement)."""
+    order_id = uuid.uuid4()
+    event = order_created(
+        order_id=order_id,
         user_id=user_id,
         amount=amount,
         currency=currency,
         description=description,
         payment_method_id=payment_method_id,
     )
-    await publish_order_created(session, order)
-    return order
+    return await store.insert_order_with_event(
+        session,
+        order_id=order_id,
+        user_id=user_id,
+        amount=amount,
+        currency=currency,
+        description=description,
+        payment_method_id=payment_method_id,
+        event=event,
+    )
 
 
 async def order_for(

@@ -10,18 +10,41 @@ from order_service.store.orders import OrderRecord
 from paygate_common.events import (
     ORDER_CREATE,
     ORDER_EVENT,
+    EventEnvelope,
     OrderCancelled,
     OrderCreated,
     OrderRefundRequested,
     new_event,
 )
-from paygate_common.outbox import add_event
+from paygate_common.outbox import OutgoingEvent, add_event
 
 PRODUCER = "order-service"
 
 
-async def publish_order_created(session: AsyncSession, order: OrderRecord) -> None:
+def order_created(
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    description: str | None,
+    payment_method_id: uuid.UUID | None,
+) -> OutgoingEvent:
+    """The `order.create` event of a new order (written with the order: `place_order`)."""
     payload = OrderCreated(
+        order_id=order_id,
+        user_id=user_id,
+        amount=amount,
+        currency=currency,
+        description=description,
+        payment_method_id=payment_method_id,
+    )
+    envelope: EventEnvelope = new_event(payload, producer=PRODUCER, aggregate_id=str(order_id))
+    return OutgoingEvent(envelope, ORDER_CREATE)
+
+
+async def publish_order_created(session: AsyncSession, order: OrderRecord) -> None:
+    created = order_created(
         order_id=order.id,
         user_id=order.user_id,
         amount=order.amount,
@@ -29,8 +52,7 @@ async def publish_order_created(session: AsyncSession, order: OrderRecord) -> No
         description=order.description,
         payment_method_id=order.payment_method_id,
     )
-    envelope = new_event(payload, producer=PRODUCER, aggregate_id=str(order.id))
-    await add_event(session, envelope, topic=ORDER_CREATE)
+    await add_event(session, created.envelope, topic=created.topic)
 
 
 async def publish_order_cancelled(

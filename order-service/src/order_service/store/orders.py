@@ -8,10 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select, tuple_, update
+from sqlalchemy import Row, and_, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.store.tables import orders
+from paygate_common.outbox import (
+    OUTBOX_COLUMNS,
+    OUTBOX_NOTIFY,
+    OUTBOX_VALUES,
+    OutgoingEvent,
+    outbox_params,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,51 @@ async def insert_order(
         )
     ).one()
     return OrderRecord.from_row(row)
+
+
+_ORDER_COLUMNS = ", ".join(OrderRecord.__dataclass_fields__)
+# The order, its event in the outbox and the relay's NOTIFY: one statement, one round trip.
+_INSERT_ORDER_WITH_EVENT = text(
+    f"""
+    WITH placed AS (
+      INSERT INTO orders (id, user_id, amount, currency, description, payment_method_id, status)
+      VALUES (:id, :user_id, :amount, :currency, :description, :payment_method_id, 'pending')
+      RETURNING {_ORDER_COLUMNS}
+    ), announced AS (
+      INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT {OUTBOX_VALUES} FROM placed RETURNING 1
+    )
+    SELECT {_ORDER_COLUMNS}, {OUTBOX_NOTIFY} AS notified FROM placed, announced
+    """  # noqa: S608 - column lists are constants; every value is a bound parameter
+).columns(*_COLUMNS)
+
+
+async def insert_order_with_event(
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    description: str | None,
+    payment_method_id: uuid.UUID | None,
+    event: OutgoingEvent,
+) -> OrderRecord:
+    """`insert_order` and `add_event` of its event in one round trip."""
+    row = (
+        await session.execute(
+            _INSERT_ORDER_WITH_EVENT,
+            {
+                "id": order_id,
+                "user_id": user_id,
+                "amount": amount,
+                "currency": currency,
+                "description": description,
+                "payment_method_id": payment_method_id,
+                **outbox_params(event),
+            },
+        )
+    ).one()
+    return OrderRecord(**{name: row._mapping[name] for name in OrderRecord.__dataclass_fields__})
 
 
 async def fetch_order(session: AsyncSession, order_id: uuid.UUID) -> OrderRecord | None:
@@ -152,6 +204,7 @@ __all__ = [
     "current_status",
     "fetch_order",
     "insert_order",
+    "insert_order_with_event",
     "list_user_orders",
     "lock_order",
     "transition_status",

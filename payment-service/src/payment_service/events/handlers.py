@@ -8,6 +8,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paygate_common.consumer import Handler
+from paygate_common.db import after_commit
 from paygate_common.errors import PaygateError
 from paygate_common.events import (
     EventEnvelope,
@@ -29,6 +30,8 @@ def order_handler(*, provider: str, on_recorded: Callable[[], None] | None = Non
 
     It only records intent: the charge, the void or the refund reaches the provider after this
     commits (the executor and the operation sender), never inside the consumer's transaction.
+    `on_recorded` wakes them once the batch has committed: woken earlier, they would look for
+    the new rows before they are visible and wait for the next NOTIFY or tick.
     """
 
     async def handle(session: AsyncSession, envelope: EventEnvelope) -> None:
@@ -36,13 +39,13 @@ def order_handler(*, provider: str, on_recorded: Callable[[], None] | None = Non
             case OrderCreated.event_type:
                 order = OrderCreated.model_validate(envelope.payload)
                 if await domain.record_order(session, order, provider=provider) and on_recorded:
-                    on_recorded()
+                    after_commit(session, on_recorded)
             case OrderCancelled.event_type:
                 cancelled = OrderCancelled.model_validate(envelope.payload)
                 status = await domain.cancel_for_order(session, cancelled)
                 log.info("order %s cancelled; its payment is %s", cancelled.order_id, status)
                 if on_recorded:
-                    on_recorded()
+                    after_commit(session, on_recorded)
             case OrderRefundRequested.event_type:
                 await refund_order(session, envelope, on_recorded)
             case _:
@@ -80,4 +83,4 @@ async def refund_order(
     await nested.commit()
     log.info("order %s: refund %s of %d recorded", requested.order_id, refund.id, refund.amount)
     if on_recorded:
-        on_recorded()
+        after_commit(session, on_recorded)
