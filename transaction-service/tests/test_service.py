@@ -639,3 +639,8 @@ async def test_analytics_count_attempts_success_rate_volume_and_refunds_per_prov
     )
     assert backwards.status_code == 422
     assert backwards.json()["code"] == "analytics_window_invalid"
+    for edge in ({"to": "0001-01-01"}, {"to": "9999-12-31"}, {"from": "0001-01-01"}):
+        r = await svc.http.get(
+            "/internal/analytics", params=edge, headers=svc.service_auth("admin-service")
+        )
+        assert r.status_code in (200, 422), (edge, r.text)

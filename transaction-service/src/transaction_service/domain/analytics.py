@@ -21,7 +21,12 @@ def window(
 ) -> tuple[date, date]:
     """The first and last day included; `from` after `to` or a window over three years is refused."""
     last = date_to or today
-    first = date_from or last - timedelta(days=DEFAULT_WINDOW_DAYS[period] - 1)
+    if last == date.max:  # the window ends the day after `to`, which must exist
+        raise AnalyticsWindowInvalid("`to` is out of range")
+    try:
+        first = date_from or last - timedelta(days=DEFAULT_WINDOW_DAYS[period] - 1)
+    except OverflowError:
+        first = date.min
     if period == "month":
         first = first.replace(day=1)
     if first > last:
