@@ -40,8 +40,8 @@ async def payments_page(
     status: Annotated[str | None, Query(pattern="^[a-z_]{1,32}$")] = None,
     notice: str | None = None,
 ) -> Response:
-    params = {"limit": 50, **({"status": status} if status else {})}
-    payments = await up.call(request, session, "payment", "GET", "/payments", params=params)
+    # payment-service's list has no status filter: the newest page is filtered here
+    payments = await up.call(request, session, "payment", "GET", "/payments", params={"limit": 100})
     balance = await up.call(request, session, "transaction", "GET", "/balance")
     history = await up.call(
         request, session, "transaction", "GET", "/transactions", params={"limit": 20}
@@ -50,7 +50,7 @@ async def payments_page(
         request,
         "dashboard/payments.html.j2",
         session=session,
-        payments=_items(payments),
+        payments=[p for p in _items(payments) if not status or p.get("status") == status][:50],
         balances=_items(balance),
         transactions=_items(history),
         status=status or "",
