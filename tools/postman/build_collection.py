@@ -1745,10 +1745,38 @@ ADMIN = Folder(
             "GET",
             "/admin/analytics",
             auth="admin",
-            tests=["pm.test('an analytics object', () => pm.expect(body).to.be.an('object'));"],
+            tests=[
+                "pm.test('per period, provider and currency', () => {",
+                "  pm.expect(body.period).to.eql('day');",
+                "  pm.expect(body.items).to.be.an('array');",
+                "  body.items.forEach((i) => {",
+                "    pm.expect(i.provider).to.be.a('string');",
+                "    pm.expect(i.currency).to.match(/^[a-z]{3}$/);",
+                "    pm.expect(i.count).to.be.at.least(i.succeeded + i.failed);",
+                "  });",
+                "});",
+            ],
+            example={
+                "period": "day",
+                "date_from": "2026-11-02",
+                "date_to": "2026-12-01",
+                "items": [
+                    {
+                        "period_start": "2026-12-01",
+                        "provider": "stripe",
+                        "currency": "usd",
+                        "count": 4,
+                        "succeeded": 3,
+                        "failed": 1,
+                        "success_rate": 0.75,
+                        "volume": 8500,
+                        "fees": 337,
+                        "refunds": 1000,
+                        "refund_count": 1,
+                    }
+                ],
+            },
             requires=("GET /api/v1/transactions",),
-            gate="admin-service relays it to transaction-service's GET /internal/analytics, "
-            "which transaction-service does not serve (404 not_found): a service bug, reported",
         ),
         Req(
             "Suite health",
@@ -1777,6 +1805,30 @@ ADMIN = Folder(
                 "});",
             ],
             example={"items": [{"currency": "usd", "debits": 8500, "credits": 8500}]},
+        ),
+        Req(
+            "Ledger: the configuration it applies",
+            "GET",
+            "/admin/ledger/config",
+            auth="admin",
+            tests=[
+                "pm.test('keys with the version admin-service published', () => {",
+                "  body.items.forEach((c) => {",
+                "    pm.expect(c.key).to.be.a('string');",
+                "    pm.expect(c.config_version).to.be.at.least(1);",
+                "  });",
+                "});",
+            ],
+            example={
+                "items": [
+                    {
+                        "key": "fees",
+                        "config_version": 2,
+                        "value": {"rules": [{"basis_points": 290, "fixed": 30}]},
+                        "updated_at": "2026-12-01T10:00:00Z",
+                    }
+                ]
+            },
         ),
         Req(
             "Audit: sign-ins",

@@ -528,6 +528,12 @@ async def test_fees_from_config_changed_apply_at_the_next_capture(
     await svc.applied(event)
     tx = (await svc.http.get(f"/transactions/{payment}", headers=svc.auth(merchant))).json()
     assert tx["fee"] == 500
+    view = await svc.http.get("/admin/ledger/config", headers=svc.auth(uuid.uuid4(), "admin"))
+    assert view.status_code == 200, view.text
+    fees = next(i for i in view.json()["items"] if i["key"] == "fees")
+    assert fees["config_version"] >= 1 and fees["value"]["rules"][1]["provider"] == "paypal"
+    denied = await svc.http.get("/admin/ledger/config", headers=svc.auth(merchant))
+    assert denied.status_code == 403
 
 
 async def test_trial_balance_is_equal_per_currency_and_admin_only(svc: Any) -> None:
@@ -555,3 +561,86 @@ async def test_an_event_that_does_not_parse_is_dead_lettered_not_posted(
         ),
         timeout=30,
     )
+
+
+async def test_analytics_count_attempts_success_rate_volume_and_refunds_per_provider(
+    svc: Any, make_payment_event: Any
+) -> None:
+    merchant = uuid.uuid4()
+    paid, declined, refunded = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    events = [
+        make_payment_event(
+            payment_id=paid,
+            user_id=merchant,
+            status=S.SUCCEEDED,
+            amount=4_000,
+            amount_captured=4_000,
+            currency="huf",
+        ),
+        make_payment_event(
+            payment_id=declined, user_id=merchant, status=S.FAILED, amount=900, currency="huf"
+        ),
+        make_payment_event(
+            payment_id=refunded,
+            user_id=merchant,
+            status=S.SUCCEEDED,
+            amount=6_000,
+            amount_captured=6_000,
+            currency="huf",
+            provider="paypal",
+        ),
+        make_payment_event(
+            payment_id=refunded,
+            user_id=merchant,
+            status=S.PARTIALLY_REFUNDED,
+            amount=6_000,
+            amount_captured=6_000,
+            amount_refunded=1_000,
+            currency="huf",
+            provider="paypal",
+        ),
+    ]
+    for envelope in events:
+        await svc.publish(envelope)
+    for envelope in events:
+        await svc.applied(envelope)
+
+    r = await svc.http.get(
+        "/internal/analytics", params={"currency": "huf"}, headers=svc.service_auth("admin-service")
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["period"] == "day"
+    by_provider = {i["provider"]: i for i in body["items"]}
+    assert set(by_provider) == {"stripe", "paypal"}
+    stripe, paypal = by_provider["stripe"], by_provider["paypal"]
+    assert (stripe["count"], stripe["succeeded"], stripe["failed"]) == (2, 1, 1)
+    assert stripe["success_rate"] == 0.5
+    assert (stripe["volume"], stripe["refunds"]) == (4_000, 0)
+    assert (paypal["count"], paypal["succeeded"], paypal["success_rate"]) == (1, 1, 1.0)
+    assert (paypal["volume"], paypal["refunds"], paypal["refund_count"]) == (6_000, 1_000, 1)
+    assert stripe["fees"] > 0
+
+    monthly = await svc.http.get(
+        "/internal/analytics",
+        params={"currency": "huf", "period": "month"},
+        headers=svc.service_auth("admin-service"),
+    )
+    assert sum(i["count"] for i in monthly.json()["items"]) == 3
+    assert all(i["period_start"].endswith("-01") for i in monthly.json()["items"])
+
+    # a user's JWT is not a service token; a backwards window is a 422 with a stable code
+    user = await svc.http.get("/internal/analytics", headers=svc.auth(merchant, "admin"))
+    assert user.status_code == 401
+    backwards = await svc.http.get(
+        "/internal/analytics",
+        params={"from": "2026-02-01", "to": "2026-01-01"},
+        headers=svc.service_auth("admin-service"),
+    )
+    assert backwards.status_code == 422
+    assert backwards.json()["code"] == "analytics_window_invalid"
+    for edge in ({"to": "0001-01-01"}, {"to": "9999-12-31"}, {"from": "0001-01-01"}):
+        r = await svc.http.get(
+            "/internal/analytics", params=edge, headers=svc.service_auth("admin-service")
+        )
+        assert r.status_code in (200, 422), (edge, r.text)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from admin_service.api.schemas import HealthRead
+from admin_service.domain.analytics import fetch_analytics
 from admin_service.domain.health import SuiteHealth
+from paygate_common.analytics import AnalyticsPeriod, AnalyticsRead
 from paygate_common.auth import AdminPrincipal
-from paygate_common.http import ServiceClient
+from paygate_common.http import ServiceClient, UpstreamStatusError
+from paygate_common.money import Currency
 from paygate_common.pagination import CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/admin", tags=["operations"])
@@ -92,19 +96,30 @@ async def update_user(
 
 @router.get(
     "/analytics",
+    response_model=AnalyticsRead,
     summary="Volume, counts, success rate and refunds by day, provider and currency",
-    responses=PROBLEMS,
+    responses={**PROBLEMS, 422: {"description": "Bad period, currency or window (problem+json)"}},
 )
 async def analytics(
     request: Request,
     principal: AdminPrincipal,
-    period: Annotated[str, Query(pattern="^(day|month)$")] = "day",
-    currency: Annotated[str | None, Query(pattern="^[a-z]{3}$")] = None,
+    period: AnalyticsPeriod = "day",
+    currency: Currency | None = None,
+    date_from: Annotated[date | None, Query(alias="from")] = None,
+    date_to: Annotated[date | None, Query(alias="to")] = None,
 ) -> Any:
-    ledger: ServiceClient = request.app.state.transactions
-    params = {"period": period, **({"currency": currency} if currency else {})}
-    response = await ledger.request("GET", "/internal/analytics", params=params)
-    return _passthrough(response)
+    try:
+        return await fetch_analytics(
+            request.app.state.transactions,
+            period=period,
+            currency=currency,
+            date_from=date_from,
+            date_to=date_to,
+        )
+    except UpstreamStatusError as exc:
+        if exc.upstream_status >= 500:
+            raise
+        return _passthrough(exc.response)  # the ledger's own 422 says what was wrong
 
 
 def operator_headers(request: Request, operator_id: uuid.UUID) -> dict[str, str]:

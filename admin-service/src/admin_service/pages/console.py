@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from admin_service.api.operations import operator_headers
 from admin_service.domain import config as config_domain
+from admin_service.domain.analytics import chart_series, fetch_analytics
 from admin_service.domain.errors import ConfigInvalid
 from admin_service.domain.health import SuiteHealth
+from admin_service.pages.payment_actions import PAYMENT_ACTIONS, act_on_payment
 from admin_service.pages.rendering import SECURITY_HEADERS, redirect, render
 from admin_service.pages.session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     AnySession,
     OperatorSession,
+    PageSession,
     check_csrf,
     new_login_csrf,
     set_cookie,
 )
 from admin_service.pages.upstream import Upstream, upstream
 from admin_service.store import config as config_store
+from paygate_common.analytics import AnalyticsRead
 from paygate_common.audit import Actor
 from paygate_common.config import CONFIG_KEYS
 from paygate_common.db import SessionDep
+from paygate_common.errors import UpstreamError
+from paygate_common.events import PaymentStatus
 
 UpstreamDep = Annotated[Upstream, Depends(upstream)]
 Csrf = Annotated[str | None, Form(alias="csrf_token")]
@@ -130,18 +138,18 @@ sign_in_routes(router)
 
 
 @router.get("/")
-async def overview(request: Request, session: OperatorSession, up: UpstreamDep) -> Response:
-    answer = await up.call(
-        request, session, "transaction", "GET", "/transactions/summary", params={"period": "day"}
-    )
-    rows = answer.json().get("items", []) if answer.status_code == 200 else []
+async def overview(request: Request, session: OperatorSession) -> Response:
+    try:
+        figures: AnalyticsRead | None = await fetch_analytics(request.app.state.transactions)
+    except UpstreamError:
+        figures = None  # the page says so instead of failing
     return render(
         request,
         "console/overview.html.j2",
         session=session,
-        summary=rows,
-        summary_json=json.dumps(rows),
-        analytics_down=answer.status_code != 200,
+        analytics=figures,
+        chart_json=json.dumps(chart_series(figures) if figures else {"periods": []}),
+        analytics_down=figures is None,
     )
 
 
@@ -194,6 +202,153 @@ async def update_user(
         else f"Not saved: {_problem(answer).get('detail', answer.status_code)}"
     )
     return redirect(request, f"/users?notice={notice}")
+
+
+async def search_payments(
+    request: Request, session: PageSession, up: Upstream, *, q: str, status: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """By payment id, by the owner's email (user-service → their ledger history → each payment
+    at payment-service, for its live state), or else the newest payments; then by status."""
+    found: list[dict[str, Any]] = []
+    try:
+        payment_id: uuid.UUID | None = uuid.UUID(q)
+    except ValueError:
+        payment_id = None
+    if payment_id is not None:
+        one = await up.call(request, session, "payment", "GET", f"/payments/{payment_id}")
+        found = [one.json()] if one.status_code == 200 else []
+        if one.status_code not in (200, 404):
+            return [], "payment-service did not answer"
+    elif q:
+        people = await request.app.state.users.request(
+            "GET", "/internal/users", params={"q": q, "limit": MAX_OWNERS}
+        )
+        if people.status_code != 200:
+            return [], "user-service did not answer"
+        ids: list[str] = []
+        for person in people.json().get("items", []):
+            params = {"user_id": person["id"], "limit": MAX_PAYMENTS, **_only(status)}
+            history = await up.call(
+                request, session, "transaction", "GET", "/transactions", params=params
+            )
+            if history.status_code == 200:
+                ids += [t["id"] for t in history.json().get("items", [])]
+        answers = await asyncio.gather(
+            *(
+                up.call(request, session, "payment", "GET", f"/payments/{i}")
+                for i in ids[:MAX_PAYMENTS]
+            )
+        )
+        found = [a.json() for a in answers if a.status_code == 200]
+    else:
+        newest = await up.call(
+            request, session, "payment", "GET", "/payments", params={"limit": 100}
+        )
+        if newest.status_code != 200:
+            return [], "payment-service did not answer"
+        found = list(newest.json().get("items", []))
+    if status:
+        found = [p for p in found if p.get("status") == status]
+    return found[:MAX_PAYMENTS], None
+
+
+def _only(status: str | None) -> dict[str, str]:
+    return {"status": status} if status else {}
+
+
+MAX_OWNERS = 5
+MAX_PAYMENTS = 50
+PAYMENT_STATUSES = [s.value for s in PaymentStatus if s.value != "pending"]
+
+
+@router.get("/payments")
+async def payments_page(
+    request: Request,
+    session: OperatorSession,
+    up: UpstreamDep,
+    q: Annotated[str, Query(max_length=320)] = "",
+    status: Annotated[str | None, Query(pattern="^[a-z_]{0,32}$")] = None,
+    notice: str | None = None,
+) -> Response:
+    payments, error = await search_payments(request, session, up, q=q.strip(), status=status)
+    return render(
+        request,
+        "console/payments.html.j2",
+        session=session,
+        payments=payments,
+        q=q,
+        status=status or "",
+        statuses=PAYMENT_STATUSES,
+        notice=notice,
+        error=error,
+    )
+
+
+@router.post("/payments/{payment_id}/{action}")
+async def payment_action(
+    request: Request,
+    payment_id: uuid.UUID,
+    action: Annotated[str, Path(pattern=PAYMENT_ACTIONS)],
+    session: OperatorSession,
+    up: UpstreamDep,
+    csrf_token: Csrf = None,
+    amount: Annotated[int | None, Form(gt=0)] = None,
+) -> Response:
+    check_csrf(session, csrf_token)
+    notice = await act_on_payment(
+        request, session, up, payment_id=payment_id, action=action, amount=amount
+    )
+    return redirect(request, "/payments?" + urlencode({"q": str(payment_id), "notice": notice}))
+
+
+AUDIT_FILTERS = ("actor", "action", "entity_type", "entity_id")
+
+
+@router.get("/audit")
+async def audit_page(
+    request: Request,
+    session: OperatorSession,
+    up: UpstreamDep,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=200)] = None,
+    entity_type: Annotated[str | None, Query(max_length=100)] = None,
+    entity_id: Annotated[str | None, Query(max_length=200)] = None,
+    verification: dict[str, Any] | None = None,
+) -> Response:
+    filters = {
+        k: v
+        for k, v in zip(AUDIT_FILTERS, (actor, action, entity_type, entity_id), strict=True)
+        if v
+    }
+    answer = await up.call(
+        request,
+        session,
+        "audit",
+        "GET",
+        "/admin/audit/events",
+        params={**filters, "limit": 50},
+    )
+    return render(
+        request,
+        "console/audit.html.j2",
+        session=session,
+        records=answer.json().get("items", []) if answer.status_code == 200 else [],
+        filters=filters,
+        verification=verification,
+        error=None if answer.status_code == 200 else "audit-service did not answer",
+    )
+
+
+@router.get("/audit/verify")
+async def audit_verify(request: Request, session: OperatorSession, up: UpstreamDep) -> Response:
+    """Walk the hash chain now (read-only, so a GET: no CSRF token needed) and show the verdict."""
+    answer = await up.call(request, session, "audit", "GET", "/admin/audit/verify")
+    verdict = (
+        answer.json()
+        if answer.status_code == 200
+        else {"ok": None, "reason": f"audit-service answered {answer.status_code}"}
+    )
+    return await audit_page(request, session, up, verification=verdict)
 
 
 @router.get("/config")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from starlette.responses import Response
 
 from admin_service.pages.console import Csrf, sign_in_routes
+from admin_service.pages.payment_actions import PAYMENT_ACTIONS, act_on_payment, problem_detail
 from admin_service.pages.rendering import redirect, render
 from admin_service.pages.session import AnySession, check_csrf
 from admin_service.pages.upstream import Upstream, upstream
@@ -31,13 +32,6 @@ def _items(response: Any) -> list[dict[str, Any]]:
     return list(items)
 
 
-def _problem_detail(response: Any) -> str:
-    try:
-        return str(response.json().get("detail") or response.status_code)
-    except ValueError:
-        return str(response.status_code)
-
-
 @router.get("/")
 async def payments_page(
     request: Request,
@@ -46,8 +40,8 @@ async def payments_page(
     status: Annotated[str | None, Query(pattern="^[a-z_]{1,32}$")] = None,
     notice: str | None = None,
 ) -> Response:
-    params = {"limit": 50, **({"status": status} if status else {})}
-    payments = await up.call(request, session, "payment", "GET", "/payments", params=params)
+    # payment-service's list has no status filter: the newest page is filtered here
+    payments = await up.call(request, session, "payment", "GET", "/payments", params={"limit": 100})
     balance = await up.call(request, session, "transaction", "GET", "/balance")
     history = await up.call(
         request, session, "transaction", "GET", "/transactions", params={"limit": 20}
@@ -56,7 +50,7 @@ async def payments_page(
         request,
         "dashboard/payments.html.j2",
         session=session,
-        payments=_items(payments),
+        payments=[p for p in _items(payments) if not status or p.get("status") == status][:50],
         balances=_items(balance),
         transactions=_items(history),
         status=status or "",
@@ -69,25 +63,16 @@ async def payments_page(
 async def payment_action(
     request: Request,
     payment_id: uuid.UUID,
-    action: Annotated[str, Path(pattern="^(capture|cancel|refunds)$")],
+    action: Annotated[str, Path(pattern=PAYMENT_ACTIONS)],
     session: AnySession,
     up: UpstreamDep,
     csrf_token: Csrf = None,
     amount: Annotated[int | None, Form(gt=0)] = None,
 ) -> Response:
     check_csrf(session, csrf_token)
-    body = {"amount": amount} if amount else {}
-    answer = await up.call(
-        request,
-        session,
-        "payment",
-        "POST",
-        f"/payments/{payment_id}/{action}",
-        json=body,
-        headers={"Idempotency-Key": f"dashboard-{uuid.uuid4()}"},
+    notice = await act_on_payment(
+        request, session, up, payment_id=payment_id, action=action, amount=amount
     )
-    verb = {"capture": "Captured", "cancel": "Cancelled", "refunds": "Refund requested"}[action]
-    notice = f"{verb}." if answer.status_code < 300 else f"Not done: {_problem_detail(answer)}"
     return redirect(request, f"/?notice={notice}")
 
 
@@ -142,7 +127,7 @@ async def save_webhook_settings(
     answer = await up.call(request, session, "notification", "PUT", "/webhooks/settings", json=body)
     if answer.status_code >= 300:
         return await webhooks_page(
-            request, session, up, notice=f"Not saved: {_problem_detail(answer)}"
+            request, session, up, notice=f"Not saved: {problem_detail(answer)}"
         )
     secret = answer.json().get("secret")
     if secret:  # shown once, on this answer only; never put in a URL
@@ -165,7 +150,7 @@ async def rotate_secret(
         request, session, "notification", "POST", "/webhooks/settings/rotate-secret"
     )
     if answer.status_code >= 300:
-        return redirect(request, f"/webhooks?notice=Not rotated: {_problem_detail(answer)}")
+        return redirect(request, f"/webhooks?notice=Not rotated: {problem_detail(answer)}")
     return await webhooks_page(
         request,
         session,
@@ -188,7 +173,7 @@ async def retry_delivery(
         request, session, "notification", "POST", f"/webhooks/{delivery_id}/retry"
     )
     notice = (
-        "Sending again." if answer.status_code < 300 else f"Not retried: {_problem_detail(answer)}"
+        "Sending again." if answer.status_code < 300 else f"Not retried: {problem_detail(answer)}"
     )
     return redirect(request, f"/webhooks?notice={notice}")
 
@@ -232,7 +217,7 @@ async def create_api_key(
     )
     if answer.status_code >= 300:
         return await api_keys_page(
-            request, session, up, notice=f"Not created: {_problem_detail(answer)}"
+            request, session, up, notice=f"Not created: {problem_detail(answer)}"
         )
     return await api_keys_page(
         request,
@@ -253,5 +238,5 @@ async def revoke_api_key(
 ) -> Response:
     check_csrf(session, csrf_token)
     answer = await up.call(request, session, "user", "DELETE", f"/api-keys/{key_id}")
-    notice = "Revoked." if answer.status_code < 300 else f"Not revoked: {_problem_detail(answer)}"
+    notice = "Revoked." if answer.status_code < 300 else f"Not revoked: {problem_detail(answer)}"
     return redirect(request, f"/api-keys?notice={notice}")

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep
-from transaction_service.api.schemas import TrialBalanceRead
+from transaction_service.api.schemas import AppliedConfigRead, TrialBalanceRead
+from transaction_service.store import config as config_store
 from transaction_service.store import history as store
 
 router = APIRouter(prefix="/admin/ledger", tags=["ledger"])
@@ -24,3 +25,17 @@ router = APIRouter(prefix="/admin/ledger", tags=["ledger"])
 async def trial_balance(_: AdminPrincipal, session: SessionDep) -> TrialBalanceRead:
     rows = await store.trial_balance(session)
     return TrialBalanceRead.model_validate({"items": [dict(r._mapping) for r in rows]})
+
+
+@router.get(
+    "/config",
+    response_model=AppliedConfigRead,
+    summary="The configuration the ledger applies now (from admin-service's config.changed)",
+    responses={
+        401: {"description": "No valid access token (problem+json)"},
+        403: {"description": "Not an admin (`admin_required`)"},
+    },
+)
+async def applied_config(_: AdminPrincipal, session: SessionDep) -> AppliedConfigRead:
+    rows = await config_store.applied(session)
+    return AppliedConfigRead.model_validate({"items": [dict(r._mapping) for r in rows]})

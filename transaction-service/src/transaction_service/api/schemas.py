@@ -108,6 +108,19 @@ class TrialBalanceRead(BaseModel):
     items: list[TrialBalanceItem]
 
 
+class AppliedConfigItem(BaseModel):
+    key: str
+    config_version: int  # admin-service's version of the key
+    value: Any
+    updated_at: datetime
+
+
+class AppliedConfigRead(BaseModel):
+    """Keys admin-service never set are absent: the settings' defaults apply to them."""
+
+    items: list[AppliedConfigItem]
+
+
 class ReservationCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",

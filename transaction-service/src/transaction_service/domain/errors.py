@@ -6,6 +6,7 @@ from paygate_common.errors import Conflict, InvalidRequest, NotFound
 from paygate_common.limits import LimitExceeded
 
 __all__ = [
+    "AnalyticsWindowInvalid",
     "InvalidCursor",
     "LimitExceeded",
     "ReservationConflict",
@@ -29,3 +30,7 @@ class ReservationNotFound(NotFound):
 
 class ReservationConflict(Conflict):
     code, title = "reservation_conflict", "The reference already holds a different reservation"
+
+
+class AnalyticsWindowInvalid(InvalidRequest):
+    code, title = "analytics_window_invalid", "The analytics window is not valid"

@@ -17,6 +17,13 @@ async def config_value(session: AsyncSession, key: str) -> Any:
     return result.scalar_one_or_none()
 
 
+async def applied(session: AsyncSession) -> list[Any]:
+    """Every stored key with its version, value and when it was applied."""
+    c = ledger_config.c
+    query = select(c.key, c.config_version, c.value, c.updated_at).order_by(c.key)
+    return list((await session.execute(query)).all())
+
+
 async def save_config(session: AsyncSession, *, key: str, version: int, value: Any) -> bool:
     """Store `value` unless a newer (or the same) version is stored; True when stored."""
     stmt = pg_insert(ledger_config).values(key=key, config_version=version, value=value)

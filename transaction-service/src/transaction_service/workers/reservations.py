@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from paygate_common.db import unit_of_work
+from paygate_common.worker import Worker
 from transaction_service.domain.limits import release_orphans
 from transaction_service.settings import Settings
 
@@ -28,11 +27,13 @@ async def sweep_once(sessionmaker: async_sessionmaker[AsyncSession], settings: S
     return len(released)
 
 
-async def sweep_forever(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, stopping: asyncio.Event
-) -> None:
-    while not stopping.is_set():
-        released = await sweep_once(sessionmaker, settings)
-        if released < settings.reservation_sweep_batch_size:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), settings.reservation_sweep_interval_seconds)
+def reservation_sweeper(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> Worker:
+    """A full batch is followed at once by the next; otherwise it waits for the interval."""
+    return Worker(
+        "reservation sweeper",
+        lambda: sweep_once(sessionmaker, settings),
+        interval=settings.reservation_sweep_interval_seconds,
+        batch_size=settings.reservation_sweep_batch_size,
+    )
