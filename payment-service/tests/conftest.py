@@ -35,6 +35,8 @@ from payment_tests_support import (
 from paygate_common.auth import SigningKey
 from paygate_common.db import create_engine, create_sessionmaker
 from paygate_common.migrations import upgrade_head
+from paygate_devstack import paypal_standin, sslcommerz_standin
+from paygate_devstack.standins import RunningStandIn, running_paypal, running_sslcommerz
 from payment_service.main import create_app
 from payment_service.settings import Settings
 
@@ -60,12 +62,30 @@ async def payments_database(postgres: Any) -> str:
 
 
 @pytest.fixture(scope="session")
+async def paypal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningStandIn[Any]]:
+    """The PayPal stand-in (devstack), served in the tests' event loop."""
+    async with running_paypal(tmp_path_factory.mktemp("paypal")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def sslcommerz(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[RunningStandIn[Any]]:
+    """The SSLCommerz stand-in (devstack), served in the tests' event loop."""
+    async with running_sslcommerz(tmp_path_factory.mktemp("sslcommerz")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def settings_factory(
     payments_database: str,
     redis_server: Any,
     kafka_broker: Any,
     localstripe: Any,
     user_service: UserServiceStandIn,
+    paypal: RunningStandIn[Any],
+    sslcommerz: RunningStandIn[Any],
 ) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -87,6 +107,14 @@ def settings_factory(
             "retry_max_seconds": 0.5,
             "reconcile_interval_seconds": 0.5,
             "stripe_timeout_seconds": 5.0,
+            "paypal_api_base": paypal.url,
+            "paypal_client_id": paypal_standin.CLIENT_ID,
+            "paypal_client_secret": paypal_standin.CLIENT_SECRET,
+            "paypal_webhook_cert_hosts": [paypal.host],
+            "paypal_webhook_require_https": False,
+            "sslcommerz_api_base": sslcommerz.url,
+            "sslcommerz_store_id": sslcommerz_standin.STORE_ID,
+            "sslcommerz_store_password": sslcommerz_standin.STORE_PASSWORD,
             # limits need transaction-service: the e2e suite runs them (tests/e2e/test_ledger.py)
             "limits_enabled": False,
         }
