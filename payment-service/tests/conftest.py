@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -30,6 +31,7 @@ from payment_tests_support import (
     PaymentEvents,
     Stripe,
     UserServiceStandIn,
+    free_port,
 )
 
 from paygate_common.auth import SigningKey
@@ -155,13 +157,35 @@ def db_sessionmaker(settings_factory: Callable[..., Settings]) -> Any:
     return create_sessionmaker(create_engine(settings_factory(), pool_size=2))
 
 
+async def register_paypal_webhook(paypal: RunningStandIn[Any], url: str) -> str:
+    """The PayPal webhook id for `url`, created through PayPal's API (at the stand-in)."""
+    async with httpx.AsyncClient(base_url=paypal.url, timeout=10) as http:
+        token = (
+            await http.post(
+                "/v1/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(paypal_standin.CLIENT_ID, paypal_standin.CLIENT_SECRET),
+            )
+        ).json()["access_token"]
+        created = await http.post(
+            "/v1/notifications/webhooks",
+            json={"url": url, "event_types": [{"name": "*"}]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return str(created.json()["id"])
+
+
 @pytest.fixture(scope="session")
 async def payment_service(
-    settings_factory: Callable[..., Settings], localstripe: Any
+    settings_factory: Callable[..., Settings], localstripe: Any, paypal: RunningStandIn[Any]
 ) -> AsyncIterator[LiveServer]:
-    """The payment-service (stripe connector → localstripe) on a real port, webhook registered."""
-    app = create_app(settings_factory())
-    server = LiveServer(app)
+    """The payment-service (stripe connector → localstripe; PayPal and SSLCommerz stand-ins)
+    on a real port, its own public URL (return and IPN URLs), webhooks registered."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    webhook_id = await register_paypal_webhook(paypal, f"{url}/webhooks/paypal")
+    app = create_app(settings_factory(public_url=url, paypal_webhook_id=webhook_id))
+    server = LiveServer(app, port=port)
     await server.start()
     localstripe.register_webhook(
         f"{server.url}/webhooks/stripe", WEBHOOK_SECRET, webhook_id="payment-service-tests"
