@@ -1117,26 +1117,6 @@ PROVIDERS = Folder(
     ],
 )
 
-# The PayPal and SSLCommerz connectors exist (protocol clients and devstack stand-ins) but
-# payment-service does not route `provider: paypal|sslcommerz` to them yet: it answers 422.
-# Their payments stay in the collection, off by default, until that lands.
-PROVIDERS_NOT_WIRED = (
-    "the PayPal/SSLCommerz connectors are not wired into payment-service yet (issue 14)"
-)
-PROVIDER_PAYMENTS = (
-    "Pay with PayPal",
-    "Wait for PayPal's approval link",
-    "The payer approves at PayPal",
-    "Wait until the PayPal payment succeeded",
-    "Pay with SSLCommerz",
-    "Wait for the SSLCommerz gateway page",
-    "The payer pays on the SSLCommerz page",
-    "Wait until the SSLCommerz payment succeeded",
-)
-for _req in PROVIDERS.requests:
-    if _req.name in PROVIDER_PAYMENTS:
-        _req.gate = PROVIDERS_NOT_WIRED
-
 WEBHOOKS = Folder(
     "Webhooks",
     "Merchant webhooks out (Standard Webhooks signatures): settings, secret rotation, the "
