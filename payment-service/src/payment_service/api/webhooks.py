@@ -23,6 +23,7 @@ from payment_service.connectors.provider_http import (
     WebhookRejected,
     decimal_to_minor,
 )
+from payment_service.connectors.sslcommerz import protocol as sslcommerz_protocol
 from payment_service.domain.webhooks import (
     InvalidSignature,
     InvalidWebhookEvent,
@@ -206,6 +207,15 @@ async def confirm_sslcommerz(
     """An SSLCommerz notification (IPN, or the browser's POST to our success URL) applied once."""
     if fields.get("tran_id") != str(payment_id):
         raise _rejected("sslcommerz", "tran_id_mismatch", str(fields.get("tran_id")))
+    settings: Settings = request.app.state.settings
+    try:
+        # the signature first, whatever the payment's state: a forged notification is refused
+        # even when it could not change anything any more
+        sslcommerz_protocol.check_ipn_signature(
+            fields, settings.sslcommerz_store_password.get_secret_value()
+        )
+    except WebhookRejected as exc:
+        raise _rejected("sslcommerz", exc.reason, f"payment {payment_id}: {exc.detail}") from None
     event_id = f"sslcommerz:{fields.get('val_id') or fields.get('bank_tran_id') or payment_id}"
     try:
         row = await request.app.state.redirects.complete(
