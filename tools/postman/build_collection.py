@@ -1094,7 +1094,8 @@ PROVIDERS = Folder(
         Req(
             "An SSLCommerz return with forged fields",
             "POST",
-            "/provider-return/sslcommerz/{ssl_payment_id}/success",
+            "/provider-return/sslcommerz/{ssl_payment_id}/{outcome}",
+            url="{{base_url}}/provider-return/sslcommerz/{{ssl_payment_id}}/success",
             auth="none",
             idem=True,  # ignored by the route; the collection's rule for every POST
             form={
