@@ -16,6 +16,7 @@ arrives second finds the payment moved and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
@@ -39,6 +40,8 @@ from payment_service.store.payments import PaymentRow
 log = logging.getLogger("payment_service.redirects")
 
 S = PaymentState
+# Retries of a completion whose outcome was unknown (same idempotency key), seconds apart.
+RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
 class ReturnMismatch(Exception):
@@ -95,11 +98,25 @@ class RedirectCompleter:
                 callback=dict(callback or {}),
             )
         )
-        try:
-            raw = await transport.send(request)
-        except ProviderUnavailable:
-            log.warning("payment %s: completing at %s failed; left as it is", payment_id, provider)
-            raise
+        raw = None
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                raw = await transport.send(request)
+                break
+            except ProviderUnavailable as exc:
+                # Often the other path (the webhook, the return) completing it at this moment:
+                # PayPal answers PREVIOUS_REQUEST_IN_PROGRESS. The same key is safe to resend.
+                if delay is None:
+                    log.warning(
+                        "payment %s: completing at %s failed: %s", payment_id, provider, exc
+                    )
+                    raise
+                await asyncio.sleep(delay)
+                async with unit_of_work(self.sessionmaker) as session:
+                    current = await store.get_payment(session, payment_id)
+                if current is not None and current.status != S.REQUIRES_ACTION:
+                    return current
+        assert raw is not None
         result = connector.parse_complete_response(raw)
         async with unit_of_work(self.sessionmaker) as session:
             if event_id is not None:
