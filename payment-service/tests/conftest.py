@@ -32,6 +32,7 @@ from payment_tests_support import (
     Stripe,
     UserServiceStandIn,
     free_port,
+    paypal_access_token,
 )
 
 from paygate_common.auth import SigningKey
@@ -160,13 +161,7 @@ def db_sessionmaker(settings_factory: Callable[..., Settings]) -> Any:
 async def register_paypal_webhook(paypal: RunningStandIn[Any], url: str) -> str:
     """The PayPal webhook id for `url`, created through PayPal's API (at the stand-in)."""
     async with httpx.AsyncClient(base_url=paypal.url, timeout=10) as http:
-        token = (
-            await http.post(
-                "/v1/oauth2/token",
-                data={"grant_type": "client_credentials"},
-                auth=(paypal_standin.CLIENT_ID, paypal_standin.CLIENT_SECRET),
-            )
-        ).json()["access_token"]
+        token = await paypal_access_token(http)
         created = await http.post(
             "/v1/notifications/webhooks",
             json={"url": url, "event_types": [{"name": "*"}]},

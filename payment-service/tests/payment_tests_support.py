@@ -325,3 +325,15 @@ class Merchant:
             return body if body["status"] in wanted else None
 
         return dict(await wait_for(check, timeout=25))
+
+
+async def paypal_access_token(http: httpx.AsyncClient) -> str:
+    """An OAuth2 token from the PayPal stand-in (`http` has its base URL)."""
+    from paygate_devstack import paypal_standin
+
+    answer = await http.post(
+        "/v1/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(paypal_standin.CLIENT_ID, paypal_standin.CLIENT_SECRET),
+    )
+    return str(answer.json()["access_token"])

@@ -20,6 +20,7 @@ from payment_tests_support import (
     Merchant,
     Orders,
     UserServiceStandIn,
+    paypal_access_token,
 )
 from sqlalchemy import func, select
 
@@ -135,13 +136,7 @@ async def test_paypal_webhook_forged_or_from_a_foreign_certificate_host_changes_
     (capture_id,) = order["capture_ids"]
     # A refund made in PayPal's own dashboard: PayPal says so with PAYMENT.CAPTURE.REFUNDED.
     async with httpx.AsyncClient(base_url=paypal.url, timeout=10) as http:
-        token = (
-            await http.post(
-                "/v1/oauth2/token",
-                data={"grant_type": "client_credentials"},
-                auth=(paypal_standin.CLIENT_ID, paypal_standin.CLIENT_SECRET),
-            )
-        ).json()["access_token"]
+        token = await paypal_access_token(http)
         made = await http.post(
             f"/v2/payments/captures/{capture_id}/refund",
             json={"amount": {"currency_code": "USD", "value": "5.00"}},
