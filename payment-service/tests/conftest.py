@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -30,11 +31,15 @@ from payment_tests_support import (
     PaymentEvents,
     Stripe,
     UserServiceStandIn,
+    free_port,
+    paypal_access_token,
 )
 
 from paygate_common.auth import SigningKey
 from paygate_common.db import create_engine, create_sessionmaker
 from paygate_common.migrations import upgrade_head
+from paygate_devstack import paypal_standin, sslcommerz_standin
+from paygate_devstack.standins import RunningStandIn, running_paypal, running_sslcommerz
 from payment_service.main import create_app
 from payment_service.settings import Settings
 
@@ -60,12 +65,30 @@ async def payments_database(postgres: Any) -> str:
 
 
 @pytest.fixture(scope="session")
+async def paypal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningStandIn[Any]]:
+    """The PayPal stand-in (devstack), served in the tests' event loop."""
+    async with running_paypal(tmp_path_factory.mktemp("paypal")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def sslcommerz(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[RunningStandIn[Any]]:
+    """The SSLCommerz stand-in (devstack), served in the tests' event loop."""
+    async with running_sslcommerz(tmp_path_factory.mktemp("sslcommerz")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def settings_factory(
     payments_database: str,
     redis_server: Any,
     kafka_broker: Any,
     localstripe: Any,
     user_service: UserServiceStandIn,
+    paypal: RunningStandIn[Any],
+    sslcommerz: RunningStandIn[Any],
 ) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -87,6 +110,14 @@ def settings_factory(
             "retry_max_seconds": 0.5,
             "reconcile_interval_seconds": 0.5,
             "stripe_timeout_seconds": 5.0,
+            "paypal_api_base": paypal.url,
+            "paypal_client_id": paypal_standin.CLIENT_ID,
+            "paypal_client_secret": paypal_standin.CLIENT_SECRET,
+            "paypal_webhook_cert_hosts": [paypal.host],
+            "paypal_webhook_require_https": False,
+            "sslcommerz_api_base": sslcommerz.url,
+            "sslcommerz_store_id": sslcommerz_standin.STORE_ID,
+            "sslcommerz_store_password": sslcommerz_standin.STORE_PASSWORD,
             # limits need transaction-service: the e2e suite runs them (tests/e2e/test_ledger.py)
             "limits_enabled": False,
         }
@@ -127,13 +158,29 @@ def db_sessionmaker(settings_factory: Callable[..., Settings]) -> Any:
     return create_sessionmaker(create_engine(settings_factory(), pool_size=2))
 
 
+async def register_paypal_webhook(paypal: RunningStandIn[Any], url: str) -> str:
+    """The PayPal webhook id for `url`, created through PayPal's API (at the stand-in)."""
+    async with httpx.AsyncClient(base_url=paypal.url, timeout=10) as http:
+        token = await paypal_access_token(http)
+        created = await http.post(
+            "/v1/notifications/webhooks",
+            json={"url": url, "event_types": [{"name": "*"}]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return str(created.json()["id"])
+
+
 @pytest.fixture(scope="session")
 async def payment_service(
-    settings_factory: Callable[..., Settings], localstripe: Any
+    settings_factory: Callable[..., Settings], localstripe: Any, paypal: RunningStandIn[Any]
 ) -> AsyncIterator[LiveServer]:
-    """The payment-service (stripe connector → localstripe) on a real port, webhook registered."""
-    app = create_app(settings_factory())
-    server = LiveServer(app)
+    """The payment-service (stripe connector → localstripe; PayPal and SSLCommerz stand-ins)
+    on a real port, its own public URL (return and IPN URLs), webhooks registered."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    webhook_id = await register_paypal_webhook(paypal, f"{url}/webhooks/paypal")
+    app = create_app(settings_factory(public_url=url, paypal_webhook_id=webhook_id))
+    server = LiveServer(app, port=port)
     await server.start()
     localstripe.register_webhook(
         f"{server.url}/webhooks/stripe", WEBHOOK_SECRET, webhook_id="payment-service-tests"

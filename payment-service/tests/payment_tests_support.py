@@ -27,6 +27,7 @@ from paygate_common.events import (
     OrderCreated,
     new_event,
 )
+from paygate_common.events_testing import wait_for
 from paygate_common.internal.users import PaymentContextRead
 from paygate_common.settings import ServiceSettings
 from payment_service.store.tables import payments
@@ -290,3 +291,52 @@ def access_token(signing_key: SigningKey, user_id: uuid.UUID, role: str = "custo
         ttl_seconds=300,
     )
     return token
+
+
+SETTLED = {"requires_capture", "succeeded", "failed", "requires_action", "cancelled"}
+
+
+class Merchant:
+    """A user of the payments API (the merchant's backend with its own token)."""
+
+    def __init__(self, server: LiveServer, signing_key: SigningKey, user_id: uuid.UUID) -> None:
+        self.url = server.url
+        self.user_id = user_id
+        self.headers = {"Authorization": f"Bearer {access_token(signing_key, user_id)}"}
+
+    async def post(
+        self, path: str, body: dict[str, Any] | None = None, key: str | None = None
+    ) -> httpx.Response:
+        headers = dict(self.headers)
+        if key:
+            headers["Idempotency-Key"] = key
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as client:
+            return await client.post(path, json=body, headers=headers)
+
+    async def get(self, path: str) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as client:
+            return await client.get(path, headers=self.headers)
+
+    async def pay(self, amount: int = 1000, **extra: Any) -> dict[str, Any]:
+        r = await self.post("/payments", {"amount": amount, "currency": "usd", **extra})
+        assert r.status_code == 202, r.text
+        return dict(r.json())
+
+    async def settled(self, payment_id: str, wanted: set[str] = SETTLED) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            body = (await self.get(f"/payments/{payment_id}")).json()
+            return body if body["status"] in wanted else None
+
+        return dict(await wait_for(check, timeout=25))
+
+
+async def paypal_access_token(http: httpx.AsyncClient) -> str:
+    """An OAuth2 token from the PayPal stand-in (`http` has its base URL)."""
+    from paygate_devstack import paypal_standin
+
+    answer = await http.post(
+        "/v1/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(paypal_standin.CLIENT_ID, paypal_standin.CLIENT_SECRET),
+    )
+    return str(answer.json()["access_token"])

@@ -6,10 +6,10 @@ import asyncio
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 from payment_tests_support import (
     LiveServer,
+    Merchant,
     Stripe,
     UserServiceStandIn,
     access_token,
@@ -19,42 +19,6 @@ from sqlalchemy import select
 from paygate_common.auth import SigningKey
 from paygate_common.events_testing import wait_for
 from payment_service.store.tables import outbox
-
-SETTLED = {"requires_capture", "succeeded", "failed", "requires_action", "cancelled"}
-
-
-class Merchant:
-    """A user of the payments API (the merchant's backend with its own token)."""
-
-    def __init__(self, server: LiveServer, signing_key: SigningKey, user_id: uuid.UUID) -> None:
-        self.url = server.url
-        self.user_id = user_id
-        self.headers = {"Authorization": f"Bearer {access_token(signing_key, user_id)}"}
-
-    async def post(
-        self, path: str, body: dict[str, Any] | None = None, key: str | None = None
-    ) -> httpx.Response:
-        headers = dict(self.headers)
-        if key:
-            headers["Idempotency-Key"] = key
-        async with httpx.AsyncClient(base_url=self.url, timeout=30) as client:
-            return await client.post(path, json=body, headers=headers)
-
-    async def get(self, path: str) -> httpx.Response:
-        async with httpx.AsyncClient(base_url=self.url, timeout=30) as client:
-            return await client.get(path, headers=self.headers)
-
-    async def pay(self, amount: int = 1000, **extra: Any) -> dict[str, Any]:
-        r = await self.post("/payments", {"amount": amount, "currency": "usd", **extra})
-        assert r.status_code == 202, r.text
-        return dict(r.json())
-
-    async def settled(self, payment_id: str, wanted: set[str] = SETTLED) -> dict[str, Any]:
-        async def check() -> dict[str, Any] | None:
-            body = (await self.get(f"/payments/{payment_id}")).json()
-            return body if body["status"] in wanted else None
-
-        return dict(await wait_for(check, timeout=25))
 
 
 @pytest.fixture
@@ -291,7 +255,15 @@ async def test_creation_checks_method_ownership_minimum_amount_and_provider(
         ),
         ({"amount": 49, "currency": "usd"}, "amount_below_minimum"),
         ({"amount": 29, "currency": "gbp"}, "amount_below_minimum"),
-        ({"amount": 1000, "currency": "usd", "provider": "paypal"}, "provider_not_available"),
+        (
+            {
+                "amount": 1000,
+                "currency": "usd",
+                "provider": "paypal",
+                "payment_method": "pm_card_visa",
+            },
+            "payment_method_provider_mismatch",
+        ),
         ({"amount": 1000, "currency": "xxx"}, "validation_error"),
         (
             {

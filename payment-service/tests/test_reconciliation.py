@@ -132,10 +132,11 @@ async def make_sender(
         await close()
 
 
-async def new_payment(sessionmaker: Any, user_id: uuid.UUID) -> Any:
+async def new_payment(sessionmaker: Any, user_id: uuid.UUID, provider: str = "stripe") -> Any:
     order = OrderCreated(order_id=uuid.uuid4(), user_id=user_id, amount=1234, currency="usd")
     async with unit_of_work(sessionmaker) as session:
-        assert await domain.record_order(session, order, provider="stripe")
+        # the payment's provider is the one that charges it (every connector is wired)
+        assert await domain.record_order(session, order, provider=provider)
         return await store.get_payment_by_order(session, order.order_id)
 
 
@@ -263,7 +264,7 @@ async def test_sandbox_with_injected_provider_failures_charges_every_payment_exa
         max_provider_attempts=50,
     )
     user_id = user_service.add_user("pm_card_visa", None)
-    created = [await new_payment(sessionmaker, user_id) for _ in range(20)]
+    created = [await new_payment(sessionmaker, user_id, "sandbox") for _ in range(20)]
     ids = [p.id for p in created]
     for _ in range(200):
         await executor.run_once()

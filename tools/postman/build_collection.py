@@ -1020,13 +1020,21 @@ PROVIDERS = Folder(
                 "  pm.expect(body.next_action.redirect_to_url.url).to.be.a('string');",
                 "});",
             ],
-            sets={"paypal_approval_url": "body.next_action.redirect_to_url.url"},
+            # The link's own query (?token=…) is kept apart: Postman builds a URL from its
+            # host and query parts, and a query inside a host variable is lost.
+            sets={
+                "paypal_approval_url": "body.next_action.redirect_to_url.url.split('?')[0]",
+                "paypal_order_token": (
+                    "body.next_action.redirect_to_url.url.split('token=')[1].split('&')[0]"
+                ),
+            },
         ),
         Req(
             "The payer approves at PayPal",
             "GET",
             "/payments/{paypal_payment_id}",
             url="{{paypal_approval_url}}",
+            query={"token": "{{paypal_order_token}}"},
             auth="none",
             status=(200,),
             description="The stand-in's payer-action page approves at once and redirects back "
@@ -1073,6 +1081,38 @@ PROVIDERS = Folder(
         ),
         payment_wait("Wait until the SSLCommerz payment succeeded", "ssl_payment_id", "succeeded"),
         Req(
+            "A PayPal return naming another order",
+            "GET",
+            "/provider-return/paypal/{paypal_payment_id}",
+            query={"token": "NOTTHISORDER0000", "PayerID": "POSTMAN"},
+            auth="none",
+            status=(422,),
+            problem="invalid_return",
+            description="PayPal's return_url completes a payment only for that payment's own "
+            "approved order; any other token is refused and nothing is captured.",
+        ),
+        Req(
+            "An SSLCommerz return with forged fields",
+            "POST",
+            "/provider-return/sslcommerz/{ssl_payment_id}/{outcome}",
+            url="{{base_url}}/provider-return/sslcommerz/{{ssl_payment_id}}/success",
+            auth="none",
+            idem=True,  # ignored by the route; the collection's rule for every POST
+            form={
+                "tran_id": "{{ssl_payment_id}}",
+                "val_id": "forged",
+                "amount": "1500.00",
+                "currency": "BDT",
+                "status": "VALID",
+                "verify_sign": "0" * 32,
+                "verify_key": "amount,currency,status,tran_id,val_id",
+            },
+            status=(400,),
+            problem="invalid_signature",
+            description="The browser's POST back from SSLCommerz is verified like the IPN "
+            "(verify_sign, then the validation API and our amount); a forged one changes nothing.",
+        ),
+        Req(
             "Stripe webhook without a signature",
             "POST",
             "/webhooks/stripe",
@@ -1116,26 +1156,6 @@ PROVIDERS = Folder(
         ),
     ],
 )
-
-# The PayPal and SSLCommerz connectors exist (protocol clients and devstack stand-ins) but
-# payment-service does not route `provider: paypal|sslcommerz` to them yet: it answers 422.
-# Their payments stay in the collection, off by default, until that lands.
-PROVIDERS_NOT_WIRED = (
-    "the PayPal/SSLCommerz connectors are not wired into payment-service yet (issue 14)"
-)
-PROVIDER_PAYMENTS = (
-    "Pay with PayPal",
-    "Wait for PayPal's approval link",
-    "The payer approves at PayPal",
-    "Wait until the PayPal payment succeeded",
-    "Pay with SSLCommerz",
-    "Wait for the SSLCommerz gateway page",
-    "The payer pays on the SSLCommerz page",
-    "Wait until the SSLCommerz payment succeeded",
-)
-for _req in PROVIDERS.requests:
-    if _req.name in PROVIDER_PAYMENTS:
-        _req.gate = PROVIDERS_NOT_WIRED
 
 WEBHOOKS = Folder(
     "Webhooks",

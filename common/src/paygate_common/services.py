@@ -144,9 +144,15 @@ SERVICES: tuple[ServiceSpec, ...] = (
             R("/webhooks/stripe", public=True),
             # the hosted checkout page and the button script (no JWT: bound to one payment)
             R("/checkout", public=True, web=True),
+            # PayPal's transmission signature and SSLCommerz's verify_sign + validation API.
+            R("/webhooks/paypal", public=True),
+            R("/webhooks/sslcommerz", public=True),
+            # The customer's browser back from PayPal / SSLCommerz (no JWT: bound to a payment
+            # and to the provider's own object, moves money only for an approved payer).
+            R("/provider-return", public=True),
         ),
         produces=(t.PAYMENT_EVENT, t.PAYMENT_DLQ, t.AUDIT_EVENT),
-        consumes=(t.ORDER_CREATE, t.ORDER_EVENT),
+        consumes=(t.ORDER_CREATE, t.ORDER_EVENT, t.CONFIG_CHANGED),
     ),
     ServiceSpec(
         "transaction",

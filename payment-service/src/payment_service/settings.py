@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from paygate_common.settings import DEV_SECRET_MARKER, ServiceSettings
+
+ProviderName = Literal["stripe", "paypal", "sslcommerz", "sandbox"]
 
 
 class Settings(ServiceSettings):
@@ -14,8 +16,20 @@ class Settings(ServiceSettings):
 
     registry_name: ClassVar[str] = "payment"
 
-    # Which connector charges: the real Stripe API (or localstripe), or the in-process sandbox.
-    connector: Literal["stripe", "sandbox"] = "stripe"
+    # The default provider: what an order's charge (order.create) and a POST /payments that
+    # names none use, until admin-service's `payments.providers` says otherwise.
+    connector: ProviderName = "stripe"
+    # Providers that take NEW payments (`payments.providers` replaces this at run time). A
+    # payment of a provider disabled later can still be captured, voided and refunded.
+    enabled_providers: list[ProviderName] = Field(
+        default=["stripe", "sandbox", "paypal", "sslcommerz"], min_length=1
+    )
+    # Every replica re-reads `payments.providers` from admin-service this often (config.changed
+    # reaches only one replica of the consumer group).
+    provider_config_reload_seconds: float = Field(default=60.0, gt=0)
+    # Where customers' browsers and providers reach us (return URLs, IPN URL); empty = the
+    # gateway's address from the service registry plus /api/v1.
+    public_url: str = ""
 
     stripe_api_base: str = "https://api.stripe.com"
     stripe_api_key: SecretStr = SecretStr(f"sk_test_{DEV_SECRET_MARKER}-change-me")
@@ -25,6 +39,32 @@ class Settings(ServiceSettings):
     # One provider request may take this long; the reconciler waits longer than that (see below).
     stripe_timeout_seconds: float = 10.0
     webhook_tolerance_seconds: int = 300
+
+    # PayPal (Orders v2). Unprefixed `PAYPAL_*` work too (`make run` points them at the stand-in).
+    paypal_api_base: str = "https://api-m.sandbox.paypal.com"
+    paypal_client_id: str = ""
+    paypal_client_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-change-me")
+    paypal_webhook_id: str = ""
+    # "certificate": verify PAYPAL-TRANSMISSION-SIG against the certificate at PAYPAL-CERT-URL
+    # (host on the allow-list below); "api": ask PayPal's verify-webhook-signature endpoint.
+    paypal_webhook_verification: Literal["certificate", "api"] = "certificate"
+    paypal_webhook_cert_hosts: list[str] = Field(
+        default_factory=lambda: [
+            "api.paypal.com",
+            "api-m.paypal.com",
+            "api.sandbox.paypal.com",
+            "api-m.sandbox.paypal.com",
+        ]
+    )
+    paypal_webhook_require_https: bool = True
+    paypal_timeout_seconds: float = 10.0
+    paypal_brand_name: str = "paygate"
+
+    # SSLCommerz (v4). Unprefixed `SSLCOMMERZ_*` work too.
+    sslcommerz_api_base: str = "https://sandbox.sslcommerz.com"
+    sslcommerz_store_id: str = ""
+    sslcommerz_store_password: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-change-me")
+    sslcommerz_timeout_seconds: float = 15.0
 
     # Payment executor: claims `created` payments and charges them.
     executor_enabled: bool = True
@@ -85,3 +125,13 @@ class Settings(ServiceSettings):
         if base == "https://api.stripe.com":
             return "https://js.stripe.com/v3/"
         return f"{base}/js.stripe.com/v3/"
+
+    @model_validator(mode="after")
+    def _default_provider_is_enabled(self) -> Settings:
+        if self.connector not in self.enabled_providers:
+            raise ValueError("PAYMENT_SERVICE_CONNECTOR (the default provider) must be enabled")
+        return self
+
+    def public_base(self) -> str:
+        """The public API base URL (no trailing slash) that browsers and providers call back."""
+        return (self.public_url or f"{self.service_url('gateway')}/api/v1").rstrip("/")

@@ -77,12 +77,11 @@ def checkout_base_url(request: Request) -> str:
 
 
 def enabled_providers(request: Request) -> list[str]:
-    """Providers this service charges with (the configured connector, plus any the settings
-    enable once several are: `enabled_providers`), known to the connector registry."""
-    settings = request.app.state.settings
-    names = list(getattr(settings, "enabled_providers", None) or [])
-    names.insert(0, request.app.state.connector.name)
-    return [n for n in dict.fromkeys(names) if n in CONNECTORS]
+    """Providers taking new payments now (`payments.providers`, live: admin-service can change
+    them), the default first, that the connector registry knows."""
+    choice = request.app.state.provider_choice
+    names = [choice.default, *sorted(choice.enabled)]
+    return [n for n in dict.fromkeys(names) if n in choice.enabled and n in CONNECTORS]
 
 
 def _offers(request: Request) -> tuple[bool, list[str]]:

@@ -143,7 +143,7 @@ async def create_payment(
             return idem.replay
         direct = await prepare_direct_payment(
             users=request.app.state.users,
-            connector=request.app.state.connector,
+            providers=request.app.state.providers,
             user_id=principal.user_id,
             amount=payload.amount,
             currency=payload.currency,

@@ -154,6 +154,13 @@ class RefundListRead(BaseModel):
     items: list[RefundRead]
 
 
+class PaymentReturnRead(BaseModel):
+    """What a customer's browser is shown back from a provider when the payment has no return_url."""
+
+    id: uuid.UUID
+    status: str
+
+
 class WebhookAck(BaseModel):
     received: bool = True
     duplicate: bool = False

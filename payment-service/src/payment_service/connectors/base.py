@@ -31,6 +31,9 @@ class Flow(StrEnum):
     REFUND = "refund"
     PARTIAL_REFUND = "partial_refund"
     WEBHOOKS = "webhooks"
+    # The customer approves at the provider's page and comes back; only then do we ask the
+    # provider to charge (PayPal's capture/authorise) or to confirm (SSLCommerz's validation).
+    COMPLETE_REDIRECT = "complete_redirect"
 
 
 class UnsupportedFlow(InvalidRequest):
@@ -64,6 +67,24 @@ class PaymentContext:
     description: str | None = None
     capture_method: str = "automatic"
     return_url: str | None = None
+    # Redirect providers: where the customer's browser comes back to (our return route, which
+    # the provider may extend with `/success` etc.) and where the provider notifies us.
+    callback_url: str | None = None
+    notify_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CompleteContext:
+    """The customer came back from a redirect provider (or the provider told us): finish it."""
+
+    payment_id: uuid.UUID
+    provider_reference: str
+    amount: int
+    currency: str
+    capture_method: str
+    idempotency_key: str
+    # What the provider sent along (SSLCommerz's signed fields), verified by the transport.
+    callback: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -158,6 +179,9 @@ class Connector(Protocol):
 
     name: str
     capabilities: frozenset[Flow]
+    # A card provider charges a saved method or token; a redirect provider needs none (the
+    # customer chooses how to pay on the provider's page).
+    needs_payment_method: bool
 
     def minimum_amount(self, currency: str) -> int: ...
 
@@ -183,6 +207,12 @@ class Connector(Protocol):
         """The update a verified provider event carries; None for events we do not act on."""
         ...
 
+    def build_complete_request(self, complete: CompleteContext) -> ProviderRequest:
+        """Flow.COMPLETE_REDIRECT only; others raise UnsupportedFlow."""
+        ...
+
+    def parse_complete_response(self, raw: Mapping[str, Any]) -> ConnectorResult: ...
+
 
 class ProviderTransport(Protocol):
     """The I/O half: sends built requests and reads what the provider holds."""
@@ -202,12 +232,31 @@ class ProviderTransport(Protocol):
         ...
 
     async def find_refund(
-        self, refund_id: uuid.UUID, *, provider_reference: str
+        self,
+        refund_id: uuid.UUID,
+        *,
+        provider_reference: str,
+        refund_reference: str | None = None,
     ) -> Mapping[str, Any] | None:
-        """The provider refund created for our refund (by metadata), or None if none exists."""
+        """The provider refund created for our refund (by metadata, or by the provider's own
+        refund id when the provider can only be asked that way), or None if none exists."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+class CardConnector:
+    """What card connectors (Stripe, the sandbox) share: they charge a method; no redirect to
+    complete (Stripe's 3-D Secure finishes at Stripe and reaches us as a webhook)."""
+
+    name: str
+    needs_payment_method = True
+
+    def build_complete_request(self, complete: CompleteContext) -> ProviderRequest:
+        raise UnsupportedFlow(self.name, Flow.COMPLETE_REDIRECT)
+
+    def parse_complete_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
+        raise UnsupportedFlow(self.name, Flow.COMPLETE_REDIRECT)
 
 
 def require(connector: Connector, flow: Flow) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from payment_service.connectors.base import Connector
+from payment_service.connectors.paypal.connector import PayPalConnector
 from payment_service.connectors.sandbox import SandboxConnector
+from payment_service.connectors.sslcommerz.connector import SSLCommerzConnector
 from payment_service.connectors.stripe.connector import StripeConnector
 
-# PayPal and SSLCommerz join here, one line each, and must pass tests/test_connector_contract.py.
-CONNECTORS: dict[str, Connector] = {c.name: c for c in (StripeConnector(), SandboxConnector())}
+# Each must pass tests/test_connector_contract.py.
+CONNECTORS: dict[str, Connector] = {
+    c.name: c
+    for c in (StripeConnector(), SandboxConnector(), PayPalConnector(), SSLCommerzConnector())
+}
 
 
 class UnknownProvider(KeyError):

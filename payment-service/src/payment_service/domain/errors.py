@@ -35,6 +35,11 @@ class PaymentMethodInvalid(InvalidRequest):
     code, title = "payment_method_not_found", "No such payment method"
 
 
+class PaymentMethodWrongProvider(InvalidRequest):
+    # A saved method belongs to one provider; a redirect provider (PayPal, SSLCommerz) takes none.
+    code, title = "payment_method_provider_mismatch", "The payment method is not this provider's"
+
+
 class ProviderNotAvailable(InvalidRequest):
     code, title = "provider_not_available", "This provider is not enabled"
 

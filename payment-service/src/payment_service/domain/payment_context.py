@@ -8,14 +8,17 @@ from dataclasses import dataclass
 
 from paygate_common.http import DependencyUnavailable, ServiceClient
 from paygate_common.money import require_minimum_charge
-from payment_service.connectors.base import Connector, Flow
+from payment_service.connectors.base import Flow
 from payment_service.connectors.base import require as require_flow
+from payment_service.connectors.registry import UnknownProvider, connector_for
 from payment_service.domain.errors import (
     PaymentMethodInvalid,
+    PaymentMethodWrongProvider,
     ProviderNotAvailable,
     UserDirectoryUnavailable,
 )
 from payment_service.domain.payments import DirectPayment
+from payment_service.domain.providers import ProviderChoice
 
 log = logging.getLogger("payment_service.payment_context")
 
@@ -92,7 +95,7 @@ def _problem_code(read_json: object) -> str | None:
 async def prepare_direct_payment(
     *,
     users: UserDirectory,
-    connector: Connector,
+    providers: ProviderChoice,
     user_id: uuid.UUID,
     amount: int,
     currency: str,
@@ -105,40 +108,57 @@ async def prepare_direct_payment(
     return_url: str | None,
     checkout: bool = False,
 ) -> DirectPayment:
-    """Check a POST /payments body against the provider and the caller's own saved methods.
+    """Check a POST /payments body against its provider and the caller's own saved methods.
 
-    A `payment_method_id` that is not the caller's gets the same 422 as one that does not exist:
-    nothing tells a caller whether an id belongs to someone else.
+    The provider is the one named, else the saved method's (a method belongs to one
+    provider), else the default. A `payment_method_id` that is not the caller's gets the same
+    422 as one that does not exist: nothing tells a caller whether an id belongs to someone else.
     """
-    if provider is not None and provider != connector.name:
+    method = None
+    if payment_method_id is not None:
+        method = await _saved_method(users, user_id, payment_method_id)
+    chosen = provider or (method.provider if method and method.provider else None)
+    chosen = chosen or providers.default
+    if chosen not in providers.enabled:
         raise ProviderNotAvailable(
-            f"The {provider} provider is not enabled here; this service charges with "
-            f"{connector.name}"
+            f"The {chosen} provider does not take new payments here; enabled: "
+            + ", ".join(sorted(providers.enabled)),
+            provider=chosen,
+        )
+    try:
+        connector = connector_for(chosen)
+    except UnknownProvider:
+        raise ProviderNotAvailable(f"No connector for {chosen}", provider=chosen) from None
+    if method is not None and method.provider and method.provider != chosen:
+        raise PaymentMethodWrongProvider(
+            f"That saved method belongs to {method.provider}; it cannot pay through {chosen}",
+            provider=chosen,
+            payment_method_provider=method.provider,
+        )
+    if not connector.needs_payment_method and (payment_method_id or payment_method_token):
+        raise PaymentMethodWrongProvider(
+            f"{chosen} takes no payment method: the customer chooses how to pay on its page",
+            provider=chosen,
         )
     require_flow(connector, Flow.AUTHORIZE)
     if capture_method == "manual":
         require_flow(connector, Flow.MANUAL_CAPTURE)
     require_minimum_charge(amount, currency, minimum=connector.minimum_amount(currency))
     # A checkout payment has no method yet: the customer brings one on the hosted page.
-    if payment_method_token is None and not checkout:
-        try:
-            method = await users.payment_context(user_id, payment_method_id)
-        except PaymentMethodUnavailable:
-            raise PaymentMethodInvalid(
-                "No such payment method for this user"
-                if payment_method_id
-                else "The user has no saved payment method; give payment_method or save one"
-            ) from None
-        except UserServiceUnavailable as exc:
-            raise UserDirectoryUnavailable(
-                "Payment methods cannot be checked right now; retry", headers={"Retry-After": "2"}
-            ) from exc
+    if (
+        connector.needs_payment_method
+        and payment_method_token is None
+        and method is None
+        and not checkout
+    ):
+        method = await _saved_method(users, user_id, None)
+    if method is not None:
         payment_method_id = method.payment_method_id or payment_method_id
     return DirectPayment(
         user_id=user_id,
         amount=amount,
         currency=currency,
-        provider=connector.name,
+        provider=chosen,
         capture_method=capture_method,
         payment_method_id=payment_method_id,
         payment_method_token=payment_method_token,
@@ -147,3 +167,20 @@ async def prepare_direct_payment(
         return_url=return_url,
         checkout=checkout,
     )
+
+
+async def _saved_method(
+    users: UserDirectory, user_id: uuid.UUID, payment_method_id: uuid.UUID | None
+) -> PaymentMethodContext:
+    try:
+        return await users.payment_context(user_id, payment_method_id)
+    except PaymentMethodUnavailable:
+        raise PaymentMethodInvalid(
+            "No such payment method for this user"
+            if payment_method_id
+            else "The user has no saved payment method; give payment_method or save one"
+        ) from None
+    except UserServiceUnavailable as exc:
+        raise UserDirectoryUnavailable(
+            "Payment methods cannot be checked right now; retry", headers={"Retry-After": "2"}
+        ) from exc

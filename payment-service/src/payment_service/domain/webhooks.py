@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paygate_common.errors import PaygateError
-from payment_service.connectors.base import Connector
+from payment_service.connectors.base import Connector, WebhookUpdate
 from payment_service.domain import payments as domain
 from payment_service.domain import refunds
 from payment_service.domain.states import PaymentState
@@ -117,14 +117,29 @@ async def apply_stripe_event(
         log.info("webhook %s (%s) is for no payment of ours", event_id, event_type)
         return True
     await store.link_webhook_event(session, event_id, payment.id)
+    await apply_update(
+        session, payment, update, event_id=event_id, capture_window_seconds=capture_window_seconds
+    )
+    return True
 
+
+async def apply_update(
+    session: AsyncSession,
+    payment: Any,
+    update: WebhookUpdate,
+    *,
+    event_id: str,
+    capture_window_seconds: float = domain.DEFAULT_CAPTURE_WINDOW_SECONDS,
+) -> None:
+    """Apply what a verified provider event says about one of our payments (any provider),
+    through the same guarded functions as our own provider answers."""
     if update.payment is not None:
         # Never trust an event that disagrees with what we asked for.
         if update.amount != payment.amount or update.currency != payment.currency:
             log.error(
                 "webhook %s: amount/currency differ from payment %s; ignored", event_id, payment.id
             )
-            return True
+            return
         captured = None
         if payment.status == PaymentState.CAPTURING:
             capture = await store.open_operation(session, payment.id, "capture")
@@ -165,19 +180,26 @@ async def apply_stripe_event(
                 status=settled.status,
                 provider_reference=result.provider_reference,
             )
-    return True
 
 
 async def _find_payment(
-    session: AsyncSession, reference: str | None, payment_id: uuid.UUID | None
+    session: AsyncSession,
+    reference: str | None,
+    payment_id: uuid.UUID | None,
+    *,
+    provider: str = "stripe",
 ) -> Any:
+    """The provider's payment of ours, by its reference or by our id (never another's)."""
     if reference:
-        payment = await store.get_payment_by_reference(session, "stripe", reference)
+        payment = await store.get_payment_by_reference(session, provider, reference)
         if payment is not None:
             return payment
     if payment_id is None:
         return None
     payment = await store.get_payment(session, payment_id)
-    if payment is None or payment.provider != "stripe":
+    if payment is None or payment.provider != provider:
         return None
     return payment
+
+
+find_payment = _find_payment

@@ -11,6 +11,7 @@ from paygate_common.consumer import Handler
 from paygate_common.db import after_commit
 from paygate_common.errors import PaygateError
 from paygate_common.events import (
+    ConfigChanged,
     EventEnvelope,
     OrderCancelled,
     OrderCreated,
@@ -18,6 +19,7 @@ from paygate_common.events import (
 )
 from payment_service.domain import payments as domain
 from payment_service.domain import refunds
+from payment_service.domain.providers import CONFIG_KEY, ProviderChoice
 from payment_service.store import payments as store
 
 log = logging.getLogger("payment_service.events")
@@ -25,20 +27,27 @@ log = logging.getLogger("payment_service.events")
 CONSUMER_NAME = "payment-service"
 
 
-def order_handler(*, provider: str, on_recorded: Callable[[], None] | None = None) -> Handler:
+def order_handler(
+    *,
+    provider: str | ProviderChoice,
+    on_recorded: Callable[[], None] | None = None,
+) -> Handler:
     """The consumer's handler; runs inside the runner's transaction (inbox row included).
 
     It only records intent: the charge, the void or the refund reaches the provider after this
     commits (the executor and the operation sender), never inside the consumer's transaction.
     `on_recorded` wakes them once the batch has committed: woken earlier, they would look for
     the new rows before they are visible and wait for the next NOTIFY or tick.
+    An order is charged through the default provider (`payments.providers`, live).
     """
+    choice = provider if isinstance(provider, ProviderChoice) else None
 
     async def handle(session: AsyncSession, envelope: EventEnvelope) -> None:
         match envelope.event_type:
             case OrderCreated.event_type:
                 order = OrderCreated.model_validate(envelope.payload)
-                if await domain.record_order(session, order, provider=provider) and on_recorded:
+                name = choice.default if choice is not None else str(provider)
+                if await domain.record_order(session, order, provider=name) and on_recorded:
                     after_commit(session, on_recorded)
             case OrderCancelled.event_type:
                 cancelled = OrderCancelled.model_validate(envelope.payload)
@@ -48,6 +57,11 @@ def order_handler(*, provider: str, on_recorded: Callable[[], None] | None = Non
                     after_commit(session, on_recorded)
             case OrderRefundRequested.event_type:
                 await refund_order(session, envelope, on_recorded)
+            case ConfigChanged.event_type:
+                change = ConfigChanged.model_validate(envelope.payload)
+                if change.key == CONFIG_KEY and choice is not None:
+                    # In memory, this process only; an invalid value is logged and ignored.
+                    choice.apply(change.value, change.config_version)
             case _:
                 # Other order events (later versions) are not ours to act on.
                 return

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import random
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -85,11 +86,14 @@ class PaymentExecutor:
         connector: Connector,
         transport: ProviderTransport,
         users: UserDirectory,
+        providers: Mapping[str, tuple[Connector, ProviderTransport]] | None = None,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        # The default provider's pair, and every other provider's (a payment names its own).
         self.connector = connector
         self.transport = transport
+        self.providers = {**(providers or {}), connector.name: (connector, transport)}
         self.users = users
         self._workers: list[Worker] = []
         self._random = random.Random()
@@ -144,6 +148,13 @@ class PaymentExecutor:
                     await self._release(payment.id, self._backoff(payment.attempt_count + 1))
         return len(claimed)
 
+    def provider(self, name: str) -> tuple[Connector, ProviderTransport]:
+        """The connector and transport of a payment's provider."""
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise LookupError(f"no connector for provider {name!r}") from None
+
     # -- one payment -------------------------------------------------------------------------
 
     async def charge(self, payment: PaymentRow) -> None:
@@ -165,8 +176,9 @@ class PaymentExecutor:
             await self._give_up(payment.id)
             return
 
+        connector, transport = self.provider(payment.provider)
         try:
-            method = await self._method_for(payment)
+            method = await self._method_for(payment, connector)
         except UserServiceUnavailable as exc:
             log.warning("payment %s waits for user-service: %s", payment.id, exc)
             await self._release(payment.id, self._backoff(1))
@@ -184,6 +196,7 @@ class PaymentExecutor:
             return
 
         attempt_no = payment.attempt_count + 1
+        public = self.settings.public_base()
         context = PaymentContext(
             payment_id=payment.id,
             order_id=payment.order_id,
@@ -197,8 +210,10 @@ class PaymentExecutor:
             description=payment.description,
             capture_method=payment.capture_method,
             return_url=payment.return_url,
+            callback_url=f"{public}/provider-return/{payment.provider}/{payment.id}",
+            notify_url=f"{public}/webhooks/{payment.provider}",
         )
-        request = self.connector.build_authorize_request(context)
+        request = connector.build_authorize_request(context)
 
         # Step 2 of the invariant: the attempt is durable before the provider hears of it.
         async with unit_of_work(self.sessionmaker) as session:
@@ -234,12 +249,12 @@ class PaymentExecutor:
             return
 
         try:
-            raw = await self.transport.send(request)
+            raw = await transport.send(request)
         except Exception as exc:
             # The provider may or may not have charged: reconcile before any new attempt.
             await self._record_unknown(payment.id, attempt_no, exc)
             return
-        result = self.connector.parse_authorize_response(raw)
+        result = connector.parse_authorize_response(raw)
         await self.record_outcome(payment.id, attempt_no, result)
 
     async def record_outcome(
@@ -303,8 +318,9 @@ class PaymentExecutor:
         True if the payment was settled (adopted or released for later); False to go on and
         make a new attempt.
         """
+        connector, transport = self.provider(payment.provider)
         try:
-            raw = await self.transport.find_payment(payment.id, customer=None)
+            raw = await transport.find_payment(payment.id, customer=None)
         except ProviderUnavailable as exc:
             log.warning("payment %s: reconciliation lookup failed: %s", payment.id, exc)
             await self._release(payment.id, self._backoff(payment.attempt_count))
@@ -316,7 +332,7 @@ class PaymentExecutor:
                     session, payment.id, in_states=(S.CREATED.value,), needs_reconcile=False
                 )
                 return False
-            result = self.connector.parse_authorize_response(raw)
+            result = connector.parse_authorize_response(raw)
             await store.finish_unknown_attempts(
                 session,
                 payment.id,
@@ -349,8 +365,10 @@ class PaymentExecutor:
             settled = 0
             for attempt in stale:
                 # The rows stay locked during the lookup so no other reconciler races us.
+                owner = await store.get_payment(session, attempt.payment_id)
+                connector, transport = self.provider(owner.provider if owner else "")
                 try:
-                    raw = await self.transport.find_payment(attempt.payment_id, customer=None)
+                    raw = await transport.find_payment(attempt.payment_id, customer=None)
                 except ProviderUnavailable as exc:
                     log.warning(
                         "reconciling payment %s: lookup failed: %s", attempt.payment_id, exc
@@ -378,7 +396,7 @@ class PaymentExecutor:
                         attempt.attempt_no,
                     )
                     continue
-                result = self.connector.parse_authorize_response(raw)
+                result = connector.parse_authorize_response(raw)
                 await store.finish_attempt(
                     session,
                     attempt.payment_id,
@@ -447,8 +465,17 @@ class PaymentExecutor:
             rng=self._random,
         )
 
-    async def _method_for(self, payment: PaymentRow) -> PaymentMethodContext:
-        """The token to charge: given directly (POST /payments), or the user's saved method."""
+    async def _method_for(self, payment: PaymentRow, connector: Connector) -> PaymentMethodContext:
+        """The token to charge: given directly (POST /payments), or the user's saved method;
+        none for a redirect provider (the customer chooses on the provider's page)."""
+        if not connector.needs_payment_method:
+            return PaymentMethodContext(
+                user_id=payment.user_id,
+                provider_customer_id=None,
+                payment_method_id=None,
+                provider=payment.provider,
+                token="",
+            )
         if payment.payment_method_token:
             return PaymentMethodContext(
                 user_id=payment.user_id,

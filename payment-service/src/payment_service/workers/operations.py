@@ -58,11 +58,14 @@ class OperationSender:
         sessionmaker: async_sessionmaker[AsyncSession],
         connector: Connector,
         transport: ProviderTransport,
+        providers: Mapping[str, tuple[Connector, ProviderTransport]] | None = None,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.connector = connector
         self.transport = transport
+        # Every provider's pair: an operation goes to its payment's provider.
+        self.providers = {**(providers or {}), connector.name: (connector, transport)}
         self._random = random.Random()
         self._worker: Worker | None = None
 
@@ -119,6 +122,12 @@ class OperationSender:
         else:
             await self.send(operation.id)
 
+    def provider(self, name: str) -> tuple[Connector, ProviderTransport]:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise LookupError(f"no connector for provider {name!r}") from None
+
     # -- one operation -----------------------------------------------------------------------
 
     async def send(self, operation_id: uuid.UUID) -> None:
@@ -128,9 +137,10 @@ class OperationSender:
             payment = await store.get_payment(session, operation.payment_id) if operation else None
         if operation is None or payment is None:
             return
+        _, transport = self.provider(payment.provider)
         request = self._build(operation, payment)
         try:
-            raw = await self.transport.send(request)
+            raw = await transport.send(request)
         except Exception as exc:
             # The provider may or may not have acted: ask it before anything is sent again.
             await self._record_unknown(operation, exc)
@@ -145,17 +155,21 @@ class OperationSender:
         if operation is None or payment is None or operation.status != "unknown":
             return
         reference = payment.provider_reference or ""
+        _, transport = self.provider(payment.provider)
         try:
             if operation.kind == "refund":
-                found = await self.transport.find_refund(
-                    operation.refund_id, provider_reference=reference
+                found = await transport.find_refund(
+                    operation.refund_id,
+                    provider_reference=reference,
+                    # a provider asked by its own refund id (SSLCommerz) gets it
+                    refund_reference=operation.provider_reference,
                 )
             else:
-                found = await self.transport.retrieve_payment(reference)
+                found = await transport.retrieve_payment(reference)
         except ProviderUnavailable as exc:
             await self._retry_later(operation, exc)
             return
-        if found is None or not self._already_done(operation, found):
+        if found is None or not self._already_done(operation, payment, found):
             # The provider holds no trace of it: it never arrived. Send it (the same key) again.
             async with unit_of_work(self.sessionmaker) as session:
                 await store.finish_operation(
@@ -169,20 +183,24 @@ class OperationSender:
         log.info("%s %s: the provider had done it; adopting", operation.kind, operation.id)
         await self._apply(operation, payment, found, from_states=("unknown",))
 
-    def _already_done(self, operation: OperationRow, found: Mapping[str, Any]) -> bool:
+    def _already_done(
+        self, operation: OperationRow, payment: PaymentRow, found: Mapping[str, Any]
+    ) -> bool:
         """For a capture or a void: did the PaymentIntent leave the state we asked it to leave?"""
         if operation.kind == "refund":
             return True
-        status = self.connector.parse_authorize_response(found).status
+        connector, _ = self.provider(payment.provider)
+        status = connector.parse_authorize_response(found).status
         if operation.kind == "capture":
             return status is not PaymentStatus.REQUIRES_CAPTURE
         return status in (PaymentStatus.CANCELLED, PaymentStatus.SUCCEEDED, PaymentStatus.FAILED)
 
     def _build(self, operation: OperationRow, payment: PaymentRow) -> Any:
         reference = payment.provider_reference or ""
+        connector, _ = self.provider(payment.provider)
         match operation.kind:
             case "capture":
-                return self.connector.build_capture_request(
+                return connector.build_capture_request(
                     CaptureContext(
                         payment_id=payment.id,
                         provider_reference=reference,
@@ -192,7 +210,7 @@ class OperationSender:
                     )
                 )
             case "void":
-                return self.connector.build_void_request(
+                return connector.build_void_request(
                     VoidContext(
                         payment_id=payment.id,
                         provider_reference=reference,
@@ -200,7 +218,7 @@ class OperationSender:
                     )
                 )
             case "refund":
-                return self.connector.build_refund_request(
+                return connector.build_refund_request(
                     RefundContext(
                         refund_id=operation.refund_id,
                         payment_id=payment.id,
@@ -222,15 +240,16 @@ class OperationSender:
         from_states: tuple[str, ...] = ("in_flight",),
     ) -> None:
         """The answer, the operation, the payment (or refund) and their events: one transaction."""
+        connector, _ = self.provider(payment.provider)
         async with unit_of_work(self.sessionmaker) as session:
             if operation.kind == "refund":
-                refund = self.connector.parse_refund_response(raw)
+                refund = connector.parse_refund_response(raw)
                 await self._apply_refund(session, operation, refund, from_states)
                 return
             if operation.kind == "capture":
-                result = self.connector.parse_capture_response(raw)
+                result = connector.parse_capture_response(raw)
             else:
-                result = self.connector.parse_void_response(raw)
+                result = connector.parse_void_response(raw)
             done = await store.finish_operation(
                 session,
                 operation.id,

@@ -22,6 +22,7 @@ from paygate_common.events import PaymentStatus, RefundStatus
 from paygate_common.money import minimum_charge
 from payment_service.connectors.base import (
     CaptureContext,
+    CardConnector,
     ConnectorResult,
     Flow,
     PaymentContext,
@@ -60,12 +61,12 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-class SandboxConnector:
+class SandboxConnector(CardConnector):
     """Translation for the sandbox provider's own (Stripe-like, smaller) charge objects."""
 
     name = "sandbox"
-    # Every flow but webhooks: the sandbox answers synchronously and sends no events.
-    capabilities = frozenset(Flow) - {Flow.WEBHOOKS}
+    # Every card flow but webhooks: the sandbox answers synchronously and sends no events.
+    capabilities = frozenset(Flow) - {Flow.WEBHOOKS, Flow.COMPLETE_REDIRECT}
 
     def minimum_amount(self, currency: str) -> int:
         return minimum_charge(currency)
@@ -370,7 +371,11 @@ class SandboxTransport:
         return dict(row.body)
 
     async def find_refund(
-        self, refund_id: uuid.UUID, *, provider_reference: str
+        self,
+        refund_id: uuid.UUID,
+        *,
+        provider_reference: str,
+        refund_reference: str | None = None,
     ) -> Mapping[str, Any] | None:
         async with self.engine.connect() as conn:
             row = (

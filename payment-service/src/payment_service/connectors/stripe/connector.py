@@ -10,6 +10,7 @@ from paygate_common.events import PaymentStatus, RefundStatus
 from paygate_common.money import minimum_charge
 from payment_service.connectors.base import (
     CaptureContext,
+    CardConnector,
     ConnectorResult,
     Flow,
     PaymentContext,
@@ -45,11 +46,11 @@ def _short(text: Any) -> str | None:
     return str(text)[:MAX_MESSAGE_CHARS] if text else None
 
 
-class StripeConnector:
+class StripeConnector(CardConnector):
     """Maps our payments to confirmed PaymentIntents (automatic or manual capture) and Refunds."""
 
     name = "stripe"
-    capabilities = frozenset(Flow)
+    capabilities = frozenset(Flow) - {Flow.COMPLETE_REDIRECT}
 
     def minimum_amount(self, currency: str) -> int:
         return minimum_charge(currency)

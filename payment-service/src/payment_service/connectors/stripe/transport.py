@@ -91,7 +91,11 @@ class StripeTransport:
         return intent.to_dict()
 
     async def find_refund(
-        self, refund_id: uuid.UUID, *, provider_reference: str
+        self,
+        refund_id: uuid.UUID,
+        *,
+        provider_reference: str,
+        refund_reference: str | None = None,
     ) -> Mapping[str, Any] | None:
         """The Refund whose metadata names our refund, among the PaymentIntent's refunds."""
         wanted = str(refund_id)
