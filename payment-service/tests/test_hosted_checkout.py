@@ -204,16 +204,29 @@ def test_a_page_token_expires_and_is_bound_to_its_payment(settings_factory: Any)
         check_page_token(settings, payment_id, f"{int(expires) + 10**6}.{signature}", now=1e6)
 
 
-async def test_a_provider_that_is_not_enabled_cannot_be_chosen_on_the_page(shop: Shop) -> None:
+async def test_the_page_offers_exactly_the_providers_enabled_now(
+    shop: Shop, payment_service: LiveServer
+) -> None:
     created = await shop.checkout()
     token = await shop.page_token(created["id"])
     page = await shop.request("GET", f"/checkout/{created['id']}")
-    # Only the card form: PayPal and SSLCommerz are not enabled on this service.
-    assert 'id="card-form"' in page.text and "data-provider" not in page.text
-    for provider in ("paypal", "sslcommerz"):
-        r = await shop.page_call(created["id"], "/pay", token, {"provider": provider})
-        assert r.status_code == 422 and r.json()["code"] == "provider_not_available"
-    assert (await shop.payment(created["id"]))["status"] == "requires_action"
+    # All four enabled by default: the card form and both redirect providers' buttons.
+    assert 'id="card-form"' in page.text
+    assert 'data-provider="paypal"' in page.text and 'data-provider="sslcommerz"' in page.text
+
+    # `payments.providers` changed live (as admin-service's config.changed would): stripe only.
+    view = payment_service.app.state.provider_choice.view
+    before, version = view.value, view.version
+    assert view.apply({"enabled": ["stripe"], "default": "stripe"}, version + 1)
+    try:
+        page = await shop.request("GET", f"/checkout/{created['id']}")
+        assert 'id="card-form"' in page.text and "data-provider" not in page.text
+        for provider in ("paypal", "sslcommerz"):
+            r = await shop.page_call(created["id"], "/pay", token, {"provider": provider})
+            assert r.status_code == 422 and r.json()["code"] == "provider_not_available"
+        assert (await shop.payment(created["id"]))["status"] == "requires_action"
+    finally:
+        assert view.apply(before.model_dump(), version + 2)
 
 
 async def test_a_card_token_pays_once_and_a_replay_changes_nothing(
