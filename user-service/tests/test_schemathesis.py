@@ -76,15 +76,6 @@ def test_every_check_passes_over_user_service_spec(
             "service" if case.path.startswith("/internal/") else "user"
         ],
         max_examples=15,
-        # Owned by the accounts work (reported on #13, not fixed from the edge branch):
-        known_violations={
-            "POST /auth/signup [positive]": "password minLength 1 in the schema, the policy "
-            "refuses short ones with 422; reserved email domains (.test) too",
-            "POST /auth/signin [positive]": "EmailStr is documented as `format: email` but "
-            "email-validator refuses special-use domains (.test, .local) with 422",
-            "POST /users/me/payment-methods [positive]": "a `pm_…` token the provider does "
-            "not know is answered 422; the schema cannot say which tokens exist",
-        },
     )
     assert report.operations >= 10
     assert not report.failures, report.summary()
