@@ -35,6 +35,12 @@ async def snapshot_connection(request: Request) -> AsyncIterator[AsyncConnection
 SnapshotDep = Annotated[AsyncConnection, Depends(snapshot_connection, scope="function")]
 
 
+class InvalidTimeRange(InvalidRequest):
+    """`from` after `to`: a rule between two parameters, which JSON Schema cannot state."""
+
+    code, title = "invalid_time_range", "The time range is empty"
+
+
 def record_filter(
     actor: Annotated[str | None, Query(max_length=200, description="actor id (a user id)")] = None,
     action: Annotated[
@@ -57,7 +63,7 @@ def record_filter(
         if value is not None and value.tzinfo is None:
             raise InvalidRequest(f"`{name}` needs a time zone (e.g. 2026-12-01T00:00:00Z)")
     if occurred_from and occurred_to and occurred_from > occurred_to:
-        raise InvalidRequest("`from` is after `to`")
+        raise InvalidTimeRange("`from` is after `to`")
     return RecordFilter(
         actor=actor,
         action=action,
