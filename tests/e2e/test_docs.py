@@ -102,9 +102,10 @@ async def test_the_gateways_authorize_dialog_offers_the_password_flow_and_api_ke
     await oauth.locator("#oauth_username").fill(FUZZ_ADMIN_EMAIL)
     await oauth.locator("#oauth_password").fill(FUZZ_ADMIN_PASSWORD)
     async with page.page.expect_response(lambda r: "/auth/token" in r.url) as answer:
-        await oauth.locator("button.authorize").click()
+        await oauth.get_by_role("button", name="Apply given OAuth2 credentials").click()
     token = await answer.value
     assert urlsplit(token.url).path == "/api/v1/auth/token", token.url
     assert token.status == 200, await token.text()
-    await oauth.locator("button.logout").wait_for(timeout=10_000)  # Swagger holds the token
+    # Swagger holds the token: the form's button turns into Logout
+    await oauth.get_by_role("button", name="Remove authorization").wait_for(timeout=10_000)
     assert not page.console_errors, page.console_errors
