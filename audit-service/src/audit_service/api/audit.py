@@ -33,6 +33,7 @@ from audit_service.store.reports import summary as summary_report
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep
 from paygate_common.errors import InvalidRequest, NotFound, business_rule
+from paygate_common.pagination import IsoDateTime
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or an invalid access token (problem+json)"},
@@ -169,8 +170,8 @@ async def export(
 async def summary(
     _: AdminPrincipal,
     session: SessionDep,
-    occurred_from: Annotated[datetime | None, Query(alias="from")] = None,
-    occurred_to: Annotated[datetime | None, Query(alias="to")] = None,
+    occurred_from: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    occurred_to: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     top: Annotated[int, Query(ge=1, le=500, description="rows per ranking")] = 20,
 ) -> SummaryRead:
     until = occurred_to or datetime.now(UTC)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from audit_service.settings import Settings
 from audit_service.store.records import RecordFilter, decode_cursor
 from paygate_common.errors import InvalidRequest
+from paygate_common.pagination import IsoDateTime
 
 
 def get_settings(request: Request) -> Settings:
@@ -53,10 +53,10 @@ def record_filter(
         str | None, Query(max_length=200, description="the correlation id of one API call")
     ] = None,
     occurred_from: Annotated[
-        datetime | None, Query(alias="from", description="occurred at or after (ISO 8601)")
+        IsoDateTime | None, Query(alias="from", description="occurred at or after (ISO 8601)")
     ] = None,
     occurred_to: Annotated[
-        datetime | None, Query(alias="to", description="occurred before (ISO 8601)")
+        IsoDateTime | None, Query(alias="to", description="occurred before (ISO 8601)")
     ] = None,
 ) -> RecordFilter:
     for name, value in (("from", occurred_from), ("to", occurred_to)):
