@@ -180,6 +180,17 @@ async def test_a_push_subscription_with_bad_keys_is_refused(
     )
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_push_subscription"
+    # a stray character the lenient base64 decoder would have dropped (schemathesis found it)
+    point = base64.urlsafe_b64encode(b"\x04" + bytes(range(64))).decode()
+    stray = {
+        "endpoint": "http://127.0.0.1:9/push/x",
+        "keys": {"p256dh": point + "*", "auth": base64.urlsafe_b64encode(bytes(16)).decode()},
+    }
+    response = await client.post(
+        "/notifications/push-subscriptions", json=stray, headers=auth_headers(uuid.uuid4())
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_push_subscription"
 
 
 # --- templates ---------------------------------------------------------------------------------

@@ -255,6 +255,7 @@ async def test_after_rotation_deliveries_verify_with_either_secret(
         "https://[::1]/hooks",
         "https://[::ffff:10.0.0.1]/hooks",
         "http://merchant.example.com/hooks",
+        "https://v^[gk0*z/hooks",  # an unclosed IPv6 bracket: urlsplit raises (was a 500)
     ],
 )
 async def test_production_refuses_urls_that_resolve_inward_or_are_not_https(

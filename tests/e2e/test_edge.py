@@ -144,24 +144,12 @@ async def test_every_check_passes_over_the_gateways_merged_spec(
             spec_url=f"{gateway}/openapi.json",
             headers_for=lambda case: buyer.headers,
             max_examples=5,
-            include=lambda op: not op.path.startswith("/api/v1/webhooks/"),
-            known_violations=KNOWN_IN_USER_SERVICE,
+            # Stripe's callback is verified by its signature, which a fuzzer cannot make; the
+            # merchant's webhook routes (`/webhooks/settings`, the delivery log) are fuzzed.
+            include=lambda op: op.path != "/api/v1/webhooks/stripe",
         )
 
     report = await asyncio.to_thread(run)
     assert report.operations >= 15
     assert not report.failures, report.summary()
     assert any(200 <= s < 300 for s in report.statuses), report.summary()
-
-
-# Reported on #13, owned by the accounts work (see user-service/tests/test_schemathesis.py).
-KNOWN_IN_USER_SERVICE = {
-    # business rules a JSON Schema cannot state (see each service's own schemathesis test)
-    "POST /api/v1/orders [positive]": "a per-currency provider minimum charge",
-    "POST /api/v1/payments [positive]": "a per-currency provider minimum charge",
-    "POST /api/v1/notifications/push-subscriptions [positive]": "the endpoint must resolve",
-    "PUT /api/v1/webhooks/settings [positive]": "the URL must resolve to an allowed address",
-    "POST /api/v1/auth/signup [positive]": "password policy and reserved domains undocumented",
-    "POST /api/v1/auth/signin [positive]": "email-validator refuses special-use domains",
-    "POST /api/v1/users/me/payment-methods [positive]": "unknown provider tokens are 422",
-}

@@ -76,15 +76,6 @@ def test_every_check_passes_over_user_service_spec(
             "service" if case.path.startswith("/internal/") else "user"
         ],
         max_examples=15,
-        # Owned by the accounts work (reported on #13, not fixed from the edge branch):
-        known_violations={
-            "POST /auth/signup [positive]": "password minLength 1 in the schema, the policy "
-            "refuses short ones with 422; reserved email domains (.test) too",
-            "POST /auth/signin [positive]": "EmailStr is documented as `format: email` but "
-            "email-validator refuses special-use domains (.test, .local) with 422",
-            "POST /users/me/payment-methods [positive]": "a `pm_…` token the provider does "
-            "not know is answered 422; the schema cannot say which tokens exist",
-        },
     )
     assert report.operations >= 10
     assert not report.failures, report.summary()
@@ -92,3 +83,35 @@ def test_every_check_passes_over_user_service_spec(
     assert report.calls >= 5 * report.operations
     assert any(200 <= s < 300 for s in report.statuses)
     assert any(400 <= s < 500 for s in report.statuses)
+
+
+def test_the_signup_schema_states_the_password_policy_and_the_refused_domains(
+    user_service_url: str,
+) -> None:
+    import re
+
+    spec = httpx.get(f"{user_service_url}/openapi.json", timeout=30).json()
+    signup = spec["components"]["schemas"]["SignupRequest"]["properties"]
+    assert (signup["password"]["minLength"], signup["password"]["maxLength"]) == (10, 128)
+    pattern = re.compile(signup["email"]["pattern"])
+    for email, refused in (
+        ("shop@paygate.test", True),
+        ("shop@mail.LOCAL", True),
+        ("shop@localhost", True),
+        ("shop@example.com", False),
+        ("shop@test.example.com", False),
+    ):
+        # the document and the service agree on each address
+        assert (pattern.match(email) is None) is refused, email
+        answer = httpx.post(
+            f"{user_service_url}/auth/signup",
+            json={"email": email, "password": "a-fine-long-passphrase", "full_name": "Shop"},
+            timeout=30,
+        )
+        assert answer.status_code == (422 if refused else 201), (email, answer.text)
+    short = httpx.post(
+        f"{user_service_url}/auth/signup",
+        json={"email": "short@example.com", "password": "9-chars!!", "full_name": "Shop"},
+        timeout=30,
+    )
+    assert short.status_code == 422 and short.json()["reason"] == "too_short", short.text

@@ -271,6 +271,27 @@ def problem_response_doc(status: int, description: str | None = None) -> dict[st
     }
 
 
+# OpenAPI extension on a response object: the stable `code`s a request that satisfies the
+# schema can still get with this status, because the rule depends on state or on a table the
+# schema cannot state (a provider's minimum charge per currency, whether a token exists at the
+# provider, where a host name resolves). Clients see which codes to expect; the Schemathesis
+# kit accepts exactly these codes (and no other 4xx) for schema-valid requests.
+BUSINESS_RULE_CODES = "x-business-rule-codes"
+
+
+def business_rule(*codes: str, description: str) -> dict[str, Any]:
+    """A `responses=` entry for rules a schema-valid request can still break: `codes` (each a
+    stable problem `code`) are listed in the description and machine-readably."""
+    if not codes:
+        raise ValueError("a business rule names the problem codes it answers with")
+    listed = ", ".join(f"`{c}`" for c in codes)
+    return {
+        "description": f"{description}. Business rules a schema-valid request can break: {listed}",
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": dict(_PROBLEM_REF)}},
+        BUSINESS_RULE_CODES: list(codes),
+    }
+
+
 def _statuses_for(path: str, op: dict[str, Any]) -> set[int]:
     """Every 4xx the shared stack can answer this operation with."""
     statuses = {400, 415}  # the request guard answers these on every route
@@ -311,10 +332,14 @@ def document_problems(
                 wanted |= extra(path, method, op)
             wanted |= {int(s) for s in responses if s.isdigit() and 400 <= int(s) < 500}
             for status in sorted(wanted):
-                declared = (responses.get(str(status)) or {}).get("description")
+                existing = responses.get(str(status)) or {}
+                declared = existing.get("description")
                 if declared == "Validation Error":  # FastAPI's generic text: ours names codes
                     declared = None
-                responses[str(status)] = problem_response_doc(status, declared or None)
+                doc = problem_response_doc(status, declared or None)
+                # extensions (BUSINESS_RULE_CODES) the route declared stay with the response
+                doc.update({k: v for k, v in existing.items() if k.startswith("x-")})
+                responses[str(status)] = doc
             op["responses"] = dict(sorted(responses.items()))
     schemas = spec["components"]["schemas"]
     # FastAPI's own validation schemas: no response refers to them any more.

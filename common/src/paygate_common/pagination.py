@@ -1,9 +1,10 @@
-"""Keyset cursors for `{items, next_cursor}` lists, newest first on `(created_at, id)`."""
+"""Keyset cursors for `{items, next_cursor}` lists, newest first on `(created_at, id)`; list filters."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -11,7 +12,7 @@ from typing import Annotated, Generic, Protocol, TypeVar
 
 import orjson
 from fastapi import Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from paygate_common.errors import InvalidRequest
 
@@ -28,6 +29,20 @@ CursorQuery = Annotated[
     ),
 ]
 LimitQuery = Annotated[int, Query(ge=1, le=100, description="Page size")]
+
+_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _iso_only(value: object) -> object:
+    # pydantic also reads "0.1" or "1700000000" as seconds since the epoch; the document says
+    # `format: date-time` (RFC 3339), so a number is refused rather than silently read
+    if isinstance(value, str) and not _ISO_DATE_TIME.match(value):
+        raise ValueError("an ISO 8601 date-time such as 2026-12-01T00:00:00Z")
+    return value
+
+
+# A `from`/`to` filter: RFC 3339 as documented, never an epoch number.
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class Page(BaseModel, Generic[T]):

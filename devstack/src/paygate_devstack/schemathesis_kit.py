@@ -21,12 +21,57 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    positive_data_acceptance as positive_data_acceptance_check,
+)
+
+from paygate_common.errors import BUSINESS_RULE_CODES
 
 # `--checks all`: response schema, status code, content type and header conformance, negative
 # data rejected, positive data accepted, missing required headers, unsupported methods (405 and
 # its Allow header), ignored auth, use-after-free, resource availability, object-level authz.
 load_all_checks()
-ALL_CHECKS: list[Any] = list(CHECKS.get_all())
+_SCHEMATHESIS_POSITIVE_DATA_ACCEPTANCE = positive_data_acceptance_check
+
+
+def positive_data_acceptance(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Schemathesis' check, except that a schema-valid request may get a status the operation
+    documents as a business rule (`x-business-rule-codes`, see `paygate_common.errors.
+    business_rule`) when the problem's `code` is one of the codes listed there: a minimum charge
+    per currency or a token the provider does not know is a documented answer, not a spec lie.
+    Any other code with that status (a `validation_error`, say) still fails."""
+    meta = getattr(case, "meta", None)
+    if meta is not None and meta.generation.mode.is_positive:
+        codes = _business_rule_codes(case.operation).get(response.status_code)
+        if codes and _problem_code(response) in codes:
+            return None
+    result: bool | None = _SCHEMATHESIS_POSITIVE_DATA_ACCEPTANCE(ctx, response, case)
+    return result
+
+
+def _business_rule_codes(operation: Any) -> dict[int, frozenset[str]]:
+    responses = (operation.definition.raw or {}).get("responses") or {}
+    return {
+        int(status): frozenset(doc[BUSINESS_RULE_CODES])
+        for status, doc in responses.items()
+        if str(status).isdigit() and isinstance(doc, dict) and doc.get(BUSINESS_RULE_CODES)
+    }
+
+
+def _problem_code(response: Any) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
+
+
+ALL_CHECKS: list[Any] = [
+    positive_data_acceptance if check is _SCHEMATHESIS_POSITIVE_DATA_ACCEPTANCE else check
+    for check in CHECKS.get_all()
+]
+assert positive_data_acceptance in ALL_CHECKS, "schemathesis renamed positive_data_acceptance"
 
 HeadersFor = Callable[[Any], dict[str, str]]
 
@@ -39,8 +84,6 @@ class FuzzReport:
     statuses: Counter[int] = field(default_factory=Counter)
     failures: dict[str, list[str]] = field(default_factory=dict)
     operations: int = 0
-    # Failures of operations named in `known_violations`: reported, owned by someone else.
-    known: dict[str, list[str]] = field(default_factory=dict)
 
     def add_failure(self, label: str, message: str) -> None:
         seen = self.failures.setdefault(label, [])
@@ -67,7 +110,6 @@ def fuzz_openapi(
     checks: list[Any] | None = None,
     timeout: float = 30,
     opaque_query_params: tuple[str, ...] = ("cursor",),
-    known_violations: dict[str, str] | None = None,
 ) -> FuzzReport:
     """Run every check against every operation of the document at `spec_url`.
 
@@ -76,8 +118,8 @@ def fuzz_openapi(
     Positive cases get a fresh Idempotency-Key each. `opaque_query_params` (pagination cursors) are valid only as a previous page's
     `next_cursor`, which no generator can produce: positive cases drop them, negative cases
     that carry one are not sent (each service's pagination tests cover real cursors).
-    `known_violations` maps `"POST /path [positive]"` to why it still fails (a fix owned
-    elsewhere): its failures land in `report.known`, everything else in `report.failures`.
+    There is no exemption list: a rule the schema cannot state is documented on the route as a
+    business rule (`paygate_common.errors.business_rule`), which the positive check honours.
     """
     schema = schemathesis.openapi.from_url(spec_url or f"{base_url}/openapi.json")
     report = FuzzReport()
@@ -101,9 +143,6 @@ def fuzz_openapi(
                 timeout,
                 opaque_query_params,
             )
-    for label in known_violations or {}:
-        if label in report.failures:
-            report.known[label] = report.failures.pop(label)
     return report
 
 
@@ -186,34 +225,117 @@ def customer_headers(user_service_url: str, *, save_card: bool = True) -> dict[s
     return headers
 
 
+# The operator user-service bootstraps for every fuzzed stack: admin routes get an admin.
+FUZZ_ADMIN_EMAIL = "fuzz-ops@example.com"
+FUZZ_ADMIN_PASSWORD = "fuzz-operator-passphrase-7"
+
+
+def sign_in_headers(
+    user_service_url: str,
+    email: str = FUZZ_ADMIN_EMAIL,
+    password: str = FUZZ_ADMIN_PASSWORD,
+) -> dict[str, str]:
+    """`Authorization` of an existing account (by default the fuzzed stack's operator)."""
+    import httpx
+
+    with httpx.Client(base_url=user_service_url, timeout=30) as client:
+        signin = client.post("/auth/signin", json={"email": email, "password": password})
+        signin.raise_for_status()
+        return {"Authorization": f"Bearer {signin.json()['access_token']}"}
+
+
+def service_token_headers(
+    stack: Any, audience: str, caller: str = "payment-service"
+) -> dict[str, str]:
+    """`Authorization` of a service token from `caller` to `audience`, for `/internal/*`."""
+    from typing import ClassVar
+
+    from paygate_common.auth import issue_service_token
+    from paygate_common.settings import ServiceSettings
+
+    class Caller(ServiceSettings):
+        service_name: ClassVar[str] = caller
+
+    token = issue_service_token(
+        Caller(service_token_secret=stack.env["SERVICE_TOKEN_SECRET"]),
+        audience_service=audience,
+        ttl_seconds=3600,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def headers_by_route(
+    *,
+    customer: dict[str, str] | None = None,
+    admin: dict[str, str] | None = None,
+    service: dict[str, str] | None = None,
+) -> HeadersFor:
+    """Credentials by path: `/internal/*` a service token, `/admin/*` the operator, the rest a
+    customer (or the operator where no customer is given)."""
+
+    def pick(case: Any) -> dict[str, str]:
+        path: str = case.path
+        if path.startswith("/internal/") and service is not None:
+            return service
+        if path.startswith("/admin/") and admin is not None:
+            return admin
+        return customer or admin or {}
+
+    return pick
+
+
+@contextlib.contextmanager
+def isolated_stack(
+    stack: Any, *names: str, env: dict[str, str] | None = None, timeout: float = 90
+) -> Iterator[dict[str, Any]]:
+    """user-service (it issues the JWTs, holds payment methods and bootstraps the operator
+    `FUZZ_ADMIN_EMAIL`) and the services `names`, on free ports and one fresh database, pointed
+    at each other and at nothing else of the session; `env` (a broker of the caller's own, say)
+    goes to every one. `{name: ServiceProcess}`, stopped on exit.
+
+    The session's reserved ports, localstripe's webhook registration and the session's log
+    files stay untouched (logs go to a folder of this stack's own): other tests' services keep
+    theirs. Migrations run one after the other, then every process starts at once.
+    """
+    from paygate_devstack.process import free_port
+    from paygate_devstack.services import ServiceProcess, spec_for
+
+    ports = {name: free_port() for name in ("user", *names)}
+    urls = {
+        **json.loads(stack.env["PAYGATE_SERVICE_URLS"]),
+        **{name: f"http://127.0.0.1:{port}" for name, port in ports.items()},
+    }
+    merged = {
+        **stack.env,
+        "DATABASE_URL": stack.postgres.create_database(),
+        "USER_SERVICE_BOOTSTRAP_ADMIN_EMAIL": FUZZ_ADMIN_EMAIL,
+        "USER_SERVICE_BOOTSTRAP_ADMIN_PASSWORD": FUZZ_ADMIN_PASSWORD,
+        "PAYGATE_SERVICE_URLS": json.dumps(urls),
+        "JWKS_URL": f"{urls['user']}/.well-known/jwks.json",
+        **(env or {}),
+    }
+    log_dir = stack.log_dir / f"isolated-{ports['user']}"
+    procs = {
+        name: ServiceProcess(spec_for(name), env=merged, port=port, log_dir=log_dir)
+        for name, port in ports.items()
+    }
+    try:
+        for proc in procs.values():
+            proc.migrate()
+        for proc in procs.values():
+            proc.start(wait=False)
+        for proc in procs.values():
+            proc.wait_ready(timeout)
+        yield procs
+    finally:
+        for proc in reversed(list(procs.values())):
+            proc.stop()
+
+
 @contextlib.contextmanager
 def service_behind_user_service(
     stack: Any, name: str, env: dict[str, str] | None = None
 ) -> Iterator[tuple[Any, Any]]:
-    """`(user, service)`: user-service (it issues the JWTs and holds payment methods) and the
-    service under test, on free ports and a fresh database, pointed at each other."""
-    from paygate_devstack.process import free_port
-
-    database = stack.postgres.create_database()
-    user = stack.start_service("user", env={"DATABASE_URL": database}, port=free_port())
-    try:
-        if name == "user":
-            yield user, user
-            return
-        urls = {**json.loads(stack.env["PAYGATE_SERVICE_URLS"]), "user": user.url}
-        service = stack.start_service(
-            name,
-            env={
-                "DATABASE_URL": database,
-                "JWKS_URL": f"{user.url}/.well-known/jwks.json",
-                "PAYGATE_SERVICE_URLS": json.dumps(urls),
-                **(env or {}),
-            },
-            port=free_port(),
-        )
-        try:
-            yield user, service
-        finally:
-            service.stop()
-    finally:
-        user.stop()
+    """`(user, service)`: `isolated_stack` for one service under test."""
+    with isolated_stack(stack, name, env=env) as procs:
+        yield procs["user"], procs[name]

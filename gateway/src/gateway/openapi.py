@@ -115,6 +115,14 @@ def merge_specs(
         if not routes:
             continue
         renames: dict[str, str] = {}
+        schemes = (spec.get("components") or {}).get("securitySchemes")
+        if isinstance(schemes, dict):
+            # Any service's OAuth2 scheme names the token endpoint user-service serves: map it
+            # through the whole table, not only this service's routes, before comparing (each
+            # service's `/auth/token` scheme is the same one, not eight renamed copies; and
+            # operations name schemes directly, so a renamed scheme would be one nobody uses).
+            for name, definition in schemes.items():
+                schemes[name] = _rewrite_token_urls(definition, list(table.routes))
         for section, entries in (spec.get("components") or {}).items():
             if not isinstance(entries, dict):
                 continue
@@ -132,10 +140,6 @@ def merge_specs(
                 ref = f"#/components/{section}/{name}"
                 if ref in renames:
                     name = renames[ref].rsplit("/", 1)[1]
-                if section == "securitySchemes":
-                    # Any service's OAuth2 scheme names the token endpoint user-service serves:
-                    # map it through the whole table, not only this service's routes.
-                    definition = _rewrite_token_urls(definition, list(table.routes))
                 target.setdefault(name, definition)
         for path, item in (spec.get("paths") or {}).items():
             mapped = public_path(routes, path)

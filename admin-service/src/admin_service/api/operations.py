@@ -53,7 +53,11 @@ class UserUpdate(BaseModel):
 async def search_users(
     request: Request,
     principal: AdminPrincipal,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    # the constraint user-service's search states: no control characters (it refuses them)
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="Part of the email"),
+    ] = None,
     role: Annotated[str | None, Query(pattern="^(customer|merchant|admin)$")] = None,
     disabled: bool | None = None,
     limit: LimitQuery = 20,

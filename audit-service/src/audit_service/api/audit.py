@@ -10,7 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from audit_service.api.deps import CursorDep, FilterDep, SettingsDep, SnapshotDep
+from audit_service.api.deps import (
+    CursorDep,
+    FilterDep,
+    InvalidTimeRange,
+    SettingsDep,
+    SnapshotDep,
+)
 from audit_service.api.schemas import (
     ArchiveRead,
     AuditRecordPage,
@@ -26,12 +32,16 @@ from audit_service.store import records as store
 from audit_service.store.reports import summary as summary_report
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep
-from paygate_common.errors import InvalidRequest, NotFound
+from paygate_common.errors import InvalidRequest, NotFound, business_rule
+from paygate_common.pagination import IsoDateTime
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or an invalid access token (problem+json)"},
     403: {"description": "The caller is not an admin (problem+json `admin_required`)"},
-    422: {"description": "A filter or cursor is not valid (problem+json)"},
+    422: business_rule(
+        "invalid_time_range",
+        description="A filter or cursor is not valid, or `from` is after `to`",
+    ),
 }
 
 router = APIRouter(prefix="/admin/audit", tags=["audit"], responses=ERRORS)
@@ -160,8 +170,8 @@ async def export(
 async def summary(
     _: AdminPrincipal,
     session: SessionDep,
-    occurred_from: Annotated[datetime | None, Query(alias="from")] = None,
-    occurred_to: Annotated[datetime | None, Query(alias="to")] = None,
+    occurred_from: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    occurred_to: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     top: Annotated[int, Query(ge=1, le=500, description="rows per ranking")] = 20,
 ) -> SummaryRead:
     until = occurred_to or datetime.now(UTC)
@@ -169,7 +179,7 @@ async def summary(
     if since.tzinfo is None or until.tzinfo is None:
         raise InvalidRequest("`from` and `to` need a time zone (e.g. 2026-12-01T00:00:00Z)")
     if since > until:
-        raise InvalidRequest("`from` is after `to`")
+        raise InvalidTimeRange("`from` is after `to`")
     report = await summary_report(session, since, until, limit=top)
     return SummaryRead.model_validate({"since": since, "until": until, **report})
 

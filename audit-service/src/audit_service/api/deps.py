@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from audit_service.settings import Settings
 from audit_service.store.records import RecordFilter, decode_cursor
 from paygate_common.errors import InvalidRequest
+from paygate_common.pagination import IsoDateTime
 
 
 def get_settings(request: Request) -> Settings:
@@ -35,6 +35,12 @@ async def snapshot_connection(request: Request) -> AsyncIterator[AsyncConnection
 SnapshotDep = Annotated[AsyncConnection, Depends(snapshot_connection, scope="function")]
 
 
+class InvalidTimeRange(InvalidRequest):
+    """`from` after `to`: a rule between two parameters, which JSON Schema cannot state."""
+
+    code, title = "invalid_time_range", "The time range is empty"
+
+
 def record_filter(
     actor: Annotated[str | None, Query(max_length=200, description="actor id (a user id)")] = None,
     action: Annotated[
@@ -47,17 +53,17 @@ def record_filter(
         str | None, Query(max_length=200, description="the correlation id of one API call")
     ] = None,
     occurred_from: Annotated[
-        datetime | None, Query(alias="from", description="occurred at or after (ISO 8601)")
+        IsoDateTime | None, Query(alias="from", description="occurred at or after (ISO 8601)")
     ] = None,
     occurred_to: Annotated[
-        datetime | None, Query(alias="to", description="occurred before (ISO 8601)")
+        IsoDateTime | None, Query(alias="to", description="occurred before (ISO 8601)")
     ] = None,
 ) -> RecordFilter:
     for name, value in (("from", occurred_from), ("to", occurred_to)):
         if value is not None and value.tzinfo is None:
             raise InvalidRequest(f"`{name}` needs a time zone (e.g. 2026-12-01T00:00:00Z)")
     if occurred_from and occurred_to and occurred_from > occurred_to:
-        raise InvalidRequest("`from` is after `to`")
+        raise InvalidTimeRange("`from` is after `to`")
     return RecordFilter(
         actor=actor,
         action=action,

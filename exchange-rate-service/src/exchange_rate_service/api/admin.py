@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request
 
 from exchange_rate_service.api.deps import NowDep, PolicyDep, ReaderDep
 from exchange_rate_service.api.schemas import (
+    CURRENCY_SCHEMA,
     AdminRatesRead,
     FeedRead,
     OperatorRateRead,
@@ -21,6 +22,7 @@ from exchange_rate_service.store import rates as store
 from exchange_rate_service.workers.refresh import RateRefresher
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep, unit_of_work
+from paygate_common.errors import business_rule
 
 router = APIRouter(prefix="/admin/rates", tags=["admin"])
 
@@ -61,12 +63,17 @@ async def rates_status(
     summary="Set the rate of a currency the ECB does not publish (e.g. BDT), from today on",
     responses={
         **PROBLEMS,
-        422: {"description": "`unknown_currency`, `currency_published_by_ecb` or a bad rate"},
+        422: business_rule(
+            "currency_published_by_ecb",
+            description="`unknown_currency`, a currency the ECB publishes, or a bad rate",
+        ),
     },
 )
 async def put_operator_rate(
     request: Request,
-    currency: Annotated[str, Path(max_length=8, description="e.g. `bdt`")],
+    currency: Annotated[
+        str, Path(max_length=8, description="e.g. `bdt`", json_schema_extra=CURRENCY_SCHEMA)
+    ],
     payload: OperatorRateUpdate,
     principal: AdminPrincipal,
     reader: ReaderDep,

@@ -10,6 +10,7 @@ from exchange_rate_service.domain import quotes as domain
 from exchange_rate_service.domain.status import public_status
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
+from paygate_common.errors import business_rule
 
 router = APIRouter(prefix="/internal/fx/quotes", tags=["internal"])
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/internal/fx/quotes", tags=["internal"])
         401: {"description": "No valid service token (`service_token_invalid`)"},
         404: {"description": "No such quote (`quote_not_found`)"},
         409: {"description": "Already redeemed (`quote_redeemed`)"},
-        410: {"description": "Past `expires_at` (`quote_expired`)"},
+        410: business_rule("quote_expired", description="Past `expires_at`"),
     },
 )
 async def redeem_quote(

@@ -20,6 +20,7 @@ from exchange_rate_service.domain.rates import parse_currency
 from exchange_rate_service.domain.status import public_status
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.errors import business_rule
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
 router = APIRouter(prefix="/fx/quotes", tags=["quotes"])
@@ -37,10 +38,15 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     response_model=QuoteRead,
     summary="Lock a converted price until `expires_at` (mid rate less the margin)",
     responses={
-        422: {
-            "description": "Unknown currency (`unknown_currency`), no rate (`rate_unavailable`), "
-            "`same_currency`, `amount_too_small`, or an Idempotency-Key reused with another body"
-        },
+        409: {"description": "Same Idempotency-Key still in flight"},
+        422: business_rule(
+            "rate_unavailable",
+            "same_currency",
+            "amount_too_small",
+            description="Unknown currency (`unknown_currency`), no rate for it, the same "
+            "currency twice, an amount that converts to zero, or an Idempotency-Key reused "
+            "with another body",
+        ),
         503: {"description": "The rates are older than the stale age (`rates_stale`)"},
     },
 )

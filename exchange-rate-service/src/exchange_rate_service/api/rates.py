@@ -9,6 +9,9 @@ from fastapi import APIRouter, Path, Query
 
 from exchange_rate_service.api.deps import NowDep, PolicyDep, ReaderDep, SettingsDep, parse_day
 from exchange_rate_service.api.schemas import (
+    CURRENCY_SCHEMA,
+    DAY_SCHEMA,
+    SYMBOLS_SCHEMA,
     ConversionRead,
     HistoryPoint,
     HistoryRead,
@@ -19,6 +22,7 @@ from exchange_rate_service.domain import rates as domain
 from exchange_rate_service.domain.arithmetic import format_rate
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.errors import business_rule
 from paygate_common.money import MAX_AMOUNT_MINOR
 
 rates_router = APIRouter(prefix="/rates", tags=["rates"])
@@ -26,16 +30,28 @@ convert_router = APIRouter(tags=["rates"])
 
 # 400, 401 and 403 are documented by the service kit (`document_problems`); these add codes.
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    422: {
-        "description": "Unknown currency (`unknown_currency`), no rate for it on that date "
-        "(`rate_unavailable`), or a bad/future date (`invalid_date_range`)"
-    },
+    422: business_rule(
+        "rate_unavailable",
+        "invalid_date_range",
+        description="Unknown currency (`unknown_currency`), no rate for it on that date, or a "
+        "date in the future, a range that ends before it starts or is longer than allowed",
+    ),
 }
 
-BaseQuery = Annotated[str, Query(max_length=8, description="Base currency, e.g. `usd`")]
+BaseQuery = Annotated[
+    str,
+    Query(max_length=8, description="Base currency, e.g. `usd`", json_schema_extra=CURRENCY_SCHEMA),
+]
 SymbolsQuery = Annotated[
     str | None,
-    Query(max_length=400, description="Comma-separated currencies; all when omitted"),
+    Query(
+        max_length=400,
+        description="Comma-separated currencies; all when omitted",
+        json_schema_extra=SYMBOLS_SCHEMA,
+    ),
+]
+CurrencyQuery = Annotated[
+    str, Query(max_length=8, description="e.g. `eur`", json_schema_extra=CURRENCY_SCHEMA)
 ]
 
 
@@ -72,9 +88,15 @@ async def rate_history(
     session: SessionDep,
     now: NowDep,
     settings: SettingsDep,
-    symbol: Annotated[str, Query(max_length=8, description="Quote currency, e.g. `eur`")],
-    from_: Annotated[str, Query(alias="from", max_length=10, description="First day")],
-    to: Annotated[str | None, Query(max_length=10, description="Last day (today)")] = None,
+    symbol: CurrencyQuery,
+    from_: Annotated[
+        str,
+        Query(alias="from", max_length=10, description="First day", json_schema_extra=DAY_SCHEMA),
+    ],
+    to: Annotated[
+        str | None,
+        Query(max_length=10, description="Last day (today)", json_schema_extra=DAY_SCHEMA),
+    ] = None,
     base: BaseQuery = "eur",
 ) -> HistoryRead:
     base_code = domain.parse_currency(base, field_name="base")
@@ -108,7 +130,10 @@ async def rate_history(
     responses=PROBLEMS,
 )
 async def rates_on(
-    date: Annotated[str, Path(max_length=10, description="A day, e.g. 2010-06-15")],
+    date: Annotated[
+        str,
+        Path(max_length=10, description="A day, e.g. 2010-06-15", json_schema_extra=DAY_SCHEMA),
+    ],
     _: CurrentPrincipal,
     reader: ReaderDep,
     now: NowDep,
@@ -139,8 +164,13 @@ async def convert_amount(
     reader: ReaderDep,
     now: NowDep,
     policy: PolicyDep,
-    from_: Annotated[str, Query(alias="from", max_length=8, description="e.g. `usd`")],
-    to: Annotated[str, Query(max_length=8, description="e.g. `eur`")],
+    from_: Annotated[
+        str,
+        Query(
+            alias="from", max_length=8, description="e.g. `usd`", json_schema_extra=CURRENCY_SCHEMA
+        ),
+    ],
+    to: CurrencyQuery,
     amount: Annotated[int, Query(gt=0, le=MAX_AMOUNT_MINOR, description="Minor units of from")],
 ) -> ConversionRead:
     source = domain.parse_currency(from_, field_name="from")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,10 +13,21 @@ from exchange_rate_service.domain.arithmetic import format_rate
 from exchange_rate_service.domain.rates import Conversion, EurRate, RateTable
 from exchange_rate_service.store.quotes import QuoteRecord
 from exchange_rate_service.store.rates import FeedStatus
-from paygate_common.money import AmountMinor
+from paygate_common.money import SUPPORTED_CURRENCIES, AmountMinor
 
 RateString = Annotated[str, Field(pattern=r"^\d+(\.\d+)?$", examples=["0.9234"])]
-CurrencyCode = Annotated[str, Field(min_length=3, max_length=3, examples=["usd"])]
+# What the document states about the parameters the domain parses itself (it also accepts
+# codes in upper case and trims spaces; anything else is 422 `unknown_currency` /
+# `invalid_date_range`, so the specific codes stay).
+CURRENCIES = sorted(SUPPORTED_CURRENCIES)
+CURRENCY_SCHEMA: dict[str, Any] = {"enum": CURRENCIES}
+SYMBOLS_SCHEMA: dict[str, Any] = {
+    "pattern": "^({0})(,({0}))*$".format("|".join(CURRENCIES)),
+}
+DAY_SCHEMA: dict[str, Any] = {"format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+CurrencyCode = Annotated[
+    str, Field(min_length=3, max_length=3, examples=["usd"], json_schema_extra=CURRENCY_SCHEMA)
+]
 
 
 class RatesRead(BaseModel):
@@ -146,6 +157,8 @@ class OperatorRateUpdate(BaseModel):
     rate_per_eur: str = Field(
         description="Units of the currency per one euro, as a decimal string (never a float)",
         examples=["131.25"],
+        # the validator's rule: up to 12 + 12 digits, greater than zero
+        json_schema_extra={"pattern": r"^(?=.*[1-9])\d{1,12}(\.\d{1,12})?$"},
     )
 
     @field_validator("rate_per_eur")

@@ -16,6 +16,7 @@ from notification_service.domain import preferences
 from notification_service.domain.notifications import list_notifications
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.errors import business_rule
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
 router = APIRouter(tags=["notifications"])
@@ -55,8 +56,18 @@ class PreferencesUpdate(BaseModel):
 
 
 class PushKeys(BaseModel):
-    p256dh: str = Field(max_length=200, description="The browser's P-256 public key, base64url")
-    auth: str = Field(max_length=100, description="The 16-byte auth secret, base64url")
+    # 65 bytes starting 0x04 (an uncompressed point) and 16 bytes, base64url, padded or not.
+    # The patterns document what the domain checks (it answers `invalid_push_subscription`).
+    p256dh: str = Field(
+        max_length=200,
+        description="The browser's uncompressed P-256 public key (65 bytes), base64url",
+        json_schema_extra={"pattern": r"^B[A-P][A-Za-z0-9_-]{85}=?$"},
+    )
+    auth: str = Field(
+        max_length=100,
+        description="The 16-byte auth secret, base64url",
+        json_schema_extra={"pattern": r"^[A-Za-z0-9_-]{22}={0,2}$"},
+    )
 
 
 class PushSubscriptionCreate(BaseModel):
@@ -110,7 +121,13 @@ async def put_preferences(
     response_model=PushSubscriptionRead,
     status_code=status.HTTP_201_CREATED,
     summary="Register a browser's Web Push subscription",
-    responses={422: {"description": "`invalid_push_subscription`"}},
+    responses={
+        422: business_rule(
+            "invalid_push_subscription",
+            description="The endpoint's host is malformed, or plain http where https is "
+            "required; or `validation_error`",
+        )
+    },
 )
 async def post_push_subscription(
     body: PushSubscriptionCreate,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from notification_service.domain import webhooks as domain
 from notification_service.domain.status import WebhookDeliveryStatus
+from notification_service.domain.webhooks import EVENT_TYPE_PATTERN
 from notification_service.settings import Settings
 from notification_service.store import webhooks as store
 from notification_service.store.tables import WebhookEndpoint
@@ -21,6 +22,7 @@ from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.crypto import EnvelopeCipher
 from paygate_common.db import SessionDep
+from paygate_common.errors import business_rule
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 from paygate_common.pagination import CursorQuery, LimitQuery, Page, decode_cursor, split_page
 
@@ -41,7 +43,10 @@ class WebhookSettingsUpdate(BaseModel):
         pattern=r"^https?://[!-~]+$",
         examples=["https://merchant.example.com/paygate/webhooks"],
     )
-    enabled_events: list[str] | None = Field(
+    # the pattern documents what the domain checks (it answers `invalid_enabled_events`)
+    enabled_events: (
+        list[Annotated[str, Field(json_schema_extra={"pattern": EVENT_TYPE_PATTERN})]] | None
+    ) = Field(
         default=None,
         max_length=100,
         description="Event types (`payment.succeeded`) or families (`refund.*`); absent = all",
@@ -157,7 +162,13 @@ async def get_webhook_settings(
     response_model=WebhookSettingsRead,
     response_model_exclude_none=False,
     summary="Create or update the caller's webhook endpoint; the first PUT returns the secret",
-    responses={422: {"description": "`invalid_webhook_url`, `invalid_enabled_events`", **PROBLEM}},
+    responses={
+        422: business_rule(
+            "invalid_webhook_url",
+            description="The URL's host must resolve to public addresses (checked when saved), "
+            "or `validation_error`",
+        )
+    },
 )
 async def put_webhook_settings(
     body: WebhookSettingsUpdate,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +53,13 @@ async def update_preferences(
     return Preferences(email=row.email, sms=row.sms, push=row.push)
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
 def _b64url(value: str, *, length: int, name: str) -> bytes:
+    # strictly base64url: the lenient decoder would drop stray characters ("…=*") silently
+    if not _B64URL.fullmatch(value):
+        raise InvalidPushSubscription(f"keys.{name} is not base64url")
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):

@@ -49,7 +49,11 @@ def parse_webhook_url(url: str, policy: UrlPolicy) -> tuple[str, int]:
     """Syntax and scheme checks; returns (host, port)."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidWebhookUrl(f"The URL is longer than {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url)
+    try:  # urlsplit and .hostname raise ValueError for a malformed host ("https://v^[x")
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise InvalidWebhookUrl("The webhook URL's host is malformed") from None
     if parts.scheme not in ("https", "http"):
         raise InvalidWebhookUrl("The webhook URL must be http(s)")
     if policy.require_https and parts.scheme != "https":
@@ -58,7 +62,6 @@ def parse_webhook_url(url: str, policy: UrlPolicy) -> tuple[str, int]:
         raise InvalidWebhookUrl("The webhook URL must not carry credentials")
     if parts.fragment:
         raise InvalidWebhookUrl("The webhook URL must not have a fragment")
-    host = parts.hostname
     if not host:
         raise InvalidWebhookUrl("The webhook URL has no host")
     try:

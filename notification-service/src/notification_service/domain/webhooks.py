@@ -42,7 +42,8 @@ log = logging.getLogger("notification_service.webhooks")
 SECRET_PREFIX = "whsec_"
 # The event families a merchant hears about: their payments, refunds and orders.
 WEBHOOK_EVENT_PREFIXES = ("payment.", "refund.", "order.")
-_EVENT_PATTERN = re.compile(r"^(payment|refund|order)\.([a-z_]+|\*)$")
+EVENT_TYPE_PATTERN = r"^(payment|refund|order)\.([a-z_]+|\*)$"
+_EVENT_PATTERN = re.compile(EVENT_TYPE_PATTERN)
 
 S = WebhookDeliveryStatus
 

@@ -20,6 +20,7 @@ from order_service.events.publishing import PRODUCER
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.errors import business_rule
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 from paygate_common.limits import limits_client
 
@@ -42,11 +43,14 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         409: {
             "description": "Same Idempotency-Key still in flight (`idempotency_key_in_progress`)"
         },
-        422: {
-            "description": "Invalid body, `payment_method_not_found` (not the caller's), "
-            "`amount_below_minimum`, over a limit (`limit_exceeded`), or Idempotency-Key "
-            "reused with another body"
-        },
+        422: business_rule(
+            "payment_method_not_found",
+            "amount_below_minimum",
+            "limit_exceeded",
+            description="Invalid body, a payment method that is not the caller's, an amount "
+            "under the provider's minimum charge for the currency, over a limit, or "
+            "Idempotency-Key reused with another body",
+        ),
         503: {
             "description": "`user_service_unavailable` (the method cannot be checked now) or "
             "`limits_unavailable` (limits cannot be checked: creation fails closed)"

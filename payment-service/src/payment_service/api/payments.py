@@ -16,7 +16,7 @@ from starlette.responses import Response
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal, Principal
 from paygate_common.db import SessionDep, unit_of_work
-from paygate_common.errors import PaygateError
+from paygate_common.errors import PaygateError, business_rule
 from paygate_common.events import AuditOutcome
 from paygate_common.idempotency import IdempotencyKeyHeader, IdempotentRequest, idempotent_request
 from paygate_common.limits import limits_client
@@ -115,11 +115,16 @@ async def _await_operation(request: Request, operation_id: uuid.UUID | None) -> 
     summary="Create a payment (authorised asynchronously; poll it or listen for payment.*)",
     responses={
         409: IDEMPOTENCY,
-        422: {
-            "description": "Invalid body, `payment_method_not_found`, `amount_below_minimum`, "
-            "`provider_not_available`, `unsupported_by_provider`, `limit_exceeded`, "
-            "`idempotency_key_reused`"
-        },
+        422: business_rule(
+            "payment_method_not_found",
+            "amount_below_minimum",
+            "provider_not_available",
+            "unsupported_by_provider",
+            "limit_exceeded",
+            description="Invalid body, a payment method that is not the caller's, an amount "
+            "under the provider's minimum charge for the currency, a provider not configured "
+            "or not offering this, over a limit, or `idempotency_key_reused`",
+        ),
         503: {
             "description": "`user_service_unavailable` (the method cannot be checked now) or "
             "`limits_unavailable` (limits cannot be checked: creation fails closed)"

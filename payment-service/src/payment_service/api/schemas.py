@@ -26,7 +26,15 @@ class PaymentCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"amount": 1000, "currency": "usd", "capture_method": "manual"}]
+            "examples": [{"amount": 1000, "currency": "usd", "capture_method": "manual"}],
+            # `_one_method` in the document: not a saved method and a token at once
+            "not": {
+                "required": ["payment_method_id", "payment_method"],
+                "properties": {
+                    "payment_method_id": {"type": "string"},
+                    "payment_method": {"type": "string"},
+                },
+            },
         },
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -12,6 +11,7 @@ from starlette.responses import Response
 from paygate_common.auth import CurrentPrincipal, Principal
 from paygate_common.db import SessionDep
 from paygate_common.money import Currency
+from paygate_common.pagination import IsoDateTime
 from transaction_service.api.schemas import (
     BalanceRead,
     LedgerLineRead,
@@ -69,8 +69,8 @@ async def list_transactions(
     session: SessionDep,
     status: PaymentStatusName | None = None,
     currency: Currency | None = None,
-    created_from: Annotated[datetime | None, Query(alias="from")] = None,
-    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    created_from: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    created_to: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     limit: Annotated[int | None, Query(ge=1, le=100)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     user_id: Annotated[uuid.UUID | None, Query(description="admin only")] = None,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Response, status
 
 from paygate_common.auth import SigningKey, jwks_document
 from paygate_common.db import SessionDep
+from paygate_common.errors import business_rule
 from user_service.api.deps import (
     ActorDep,
     HasherDep,
@@ -45,7 +46,11 @@ SIGNIN_ERRORS: dict[int | str, dict[str, Any]] = {
     summary="Create a customer account",
     responses={
         409: problem("`email_taken`"),
-        422: problem("`weak_password` (with `reason`) or `validation_error`"),
+        422: business_rule(
+            "weak_password",
+            description="The password breaks the policy (`reason`: `too_short`, `too_long`,"
+            " `matches_email`, `repeated_character`, `too_common`), or `validation_error`",
+        ),
     },
 )
 async def signup(body: SignupRequest, session: SessionDep, hasher: HasherDep) -> UserRead:

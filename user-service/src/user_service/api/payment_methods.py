@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.errors import business_rule
 from user_service.api.deps import StripeCardsDep
 from user_service.api.schemas import PaymentMethodCreate, PaymentMethodRead, problem
 from user_service.domain import payment_methods
@@ -20,9 +21,13 @@ router = APIRouter(
 )
 
 SAVE_ERRORS: dict[int | str, dict[str, Any]] = {
-    402: problem("`card_declined`, with `decline_code`"),
+    402: business_rule("card_declined", description="The card was declined, with `decline_code`"),
     409: problem("`payment_method_exists`"),
-    422: problem("`invalid_payment_method` or `validation_error`"),
+    422: business_rule(
+        "invalid_payment_method",
+        description="A well-formed `pm_…` token Stripe does not know (or not a card),"
+        " or `validation_error`",
+    ),
     503: problem("`provider_unavailable`"),
 }
 

@@ -14,11 +14,45 @@ from pydantic.json_schema import SkipJsonSchema
 
 from paygate_common.auth import API_KEY_SCOPES
 from paygate_common.text import PersonName, SingleLineText
+from user_service.domain.passwords import MAX_LENGTH, MIN_LENGTH
 
 # Policy (length, common passwords) is checked in the domain to give a specific reason; this
 # bound only keeps absurd bodies away from Argon2.
 PasswordField = Annotated[
     str, Field(min_length=1, max_length=1024, json_schema_extra={"format": "password"}, repr=False)
+]
+# A new password: the document states the policy's length bounds (the domain enforces them, so
+# a short one is answered `weak_password` with reason `too_short`, not a bare validation_error).
+NewPasswordField = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        description=(
+            f"{MIN_LENGTH} to {MAX_LENGTH} characters; not the email address (or its local part),"
+            " not one character repeated, not one of the most common passwords"
+        ),
+        json_schema_extra={"format": "password", "minLength": MIN_LENGTH, "maxLength": MAX_LENGTH},
+        repr=False,
+    ),
+]
+# email-validator (behind EmailStr) refuses the special-use domains of RFC 6761/7686/6762 and
+# `.arpa`; the pattern says so in the document (the validator stays the authority).
+_SPECIAL_USE_TLDS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+EMAIL_DOMAIN_PATTERN = (
+    r"^[^@]+@(?:[^@]+\.)?(?!(?:"
+    + "|".join("".join(f"[{c}{c.upper()}]" for c in tld) for tld in _SPECIAL_USE_TLDS)
+    + r")$)[^@.]+$"
+)
+EmailAddress = Annotated[
+    EmailStr,
+    Field(
+        max_length=320,
+        description="An address on a deliverable domain: special-use names ("
+        + ", ".join(f"`.{t}`" for t in _SPECIAL_USE_TLDS)
+        + ") are refused",
+        json_schema_extra={"pattern": EMAIL_DOMAIN_PATTERN},
+    ),
 ]
 FullName = PersonName
 RoleName = Literal["customer", "merchant", "admin"]
@@ -47,13 +81,13 @@ class _Request(BaseModel):
 
 
 class SignupRequest(_Request):
-    email: EmailStr = Field(max_length=320)
-    password: PasswordField
+    email: EmailAddress
+    password: NewPasswordField
     full_name: FullName
 
 
 class SigninRequest(_Request):
-    email: EmailStr = Field(max_length=320)
+    email: EmailAddress
     password: PasswordField
 
 
