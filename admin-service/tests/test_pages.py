@@ -66,3 +66,17 @@ async def test_the_login_form_needs_its_own_csrf_cookie(
         "/console/login", data={"email": "a@example.com", "password": "x", "csrf_token": "made-up"}
     )
     assert r.status_code == 403 and "expired" in r.text
+
+
+def test_every_page_template_escapes_what_users_typed() -> None:
+    # `*.html.j2` is not `.html`: Jinja's suffix rule would render names and emails as raw HTML.
+    from admin_service.pages.rendering import templates
+
+    env = templates.env
+    names = [n for n in env.list_templates() if n.endswith(".j2")]
+    assert len(names) >= 10
+    for name in names:
+        escapes = env.autoescape(name) if callable(env.autoescape) else env.autoescape
+        assert escapes, name
+    page = env.from_string("{{ v }}").render(v="<script>alert(1)</script>")
+    assert "<script>" not in page

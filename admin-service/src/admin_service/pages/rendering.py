@@ -13,6 +13,9 @@ from admin_service.pages.session import CsrfInvalid, PageForbidden, SignInRequir
 
 HERE = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+# Our templates are `*.html.j2`, which Jinja's default (autoescape by `.html` suffix) leaves
+# unescaped: every value a user typed (names, emails, descriptions) would be raw HTML.
+templates.env.autoescape = True
 
 # Only our own origin: no CDN, no inline script, no framing (clickjacking), forms post home.
 CSP = (
