@@ -217,6 +217,9 @@ async def running_transaction_service(
     postgres: Any, redis_server: Any, kafka_broker: Any, signing_key: SigningKey, **overrides: Any
 ) -> AsyncIterator[TransactionService]:
     database_url = await migrated_database(postgres)
+    # No admin-service unless a test gives one: a real one left on its registry port by
+    # another test module would hand these tests its fee schedule at start-up.
+    overrides.setdefault("service_urls", {"admin": f"http://127.0.0.1:{free_port()}"})
     settings = Settings(
         database_url=database_url,
         redis_url=redis_server.url,

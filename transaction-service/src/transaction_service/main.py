@@ -18,6 +18,7 @@ from transaction_service.api.limits import router as limits_router
 from transaction_service.api.transactions import router as transactions_router
 from transaction_service.events.handlers import ledger_consumer
 from transaction_service.settings import Settings
+from transaction_service.workers.config_sync import load_config_from_admin
 from transaction_service.workers.reservations import reservation_sweeper
 
 DESCRIPTION = """A double-entry ledger the database enforces. Every `payment.event` becomes at
@@ -42,11 +43,13 @@ def run_as_role(engine: AsyncEngine, role: str) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Before anything opens a connection (the kit starts the consumer after this): the role."""
+    """Before anything opens a connection (the kit starts the consumer after this): the role;
+    then the configuration admin-service holds now (kept as it was if admin-service is down)."""
     settings: Settings = app.state.settings
     if settings.db_role:
         run_as_role(app.state.engine, settings.db_role)
         await app.state.engine.dispose()  # no connection opened before runs with other rights
+    await load_config_from_admin(settings, app.state.sessionmaker)
     yield
 
 
