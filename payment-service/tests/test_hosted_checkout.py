@@ -349,3 +349,28 @@ async def test_the_button_script_is_served_versioned_from_paygate(shop: Shop) ->
     assert r.status_code == 200
     assert "javascript" in r.headers["content-type"]
     assert "window.PaygateCheckout" in r.text
+
+
+async def test_paypal_chosen_on_the_page_sends_the_payer_to_paypal_and_back_to_the_result(
+    shop: Shop, paypal: Any
+) -> None:
+    created = await shop.checkout(amount=4200)
+    token = await shop.page_token(created["id"])
+    chosen = await shop.page_call(created["id"], "/pay", token, {"provider": "paypal"})
+    assert chosen.status_code == 202, chosen.text
+    # The page polls its state until the executor has PayPal's approval link for it.
+    state = await shop.state_until(
+        created["id"], token, lambda s: (s["action"] or {}).get("type") == "redirect"
+    )
+    payment = await shop.payment(created["id"])
+    assert payment["provider"] == "paypal" and payment["status"] == "requires_action"
+    assert paypal.orders[payment["provider_reference"]]["intent"] == "CAPTURE"
+    # The payer approves at PayPal and comes back through our return route to the result page.
+    async with httpx.AsyncClient(follow_redirects=True, timeout=30) as browser:
+        landed = await browser.get(state["action"]["url"])
+    assert landed.status_code == 200, landed.text
+    assert str(landed.url).endswith(f"/checkout/{created['id']}/complete")
+    assert "shop.example.com" in landed.text  # the way back to the merchant
+    paid = await shop.payment(created["id"])
+    assert (paid["status"], paid["amount_captured"]) == ("succeeded", 4200)
+    assert len(paypal.orders[payment["provider_reference"]]["capture_ids"]) == 1

@@ -28,6 +28,7 @@ from payment_service.domain import payments as domain
 from payment_service.domain.errors import InvalidState, PaymentNotFound
 from payment_service.domain.states import public_status
 from payment_service.store import payments as store
+from payment_service.web import PAGE_PREFIX
 from payment_service.workers.redirects import ReturnMismatch
 
 log = logging.getLogger("payment_service.provider_returns")
@@ -45,6 +46,9 @@ async def _back_to_merchant(request: Request, payment_id: uuid.UUID) -> Response
     if payment is None:
         raise PaymentNotFound("No such payment")
     status = public_status(payment.status).value
+    if payment.checkout:
+        # Paid on the hosted page: it shows the outcome and links back to the merchant.
+        return RedirectResponse(f"{PAGE_PREFIX}/{payment.id}/complete", status_code=303)
     if payment.return_url:
         parts = urlsplit(payment.return_url)
         query = "&".join(
