@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -73,6 +76,40 @@ async def unit_of_work(
     """One transaction: committed when the block succeeds, rolled back when it raises."""
     async with sessionmaker() as session, session.begin():
         yield session
+
+
+# deadlock_detected, serialization_failure: PostgreSQL aborted one of two transactions that
+# waited on each other; running the loser again (a fresh transaction) is the documented cure.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+T = TypeVar("T")
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the transaction may simply be run again."""
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, DBAPIError) and getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+async def retrying_unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    attempts: int = 3,
+) -> T:
+    """`work` in one transaction, run again when PostgreSQL aborted it for a conflict.
+
+    Only for work that is safe to repeat from the start (guarded state transitions: the second
+    run finds what the winner did). Anything else raises at once.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            async with unit_of_work(sessionmaker) as session:
+                return await work(session)
+        except DBAPIError as exc:
+            if attempt == attempts or not is_transaction_conflict(exc):
+                raise
+            await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 @asynccontextmanager

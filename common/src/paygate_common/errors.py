@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from paygate_common.db import is_transaction_conflict
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 log = logging.getLogger("paygate.errors")
@@ -198,6 +200,17 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if is_transaction_conflict(exc):
+            # Two requests on the same rows; one lost. Nothing was applied: the caller retries.
+            log.warning("transaction conflict on %s %s: %s", request.method, request.url.path, exc)
+            return problem_response(
+                503,
+                "transaction_conflict",
+                None,
+                "A concurrent change to the same payment won; retry the request",
+                instance=request.url.path,
+                headers={"Retry-After": "1"},
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             500, "internal_error", None, "An unexpected error occurred", instance=request.url.path

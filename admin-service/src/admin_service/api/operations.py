@@ -14,6 +14,7 @@ from admin_service.domain.analytics import fetch_analytics
 from admin_service.domain.health import SuiteHealth
 from paygate_common.analytics import AnalyticsPeriod, AnalyticsRead
 from paygate_common.auth import AdminPrincipal
+from paygate_common.errors import business_rule
 from paygate_common.http import ServiceClient, UpstreamStatusError
 from paygate_common.money import Currency
 from paygate_common.pagination import CursorQuery, LimitQuery
@@ -102,7 +103,14 @@ async def update_user(
     "/analytics",
     response_model=AnalyticsRead,
     summary="Volume, counts, success rate and refunds by day, provider and currency",
-    responses={**PROBLEMS, 422: {"description": "Bad period, currency or window (problem+json)"}},
+    responses={
+        **PROBLEMS,
+        422: business_rule(
+            "analytics_window_invalid",
+            description="A window that ends before it starts, is longer than allowed or "
+            "outside the calendar",
+        ),
+    },
 )
 async def analytics(
     request: Request,

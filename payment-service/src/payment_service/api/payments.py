@@ -119,6 +119,7 @@ async def _await_operation(request: Request, operation_id: uuid.UUID | None) -> 
             "payment_method_not_found",
             "amount_below_minimum",
             "provider_not_available",
+            "payment_method_provider_mismatch",
             "unsupported_by_provider",
             "limit_exceeded",
             description="Invalid body, a payment method that is not the caller's, an amount "

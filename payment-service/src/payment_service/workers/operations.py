@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from paygate_common.db import unit_of_work
+from paygate_common.db import retrying_unit_of_work, unit_of_work
 from paygate_common.events import PaymentStatus, RefundStatus
 from paygate_common.worker import Worker, backoff_delay, describe_error
 from payment_service.connectors.base import (
@@ -239,9 +239,15 @@ class OperationSender:
         *,
         from_states: tuple[str, ...] = ("in_flight",),
     ) -> None:
-        """The answer, the operation, the payment (or refund) and their events: one transaction."""
+        """The answer, the operation, the payment (or refund) and their events: one transaction.
+
+        A webhook settling the same refund or capture at the same moment can deadlock with it
+        (they lock the operation, refund and payment rows in another order); PostgreSQL aborts
+        one and it runs again, finding the other's result through the guarded transitions.
+        """
         connector, _ = self.provider(payment.provider)
-        async with unit_of_work(self.sessionmaker) as session:
+
+        async def apply(session: AsyncSession) -> None:
             if operation.kind == "refund":
                 refund = connector.parse_refund_response(raw)
                 await self._apply_refund(session, operation, refund, from_states)
@@ -263,6 +269,8 @@ class OperationSender:
             if done is None:
                 return  # settled meanwhile (a webhook, another sender)
             await self._apply_payment(session, operation, result)
+
+        await retrying_unit_of_work(self.sessionmaker, apply)
 
     def _succeeded(self, operation: OperationRow, result: ConnectorResult) -> bool:
         if operation.kind == "capture":

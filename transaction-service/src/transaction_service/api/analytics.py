@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from paygate_common.analytics import AnalyticsPeriod, AnalyticsRead
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
+from paygate_common.errors import business_rule
 from paygate_common.money import Currency
 from transaction_service.domain import analytics as domain
 
@@ -22,7 +23,11 @@ router = APIRouter(prefix="/internal", tags=["internal"])
     summary="Payments, success rate, volume, fees and refunds per period, provider and currency",
     responses={
         401: {"description": "No valid service token (`service_token_invalid`)"},
-        422: {"description": "Bad period, currency or window (`analytics_window_invalid`)"},
+        422: business_rule(
+            "analytics_window_invalid",
+            description="A window that ends before it starts, is longer than allowed or "
+            "outside the calendar",
+        ),
     },
 )
 async def analytics(
