@@ -296,6 +296,31 @@ async def test_amount_capturable_updated_authorises_and_our_own_answer_adds_noth
     assert await events_for(db_sessionmaker, payment.order_id) == ["payment.requires_capture"]
 
 
+async def test_an_authorised_event_while_our_capture_is_in_flight_changes_nothing(
+    payment_service: LiveServer, db_sessionmaker: Any
+) -> None:
+    # PayPal sends the authorisation's event after the payer approved; if it lands while our
+    # capture is on the wire it must not send the payment back (the capture's answer would
+    # then find it moved and the money captured at the provider would never show).
+    from payment_service.domain.states import PaymentState
+
+    payment = await processing_payment(db_sessionmaker)
+    obj = json.loads(intent_event(payment, "requires_capture", "x"))["data"]["object"]
+    obj["amount_capturable"] = payment.amount
+    await delivered(payment_service, event("payment_intent.amount_capturable_updated", obj))
+    async with unit_of_work(db_sessionmaker) as session:
+        moved = await domain.move(
+            session,
+            payment.id,
+            to=PaymentState.CAPTURING,
+            from_states=(PaymentState.REQUIRES_CAPTURE,),
+        )
+    assert moved is not None
+    await delivered(payment_service, event("payment_intent.amount_capturable_updated", obj))
+    still = await payment_for_order(db_sessionmaker, payment.order_id)
+    assert still.status == "capturing"
+
+
 async def test_payment_intent_canceled_voids_an_authorisation(
     payment_service: LiveServer, db_sessionmaker: Any
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from paygate_common.money import AmountMinor, Currency
-from paygate_common.text import Description
+from paygate_common.text import SINGLE_LINE_PATTERN, Description, SingleLine
 from payment_service.domain.states import public_status
 
 ProviderName = Literal["stripe", "paypal", "sslcommerz", "sandbox"]
@@ -17,8 +17,35 @@ ProviderName = Literal["stripe", "paypal", "sslcommerz", "sandbox"]
 PaymentMethodToken = Annotated[
     str, StringConstraints(pattern=r"^pm_[A-Za-z0-9_]{1,250}$", max_length=255)
 ]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+# One line each (PostgreSQL's JSONB cannot even store a NUL; no control character is data).
+MetadataKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=40),
+    SingleLine,
+    Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN}),
+]
+MetadataValue = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    SingleLine,
+    Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN}),
+]
+# The same in the document: keys and values, not only values matching a key pattern.
+METADATA_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "maxProperties": 20,
+            "propertyNames": {"minLength": 1, "maxLength": 40, "pattern": SINGLE_LINE_PATTERN},
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": 500,
+                "pattern": SINGLE_LINE_PATTERN,
+            },
+        },
+        {"type": "null"},
+    ]
+}
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
 
 
@@ -35,6 +62,16 @@ class PaymentCreate(BaseModel):
                     "payment_method": {"type": "string"},
                 },
             },
+            # and the checkout rule: a return_url, and no method (the customer picks it)
+            "if": {"required": ["checkout"], "properties": {"checkout": {"const": True}}},
+            "then": {
+                "required": ["return_url"],
+                "properties": {
+                    "return_url": {"type": "string"},
+                    "payment_method_id": {"type": "null"},
+                    "payment_method": {"type": "null"},
+                },
+            },
         },
     )
 
@@ -48,7 +85,9 @@ class PaymentCreate(BaseModel):
     capture_method: Literal["automatic", "manual"] = "automatic"
     description: Description | None = None
     # Like Stripe's: at most 20 keys of 40 characters, values of 500.
-    metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, max_length=20)
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(
+        default=None, max_length=20, json_schema_extra=METADATA_SCHEMA
+    )
     return_url: AnyHttpUrl | None = None
     # The customer pays on paygate's hosted page (`next_action.redirect_to_url`), which then
     # sends them back to `return_url` (required); the card is chosen there, not given here.

@@ -17,7 +17,7 @@ from paygate_common.events import PaymentStatus
 from payment_service.connectors.base import Connector, WebhookUpdate
 from payment_service.domain import payments as domain
 from payment_service.domain import refunds
-from payment_service.domain.states import PaymentState
+from payment_service.domain.states import PaymentState, sources_of
 from payment_service.store import payments as store
 
 log = logging.getLogger("payment_service.webhooks")
@@ -124,12 +124,14 @@ async def apply_stripe_event(
     return True
 
 
-def _stale_authorisation(payment: Any, update: WebhookUpdate) -> bool:
-    assert update.payment is not None
-    return update.payment.status is PaymentStatus.REQUIRES_CAPTURE and payment.status in (
-        PaymentState.CAPTURING,
-        PaymentState.CANCELLING,
-    )
+# "Authorised" is older news while our capture or void is on the wire (PayPal sends the
+# authorisation's event after the payer approved): applied, it would send the payment back to
+# requires_capture and our operation's answer would find it moved. Only that answer (or an
+# event of its outcome) settles it. Checked under the payment's row lock in apply_result.
+AUTHORISED_NEWS_SOURCES = sources_of(PaymentState.REQUIRES_CAPTURE) - {
+    PaymentState.CAPTURING,
+    PaymentState.CANCELLING,
+}
 
 
 async def apply_update(
@@ -142,18 +144,7 @@ async def apply_update(
 ) -> None:
     """Apply what a verified provider event says about one of our payments (any provider),
     through the same guarded functions as our own provider answers."""
-    if update.payment is not None and _stale_authorisation(payment, update):
-        # "Authorised" while our capture or void is on the wire is older news (PayPal sends
-        # the authorisation's event after the payer approved); applied, it would send the
-        # payment back to requires_capture and our operation's answer would find it moved.
-        # Only that answer (or a webhook of its outcome) may settle it.
-        log.info(
-            "webhook %s: payment %s has a %s in flight; its authorisation event changes nothing",
-            event_id,
-            payment.id,
-            "capture" if payment.status == PaymentState.CAPTURING else "void",
-        )
-    elif update.payment is not None:
+    if update.payment is not None:
         # Never trust an event that disagrees with what we asked for.
         if update.amount != payment.amount or update.currency != payment.currency:
             log.error(
@@ -164,10 +155,12 @@ async def apply_update(
         if payment.status == PaymentState.CAPTURING:
             capture = await store.open_operation(session, payment.id, "capture")
             captured = capture.amount if capture is not None else None
+        authorised = update.payment.status is PaymentStatus.REQUIRES_CAPTURE
         row = await domain.apply_result(
             session,
             payment.id,
             update.payment,
+            from_states=tuple(AUTHORISED_NEWS_SOURCES) if authorised else None,
             captured=captured,
             capture_window_seconds=capture_window_seconds,
         )
