@@ -93,7 +93,7 @@ async def audited(
         raise
 
 
-async def _await_operation(request: Request, operation_id: uuid.UUID | None) -> None:
+async def await_operation(request: Request, operation_id: uuid.UUID | None) -> None:
     """Send the operation now (after its commit) and wait, bounded, for the provider's answer."""
     if operation_id is None:
         return
@@ -267,7 +267,7 @@ async def capture_payment(
                 session, payment_id, user_id=principal.user_id, is_admin=principal.is_admin
             )
             operation = await domain.request_capture(session, payment_id, amount=body.amount)
-        await _await_operation(request, operation.id)
+        await await_operation(request, operation.id)
         return await _respond_with_payment(request, idem, principal, payment_id)
 
 
@@ -303,7 +303,7 @@ async def cancel_payment(
                 session, payment_id, user_id=principal.user_id, is_admin=principal.is_admin
             )
             operation = await domain.request_void(session, payment_id)
-        await _await_operation(request, operation.id if operation else None)
+        await await_operation(request, operation.id if operation else None)
         return await _respond_with_payment(request, idem, principal, payment_id)
 
 
@@ -363,7 +363,7 @@ async def create_refund(
                 session, payment_id, amount=body.amount, reason=body.reason
             )
             operation = await store.operation_for_refund(session, refund.id)
-        await _await_operation(request, operation.id if operation else None)
+        await await_operation(request, operation.id if operation else None)
         async with unit_of_work(request.app.state.sessionmaker) as session:
             current = await store.get_refund(session, refund.id)
             idem.session = session

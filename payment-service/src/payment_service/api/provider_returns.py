@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from paygate_common.db import unit_of_work
 from paygate_common.errors import InvalidRequest
-from payment_service.api.payments import _await_operation
+from payment_service.api.payments import await_operation
 from payment_service.api.schemas import PaymentReturnRead
 from payment_service.api.webhooks import ProviderCallbackUnavailable, confirm_sslcommerz
 from payment_service.connectors.base import ProviderUnavailable
@@ -111,7 +111,7 @@ async def _cancel_at_payer_request(request: Request, payment_id: uuid.UUID, toke
         except InvalidState:
             log.info("payment %s: payer cancelled, but it is %s", payment_id, payment.status)
     # sent now and waited for (bounded), as a cancel request through the API is
-    await _await_operation(request, operation.id if operation is not None else None)
+    await await_operation(request, operation.id if operation is not None else None)
 
 
 @router.post(
