@@ -612,3 +612,33 @@ __all__ = [
     "register_stripe_webhook",
     "to_asyncpg_dsn",
 ]
+
+
+class SinkProcess(Component):
+    """A devstack sink run as `python -m <module> --port P --dir D` (for `make run`), ready once
+    its port accepts connections; subclasses name the sink and its module."""
+
+    module: str
+    ready_timeout = 20.0
+
+    def __init__(self, port: int, *, directory: Path, log_path: Path) -> None:
+        self.port = port
+        self.host = "127.0.0.1"
+        self.directory = Path(directory).absolute()
+        self.proc = ManagedProcess(
+            self.name,
+            [
+                sys.executable,
+                *("-m", self.module),
+                *("--port", str(port), "--dir", str(self.directory)),
+            ],
+            log_path=log_path,
+        )
+
+    def _ready(self) -> bool:
+        with socket.create_connection((self.host, self.port), timeout=1):
+            return True
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"

@@ -20,8 +20,6 @@ import base64
 import json
 import os
 import secrets
-import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -37,8 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from paygate_devstack.components import Component
-from paygate_devstack.process import ManagedProcess
+from paygate_devstack.components import SinkProcess
 from paygate_devstack.sms_sink import ThreadedServer, serve_forever
 
 MAX_PAYLOAD = 4096  # RFC 8030 §7.2: push services must accept at least 4096 bytes
@@ -226,33 +223,11 @@ class PushSink(ThreadedServer):
         return [m for m in found if endpoint is None or m["endpoint"] == endpoint]
 
 
-class PushSinkProcess(Component):
+class PushSinkProcess(SinkProcess):
     """The push sink as a child process (for `make run`)."""
 
     name = "push"
-    ready_timeout = 20.0
-
-    def __init__(self, port: int, *, directory: Path, log_path: Path) -> None:
-        self.port = port
-        self.host = "127.0.0.1"
-        self.directory = Path(directory).absolute()
-        self.proc = ManagedProcess(
-            "push",
-            [
-                sys.executable,
-                *("-m", "paygate_devstack.push_sink"),
-                *("--port", str(port), "--dir", str(self.directory)),
-            ],
-            log_path=log_path,
-        )
-
-    def _ready(self) -> bool:
-        with socket.create_connection((self.host, self.port), timeout=1):
-            return True
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    module = "paygate_devstack.push_sink"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,6 @@ import re
 import secrets
 import signal
 import socket
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -34,8 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from paygate_devstack.components import Component
-from paygate_devstack.process import ManagedProcess
+from paygate_devstack.components import SinkProcess
 
 DEFAULT_ACCOUNT_SID = "AC00000000000000000000000000000000"
 DEFAULT_AUTH_TOKEN = "dev-only-sms-auth-token"
@@ -197,33 +195,11 @@ class SmsSink(ThreadedServer):
             path.unlink(missing_ok=True)
 
 
-class SmsSinkProcess(Component):
+class SmsSinkProcess(SinkProcess):
     """The SMS sink as a child process (for `make run`); tests use the in-process SmsSink."""
 
     name = "sms"
-    ready_timeout = 20.0
-
-    def __init__(self, port: int, *, directory: Path, log_path: Path) -> None:
-        self.port = port
-        self.host = "127.0.0.1"
-        self.directory = Path(directory).absolute()
-        self.proc = ManagedProcess(
-            "sms",
-            [
-                sys.executable,
-                *("-m", "paygate_devstack.sms_sink"),
-                *("--port", str(port), "--dir", str(self.directory)),
-            ],
-            log_path=log_path,
-        )
-
-    def _ready(self) -> bool:
-        with socket.create_connection((self.host, self.port), timeout=1):
-            return True
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    module = "paygate_devstack.sms_sink"
 
 
 def serve_forever(server: ThreadedServer, banner: str) -> None:
