@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from paygate_common.auth import issue_service_token
 from paygate_common.config import ConfigView, FeesConfig
 from paygate_common.events.topics import AUDIT_EVENT, CONFIG_CHANGED
-from paygate_common.events_testing import read_topic
+from paygate_devstack.events_testing import read_topic
 from paygate_devstack.testkit import TokenMint
 
 FEES = {"rules": [{"basis_points": 250, "fixed": 25}], "refund_returns_fee": False}

@@ -126,7 +126,7 @@ async def test_the_health_page_refreshes_itself(
     async def refreshed() -> bool:
         return len([u for u in page.requests if u.endswith("/health.json")]) > fetched
 
-    from paygate_common.events_testing import wait_for
+    from paygate_devstack.events_testing import wait_for
 
     await wait_for(refreshed, timeout=20)
     await shot(page, artifacts_dir / "console", "health")

@@ -15,7 +15,7 @@ from admin_service.main import create_app
 from admin_service.probes import outbox_backlog
 from admin_service.settings import Settings
 from paygate_common.events.topics import DLQ_TOPICS, PAYMENT_EVENT
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.process import free_port
 from paygate_devstack.testkit import TokenMint, app_client
 

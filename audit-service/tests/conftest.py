@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from audit_service.main import create_app
 from audit_service.settings import Settings
 from paygate_common.events import EventEnvelope
-from paygate_common.events_testing import FAST_TEST_CONSUMER, wait_for
+from paygate_devstack.events_testing import FAST_TEST_CONSUMER, wait_for
 from paygate_devstack.testkit import InProcessService, TokenMint, app_client, migrated_database
 
 

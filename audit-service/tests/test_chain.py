@@ -17,7 +17,7 @@ from audit_service.store.records import append_records
 from audit_service.workers.checkpoints import CheckpointSigner, checkpoint_once
 from paygate_common.db import unit_of_work
 from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 
 
 def payment_envelope(i: int, occurred_at: datetime | None = None) -> EventEnvelope:

@@ -29,11 +29,11 @@ from paygate_common.events.topics import (
     PAYMENT_EVENT,
     USER_REGISTERED,
 )
-from paygate_common.events_testing import create_schema_with_outbox
 from paygate_common.logging import request_id_var
 from paygate_common.masking import CARD as CARD_PLACEHOLDER
 from paygate_common.masking import mask_text
 from paygate_common.outbox import OutboxRelay
+from paygate_devstack.events_testing import create_schema_with_outbox
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXRoYXQtaXMtbG9uZw"
 CARD = "4242424242424242"
@@ -286,7 +286,7 @@ async def test_a_malformed_audit_event_is_dead_lettered_and_does_not_block_the_t
     start_audit_service: Any,
 ) -> None:
     from paygate_common.events.topics import AUDIT_DLQ
-    from paygate_common.events_testing import read_topic
+    from paygate_devstack.events_testing import read_topic
 
     async with start_audit_service(consumer_max_attempts=1) as svc:
         key = str(uuid.uuid4())
@@ -323,7 +323,7 @@ async def test_two_replicas_consuming_together_keep_one_unforked_chain(
                 b = second.app.state.eventing.consumers[0].consumer
                 return bool(a and b and a.assignment() and b.assignment())
 
-            from paygate_common.events_testing import wait_for
+            from paygate_devstack.events_testing import wait_for
 
             await wait_for(split, timeout=60)
             envelopes = []

@@ -16,9 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from paygate_common.db import create_engine, create_sessionmaker
-from paygate_common.events_testing import create_schema_with_outbox
 from paygate_common.kafka import create_producer
 from paygate_common.settings import ServiceSettings
+from paygate_devstack.events_testing import create_schema_with_outbox
 
 
 @pytest.fixture

@@ -22,14 +22,14 @@ from paygate_common.consumer import (
 )
 from paygate_common.db import after_commit
 from paygate_common.events.envelope import EventEnvelope
-from paygate_common.events_testing import (
+from paygate_common.kafka import headers_dict, kafka_headers
+from paygate_common.settings import ServiceSettings
+from paygate_devstack.events_testing import (
     FAST_TEST_CONSUMER,
     consumed,
     eventually,
     read_topic,
 )
-from paygate_common.kafka import headers_dict, kafka_headers
-from paygate_common.settings import ServiceSettings
 
 SERVICE = "consumer-test"
 

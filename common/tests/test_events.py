@@ -22,14 +22,14 @@ from paygate_common.app import create_service_app
 from paygate_common.db import create_engine, new_metadata, unit_of_work
 from paygate_common.eventing import ConsumerSpec, run_eventing, supervise
 from paygate_common.events.envelope import EventEnvelope
-from paygate_common.events_testing import (
+from paygate_common.kafka import envelope_headers, headers_dict, kafka_headers
+from paygate_common.outbox import add_event, drop_outbox_tables, outbox_tables
+from paygate_common.settings import ServiceSettings
+from paygate_devstack.events_testing import (
     FAST_TEST_CONSUMER,
     create_schema_with_outbox,
     eventually,
 )
-from paygate_common.kafka import envelope_headers, headers_dict, kafka_headers
-from paygate_common.outbox import add_event, drop_outbox_tables, outbox_tables
-from paygate_common.settings import ServiceSettings
 
 
 class _Settings(ServiceSettings):

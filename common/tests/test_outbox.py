@@ -17,15 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from paygate_common.consumer import ConsumerRunner
 from paygate_common.db import unit_of_work
 from paygate_common.events.envelope import EventEnvelope
-from paygate_common.events_testing import (
+from paygate_common.kafka import create_producer, headers_dict
+from paygate_common.outbox import OutboxRelay, add_event
+from paygate_common.settings import ServiceSettings
+from paygate_devstack.events_testing import (
     FAST_TEST_CONSUMER,
     consumed,
     eventually,
     read_topic,
 )
-from paygate_common.kafka import create_producer, headers_dict
-from paygate_common.outbox import OutboxRelay, add_event
-from paygate_common.settings import ServiceSettings
 
 # --- fixtures ----------------------------------------------------------------------------------
 

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 from sqlalchemy import text
 
 from paygate_common.db import create_engine
-from paygate_common.events_testing import create_schema_with_outbox
 from paygate_common.outbox import RetentionPolicy, purge_processed
 from paygate_common.settings import ServiceSettings
+from paygate_devstack.events_testing import create_schema_with_outbox
 
 
 class _Settings(ServiceSettings):

@@ -25,7 +25,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
-from paygate_common.events_testing import wait_for
 from paygate_common.settings import ServiceSettings
 from paygate_common.worker import (
     Worker,
@@ -35,6 +34,7 @@ from paygate_common.worker import (
     notify,
     running,
 )
+from paygate_devstack.events_testing import wait_for
 
 metadata = MetaData()
 jobs = Table(

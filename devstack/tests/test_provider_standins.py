@@ -15,11 +15,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from paygate_common.events_testing import wait_for
 from paygate_devstack import cli
 from paygate_devstack import paypal_standin as paypal_module
 from paygate_devstack import sslcommerz_standin as sslcommerz_module
 from paygate_devstack.asgi import serve_asgi
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.paypal_standin import PayPalStandIn
 from paygate_devstack.services import StackEndpoints
 from paygate_devstack.sslcommerz_standin import read_redirect_form

@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from exchange_rate_service.main import create_app
 from exchange_rate_service.settings import Settings
-from paygate_common.events_testing import wait_for
 from paygate_devstack.ecb_feed import DEFAULT_RATES, EcbFeed
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.testkit import (
     InProcessService,
     TokenMint,

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis as RedisClient
 
-from paygate_common.events_testing import wait_for
 from paygate_devstack.components import Redis
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.process import free_port
 
 

@@ -20,8 +20,8 @@ from paygate_common.auth import (
     verify_service_token,
     verify_with_key,
 )
-from paygate_common.events_testing import wait_for
 from paygate_common.settings import ServiceSettings
+from paygate_devstack.events_testing import wait_for
 
 
 class UserServiceSettings(ServiceSettings):

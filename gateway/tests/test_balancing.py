@@ -19,8 +19,8 @@ from gateway_support import METRICS_AUTH, Upstreams, free_port
 
 from gateway.balancer import Balancer
 from gateway.settings import GatewaySettings
-from paygate_common.events_testing import wait_for
 from paygate_common.services import replica_urls_env
+from paygate_devstack.events_testing import wait_for
 
 HERE = Path(__file__).parent
 

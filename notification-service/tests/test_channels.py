@@ -22,7 +22,7 @@ from notification_service.store.tables import (
     PushSubscription,
 )
 from paygate_common.db import unit_of_work
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.smtp_sink import message_body
 
 pytestmark = pytest.mark.timeout(90)

@@ -23,7 +23,7 @@ from notification_service.settings import Settings
 from notification_service.store.tables import DeliveryAttempt, Notification
 from paygate_common.db import unit_of_work
 from paygate_common.events import NOTIFICATION_DLQ
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -32,7 +32,7 @@ from paygate_common.events import (
     RefundStatus,
     new_event,
 )
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -20,10 +20,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from paygate_common.events import PAYMENT_EVENT, PaymentEvent, new_event
-from paygate_common.events_testing import wait_for
 from paygate_devstack import TOPICS
 from paygate_devstack.asgi import serve_asgi
 from paygate_devstack.components import Kafka
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.process import free_port
 
 pytestmark = pytest.mark.timeout(240)

@@ -27,9 +27,9 @@ from paygate_common.events import (
     OrderCreated,
     new_event,
 )
-from paygate_common.events_testing import wait_for
 from paygate_common.internal.users import PaymentContextRead
 from paygate_common.settings import ServiceSettings
+from paygate_devstack.events_testing import wait_for
 from payment_service.store.tables import payments
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"

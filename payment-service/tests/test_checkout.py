@@ -20,7 +20,7 @@ from payment_tests_support import (
 )
 
 from paygate_common.auth import SigningKey
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 
 FINAL = {"succeeded", "failed", "requires_action", "cancelled"}
 

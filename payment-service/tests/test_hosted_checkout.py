@@ -12,7 +12,7 @@ from payment_tests_support import LiveServer, Stripe, access_token
 from sqlalchemy import func, select, update
 
 from paygate_common.auth import SigningKey
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 from payment_service.store.tables import outbox, payments
 from payment_service.web import (
     TOKEN_HEADER,

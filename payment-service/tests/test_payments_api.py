@@ -17,7 +17,7 @@ from payment_tests_support import (
 from sqlalchemy import select
 
 from paygate_common.auth import SigningKey
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 from payment_service.store.tables import outbox
 
 

@@ -14,8 +14,8 @@ import pytest
 from pydantic import SecretStr
 
 from paygate_common.events import PaymentStatus, RefundStatus
-from paygate_common.events_testing import wait_for
 from paygate_devstack import paypal_standin as standin_module
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.standins import (
     CallbackRecorder,
     RunningStandIn,

@@ -26,8 +26,8 @@ from sqlalchemy import func, select
 
 from paygate_common.auth import SigningKey
 from paygate_common.events import CONFIG_CHANGED, ConfigChanged, new_event
-from paygate_common.events_testing import wait_for
 from paygate_devstack import paypal_standin, sslcommerz_standin
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.sslcommerz_standin import read_redirect_form
 from payment_service.store.tables import refunds, webhook_events
 

@@ -17,9 +17,9 @@ from sqlalchemy import func, select, update
 
 from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
 from paygate_common.events import OrderCreated
-from paygate_common.events_testing import wait_for
 from paygate_common.http import ServiceClient
 from paygate_common.migrations import upgrade_head
+from paygate_devstack.events_testing import wait_for
 from payment_service.connectors import ProviderUnavailable, build_connector
 from payment_service.connectors.base import ProviderRequest
 from payment_service.domain import payments as domain

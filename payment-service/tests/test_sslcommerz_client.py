@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from paygate_common.events import PaymentStatus, RefundStatus
-from paygate_common.events_testing import wait_for
 from paygate_devstack import sslcommerz_standin as standin_module
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.sslcommerz_standin import read_redirect_form
 from paygate_devstack.standins import CallbackRecorder, RunningStandIn, recording_server
 from payment_service.connectors.provider_http import (

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from paygate_common.db import unit_of_work
 from paygate_common.events import OrderCreated
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 from payment_service.domain import payments as domain
 from payment_service.domain.webhooks import (
     InvalidSignature,

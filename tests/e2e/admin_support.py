@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from e2e_support import Customer, Suite
 
-from paygate_common.events_testing import wait_for
 from paygate_devstack.browser import RecordedPage
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.pytest_plugin import ServiceProcess
 
 # What /admin/health watches here: the suite's processes (exchange-rate-service is not started

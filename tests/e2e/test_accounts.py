@@ -12,8 +12,8 @@ import pytest
 from e2e_support import PASSWORD, Suite, sign_up, topic_messages
 
 from paygate_common.auth import issue_service_token
-from paygate_common.events_testing import wait_for
 from paygate_common.settings import ServiceSettings
+from paygate_devstack.events_testing import wait_for
 
 pytestmark = pytest.mark.e2e
 

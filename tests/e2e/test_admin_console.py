@@ -28,8 +28,8 @@ from admin_support import (
 )
 from e2e_support import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Customer, Suite, sign_in, sign_up
 
-from paygate_common.events_testing import wait_for
 from paygate_devstack.browser import RecordedPage, browser_page, shot
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.pytest_plugin import ServiceProcess
 
 REFUSED_LOAD = "Failed to load resource: the server responded with a status of 403 (Forbidden)"

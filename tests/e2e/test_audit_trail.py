@@ -11,7 +11,7 @@ import httpx
 import pytest
 from e2e_support import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, sign_in, sign_up
 
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.pytest_plugin import ServiceProcess
 
 pytestmark = pytest.mark.e2e

@@ -23,7 +23,7 @@ from e2e_support import (
     topic_messages,
 )
 
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 
 pytestmark = pytest.mark.e2e
 

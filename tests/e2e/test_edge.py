@@ -12,9 +12,9 @@ import httpx
 import pytest
 from e2e_support import PASSWORD, SERVICES, Suite, sign_in, sign_up
 
-from paygate_common.events_testing import wait_for
 from paygate_common.services import API_PREFIX
 from paygate_common.services import SERVICES as REGISTRY
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.schemathesis_kit import fuzz_openapi
 
 # Verified by the provider's signature, which a fuzzer cannot make (each service's own tests

@@ -28,7 +28,7 @@ _EXTERNAL = ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "STRIPE_API
 
 
 def wait_for(predicate: Any, *, timeout: float) -> Any:
-    """Sync twin of `paygate_common.events_testing.wait_for` (the launcher is driven sync)."""
+    """Sync twin of `paygate_devstack.events_testing.wait_for` (the launcher is driven sync)."""
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:

@@ -26,9 +26,9 @@ from e2e_support import PASSWORD, Customer, Suite, sign_up
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from paygate_common.events_testing import wait_for
 from paygate_devstack.asgi import serve_asgi
 from paygate_devstack.browser import RecordedPage, browser_page, shot
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.pytest_plugin import ServiceProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]

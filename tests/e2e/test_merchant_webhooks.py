@@ -15,8 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from paygate_common.events_testing import wait_for
 from paygate_devstack.asgi import serve_asgi
+from paygate_devstack.events_testing import wait_for
 
 pytestmark = pytest.mark.timeout(400)
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from e2e_support import Customer, Suite, sign_up, topic_messages
 
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from e2e_support import Customer, Suite, sign_up
 
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.process import free_port
 from paygate_devstack.sslcommerz_standin import read_redirect_form
 from paygate_devstack.standins import StandInProcess, provider_env

@@ -23,11 +23,11 @@ from paygate_common.consumer import ConsumerRunner
 from paygate_common.db import create_engine, create_sessionmaker
 from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
 from paygate_common.events.topics import PAYMENT_EVENT
-from paygate_common.events_testing import wait_for
 from paygate_common.migrations import upgrade_head
 from paygate_common.settings import ServiceSettings
 from paygate_devstack import TOPICS
 from paygate_devstack.components import Kafka
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.process import free_port
 from transaction_service.events.handlers import CONSUMER_NAME, ledger_handler
 from transaction_service.main import create_app, run_as_role

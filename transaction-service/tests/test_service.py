@@ -22,7 +22,7 @@ from paygate_common.events import (
     new_event,
 )
 from paygate_common.events.topics import CONFIG_CHANGED, ORDER_EVENT
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 
 PROBLEM = "application/problem+json"
 S = PaymentStatus

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import jwt
 
-from paygate_common.events_testing import wait_for
+from paygate_devstack.events_testing import wait_for
 
 PASSWORD = "kettle-Orbit-7-quietly"  # conftest's STRONG_PASSWORD, which new_account uses
 
