@@ -122,6 +122,8 @@ def test_ids_ips_amounts_and_dates_survive() -> None:
         ("jane.doe@example.com", "j***@example.com"),
         ("card 4242 4242 4242 4242.", "card [card]."),
         ("4242424242424241", "4242424242424241"),  # fails Luhn: not a card
+        ("uatp 135410014004955", "uatp [card]"),  # an airline (UATP) card: MII 1, 15 digits
+        ("at 1764633600002 ms", "at 1764633600002 ms"),  # Luhn-valid epoch ms: MII 1, 13 digits
         ("token=abc123&x=1", "token=[redacted]&x=1"),
         ('{"password": "hunter2"}', '{"password": "[redacted]"}'),
         ("Authorization: Bearer abc.def", "Authorization: [redacted] [redacted]"),

@@ -105,17 +105,19 @@ def luhn_valid(digits: str) -> bool:
 
 
 # ISO/IEC 7812's major industry identifier: 0 is never issued and 1 is airline (UATP) only, so a
-# Luhn-valid run starting with either is a counter or an epoch-milliseconds timestamp (13 digits,
-# one in ten passes Luhn), not a card number; 2-6 are the card networks, 7-9 are kept masked.
+# Luhn-valid run starting with 0, or with 1 at another length than UATP's 15 digits, is a counter
+# or an epoch-milliseconds timestamp (13 digits, one in ten passes Luhn), not a card number; 2-6
+# are the card networks, 7-9 are kept masked.
 _ISSUED_MII = frozenset("23456789")
+_UATP_LENGTH = 15
 
 
 def is_card_number(digits: str) -> bool:
-    """13-19 digits, an issued major industry identifier, and a valid Luhn checksum."""
+    """13-19 digits, an issued major industry identifier (UATP: 1 and 15 digits), a valid Luhn checksum."""
     return (
         digits.isdigit()
         and 13 <= len(digits) <= 19
-        and digits[0] in _ISSUED_MII
+        and (digits[0] in _ISSUED_MII or (digits[0] == "1" and len(digits) == _UATP_LENGTH))
         and luhn_valid(digits)
     )
 
