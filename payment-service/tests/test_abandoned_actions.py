@@ -270,6 +270,27 @@ async def test_an_sslcommerz_payment_paid_whose_return_and_ipn_were_lost_complet
     assert sslcommerz.transactions[session["val_id"]]["validated"] is True
 
 
+async def test_an_sslcommerz_transaction_paid_for_another_amount_is_neither_paid_nor_cancelled(
+    merchant: Merchant, sslcommerz: Any, db: Any
+) -> None:
+    payment = await waiting(merchant, amount=130000, currency="bdt", provider="sslcommerz")
+    async with httpx.AsyncClient() as browser:
+        await browser.get(payment["next_action"]["redirect_to_url"]["url"])
+    session = next(s for s in sslcommerz.sessions.values() if s["form"]["tran_id"] == payment["id"])
+    # What SSLCommerz holds for our tran_id says 1.00 BDT was paid, not 1300.00.
+    paid = sslcommerz.transactions[session["val_id"]]["fields"]
+    paid["amount"] = paid["currency_amount"] = "1.00"
+    await time_passes(db, payment["id"])
+
+    async def looked_up_twice() -> Any:
+        current = await row(db, payment["id"])
+        return current if current.action_checks >= 2 else None
+
+    held = await wait_for(looked_up_twice, timeout=30)
+    assert held.status == "requires_action"  # a person must look: not paid, not cancelled
+    assert held.failure_code is None and held.amount_captured == 0
+
+
 async def test_an_sslcommerz_payment_never_paid_is_cancelled_action_expired(
     merchant: Merchant, db: Any
 ) -> None:
