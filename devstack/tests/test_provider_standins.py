@@ -325,3 +325,55 @@ def test_make_run_starts_both_standins_and_hands_services_their_endpoints(
 @pytest.mark.parametrize("module", [paypal_module, sslcommerz_module])
 def test_each_standin_says_it_is_a_stand_in(module: Any) -> None:
     assert "stand-in" in (module.__doc__ or "").splitlines()[0]
+
+
+async def test_paypal_order_nobody_approves_expires_to_404_but_an_approved_one_stays(
+    paypal_standin: RunningStandIn[Any],
+) -> None:
+    async with httpx.AsyncClient(base_url=paypal_standin.url) as http:
+        auth = await paypal_token(http)
+        waiting = (await http.post("/v2/checkout/orders", json=order_body(), headers=auth)).json()
+        context = {"return_url": "http://127.0.0.1:9/back", "cancel_url": "http://127.0.0.1:9/no"}
+        approved = (
+            await http.post(
+                "/v2/checkout/orders", json=order_body(application_context=context), headers=auth
+            )
+        ).json()
+        approve_link = next(link["href"] for link in approved["links"] if link["rel"] == "approve")
+        async with httpx.AsyncClient() as browser:  # the payer approves; the return is not followed
+            assert (await browser.get(approve_link)).status_code == 302
+        assert (await http.get(f"/v2/checkout/orders/{waiting['id']}", headers=auth)).json()[
+            "status"
+        ] == "CREATED"
+        # Both outlive PayPal's approval window (3 hours): only the unapproved one is gone.
+        for order_id in (waiting["id"], approved["id"]):
+            paypal_standin.orders[order_id]["approve_before"] = "2000-01-01T00:00:00+00:00"
+        gone = await http.get(f"/v2/checkout/orders/{waiting['id']}", headers=auth)
+        assert gone.status_code == 404
+        assert gone.json()["name"] == "RESOURCE_NOT_FOUND"
+        late = await http.post(f"/v2/checkout/orders/{waiting['id']}/capture", headers=auth)
+        assert late.status_code == 404
+        kept = await http.get(f"/v2/checkout/orders/{approved['id']}", headers=auth)
+        assert kept.json()["status"] == "APPROVED"
+
+
+async def test_paypal_outage_answers_503_to_every_api_call_until_switched_off(
+    paypal_standin: RunningStandIn[Any],
+) -> None:
+    async with httpx.AsyncClient(base_url=paypal_standin.url) as http:
+        auth = await paypal_token(http)
+        order = (await http.post("/v2/checkout/orders", json=order_body(), headers=auth)).json()
+        assert (await http.post("/_config/outage", json={"down": True})).json() == {"down": True}
+        try:
+            down = await http.get(f"/v2/checkout/orders/{order['id']}", headers=auth)
+            assert (down.status_code, down.json()["name"]) == (503, "SERVICE_UNAVAILABLE")
+            token = await http.post(
+                "/v1/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(paypal_module.CLIENT_ID, paypal_module.CLIENT_SECRET),
+            )
+            assert token.status_code == 503
+        finally:
+            await http.post("/_config/outage", json={"down": False})
+        back = await http.get(f"/v2/checkout/orders/{order['id']}", headers=auth)
+        assert back.json()["status"] == "CREATED"

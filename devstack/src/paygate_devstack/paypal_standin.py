@@ -31,6 +31,11 @@ Test values (what the stand-in's payer does):
   but capture / authorize answers 422 `INSTRUMENT_DECLINED` (a PAYMENT.CAPTURE.DECLINED
   webhook is sent); the order stays APPROVED;
 - anything else: approved by `payer@example.com` (or the given `payer_email`) and paid.
+
+Like PayPal, an order nobody approves expires (`order_approval_seconds`, 3 hours): from then on
+it is answered 404 RESOURCE_NOT_FOUND everywhere, its approval link included. `outage = True`
+(or `POST /_config/outage {"down": true}`) makes every API call answer 503 SERVICE_UNAVAILABLE
+until it is switched off again: PayPal unreachable, for tests.
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ CERT_ID = "CERT-paygate-standin"
 CERT_PATH = f"/v1/notifications/certs/{CERT_ID}"
 DEFAULT_PAYER = "payer@example.com"
 _AWAITING_PAYER = ("CREATED", "PAYER_ACTION_REQUIRED")
+# PayPal keeps an order for its payer's approval this long; unapproved, it is gone after.
+ORDER_APPROVAL_SECONDS = 3 * 3600
 # Delays before each webhook delivery attempt (PayPal retries for days; a stand-in briefly).
 WEBHOOK_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0, 4.0)
 
@@ -182,7 +189,11 @@ class PayPalStandIn:
         token_lifetime: int = 32400,
         webhooks: dict[str, str] | None = None,
         http: httpx.AsyncClient | None = None,
+        order_approval_seconds: float = ORDER_APPROVAL_SECONDS,
     ) -> None:
+        self.order_approval_seconds = order_approval_seconds
+        # True: every API call answers 503 (PayPal unreachable; tests flip it).
+        self.outage = False
         self.state_dir = Path(state_dir) if state_dir else None
         self.client_id = client_id
         self.client_secret = client_secret
@@ -221,7 +232,8 @@ class PayPalStandIn:
 
     def _routes(self) -> list[Route]:
         return [
-            Route("/v1/oauth2/token", self.token, methods=["POST"]),
+            Route("/v1/oauth2/token", self._reachable(self.token), methods=["POST"]),
+            Route("/_config/outage", self.set_outage, methods=["POST"]),
             Route("/v2/checkout/orders", self._mutating(self.create_order), methods=["POST"]),
             Route("/v2/checkout/orders/{id}", self._authed(self.get_order), methods=["GET"]),
             Route(
@@ -282,7 +294,22 @@ class PayPalStandIn:
 
     Handler = Callable[[Request], Any]
 
+    def _reachable(self, handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            if self.outage:
+                return _error(503, "SERVICE_UNAVAILABLE", description="Service Unavailable.")
+            response: Response = await handler(request)
+            return response
+
+        return endpoint
+
+    async def set_outage(self, request: Request) -> Response:
+        body = await self._body(request) or {}
+        self.outage = bool(body.get("down"))
+        return JSONResponse({"down": self.outage})
+
     def _authed(self, handler: Handler) -> Handler:
+        @self._reachable
         async def endpoint(request: Request) -> Response:
             header = request.headers.get("authorization", "")
             token = header[7:] if header.lower().startswith("bearer ") else ""
@@ -433,9 +460,27 @@ class PayPalStandIn:
             "capture_ids": [],
             "create_time": now,
             "update_time": now,
+            "approve_before": (
+                datetime.now(UTC) + timedelta(seconds=self.order_approval_seconds)
+            ).isoformat(),
         }
         self._state.save()
         return JSONResponse(self._order_view(order_id, self._base(request)), status_code=201)
+
+    def _live_order(self, order_id: str) -> dict[str, Any] | None:
+        """The order, unless it never existed or expired waiting for its payer (PayPal then
+        answers 404 for it, as for an id it never issued)."""
+        order = self.orders.get(order_id)
+        if order is None:
+            return None
+        deadline = order.get("approve_before")
+        if (
+            order["status"] in _AWAITING_PAYER
+            and deadline
+            and datetime.fromisoformat(deadline) <= datetime.now(UTC)
+        ):
+            return None
+        return order
 
     def _order_view(self, order_id: str, base: str) -> dict[str, Any]:
         order = self.orders[order_id]
@@ -488,14 +533,14 @@ class PayPalStandIn:
 
     async def get_order(self, request: Request) -> Response:
         order_id = request.path_params["id"]
-        if order_id not in self.orders:
+        if self._live_order(order_id) is None:
             return _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID", "order not found")
         return JSONResponse(self._order_view(order_id, self._base(request)))
 
     async def approval_page(self, request: Request) -> Response:
         """The payer's side: approve (or cancel) at once and go back to the merchant."""
         order_id = request.query_params.get("token", "")
-        order = self.orders.get(order_id)
+        order = self._live_order(order_id)
         if order is None:
             return PlainTextResponse("unknown order", status_code=404)
         email = request.query_params.get("payer_email") or DEFAULT_PAYER
@@ -529,7 +574,7 @@ class PayPalStandIn:
     def _settle_precheck(
         self, order_id: str, intent: str
     ) -> tuple[dict[str, Any] | None, JSONResponse | None]:
-        order = self.orders.get(order_id)
+        order = self._live_order(order_id)
         if order is None:
             return None, _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID", "order not found")
         if order["intent"] != intent:

@@ -1,4 +1,4 @@
-"""payment-service app: consumers, the executor, the operation sender and the expiry voider, the payments API, webhooks."""
+"""payment-service app: consumers, the executor, the operation sender, the expiry voider and the abandoned-redirect sweeper, the payments API, webhooks."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from payment_service.domain.providers import ProviderChoice
 from payment_service.events.handlers import CONSUMER_NAME, order_handler
 from payment_service.settings import Settings
 from payment_service.web import BUTTON_JS_DIR, STATIC_DIR
+from payment_service.workers.abandoned import AbandonedActions
 from payment_service.workers.executor import PaymentExecutor
 from payment_service.workers.expiry import AuthorizationExpiry
 from payment_service.workers.operations import OperationSender
@@ -63,6 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.provider_pairs = providers
         app.state.redirects = RedirectCompleter(
             settings=settings, sessionmaker=app.state.sessionmaker, providers=providers
+        )
+        app.state.abandoned = AbandonedActions(
+            settings=settings,
+            sessionmaker=app.state.sessionmaker,
+            providers=providers,
+            redirects=app.state.redirects,
         )
         app.state.admin_client = admin_client
         app.state.executor = executor
@@ -110,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *app.state.executor.workers(engine=engine, channel=WORK_CHANNEL),
             app.state.operations.worker(engine=engine, channel=WORK_CHANNEL),
             app.state.expiry.worker(),
+            app.state.abandoned.worker(),
             Worker(
                 "payment-provider-config",
                 reload_provider_choice,

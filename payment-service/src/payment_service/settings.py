@@ -88,6 +88,13 @@ class Settings(ServiceSettings):
     # own limit for card authorisations is 7 days); the expiry worker looks this often.
     capture_window_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
     expiry_interval_seconds: float = Field(default=60.0, gt=0)
+    # A payment waiting for its payer at a provider (PayPal approval, SSLCommerz page, 3-D
+    # Secure) this long without progress is looked up there and, unless the payer approved,
+    # cancelled with failure_code `action_expired` (an unpaid hosted checkout: at its page's
+    # expiry, `checkout_ttl_seconds`). The sweeper looks this often; a provider that cannot be
+    # asked is asked again after the shared backoff (`retry_base/max_seconds`).
+    action_window_seconds: float = Field(default=3600.0, gt=0)
+    abandoned_interval_seconds: float = Field(default=60.0, gt=0)
     # A capture, cancel or refund request waits this long for the provider's answer before it
     # answers with the state recorded so far (the operation sender finishes the job).
     operation_wait_seconds: float = Field(default=10.0, ge=0)

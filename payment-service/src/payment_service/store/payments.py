@@ -166,6 +166,58 @@ async def claim_expired_authorizations(
     )
 
 
+async def claim_abandoned_actions(
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease_seconds: float,
+    action_window_seconds: float,
+    checkout_ttl_seconds: float,
+) -> Sequence[PaymentRow]:
+    """Lease `requires_action` payments left waiting too long: at a provider for
+    `action_window_seconds` without any change, or an unpaid hosted checkout past its page's
+    expiry. Due again (`next_attempt_at`) only after a look-up found no answer."""
+    stale_at_provider = and_(
+        payments.c.provider_reference.is_not(None),
+        payments.c.updated_at
+        <= func.now() - func.make_interval(0, 0, 0, 0, 0, 0, action_window_seconds),
+    )
+    unpaid_checkout_expired = and_(
+        payments.c.provider_reference.is_(None),
+        payments.c.checkout.is_(True),
+        payments.c.created_at
+        <= func.now() - func.make_interval(0, 0, 0, 0, 0, 0, checkout_ttl_seconds),
+    )
+    return await claim_due(
+        session,
+        payments,
+        limit=limit,
+        lease_seconds=lease_seconds,
+        where=[
+            payments.c.status == "requires_action",
+            stale_at_provider | unpaid_checkout_expired,
+        ],
+    )
+
+
+async def defer_action_check(
+    session: AsyncSession, payment_id: uuid.UUID, *, retry_in: float
+) -> None:
+    """Ask about a still-waiting payment again in `retry_in` seconds (one more look-up counted).
+
+    `updated_at` is left alone: it says how long the payment has waited without progress.
+    """
+    await session.execute(
+        update(payments)
+        .where(payments.c.id == payment_id, payments.c.status == "requires_action")
+        .values(
+            lease_until=None,
+            action_checks=payments.c.action_checks + 1,
+            next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, retry_in),
+        )
+    )
+
+
 async def release_payment(
     session: AsyncSession, payment_id: uuid.UUID, *, retry_in: float, **values: Any
 ) -> None:

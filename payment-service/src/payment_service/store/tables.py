@@ -107,6 +107,9 @@ payments = Table(
     Column("capture_before", DateTime(timezone=True), nullable=True),
     # Paid on the hosted checkout page: waits in requires_action for the customer's card.
     Column("checkout", Boolean, nullable=False, server_default=text("false")),
+    # Provider look-ups of a payment waiting for its payer that found no answer (the abandoned-
+    # redirect sweeper backs off on it); `next_attempt_at` says when to ask again.
+    Column("action_checks", Integer, nullable=False, server_default=text("0")),
     CheckConstraint(f"status IN ({_in(PAYMENT_STATES)})", name="status"),
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint(
@@ -118,6 +121,11 @@ Index(
     "ix_payments_due",
     payments.c.next_attempt_at,
     postgresql_where=text("status = 'created'"),
+)
+Index(
+    "ix_payments_requires_action",
+    payments.c.next_attempt_at,
+    postgresql_where=text("status = 'requires_action'"),
 )
 Index("ix_payments_provider_reference", payments.c.provider_reference)
 Index("ix_payments_user_id", payments.c.user_id)

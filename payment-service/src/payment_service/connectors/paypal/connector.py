@@ -365,6 +365,20 @@ class PayPalTransport:
         except (ProviderUnreachable, ProviderHttpError) as exc:
             raise ProviderUnavailable(f"order lookup failed: {exc}") from exc
 
+    async def lookup_action(self, query: CompleteContext) -> Mapping[str, Any] | None:
+        """The order of a payment still waiting for its payer (`GET /v2/checkout/orders/{id}`);
+        None when PayPal no longer has it: an order nobody approved expires (3 hours) and is
+        then answered 404 RESOURCE_NOT_FOUND. Nothing was ever charged on such an order, since
+        PayPal moves money only when we capture or authorise it."""
+        try:
+            return await self._order(query.provider_reference)
+        except ProviderUnreachable as exc:
+            raise ProviderUnavailable(f"order lookup failed: {exc}") from exc
+        except ProviderHttpError as exc:
+            if exc.status_code == 404:
+                return None
+            raise ProviderUnavailable(f"order lookup failed: {exc}") from exc
+
     async def find_refund(
         self,
         refund_id: uuid.UUID,

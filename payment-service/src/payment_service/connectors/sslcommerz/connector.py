@@ -289,6 +289,31 @@ class SSLCommerzTransport:
             return (paid or elements)[0]
         return {"status": "UNATTEMPTED", "tran_id": provider_reference}
 
+    async def lookup_action(self, query: CompleteContext) -> Mapping[str, Any]:
+        """What SSLCommerz says about a payment still waiting for its payer: the transaction
+        query by tran_id, and for a paid transaction the validation API's own word on its
+        val_id (amount, currency and tran_id compared with ours; a mismatch raises
+        `WebhookRejected`) — the IPN's checks, without the IPN."""
+        expected = ExpectedPayment(
+            payment_id=query.payment_id, amount=query.amount, currency=query.currency
+        )
+        try:
+            elements = await self._elements(query.provider_reference)
+            paid = [
+                e for e in elements if str(e.get("status", "")).upper() in ("VALID", "VALIDATED")
+            ]
+            if paid:
+                val_id = paid[0].get("val_id")
+                if not val_id:
+                    raise ProviderUnreachable("a paid transaction without its val_id")
+                outcome = await self.client.validate(str(val_id), expected)
+                return {**outcome.raw, "tran_id": query.provider_reference}
+        except (ProviderUnreachable, ProviderHttpError, ValueError) as exc:
+            raise ProviderUnavailable(f"transaction lookup failed: {exc}") from exc
+        if elements:
+            return elements[0]
+        return {"status": "UNATTEMPTED", "tran_id": query.provider_reference}
+
     async def find_refund(
         self,
         refund_id: uuid.UUID,
