@@ -2,7 +2,8 @@
 
     uv run python bench/executor/run.py [--payments 600] [--idle 30] [--before REV] [--rounds 2]
 
-Starts its own PostgreSQL and localstripe (the devstack components, in a temporary directory).
+Starts its own PostgreSQL and, for every run, a fresh localstripe (the devstack components, in
+a temporary directory).
 For each variant — `before` (payment-service/src of `--before`, default the merge base with
 main, extracted with `git archive`) and `after` (this working tree) — and each round, in
 alternation (before, after, before, after, ...), on a fresh database:
@@ -191,6 +192,24 @@ async def load_phase(
 
 
 async def run_variant(
+    name: str, src: Path, pg: Any, tmp: Path, args: argparse.Namespace, bench: Any, rnd: int
+) -> dict[str, Any]:
+    """One variant, one round, on a fresh database and a fresh localstripe (its in-memory store
+    grows with every intent and slows it down: a shared one would penalise later runs)."""
+    from paygate_devstack.components import STRIPE_TEST_KEY, LocalStripe
+    from paygate_devstack.process import free_port
+
+    stripe = LocalStripe(
+        free_port(), log_path=tmp / "logs" / f"stripe-{name}-{rnd}.log", api_key=STRIPE_TEST_KEY
+    )
+    await asyncio.to_thread(stripe.start)
+    try:
+        return await _run_variant(name, src, pg, stripe, args, bench, rnd)
+    finally:
+        await asyncio.to_thread(stripe.stop)
+
+
+async def _run_variant(
     name: str, src: Path, pg: Any, stripe: Any, args: argparse.Namespace, bench: Any, rnd: int
 ) -> dict[str, Any]:
     from paygate_common.migrations import upgrade_head
@@ -290,19 +309,19 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 async def run_all(
-    sources: dict[str, Path], pg: Any, stripe: Any, args: argparse.Namespace, bench: Any
+    sources: dict[str, Path], pg: Any, tmp: Path, args: argparse.Namespace, bench: Any
 ) -> list[dict[str, Any]]:
     runs = []
     for rnd in range(1, args.rounds + 1):
         for name in ("before", "after"):
-            run = await run_variant(name, sources[name], pg, stripe, args, bench, rnd)
+            run = await run_variant(name, sources[name], pg, tmp, args, bench, rnd)
             print(json.dumps(run), flush=True)
             runs.append(run)
     return runs
 
 
 def main(args: argparse.Namespace) -> None:
-    from paygate_devstack.components import STRIPE_TEST_KEY, LocalStripe, Postgres
+    from paygate_devstack.components import Postgres
     from paygate_devstack.process import free_port
 
     bench = _checkout_bench()
@@ -319,14 +338,11 @@ def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="paygate-bench-executor-"))
     sources = {"before": extract(before_rev, tmp), "after": ROOT / "payment-service" / "src"}
     pg = Postgres(tmp / "pg", free_port(), log_path=tmp / "logs" / "postgres.log")
-    stripe = LocalStripe(free_port(), log_path=tmp / "logs" / "stripe.log", api_key=STRIPE_TEST_KEY)
-    for component in (pg, stripe):
-        component.start()
+    pg.start()
     try:
-        runs = asyncio.run(run_all(sources, pg, stripe, args, bench))
+        runs = asyncio.run(run_all(sources, pg, tmp, args, bench))
     finally:
-        for component in (stripe, pg):
-            component.stop()
+        pg.stop()
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "loadavg": Path("/proc/loadavg").read_text().split()[:3],
