@@ -483,6 +483,43 @@ async def test_a_batch_of_results_moves_each_payment_only_as_the_table_allows(
     assert await payment_events(sessionmaker, final) == []
 
 
+async def test_an_answer_the_database_refuses_holds_up_only_its_own_payment(
+    make_executor: Any, user_service: UserServiceStandIn
+) -> None:
+    from paygate_common.events import PaymentStatus
+    from payment_service.connectors.base import ConnectorResult
+
+    crashing, sessionmaker = make_executor(crash="before")
+    user_id = user_service.add_user("pm_card_visa", None)
+    good, bad = [await direct_payment(sessionmaker, user_id) for _ in range(2)]
+    with pytest.raises(SimulatedCrash):
+        await crashing.run_once()  # both started, neither sent: as a restart finds them
+    recorder, _ = make_executor()
+    await recorder.record_outcomes(
+        [
+            (good.id, 1, ConnectorResult(PaymentStatus.SUCCEEDED, provider_reference="pi_ok")),
+            # longer than the column: the database refuses the whole batch statement
+            (bad.id, 1, ConnectorResult(PaymentStatus.SUCCEEDED, provider_reference="x" * 300)),
+        ]
+    )
+    (ok_status, _, ok_attempts, _), (bad_status, _, bad_attempts, _) = await batch_view(
+        sessionmaker, [good.id, bad.id]
+    )
+    assert (ok_status, ok_attempts) == ("succeeded", ["succeeded"])
+    assert (bad_status, bad_attempts) == ("processing", ["in_flight"])  # the reconciler's
+    assert await payment_events(sessionmaker, good) == ["payment.succeeded"]
+    assert await payment_events(sessionmaker, bad) == []
+    async with unit_of_work(sessionmaker) as session:  # out of later tests' reconciliations
+        await session.execute(
+            update(payment_attempts)
+            .where(payment_attempts.c.payment_id == bad.id)
+            .values(status="abandoned")
+        )
+        await session.execute(
+            update(payments).where(payments.c.id == bad.id).values(status="failed")
+        )
+
+
 def test_one_charging_loop_listens_beside_the_reconciler(make_executor: Any) -> None:
     executor, sessionmaker = make_executor()
     engine = sessionmaker.kw["bind"]

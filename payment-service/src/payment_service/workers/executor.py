@@ -31,7 +31,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -303,8 +303,36 @@ class PaymentExecutor:
     async def record_outcomes(
         self, outcomes: Sequence[tuple[uuid.UUID, int, ConnectorResult]]
     ) -> None:
-        """Step 3: the attempts, the payments and their events, in one transaction."""
+        """Step 3: the attempts, the payments and their events, in one transaction.
 
+        If the batch cannot be recorded (one answer the database refuses), each outcome is
+        recorded on its own, so one bad answer holds up only its own payment; one that still
+        fails stays `in_flight` for the reconciler (never charged again blind).
+        """
+        try:
+            await retrying_unit_of_work(self.sessionmaker, self._recorder(outcomes))
+        except Exception as exc:
+            if len(outcomes) == 1:
+                raise
+            log.error(
+                "recording %d outcomes failed (%s); recording them one by one",
+                len(outcomes),
+                _describe(exc),
+            )
+            for outcome in outcomes:
+                try:
+                    await retrying_unit_of_work(self.sessionmaker, self._recorder([outcome]))
+                except Exception as one:
+                    log.error(
+                        "payment %s attempt %d: outcome not recorded, left to reconciliation: %s",
+                        outcome[0],
+                        outcome[1],
+                        _describe(one),
+                    )
+
+    def _recorder(
+        self, outcomes: Sequence[tuple[uuid.UUID, int, ConnectorResult]]
+    ) -> Callable[[AsyncSession], Awaitable[None]]:
         async def record(session: AsyncSession) -> None:
             # `abandoned` too: a slow call reconciliation gave up on did reach the provider.
             await store.finish_attempts(
@@ -343,7 +371,7 @@ class PaymentExecutor:
                             missed[payment_id].status.value,
                         )
 
-        await retrying_unit_of_work(self.sessionmaker, record)
+        return record
 
     async def _record_unknown(
         self, payment_id: uuid.UUID, attempt_no: int, exc: BaseException
