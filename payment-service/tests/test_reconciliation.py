@@ -87,18 +87,24 @@ async def make_executor(
 ) -> AsyncIterator[Callable[..., tuple[PaymentExecutor, Any]]]:
     closers: list[Any] = []
 
-    def make(crash: str | None = None, lose_answer: bool = False, **overrides: Any):
+    def make(
+        crash: str | None = None,
+        lose_answer: bool = False,
+        watch: Callable[[Any], Any] | None = None,
+        **overrides: Any,
+    ):
         settings = settings_factory(database_url=own_database, **overrides)
         engine = create_engine(settings, pool_size=3)
         sessionmaker = create_sessionmaker(engine)
         connector, transport = build_connector(settings, engine=engine)
         client = ServiceClient(settings, target="user", retries=0)
         closers.extend([engine.dispose, client.aclose, transport.aclose])
+        faulty: Any = FaultyTransport(transport, crash=crash, lose_answer=lose_answer)
         executor = PaymentExecutor(
             settings=settings,
             sessionmaker=sessionmaker,
             connector=connector,
-            transport=FaultyTransport(transport, crash=crash, lose_answer=lose_answer),
+            transport=watch(faulty) if watch else faulty,
             users=UserDirectory(client),
         )
         return executor, sessionmaker
@@ -293,6 +299,235 @@ async def test_sandbox_with_injected_provider_failures_charges_every_payment_exa
         ).scalar_one()
     assert sorted(count for _, count in charges) == [1] * 20
     assert retried > 0  # failures were injected and survived
+
+
+# --- batches: leased and started in one transaction, sent together, settled in one ---------------
+
+
+class WatchingTransport:
+    """Passes calls through; at the first one, reads what the database already holds for the
+    batch, and counts how many calls overlap."""
+
+    def __init__(self, inner: Any, sessionmaker: Any, payment_ids: list[uuid.UUID]) -> None:
+        self.inner = inner
+        self.sessionmaker = sessionmaker
+        self.payment_ids = payment_ids
+        self.first_view: list[Any] | None = None
+        self.in_flight = 0
+        self.peak = 0
+
+    async def send(self, request: ProviderRequest) -> Mapping[str, Any]:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            if self.first_view is None:
+                self.first_view = []
+                self.first_view = await batch_view(self.sessionmaker, self.payment_ids)
+            return await self.inner.send(request)
+        finally:
+            self.in_flight -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def batch_view(sessionmaker: Any, payment_ids: list[uuid.UUID]) -> list[Any]:
+    """(status, updated_at, attempt statuses, attempt started_at) per payment, in input order."""
+    async with sessionmaker() as session:
+        rows = []
+        for payment_id in payment_ids:
+            payment = await store.get_payment(session, payment_id)
+            attempts = await store.list_attempts(session, payment_id)
+            rows.append(
+                (
+                    payment.status,
+                    payment.updated_at,
+                    [a.status for a in attempts],
+                    attempts[-1].started_at if attempts else None,
+                )
+            )
+    return rows
+
+
+async def direct_payment(sessionmaker: Any, user_id: uuid.UUID, token: str = "pm_card_visa") -> Any:
+    async with unit_of_work(sessionmaker) as session:
+        return await domain.create_payment(
+            session,
+            domain.DirectPayment(
+                user_id=user_id,
+                amount=1500,
+                currency="usd",
+                provider="stripe",
+                capture_method="automatic",
+                payment_method_id=None,
+                payment_method_token=token,
+                description=None,
+                metadata=None,
+                return_url=None,
+            ),
+        )
+
+
+async def payment_events(sessionmaker: Any, payment: Any) -> list[str]:
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(outbox.c.event_type).where(
+                outbox.c.topic == "payment.event",
+                outbox.c.key == str(payment.order_id or payment.id),
+            )
+        )
+    return [event_type for (event_type,) in rows]
+
+
+async def test_a_batch_is_started_before_any_call_sent_at_once_and_settled_in_one_transaction(
+    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    watching: dict[str, WatchingTransport] = {}
+    ids: list[uuid.UUID] = []
+
+    def watch(inner: Any) -> WatchingTransport:
+        watching["t"] = WatchingTransport(inner, None, ids)
+        return watching["t"]
+
+    executor, sessionmaker = make_executor(watch=watch)
+    watching["t"].sessionmaker = sessionmaker
+    user_id = await visa_user(stripe_api, user_service)
+    # Two with a token (leased and started in one statement pair) and an order's payment
+    # whose saved method is looked up first (started in the second transaction).
+    tokened = [await direct_payment(sessionmaker, user_id) for _ in range(2)]
+    looked_up = await new_payment(sessionmaker, user_id)
+    ids.extend([p.id for p in tokened] + [looked_up.id])
+
+    assert await executor.run_once() == 3
+    transport = watching["t"]
+    assert transport.first_view is not None
+    # Every attempt of the batch was durable before the first provider heard of any.
+    assert [(status, attempts) for status, _, attempts, _ in transport.first_view] == [
+        ("processing", ["in_flight"])
+    ] * 3
+    lease_txn = {started for _, _, _, started in transport.first_view[:2]}
+    assert len(lease_txn) == 1  # the lease's transaction started both tokened attempts
+    assert transport.peak == 3  # the three calls overlapped
+
+    settled = await batch_view(sessionmaker, ids)
+    assert [(status, attempts) for status, _, attempts, _ in settled] == [
+        ("succeeded", ["succeeded"])
+    ] * 3
+    assert len({updated for _, updated, _, _ in settled}) == 1  # one outcome transaction
+    for payment in [*tokened, looked_up]:
+        assert await payment_events(sessionmaker, payment) == ["payment.succeeded"]
+        assert len(await stripe_api.intents_for(payment.id)) == 1
+
+
+async def test_a_crash_after_a_batch_of_provider_calls_charges_none_of_them_twice(
+    make_executor: Any, stripe_api: Stripe, user_service: UserServiceStandIn
+) -> None:
+    crashing, sessionmaker = make_executor(crash="after")
+    user_id = await visa_user(stripe_api, user_service)
+    batch = [await direct_payment(sessionmaker, user_id) for _ in range(3)]
+    ids = [p.id for p in batch]
+    with pytest.raises(SimulatedCrash):
+        await crashing.run_once()
+    stuck = await batch_view(sessionmaker, ids)
+    assert [(status, attempts) for status, _, attempts, _ in stuck] == [
+        ("processing", ["in_flight"])
+    ] * 3
+
+    restarted, _ = make_executor(reconcile_after_seconds=0)
+    assert await restarted.reconcile_stale() == 3
+    assert await restarted.run_once() == 0  # adopted: nothing is charged again
+    settled = await batch_view(sessionmaker, ids)
+    assert [(status, attempts) for status, _, attempts, _ in settled] == [
+        ("succeeded", ["succeeded"])
+    ] * 3
+    for payment in batch:
+        assert len(await stripe_api.intents_for(payment.id)) == 1
+        assert await payment_events(sessionmaker, payment) == ["payment.succeeded"]
+
+
+async def test_a_batch_of_results_moves_each_payment_only_as_the_table_allows(
+    make_executor: Any, user_service: UserServiceStandIn
+) -> None:
+    from paygate_common.events import PaymentStatus
+    from payment_service.connectors.base import ConnectorResult
+
+    _, sessionmaker = make_executor()
+    user_id = user_service.add_user("pm_card_visa", None)
+    paid, held, final = [await direct_payment(sessionmaker, user_id) for _ in range(3)]
+    async with unit_of_work(sessionmaker) as session:
+        await session.execute(
+            update(payments).where(payments.c.id == final.id).values(status="failed")
+        )
+        rows = await domain.apply_results(
+            session,
+            [
+                (paid.id, ConnectorResult(PaymentStatus.SUCCEEDED, provider_reference="pi_a")),
+                (
+                    held.id,
+                    ConnectorResult(PaymentStatus.REQUIRES_CAPTURE, provider_reference="pi_b"),
+                ),
+                (final.id, ConnectorResult(PaymentStatus.SUCCEEDED, provider_reference="pi_c")),
+            ],
+            from_states=("created", "processing"),
+            capture_window_seconds=3600,
+        )
+    assert [row.status if row else None for row in rows] == ["succeeded", "requires_capture", None]
+    async with sessionmaker() as session:
+        a, b, c = [await store.get_payment(session, p.id) for p in (paid, held, final)]
+    assert (a.amount_captured, a.amount_capturable, a.provider_reference) == (1500, 0, "pi_a")
+    assert (b.amount_capturable, b.provider_reference) == (1500, "pi_b")
+    assert 3500 < (b.capture_before - b.updated_at).total_seconds() <= 3600
+    assert (c.status, c.provider_reference) == ("failed", None)  # final: never moved
+    assert await payment_events(sessionmaker, paid) == ["payment.succeeded"]
+    assert await payment_events(sessionmaker, held) == ["payment.requires_capture"]
+    assert await payment_events(sessionmaker, final) == []
+
+
+async def test_an_answer_the_database_refuses_holds_up_only_its_own_payment(
+    make_executor: Any, user_service: UserServiceStandIn
+) -> None:
+    from paygate_common.events import PaymentStatus
+    from payment_service.connectors.base import ConnectorResult
+
+    crashing, sessionmaker = make_executor(crash="before")
+    user_id = user_service.add_user("pm_card_visa", None)
+    good, bad = [await direct_payment(sessionmaker, user_id) for _ in range(2)]
+    with pytest.raises(SimulatedCrash):
+        await crashing.run_once()  # both started, neither sent: as a restart finds them
+    recorder, _ = make_executor()
+    await recorder.record_outcomes(
+        [
+            (good.id, 1, ConnectorResult(PaymentStatus.SUCCEEDED, provider_reference="pi_ok")),
+            # longer than the column: the database refuses the whole batch statement
+            (bad.id, 1, ConnectorResult(PaymentStatus.SUCCEEDED, provider_reference="x" * 300)),
+        ]
+    )
+    (ok_status, _, ok_attempts, _), (bad_status, _, bad_attempts, _) = await batch_view(
+        sessionmaker, [good.id, bad.id]
+    )
+    assert (ok_status, ok_attempts) == ("succeeded", ["succeeded"])
+    assert (bad_status, bad_attempts) == ("processing", ["in_flight"])  # the reconciler's
+    assert await payment_events(sessionmaker, good) == ["payment.succeeded"]
+    assert await payment_events(sessionmaker, bad) == []
+    async with unit_of_work(sessionmaker) as session:  # out of later tests' reconciliations
+        await session.execute(
+            update(payment_attempts)
+            .where(payment_attempts.c.payment_id == bad.id)
+            .values(status="abandoned")
+        )
+        await session.execute(
+            update(payments).where(payments.c.id == bad.id).values(status="failed")
+        )
+
+
+def test_one_charging_loop_listens_beside_the_reconciler(make_executor: Any) -> None:
+    executor, sessionmaker = make_executor()
+    engine = sessionmaker.kw["bind"]
+    workers = executor.workers(engine=engine, channel="paygate_payment_work")
+    assert [(w.name, w.channel) for w in workers] == [
+        ("payment-executor", "paygate_payment_work"),
+        ("payment-reconciler", None),
+    ]
 
 
 # --- captures and refunds: recorded before the call, reconciled after a crash --------------------

@@ -66,10 +66,10 @@ class Settings(ServiceSettings):
     sslcommerz_store_password: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-change-me")
     sslcommerz_timeout_seconds: float = 15.0
 
-    # Payment executor: claims `created` payments and charges them.
+    # Payment executor: ONE loop per process leases up to a batch of `created` payments, calls
+    # their providers concurrently and records the answers in one transaction.
     executor_enabled: bool = True
-    executor_concurrency: int = 4
-    executor_batch_size: int = 10
+    executor_batch_size: int = Field(default=32, ge=1, le=500)
     executor_poll_seconds: float = 0.2
     # A claimed payment is left alone by other executors this long (covers the user-service call).
     executor_lease_seconds: float = 15.0

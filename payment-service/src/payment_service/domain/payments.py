@@ -11,10 +11,8 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paygate_common.events import (
@@ -25,7 +23,7 @@ from paygate_common.events import (
     new_event,
 )
 from paygate_common.logging import current_request_id
-from paygate_common.outbox import add_event
+from paygate_common.outbox import OutgoingEvent, add_events
 from paygate_common.worker import notify
 from payment_service.connectors.base import ConnectorResult, Flow, operation_key, require
 from payment_service.connectors.registry import connector_for
@@ -56,8 +54,8 @@ CREATED = S.CREATED.value
 PROCESSING = S.PROCESSING.value
 
 
-async def publish(session: AsyncSession, payment: PaymentRow) -> None:
-    """Write the payment's current public status as a `payment.event` in the caller's transaction."""
+def payment_event(payment: PaymentRow) -> OutgoingEvent:
+    """The payment's current public status as a `payment.event` for the outbox."""
     payload = PaymentEvent(
         payment_id=payment.id,
         order_id=payment.order_id,
@@ -83,7 +81,12 @@ async def publish(session: AsyncSession, payment: PaymentRow) -> None:
         aggregate_id=str(payment.order_id or payment.id),
         correlation_id=payment.correlation_id,
     )
-    await add_event(session, envelope, topic=PAYMENT_EVENT)
+    return OutgoingEvent(envelope, PAYMENT_EVENT)
+
+
+async def publish(session: AsyncSession, payment: PaymentRow) -> None:
+    """Write the payment's current public status as a `payment.event` in the caller's transaction."""
+    await add_events(session, [payment_event(payment)])
 
 
 async def move(
@@ -114,29 +117,100 @@ async def move(
     return row
 
 
-def _amounts(
-    target: PaymentState,
-    result: ConnectorResult,
+def _result_move(
     payment: PaymentRow,
+    result: ConnectorResult,
+    allowed: frozenset[PaymentState],
     *,
     captured: int | None,
     capture_window_seconds: float,
-) -> dict[str, Any]:
-    """The running amounts after entering `target` (providers' own figures when they give them)."""
+) -> store.ResultMove:
+    """Where the provider's answer takes this (locked, allowed-to-move) payment, and with what
+    fields: the running amounts are the providers' own figures when they give them."""
+    target = state_for(result.status)
+    check_moves(tuple(allowed), target)
+    capturable: int | None = None
+    amount_captured: int | None = None
+    capture_in: float | None = None
     match target:
         case S.REQUIRES_CAPTURE:
-            capturable = result.amount_capturable or payment.amount
-            return {
-                "amount_capturable": min(capturable, payment.amount),
-                "capture_before": func.now() + timedelta(seconds=capture_window_seconds),
-            }
+            capturable = min(result.amount_capturable or payment.amount, payment.amount)
+            capture_in = capture_window_seconds
         case S.SUCCEEDED:
             amount = result.amount_captured or captured or payment.amount
-            return {"amount_capturable": 0, "amount_captured": min(amount, payment.amount)}
+            capturable, amount_captured = 0, min(amount, payment.amount)
         case S.CANCELLED | S.FAILED:
-            return {"amount_capturable": 0}
+            capturable = 0
         case _:
-            return {}
+            pass
+    # A void we asked for keeps our reason (the provider's object may not carry one).
+    keep = target is S.CANCELLED and not result.failure_code
+    return store.ResultMove(
+        payment_id=payment.id,
+        to_state=target.value,
+        from_states=tuple(sorted(s.value for s in allowed)),
+        failure_code=payment.failure_code if keep else result.failure_code,
+        decline_code=result.decline_code,
+        failure_message=payment.failure_message if keep else result.failure_message,
+        next_action=result.next_action,
+        provider_reference=result.provider_reference or None,
+        amount_capturable=capturable,
+        amount_captured=amount_captured,
+        capture_in_seconds=capture_in,
+    )
+
+
+async def apply_results(
+    session: AsyncSession,
+    results: Sequence[tuple[uuid.UUID, ConnectorResult]],
+    *,
+    from_states: Sequence[str | PaymentState] | None = None,
+    captured: int | None = None,
+    capture_window_seconds: float = DEFAULT_CAPTURE_WINDOW_SECONDS,
+) -> list[PaymentRow | None]:
+    """Move each payment to where its provider says it is (guarded) and publish; in input order,
+    None where the table (or `from_states`) does not allow it.
+
+    The rows are locked first (one statement) so the amounts are computed from what is current;
+    then one UPDATE moves them all, one INSERT writes their `payment.event`s.
+    """
+    ids = [payment_id for payment_id, _ in results]
+    if len(set(ids)) != len(ids):
+        raise ValueError("apply_results got the same payment twice")
+    locked = await store.lock_payments(session, ids)
+    restrict = None if from_states is None else {PaymentState(s) for s in from_states}
+    moves: list[store.ResultMove] = []
+    for payment_id, result in results:
+        payment = locked.get(payment_id)
+        if payment is None:
+            continue
+        allowed = sources_of(state_for(result.status))
+        if restrict is not None:
+            allowed = allowed & restrict
+        if PaymentState(payment.status) not in allowed:
+            continue
+        moves.append(
+            _result_move(
+                payment,
+                result,
+                allowed,
+                captured=captured,
+                capture_window_seconds=capture_window_seconds,
+            )
+        )
+    moved = await store.move_results(session, moves)
+    await add_events(
+        session,
+        [payment_event(row) for row in moved.values() if PaymentState(row.status) in PUBLISHED],
+    )
+    for row in moved.values():
+        if row.cancel_requested and row.status in (S.SUCCEEDED, S.REQUIRES_CAPTURE):
+            # The order was cancelled while this charge was in flight and the charge won the
+            # race: give the money back instead of leaving a paid payment behind a cancelled order.
+            from payment_service.domain import refunds
+
+            await refunds.unwind_cancelled_order(session, row)
+    return [moved.get(payment_id) for payment_id in ids]
 
 
 async def apply_result(
@@ -148,46 +222,51 @@ async def apply_result(
     captured: int | None = None,
     capture_window_seconds: float = DEFAULT_CAPTURE_WINDOW_SECONDS,
 ) -> PaymentRow | None:
-    """Move the payment to where the provider says it is (guarded) and publish; None if not allowed.
-
-    The payment row is locked first so the amounts are computed from what is current.
-    """
-    payment = await store.lock_payment(session, payment_id)
-    if payment is None:
-        return None
-    target = state_for(result.status)
-    allowed = sources_of(target)
-    if from_states is not None:
-        allowed = allowed & {PaymentState(s) for s in from_states}
-    if PaymentState(payment.status) not in allowed:
-        return None
-    # A void we asked for keeps our reason (the provider's object may not carry one).
-    keep = target is S.CANCELLED and not result.failure_code
-    values: dict[str, Any] = {
-        "failure_code": payment.failure_code if keep else result.failure_code,
-        "decline_code": result.decline_code,
-        "failure_message": payment.failure_message if keep else result.failure_message,
-        "next_action": result.next_action,
-        "needs_reconcile": False,
-        "lease_until": None,
-        **_amounts(
-            target,
-            result,
-            payment,
-            captured=captured,
-            capture_window_seconds=capture_window_seconds,
-        ),
-    }
-    if result.provider_reference:
-        values["provider_reference"] = result.provider_reference
-    row = await move(session, payment_id, to=target, from_states=allowed, **values)
-    if row is not None and row.cancel_requested and target in (S.SUCCEEDED, S.REQUIRES_CAPTURE):
-        # The order was cancelled while this charge was in flight and the charge won the race:
-        # give the money back instead of leaving a paid payment behind a cancelled order.
-        from payment_service.domain import refunds
-
-        await refunds.unwind_cancelled_order(session, row)
+    """`apply_results` for one payment; None if the move is not allowed."""
+    [row] = await apply_results(
+        session,
+        [(payment_id, result)],
+        from_states=from_states,
+        captured=captured,
+        capture_window_seconds=capture_window_seconds,
+    )
     return row
+
+
+async def lease_and_start_due(
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease_seconds: float,
+    max_attempts: int,
+    providers: Sequence[str],
+    methodless: Sequence[str],
+) -> tuple[list[PaymentRow], list[PaymentRow]]:
+    """Lease due `created` payments; returns (started, leased).
+
+    `started` moved to `processing` (their `attempt_count` is the new attempt's number): those
+    ready to charge at once (a known provider and a token, or a provider that needs none).
+    `leased` are only leased: to reconcile, cancel, give up on, or look a method up for first.
+    The caller inserts the started attempts in the same transaction (`start_attempts` does).
+    """
+    check_moves((S.CREATED,), S.PROCESSING)
+    rows = await store.lease_and_start_due(
+        session,
+        limit=limit,
+        lease_seconds=lease_seconds,
+        max_attempts=max_attempts,
+        providers=providers,
+        methodless=methodless,
+    )
+    started = [row for row in rows if row.started]
+    return started, [row for row in rows if not row.started]
+
+
+async def start_leased(session: AsyncSession, leased: Sequence[PaymentRow]) -> set[uuid.UUID]:
+    """`created → processing` for leased payments still as they were leased (attempt count,
+    not flagged for reconciliation or cancellation); returns the ids that moved."""
+    check_moves((S.CREATED,), S.PROCESSING)
+    return await store.start_leased(session, [(row.id, row.attempt_count) for row in leased])
 
 
 # --- recording ---------------------------------------------------------------------------------

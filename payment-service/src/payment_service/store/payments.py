@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select, tuple_, update
+from sqlalchemy import Boolean, Row, and_, column, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,6 +126,283 @@ async def update_payment(
         .returning(*payments.c)
     )
     return (await session.execute(stmt)).first()
+
+
+# --- the executor's batch statements (prebuilt text: no statement construction per call) -------
+
+_PAYMENT_COLUMNS = ", ".join(f"p.{c.name}" for c in payments.c)
+
+# `created → processing` is spelled out (not bound) so the planner uses the partial index
+# `ix_payments_due` under a generic plan too; `domain.payments` checks the move in the table.
+# Lease up to :limit due `created` payments (SKIP LOCKED: replicas never share one) and, in the
+# same statement, move the ones ready to charge without a lookup straight to `processing` with
+# their next attempt number; the others (to reconcile, cancel, give up, or whose method needs a
+# lookup) are only leased. `started` says which is which.
+_LEASE_AND_START = text(
+    f"""
+    WITH due AS (
+      SELECT q.id,
+             (NOT q.needs_reconcile AND NOT q.cancel_requested
+              AND q.attempt_count < :max_attempts
+              AND q.provider = ANY(CAST(:providers AS text[]))
+              AND (q.payment_method_token IS NOT NULL
+                   OR q.provider = ANY(CAST(:methodless AS text[])))) AS ready
+      FROM payments AS q
+      WHERE q.status = 'created' AND q.next_attempt_at <= now()
+        AND (q.lease_until IS NULL OR q.lease_until < now())
+      ORDER BY q.next_attempt_at
+      LIMIT :limit
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE payments AS p SET
+      status = CASE WHEN due.ready THEN 'processing' ELSE p.status END,
+      attempt_count = p.attempt_count + CASE WHEN due.ready THEN 1 ELSE 0 END,
+      lease_until = CASE WHEN due.ready THEN NULL
+                         ELSE now() + make_interval(secs => :lease_seconds) END,
+      updated_at = CASE WHEN due.ready THEN now() ELSE p.updated_at END
+    FROM due
+    WHERE p.id = due.id
+    RETURNING {_PAYMENT_COLUMNS}, due.ready AS started
+    """  # noqa: S608 - the column list is a constant; values are bound
+).columns(*payments.c, column("started", Boolean))
+
+# Start the next attempt of leased payments whose method was looked up meanwhile: guarded by
+# the attempt count and flags each was leased with (a stale lease starts nothing).
+_START_LEASED = text(
+    """
+    UPDATE payments AS p SET
+      status = 'processing', attempt_count = p.attempt_count + 1, lease_until = NULL,
+      updated_at = now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempt_counts AS int[])) AS v(id, attempt_count)
+    WHERE p.id = v.id AND p.status = 'created' AND p.attempt_count = v.attempt_count
+      AND NOT p.needs_reconcile AND NOT p.cancel_requested
+    RETURNING p.id
+    """
+)
+
+_INSERT_ATTEMPTS = text(
+    """
+    INSERT INTO payment_attempts (id, payment_id, attempt_no, idempotency_key, status)
+    SELECT * FROM unnest(
+      CAST(:ids AS uuid[]), CAST(:payment_ids AS uuid[]), CAST(:attempt_nos AS int[]),
+      CAST(:keys AS text[]), CAST(:statuses AS text[])
+    )
+    """
+)
+
+_FINISH_ATTEMPTS = text(
+    """
+    UPDATE payment_attempts AS a SET
+      status = v.status, provider_reference = v.provider_reference,
+      failure_code = v.failure_code, failure_message = v.failure_message, finished_at = now()
+    FROM unnest(
+      CAST(:payment_ids AS uuid[]), CAST(:attempt_nos AS int[]), CAST(:statuses AS text[]),
+      CAST(:provider_references AS text[]), CAST(:failure_codes AS text[]),
+      CAST(:failure_messages AS text[])
+    ) AS v(payment_id, attempt_no, status, provider_reference, failure_code, failure_message)
+    WHERE a.payment_id = v.payment_id AND a.attempt_no = v.attempt_no
+      AND a.status = ANY(CAST(:from_states AS text[]))
+    """
+)
+
+_LOCK_PAYMENTS = text(
+    f"""
+    SELECT {_PAYMENT_COLUMNS} FROM payments AS p
+    WHERE p.id = ANY(CAST(:ids AS uuid[])) ORDER BY p.id FOR UPDATE
+    """  # noqa: S608 - the column list is a constant; values are bound
+).columns(*payments.c)
+
+# Each payment to its own target, guarded by its own sources (comma-joined: unnest flattens
+# arrays of arrays). NULL amounts / capture window / reference keep what the row has.
+_MOVE_RESULTS = text(
+    f"""
+    UPDATE payments AS p SET
+      status = v.to_state,
+      failure_code = v.failure_code, decline_code = v.decline_code,
+      failure_message = v.failure_message, next_action = CAST(v.next_action AS jsonb),
+      provider_reference = COALESCE(v.provider_reference, p.provider_reference),
+      amount_capturable = COALESCE(v.amount_capturable, p.amount_capturable),
+      amount_captured = COALESCE(v.amount_captured, p.amount_captured),
+      capture_before = CASE WHEN v.capture_in IS NULL THEN p.capture_before
+                            ELSE now() + make_interval(secs => v.capture_in) END,
+      needs_reconcile = false, lease_until = NULL, updated_at = now()
+    FROM unnest(
+      CAST(:ids AS uuid[]), CAST(:to_states AS text[]), CAST(:from_states AS text[]),
+      CAST(:failure_codes AS text[]), CAST(:decline_codes AS text[]),
+      CAST(:failure_messages AS text[]), CAST(:next_actions AS text[]),
+      CAST(:provider_references AS text[]), CAST(:amounts_capturable AS bigint[]),
+      CAST(:amounts_captured AS bigint[]), CAST(:capture_ins AS float8[])
+    ) AS v(id, to_state, from_states, failure_code, decline_code, failure_message, next_action,
+           provider_reference, amount_capturable, amount_captured, capture_in)
+    WHERE p.id = v.id AND p.status = ANY(string_to_array(v.from_states, ','))
+    RETURNING {_PAYMENT_COLUMNS}
+    """  # noqa: S608 - the column list is a constant; values are bound
+).columns(*payments.c)
+
+
+@dataclass(frozen=True)
+class NewAttempt:
+    payment_id: uuid.UUID
+    attempt_no: int
+    idempotency_key: str
+    status: str = "in_flight"
+
+
+@dataclass(frozen=True)
+class FinishedAttempt:
+    payment_id: uuid.UUID
+    attempt_no: int
+    status: str
+    provider_reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ResultMove:
+    """One payment's move to `to_state` from one of `from_states`, with the result's fields.
+
+    `None` for an amount, the capture window or the reference keeps the row's value.
+    """
+
+    payment_id: uuid.UUID
+    to_state: str
+    from_states: tuple[str, ...]
+    failure_code: str | None
+    decline_code: str | None
+    failure_message: str | None
+    next_action: dict[str, Any] | None
+    provider_reference: str | None
+    amount_capturable: int | None
+    amount_captured: int | None
+    capture_in_seconds: float | None
+
+
+async def lease_and_start_due(
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease_seconds: float,
+    max_attempts: int,
+    providers: Sequence[str],
+    methodless: Sequence[str],
+) -> Sequence[PaymentRow]:
+    """Lease due payments, starting those ready to charge (`row.started`); see _LEASE_AND_START."""
+    result = await session.execute(
+        _LEASE_AND_START,
+        {
+            "limit": limit,
+            "lease_seconds": lease_seconds,
+            "max_attempts": max_attempts,
+            "providers": list(providers),
+            "methodless": list(methodless),
+        },
+    )
+    return result.all()
+
+
+async def start_leased(
+    session: AsyncSession,
+    leased: Sequence[tuple[uuid.UUID, int]],
+) -> set[uuid.UUID]:
+    """Start the next attempt of (payment id, attempt count it was leased with); returns the ids
+    that started."""
+    if not leased:
+        return set()
+    rows = await session.execute(
+        _START_LEASED,
+        {
+            "ids": [pid for pid, _ in leased],
+            "attempt_counts": [count for _, count in leased],
+        },
+    )
+    return {row.id for row in rows}
+
+
+async def insert_attempts(session: AsyncSession, attempts: Sequence[NewAttempt]) -> None:
+    """Many attempts, one statement."""
+    if not attempts:
+        return
+    await session.execute(
+        _INSERT_ATTEMPTS,
+        {
+            "ids": [uuid.uuid4() for _ in attempts],
+            "payment_ids": [a.payment_id for a in attempts],
+            "attempt_nos": [a.attempt_no for a in attempts],
+            "keys": [a.idempotency_key for a in attempts],
+            "statuses": [a.status for a in attempts],
+        },
+    )
+
+
+async def finish_attempts(
+    session: AsyncSession,
+    attempts: Sequence[FinishedAttempt],
+    *,
+    from_states: Sequence[str] = ("in_flight",),
+) -> None:
+    """Record many attempts' outcomes, each only if still in one of `from_states`."""
+    if not attempts:
+        return
+    await session.execute(
+        _FINISH_ATTEMPTS,
+        {
+            "payment_ids": [a.payment_id for a in attempts],
+            "attempt_nos": [a.attempt_no for a in attempts],
+            "statuses": [a.status for a in attempts],
+            "provider_references": [a.provider_reference for a in attempts],
+            "failure_codes": [a.failure_code for a in attempts],
+            "failure_messages": [a.failure_message for a in attempts],
+            "from_states": list(from_states),
+        },
+    )
+
+
+async def lock_payments(
+    session: AsyncSession, payment_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, PaymentRow]:
+    """The payments, row-locked (in id order: two batches never deadlock) until the caller's
+    transaction ends."""
+    if not payment_ids:
+        return {}
+    rows = await session.execute(_LOCK_PAYMENTS, {"ids": list(payment_ids)})
+    return {row.id: row for row in rows}
+
+
+async def statuses_of(
+    session: AsyncSession, payment_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        select(payments.c.id, payments.c.status).where(payments.c.id.in_(list(payment_ids)))
+    )
+    return {row.id: row.status for row in rows}
+
+
+async def move_results(
+    session: AsyncSession, moves: Sequence[ResultMove]
+) -> dict[uuid.UUID, PaymentRow]:
+    """Apply many guarded moves in one statement; returns the rows that moved, by id."""
+    if not moves:
+        return {}
+    rows = await session.execute(
+        _MOVE_RESULTS,
+        {
+            "ids": [m.payment_id for m in moves],
+            "to_states": [m.to_state for m in moves],
+            "from_states": [",".join(m.from_states) for m in moves],
+            "failure_codes": [m.failure_code for m in moves],
+            "decline_codes": [m.decline_code for m in moves],
+            "failure_messages": [m.failure_message for m in moves],
+            "next_actions": [
+                None if m.next_action is None else json.dumps(m.next_action) for m in moves
+            ],
+            "provider_references": [m.provider_reference for m in moves],
+            "amounts_capturable": [m.amount_capturable for m in moves],
+            "amounts_captured": [m.amount_captured for m in moves],
+            "capture_ins": [m.capture_in_seconds for m in moves],
+        },
+    )
+    return {row.id: row for row in rows}
 
 
 async def claim_due_payments(

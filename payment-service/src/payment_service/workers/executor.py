@@ -5,12 +5,14 @@ instant (the provider may ignore idempotency keys: localstripe does):
 
 1. The `order.create` handler (or POST /payments) only records intent: a `payments` row in
    state `created`, unique on `order_id` (a redelivered event is a no-op even past the inbox).
-2. An executor leases due `created` payments (`FOR UPDATE SKIP LOCKED`), then, in ONE committed
-   transaction, moves the payment `created → processing` (guarded, so of two executors only one
-   wins, and a cancelled payment is never claimed) and inserts an `in_flight` attempt with its
-   idempotency key and `started_at`. Only AFTER that commit does it call the provider.
-3. The provider's answer is stored on the attempt and the payment, with the `payment.event`
-   outbox row, in one transaction. A payment leaves `processing` only through that, a webhook,
+2. An executor leases a batch of due `created` payments (`FOR UPDATE SKIP LOCKED`) and, in the
+   SAME committed transaction, moves each one it can charge `created → processing` (guarded, so
+   of two executors only one wins, and a cancelled payment is never claimed) and inserts its
+   `in_flight` attempt with its idempotency key and `started_at`. (A payment to reconcile, to
+   cancel, or whose method must be looked up first starts in a second transaction, guarded by
+   the attempt count it was leased with.) Only AFTER that commit are the providers called.
+3. The providers' answers are stored on the attempts and the payments, with the
+   `payment.event` outbox rows, in one transaction per batch. A payment leaves `processing` only through that, a webhook,
    or reconciliation.
 4. So a provider call can only have happened for an attempt whose row says `in_flight` or
    `unknown`. Before a payment is charged again, the provider is asked whether a
@@ -29,11 +31,12 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from paygate_common.db import unit_of_work
+from paygate_common.db import retrying_unit_of_work, unit_of_work
 from paygate_common.events import PaymentStatus
 from paygate_common.logging import request_id_var
 from paygate_common.worker import Worker, backoff_delay, describe_error
@@ -73,6 +76,9 @@ ATTEMPT_STATUS: dict[PaymentStatus, str] = {
 }
 S = PaymentState
 _describe = describe_error
+T = TypeVar("T")
+# A started attempt to send: the payment, its attempt number, the method to charge.
+_Charge = tuple[PaymentRow, int, PaymentMethodContext]
 
 
 class PaymentExecutor:
@@ -97,31 +103,34 @@ class PaymentExecutor:
         self.users = users
         self._workers: list[Worker] = []
         self._random = random.Random()
+        # Providers whose charge needs no payment method (the customer picks on their page).
+        self._methodless = sorted(
+            name for name, (c, _) in self.providers.items() if not c.needs_payment_method
+        )
 
     # -- loops (on the shared worker loop) ---------------------------------------------------
 
     def workers(
         self, *, engine: AsyncEngine | None = None, channel: str | None = None
     ) -> list[Worker]:
-        """The charging loops (`executor_concurrency` of them) and the reconciler."""
-        charging = [
-            Worker(
-                f"payment-executor-{i}",
-                self.run_once,
-                interval=self.settings.executor_poll_seconds,
-                batch_size=self.settings.executor_batch_size,
-                engine=engine,
-                channel=channel,
-            )
-            for i in range(max(1, self.settings.executor_concurrency))
-        ]
+        """ONE charging loop (it LISTENs; the batch's provider calls run concurrently inside a
+        pass) and the reconciler. Several loops would all wake on each NOTIFY and race for the
+        same rows; replicas share the work through SKIP LOCKED instead."""
+        charging = Worker(
+            "payment-executor",
+            self.run_once,
+            interval=self.settings.executor_poll_seconds,
+            batch_size=self.settings.executor_batch_size,
+            engine=engine,
+            channel=channel,
+        )
         reconciler = Worker(
             "payment-reconciler",
             self.reconcile_stale,
             interval=self.settings.reconcile_interval_seconds,
             batch_size=self.settings.executor_batch_size,
         )
-        self._workers = [*charging, reconciler]
+        self._workers = [charging, reconciler]
         return self._workers
 
     def wake(self) -> None:
@@ -129,24 +138,37 @@ class PaymentExecutor:
             worker.wake()
 
     async def run_once(self) -> int:
-        """Claim up to a batch of due payments and work them; returns how many were claimed."""
+        """Lease and charge up to a batch of due payments; returns how many were leased.
+
+        One transaction leases the batch and starts (`processing` + an `in_flight` attempt,
+        step 2 of the invariant) every payment that can be charged without a lookup; the rest
+        are reconciled, cancelled, given up on, or have their method looked up, and start in a
+        second transaction. Only then are the providers called, all at once, and their answers
+        recorded together in one more transaction (step 3).
+        """
         async with unit_of_work(self.sessionmaker) as session:
-            claimed = await store.claim_due_payments(
+            started, leased = await domain.lease_and_start_due(
                 session,
                 limit=self.settings.executor_batch_size,
                 lease_seconds=self.settings.executor_lease_seconds,
+                max_attempts=self.settings.max_provider_attempts,
+                providers=sorted(self.providers),
+                methodless=self._methodless,
             )
-        if claimed:
-            results = await asyncio.gather(
-                *(self.charge(payment) for payment in claimed), return_exceptions=True
+            await store.insert_attempts(
+                session, [self._new_attempt(p.id, p.attempt_count) for p in started]
             )
-            for payment, outcome in zip(claimed, results, strict=True):
-                if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-                    raise outcome
-                if isinstance(outcome, Exception):
-                    log.error("charging payment %s failed: %s", payment.id, _describe(outcome))
-                    await self._release(payment.id, self._backoff(payment.attempt_count + 1))
-        return len(claimed)
+        charges: list[_Charge] = []
+        for payment in started:
+            # Started only with a token or for a provider that needs none: no lookup here.
+            connector, _ = self.provider(payment.provider)
+            method = await self._method_for(payment, connector)
+            charges.append((payment, payment.attempt_count, method))
+        if leased:
+            charges += await self._start_leased(leased)
+        if charges:
+            await self._charge_batch(charges)
+        return len(started) + len(leased)
 
     def provider(self, name: str) -> tuple[Connector, ProviderTransport]:
         """The connector and transport of a payment's provider."""
@@ -155,34 +177,68 @@ class PaymentExecutor:
         except KeyError:
             raise LookupError(f"no connector for provider {name!r}") from None
 
-    # -- one payment -------------------------------------------------------------------------
+    # -- a batch -----------------------------------------------------------------------------
 
-    async def charge(self, payment: PaymentRow) -> None:
-        """Work one leased `created` payment under the order request's correlation id."""
-        token = request_id_var.set(payment.correlation_id or str(payment.id))
-        try:
-            await self._charge(payment)
-        finally:
-            request_id_var.reset(token)
+    async def _start_leased(self, leased: list[PaymentRow]) -> list[_Charge]:
+        """Settle what must be settled first (concurrently), then start the rest's attempts in
+        one transaction; returns the charges to make."""
+        prepared = await asyncio.gather(
+            *(self._with_correlation(p, self._prepare(p)) for p in leased),
+            return_exceptions=True,
+        )
+        ready: list[tuple[PaymentRow, PaymentMethodContext]] = []
+        for payment, outcome in zip(leased, prepared, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome
+            if isinstance(outcome, Exception):
+                log.error("charging payment %s failed: %s", payment.id, _describe(outcome))
+                await self._release(payment.id, self._backoff(payment.attempt_count + 1))
+            elif outcome is not None:
+                ready.append((payment, outcome))
+        if not ready:
+            return []
+        # Step 2 of the invariant: the attempts are durable before any provider hears of them.
+        async with unit_of_work(self.sessionmaker) as session:
+            moved = await domain.start_leased(session, [payment for payment, _ in ready])
+            await store.insert_attempts(
+                session,
+                [
+                    self._new_attempt(payment.id, payment.attempt_count + 1)
+                    for payment, _ in ready
+                    if payment.id in moved
+                ],
+            )
+        for payment, _ in ready:
+            if payment.id not in moved:
+                # A stale view (the lease ran out and someone else moved on) starts nothing;
+                # a payment whose order was cancelled meanwhile is cancelled now.
+                async with unit_of_work(self.sessionmaker) as session:
+                    current = await store.get_payment(session, payment.id)
+                if current is not None and current.status == S.CREATED and current.cancel_requested:
+                    await self._cancel(payment.id)
+        return [
+            (payment, payment.attempt_count + 1, method)
+            for payment, method in ready
+            if payment.id in moved
+        ]
 
-    async def _charge(self, payment: PaymentRow) -> None:
-        """Reconcile, cancel, or make the next attempt."""
+    async def _prepare(self, payment: PaymentRow) -> PaymentMethodContext | None:
+        """Reconcile, cancel or give up on a leased payment; else the method to charge it with
+        (None: nothing to charge now)."""
         if payment.needs_reconcile and await self._reconcile_unknown(payment):
-            return
+            return None
         if payment.cancel_requested:
             await self._cancel(payment.id)
-            return
+            return None
         if payment.attempt_count >= self.settings.max_provider_attempts:
             await self._give_up(payment.id)
-            return
-
-        connector, transport = self.provider(payment.provider)
+            return None
+        connector, _ = self.provider(payment.provider)
         try:
-            method = await self._method_for(payment, connector)
+            return await self._method_for(payment, connector)
         except UserServiceUnavailable as exc:
             log.warning("payment %s waits for user-service: %s", payment.id, exc)
             await self._release(payment.id, self._backoff(1))
-            return
         except PaymentMethodUnavailable as exc:
             async with unit_of_work(self.sessionmaker) as session:
                 await domain.apply_result(
@@ -193,9 +249,37 @@ class PaymentExecutor:
                     ),
                     from_states=(S.CREATED,),
                 )
-            return
+        return None
 
-        attempt_no = payment.attempt_count + 1
+    async def _charge_batch(self, charges: list[_Charge]) -> None:
+        """Call the providers for started attempts concurrently; record the answers together."""
+        calls = await asyncio.gather(
+            *(
+                self._with_correlation(payment, self._authorize(payment, attempt_no, method))
+                for payment, attempt_no, method in charges
+            ),
+            return_exceptions=True,
+        )
+        answered: list[tuple[uuid.UUID, int, ConnectorResult]] = []
+        lost: list[tuple[PaymentRow, int, Exception]] = []
+        for (payment, attempt_no, _), outcome in zip(charges, calls, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # the process is going down: nothing more is recorded
+            if isinstance(outcome, Exception):
+                lost.append((payment, attempt_no, outcome))
+            else:
+                answered.append((payment.id, attempt_no, outcome))
+        if answered:
+            await self.record_outcomes(answered)
+        for payment, attempt_no, exc in lost:
+            # The provider may or may not have charged: reconcile before any new attempt.
+            await self._record_unknown(payment.id, attempt_no, exc)
+
+    async def _authorize(
+        self, payment: PaymentRow, attempt_no: int, method: PaymentMethodContext
+    ) -> ConnectorResult:
+        """One provider call for a started attempt (whatever it raises counts as unknown)."""
+        connector, transport = self.provider(payment.provider)
         public = self.settings.public_base()
         context = PaymentContext(
             payment_id=payment.id,
@@ -213,82 +297,81 @@ class PaymentExecutor:
             callback_url=f"{public}/provider-return/{payment.provider}/{payment.id}",
             notify_url=f"{public}/webhooks/{payment.provider}",
         )
-        request = connector.build_authorize_request(context)
+        raw = await transport.send(connector.build_authorize_request(context))
+        return connector.parse_authorize_response(raw)
 
-        # Step 2 of the invariant: the attempt is durable before the provider hears of it.
-        async with unit_of_work(self.sessionmaker) as session:
-            claimed = await domain.move(
-                session,
-                payment.id,
-                to=S.PROCESSING,
-                from_states=(S.CREATED,),
-                # A stale view (the lease ran out and someone else moved on) claims nothing,
-                # and neither does a payment whose order was cancelled meanwhile.
-                expect={
-                    "attempt_count": payment.attempt_count,
-                    "needs_reconcile": False,
-                    "cancel_requested": False,
-                },
-                attempt_count=attempt_no,
-                lease_until=None,
-            )
-            if claimed is not None:
-                await store.insert_attempt(
-                    session,
-                    id=uuid.uuid4(),
-                    payment_id=payment.id,
-                    attempt_no=attempt_no,
-                    idempotency_key=context.idempotency_key,
-                    status="in_flight",
-                )
-        if claimed is None:
-            async with unit_of_work(self.sessionmaker) as session:
-                current = await store.get_payment(session, payment.id)
-            if current is not None and current.status == S.CREATED and current.cancel_requested:
-                await self._cancel(payment.id)
-            return
-
-        try:
-            raw = await transport.send(request)
-        except Exception as exc:
-            # The provider may or may not have charged: reconcile before any new attempt.
-            await self._record_unknown(payment.id, attempt_no, exc)
-            return
-        result = connector.parse_authorize_response(raw)
-        await self.record_outcome(payment.id, attempt_no, result)
-
-    async def record_outcome(
-        self, payment_id: uuid.UUID, attempt_no: int, result: ConnectorResult
+    async def record_outcomes(
+        self, outcomes: Sequence[tuple[uuid.UUID, int, ConnectorResult]]
     ) -> None:
-        """Step 3: the attempt, the payment and its event, in one transaction."""
-        async with unit_of_work(self.sessionmaker) as session:
-            # `abandoned` too: a slow call reconciliation gave up on did reach the provider.
-            await store.finish_attempt(
-                session,
-                payment_id,
-                attempt_no,
-                from_states=("in_flight", "abandoned", "unknown"),
-                status=ATTEMPT_STATUS[result.status],
-                provider_reference=result.provider_reference,
-                failure_code=result.failure_code,
-                failure_message=result.failure_message,
+        """Step 3: the attempts, the payments and their events, in one transaction.
+
+        If the batch cannot be recorded (one answer the database refuses), each outcome is
+        recorded on its own, so one bad answer holds up only its own payment; one that still
+        fails stays `in_flight` for the reconciler (never charged again blind).
+        """
+        try:
+            await retrying_unit_of_work(self.sessionmaker, self._recorder(outcomes))
+        except Exception as exc:
+            if len(outcomes) == 1:
+                raise
+            log.error(
+                "recording %d outcomes failed (%s); recording them one by one",
+                len(outcomes),
+                _describe(exc),
             )
-            row = await domain.apply_result(
+            for outcome in outcomes:
+                try:
+                    await retrying_unit_of_work(self.sessionmaker, self._recorder([outcome]))
+                except Exception as one:
+                    log.error(
+                        "payment %s attempt %d: outcome not recorded, left to reconciliation: %s",
+                        outcome[0],
+                        outcome[1],
+                        _describe(one),
+                    )
+
+    def _recorder(
+        self, outcomes: Sequence[tuple[uuid.UUID, int, ConnectorResult]]
+    ) -> Callable[[AsyncSession], Awaitable[None]]:
+        async def record(session: AsyncSession) -> None:
+            # `abandoned` too: a slow call reconciliation gave up on did reach the provider.
+            await store.finish_attempts(
                 session,
-                payment_id,
-                result,
+                [
+                    store.FinishedAttempt(
+                        payment_id,
+                        attempt_no,
+                        ATTEMPT_STATUS[result.status],
+                        provider_reference=result.provider_reference,
+                        failure_code=result.failure_code,
+                        failure_message=result.failure_message,
+                    )
+                    for payment_id, attempt_no, result in outcomes
+                ],
+                from_states=("in_flight", "abandoned", "unknown"),
+            )
+            rows = await domain.apply_results(
+                session,
+                [(payment_id, result) for payment_id, _, result in outcomes],
                 from_states=(S.CREATED, S.PROCESSING),
                 capture_window_seconds=self.settings.capture_window_seconds,
             )
-            if row is None:
-                current = await store.get_payment(session, payment_id)
-                if current is not None and current.status != result.status.value:
-                    log.warning(
-                        "payment %s is %s; provider result %s not applied",
-                        payment_id,
-                        current.status,
-                        result.status.value,
-                    )
+            missed = {
+                payment_id: result
+                for (payment_id, _, result), row in zip(outcomes, rows, strict=True)
+                if row is None
+            }
+            if missed:
+                for payment_id, status in (await store.statuses_of(session, list(missed))).items():
+                    if status != missed[payment_id].status.value:
+                        log.warning(
+                            "payment %s is %s; provider result %s not applied",
+                            payment_id,
+                            status,
+                            missed[payment_id].status.value,
+                        )
+
+        return record
 
     async def _record_unknown(
         self, payment_id: uuid.UUID, attempt_no: int, exc: BaseException
@@ -456,6 +539,17 @@ class PaymentExecutor:
     async def _release(self, payment_id: uuid.UUID, retry_in: float) -> None:
         async with unit_of_work(self.sessionmaker) as session:
             await store.release_payment(session, payment_id, retry_in=retry_in)
+
+    def _new_attempt(self, payment_id: uuid.UUID, attempt_no: int) -> store.NewAttempt:
+        return store.NewAttempt(payment_id, attempt_no, idempotency_key(payment_id, attempt_no))
+
+    async def _with_correlation(self, payment: PaymentRow, work: Awaitable[T]) -> T:
+        """Run `work` (its own task under gather) under the order request's correlation id."""
+        token = request_id_var.set(payment.correlation_id or str(payment.id))
+        try:
+            return await work
+        finally:
+            request_id_var.reset(token)
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(
