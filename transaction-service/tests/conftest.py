@@ -155,6 +155,13 @@ class TransactionService(InProcessService[Settings]):
         )
         return envelope
 
+    async def publish_all(self, envelopes: list[EventEnvelope]) -> None:
+        """Publish every envelope, then wait until the ledger consumed each."""
+        for envelope in envelopes:
+            await self.publish(envelope)
+        for envelope in envelopes:
+            await self.applied(envelope)
+
     async def sql(self, query: str, **params: Any) -> list[Any]:
         """Run a statement in a transaction of its own (committed), as the service's role."""
         async with self.app.state.sessionmaker() as session, session.begin():
