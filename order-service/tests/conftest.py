@@ -22,7 +22,12 @@ from paygate_common.auth import SigningKey
 from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
 from paygate_common.events.topics import PAYMENT_EVENT
 from paygate_devstack.asgi import serve_asgi
-from paygate_devstack.testkit import InProcessService, TokenMint, app_client, migrated_database
+from paygate_devstack.testkit import (
+    InProcessService,
+    TokenMint,
+    consuming_app_client,
+    migrated_database,
+)
 
 
 class UserServiceStandIn:
@@ -169,15 +174,12 @@ async def running_order_service(
         **overrides,
     )
     mint = TokenMint(signing_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
-    await producer.start()
     try:
-        async with app_client(create_app(settings), mint=mint) as (app, http):
-            consumer = app.state.eventing.consumers[0]
-            await asyncio.wait_for(consumer.started.wait(), 30)
+        async with consuming_app_client(
+            create_app(settings), bootstrap=kafka_broker.bootstrap, mint=mint
+        ) as (app, http, producer):
             yield OrderService(app, http, mint, producer, kafka_broker.bootstrap, users)
     finally:
-        await producer.stop()
         await users_cm.__aexit__(None, None, None)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -27,7 +26,7 @@ from paygate_devstack.process import free_port
 from paygate_devstack.testkit import (
     InProcessService,
     TokenMint,
-    app_client,
+    consuming_app_client,
     migrated_database,
     service_auth,
 )
@@ -205,15 +204,10 @@ async def running_transaction_service(
         **overrides,
     )
     mint = TokenMint(signing_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
-    await producer.start()
-    try:
-        async with app_client(create_app(settings), mint=mint) as (app, http):
-            consumer = app.state.eventing.consumers[0]
-            await asyncio.wait_for(consumer.started.wait(), 30)
-            yield TransactionService(app, http, mint, producer)
-    finally:
-        await producer.stop()
+    async with consuming_app_client(
+        create_app(settings), bootstrap=kafka_broker.bootstrap, mint=mint
+    ) as (app, http, producer):
+        yield TransactionService(app, http, mint, producer)
 
 
 @pytest.fixture(scope="session")
