@@ -67,6 +67,20 @@ def captured(
     )
 
 
+def authorised(
+    make_payment_event: Any, payment: uuid.UUID, merchant: uuid.UUID, amount: int
+) -> Any:
+    """`payment.requires_capture`: a manual-capture payment holding all of `amount`."""
+    return make_payment_event(
+        payment_id=payment,
+        user_id=merchant,
+        status=S.REQUIRES_CAPTURE,
+        amount=amount,
+        capture_method="manual",
+        amount_capturable=amount,
+    )
+
+
 def partly_refunded(
     make_payment_event: Any,
     payment: uuid.UUID,
@@ -407,22 +421,8 @@ async def test_authorisation_is_pending_until_captured_and_a_void_releases_it(
 ) -> None:
     merchant, held, voided = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     events = [
-        make_payment_event(
-            payment_id=held,
-            user_id=merchant,
-            status=S.REQUIRES_CAPTURE,
-            amount=3_000,
-            capture_method="manual",
-            amount_capturable=3_000,
-        ),
-        make_payment_event(
-            payment_id=voided,
-            user_id=merchant,
-            status=S.REQUIRES_CAPTURE,
-            amount=1_000,
-            capture_method="manual",
-            amount_capturable=1_000,
-        ),
+        authorised(make_payment_event, held, merchant, 3_000),
+        authorised(make_payment_event, voided, merchant, 1_000),
         make_payment_event(
             payment_id=voided,
             user_id=merchant,
