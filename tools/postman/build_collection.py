@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paygate_common.events import PaymentStatus
 from paygate_common.services import API_PREFIX, spec_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,16 +39,8 @@ PUSH_P256DH = (
     "BAX-p_kT-LfRUuoXdpN9aYHGupCU2DatGxM389ysv9iGnY6x23I-ptI-5BRYdNpBp3lVAlYZmikd-X2s3GzVEyA"
 )
 PUSH_AUTH = "6oF2YkR_FhDyoZ4kXGY04A"
-PAYMENT_STATUSES = [
-    "processing",
-    "requires_action",
-    "requires_capture",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "partially_refunded",
-    "refunded",
-]
+# What a payment may answer with (`pending` is a legacy event name, never an API status).
+PAYMENT_STATUSES = [s.value for s in PaymentStatus if s is not PaymentStatus.PENDING]
 ORDER_STATUSES = ["pending", "paid", "failed", "requires_action", "cancelled", "refunded"]
 TOKEN_VARS = {"user": "access_token", "admin": "admin_token", "api_key": "api_key"}
 
