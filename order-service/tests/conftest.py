@@ -19,9 +19,10 @@ from fastapi.responses import JSONResponse
 from order_service.main import create_app
 from order_service.settings import Settings
 from paygate_common.auth import SigningKey
-from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
+from paygate_common.events import EventEnvelope, PaymentStatus
 from paygate_common.events.topics import PAYMENT_EVENT
 from paygate_devstack.asgi import serve_asgi
+from paygate_devstack.events_testing import payment_envelope
 from paygate_devstack.testkit import (
     InProcessService,
     TokenMint,
@@ -89,17 +90,15 @@ class OrderService(InProcessService[Settings]):
     ) -> EventEnvelope:
         """Publish a `payment.<status>` event as payment-service would (keyed by order id)."""
         if envelope is None:
-            payload = PaymentEvent(
+            envelope = payment_envelope(
                 payment_id=payment_id or uuid.uuid4(),
                 order_id=uuid.UUID(order["id"]),
                 user_id=uuid.UUID(order["user_id"]),
                 status=status,
                 amount=order["amount"],
                 currency=order["currency"],
-                provider="stripe",
                 **fields,
             )
-            envelope = new_event(payload, producer="payment-service", aggregate_id=order["id"])
         await self.producer.send_and_wait(
             PAYMENT_EVENT, envelope.to_bytes(), key=envelope.aggregate_id.encode()
         )

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from paygate_common.auth import SigningKey
 from paygate_common.consumer import ConsumerRunner
 from paygate_common.db import create_engine, create_sessionmaker
-from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
+from paygate_common.events import EventEnvelope
 from paygate_common.events.topics import PAYMENT_EVENT
 from paygate_devstack import TOPICS
 from paygate_devstack.components import Kafka
-from paygate_devstack.events_testing import wait_for
+from paygate_devstack.events_testing import payment_envelope, wait_for
 from paygate_devstack.process import free_port
 from paygate_devstack.testkit import (
     InProcessService,
@@ -103,33 +103,9 @@ def start_ledger(postgres: Any) -> Callable[..., Any]:
     return start
 
 
-def payment_event(
-    *,
-    payment_id: uuid.UUID,
-    user_id: uuid.UUID,
-    status: PaymentStatus,
-    amount: int,
-    currency: str = "usd",
-    provider: str = "stripe",
-    order_id: uuid.UUID | None = None,
-    **fields: Any,
-) -> EventEnvelope:
-    payload = PaymentEvent(
-        payment_id=payment_id,
-        order_id=order_id,
-        user_id=user_id,
-        status=status,
-        amount=amount,
-        currency=currency,
-        provider=provider,
-        **fields,
-    )
-    return new_event(payload, producer="payment-service", aggregate_id=str(order_id or payment_id))
-
-
 @pytest.fixture(scope="session")
 def make_payment_event() -> Callable[..., EventEnvelope]:
-    return payment_event
+    return payment_envelope
 
 
 @dataclass
