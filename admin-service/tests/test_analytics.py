@@ -5,22 +5,15 @@ from __future__ import annotations
 from datetime import date
 
 from admin_service.domain.analytics import chart_series
-from paygate_common.analytics import AnalyticsItem, AnalyticsRead
+from paygate_common.analytics import ZERO_FIGURES, AnalyticsItem, AnalyticsRead
 
 
 def item(day: int, provider: str, currency: str, **figures: int) -> AnalyticsItem:
-    values = {
-        "count": 0,
-        "succeeded": 0,
-        "failed": 0,
-        "volume": 0,
-        "fees": 0,
-        "refunds": 0,
-        "refund_count": 0,
-        **figures,
-    }
     return AnalyticsItem(
-        period_start=date(2026, 12, day), provider=provider, currency=currency, **values
+        period_start=date(2026, 12, day),
+        provider=provider,
+        currency=currency,
+        **{**ZERO_FIGURES, **figures},
     )
 
 

@@ -117,6 +117,10 @@ async def test_filters_and_cursor_pages(svc: Any) -> None:
         {"from": "yesterday"},
         {"from": "2026-01-01T00:00:00"},
         {"limit": 0},
+        # NUL cannot be in PostgreSQL text: refused before the query, not a 500 from it
+        {"request_id": "req\x00id"},
+        {"action": "payment.\x00"},
+        {"entity_id": "line\nbreak"},
     ],
 )
 async def test_bad_filters_are_a_422_problem(svc: Any, params: dict[str, Any]) -> None:

@@ -8,36 +8,27 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from order_service.main import create_app
 from order_service.settings import Settings
-from paygate_common.auth import JWKSCache, SigningKey, issue_access_token
-from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
+from paygate_common.auth import SigningKey
+from paygate_common.events import EventEnvelope, PaymentStatus
 from paygate_common.events.topics import PAYMENT_EVENT
-from paygate_common.migrations import upgrade_head
 from paygate_devstack.asgi import serve_asgi
-
-ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
-
-
-@pytest.fixture(scope="session")
-def signing_key() -> SigningKey:
-    return SigningKey.generate()
-
-
-async def migrated_database(postgres: Any) -> str:
-    url: str = await postgres.acreate_database()
-    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="orders")
-    return url
+from paygate_devstack.events_testing import payment_envelope
+from paygate_devstack.testkit import (
+    InProcessService,
+    TokenMint,
+    consuming_app_client,
+    migrated_database,
+)
 
 
 class UserServiceStandIn:
@@ -65,35 +56,18 @@ class UserServiceStandIn:
 
 
 @dataclass
-class OrderService:
+class OrderService(InProcessService[Settings]):
     """The running app, an HTTP client to it, and helpers to act as users and payment-service."""
 
-    app: FastAPI
-    http: httpx.AsyncClient
-    signing_key: SigningKey
     producer: AIOKafkaProducer
     bootstrap: str
     users: UserServiceStandIn
 
-    @property
-    def settings(self) -> Settings:
-        settings: Settings = self.app.state.settings
-        return settings
-
     def token(self, user_id: uuid.UUID, role: str = "customer") -> str:
-        token, _ = issue_access_token(
-            self.signing_key,
-            user_id=user_id,
-            role=role,  # type: ignore[arg-type]
-            email=None,
-            issuer=self.settings.jwt_issuer,
-            audience=self.settings.jwt_audience,
-            ttl_seconds=600,
-        )
-        return token
+        return self.mint.token(user_id, role)
 
     def auth(self, user_id: uuid.UUID, role: str = "customer") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(user_id, role)}"}
+        return self.mint.auth(user_id, role)
 
     async def place(
         self, user_id: uuid.UUID, amount: int = 1999, key: str | None = None, **extra: Any
@@ -116,17 +90,15 @@ class OrderService:
     ) -> EventEnvelope:
         """Publish a `payment.<status>` event as payment-service would (keyed by order id)."""
         if envelope is None:
-            payload = PaymentEvent(
+            envelope = payment_envelope(
                 payment_id=payment_id or uuid.uuid4(),
                 order_id=uuid.UUID(order["id"]),
                 user_id=uuid.UUID(order["user_id"]),
                 status=status,
                 amount=order["amount"],
                 currency=order["currency"],
-                provider="stripe",
                 **fields,
             )
-            envelope = new_event(payload, producer="payment-service", aggregate_id=order["id"])
         await self.producer.send_and_wait(
             PAYMENT_EVENT, envelope.to_bytes(), key=envelope.aggregate_id.encode()
         )
@@ -186,7 +158,7 @@ async def eventually(
 async def running_order_service(
     postgres: Any, kafka_broker: Any, signing_key: SigningKey, **overrides: Any
 ) -> AsyncIterator[OrderService]:
-    database_url = await migrated_database(postgres)
+    database_url = await migrated_database(postgres, "order")
     users = UserServiceStandIn()
     users_cm = serve_asgi(users.app)
     users_url = await users_cm.__aenter__()
@@ -200,19 +172,13 @@ async def running_order_service(
         service_urls={"user": users_url},
         **overrides,
     )
-    app = create_app(settings)
-    app.state.jwks = JWKSCache.from_signing_keys([signing_key])
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
-    await producer.start()
+    mint = TokenMint(signing_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     try:
-        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-            consumer = app.state.eventing.consumers[0]
-            await asyncio.wait_for(consumer.started.wait(), 30)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://orders") as http:
-                yield OrderService(app, http, signing_key, producer, kafka_broker.bootstrap, users)
+        async with consuming_app_client(
+            create_app(settings), bootstrap=kafka_broker.bootstrap, mint=mint
+        ) as (app, http, producer):
+            yield OrderService(app, http, mint, producer, kafka_broker.bootstrap, users)
     finally:
-        await producer.stop()
         await users_cm.__aexit__(None, None, None)
 
 

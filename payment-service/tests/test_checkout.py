@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,20 +21,57 @@ from payment_tests_support import (
 )
 
 from paygate_common.auth import SigningKey
+from paygate_common.events import ORDER_CREATE, EventEnvelope
 from paygate_devstack.events_testing import wait_for
 
 FINAL = {"succeeded", "failed", "requires_action", "cancelled"}
 
 
-async def settled(db_sessionmaker: Any, order_id: uuid.UUID) -> Any:
-    async def check() -> Any:
-        row = await payment_for_order(db_sessionmaker, order_id)
-        return row if row is not None and row.status in FINAL else None
+@dataclass
+class Checkout:
+    """payment-service running, and what a checkout test drives it through: customers at
+    localstripe and the user-service stand-in, order.create in, payment rows and events out."""
 
-    return await wait_for(check, timeout=25)
+    service: LiveServer
+    users: UserServiceStandIn
+    stripe: Stripe
+    orders: Orders
+    events: PaymentEvents
+    db: Any
+    signing_key: SigningKey
+
+    async def customer(self, payment_method: str = "pm_card_visa") -> tuple[uuid.UUID, str]:
+        """A user whose saved method is `payment_method` at a new Stripe customer: (user, customer)."""
+        customer, pm = await self.stripe.customer_with(payment_method)
+        return self.users.add_user(pm, customer), customer
+
+    async def order(self, user_id: uuid.UUID, **fields: Any) -> tuple[EventEnvelope, uuid.UUID]:
+        """Publish an order.create for the user: (the envelope, the order id)."""
+        order = await self.orders.create(user_id, **fields)
+        return order, uuid.UUID(order.aggregate_id)
+
+    async def settled(self, order_id: uuid.UUID) -> Any:
+        """The order's payment once it is in a final state."""
+
+        async def check() -> Any:
+            row = await payment_for_order(self.db, order_id)
+            return row if row is not None and row.status in FINAL else None
+
+        return await wait_for(check, timeout=25)
+
+    async def read(
+        self, payment_id: uuid.UUID, user_id: uuid.UUID | None, role: str = "customer"
+    ) -> httpx.Response:
+        """GET /payments/{id} as that user (None: without a token)."""
+        headers = {}
+        if user_id is not None:
+            headers["Authorization"] = f"Bearer {access_token(self.signing_key, user_id, role)}"
+        async with httpx.AsyncClient(base_url=self.service.url) as client:
+            return await client.get(f"/payments/{payment_id}", headers=headers)
 
 
-async def test_a_visa_order_is_charged_once_and_payment_succeeded_is_published(
+@pytest.fixture
+def checkout(
     payment_service: LiveServer,
     user_service: UserServiceStandIn,
     stripe_api: Stripe,
@@ -41,36 +79,37 @@ async def test_a_visa_order_is_charged_once_and_payment_succeeded_is_published(
     payment_events: PaymentEvents,
     db_sessionmaker: Any,
     signing_key: SigningKey,
-) -> None:
-    customer, pm = await stripe_api.customer_with("pm_card_visa")
-    user_id = user_service.add_user(pm, customer)
+) -> Checkout:
+    return Checkout(
+        payment_service,
+        user_service,
+        stripe_api,
+        orders,
+        payment_events,
+        db_sessionmaker,
+        signing_key,
+    )
 
-    order = await orders.create(user_id, amount=2500)
-    order_id = uuid.UUID(order.aggregate_id)
-    payment = await settled(db_sessionmaker, order_id)
+
+async def test_a_visa_order_is_charged_once_and_payment_succeeded_is_published(
+    checkout: Checkout,
+) -> None:
+    user_id, customer = await checkout.customer()
+    _, order_id = await checkout.order(user_id, amount=2500)
+    payment = await checkout.settled(order_id)
 
     assert payment.status == "succeeded"
-    intents = await stripe_api.intents_for(payment.id)
+    intents = await checkout.stripe.intents_for(payment.id)
     assert [pi["id"] for pi in intents] == [payment.provider_reference]
     assert intents[0]["amount"] == 2500 and intents[0]["customer"] == customer
-    events = await payment_events.for_order(order_id)
+    events = await checkout.events.for_order(order_id)
     assert [(key, e.event_type) for key, e in events] == [(str(order_id), "payment.succeeded")]
     assert events[0][1].payload["provider_reference"] == payment.provider_reference
 
-    async with httpx.AsyncClient(base_url=payment_service.url) as client:
-        owner = await client.get(
-            f"/payments/{payment.id}",
-            headers={"Authorization": f"Bearer {access_token(signing_key, user_id)}"},
-        )
-        stranger = await client.get(
-            f"/payments/{payment.id}",
-            headers={"Authorization": f"Bearer {access_token(signing_key, uuid.uuid4())}"},
-        )
-        admin = await client.get(
-            f"/payments/{payment.id}",
-            headers={"Authorization": f"Bearer {access_token(signing_key, uuid.uuid4(), 'admin')}"},
-        )
-        anonymous = await client.get(f"/payments/{payment.id}")
+    owner = await checkout.read(payment.id, user_id)
+    stranger = await checkout.read(payment.id, uuid.uuid4())
+    admin = await checkout.read(payment.id, uuid.uuid4(), "admin")
+    anonymous = await checkout.read(payment.id, None)
     assert owner.status_code == 200, owner.text
     body = owner.json()
     assert body["status"] == "succeeded" and body["order_id"] == str(order_id)
@@ -83,52 +122,29 @@ async def test_a_visa_order_is_charged_once_and_payment_succeeded_is_published(
     assert anonymous.status_code == 401
 
 
-async def test_a_declined_card_fails_the_payment_with_the_decline_code(
-    payment_service: LiveServer,
-    user_service: UserServiceStandIn,
-    stripe_api: Stripe,
-    orders: Orders,
-    payment_events: PaymentEvents,
-    db_sessionmaker: Any,
-) -> None:
-    customer, pm = await stripe_api.customer_with("pm_card_chargeCustomerFail")
-    order = await orders.create(user_service.add_user(pm, customer))
-    order_id = uuid.UUID(order.aggregate_id)
-    payment = await settled(db_sessionmaker, order_id)
+async def test_a_declined_card_fails_the_payment_with_the_decline_code(checkout: Checkout) -> None:
+    user_id, _ = await checkout.customer("pm_card_chargeCustomerFail")
+    _, order_id = await checkout.order(user_id)
+    payment = await checkout.settled(order_id)
 
     assert payment.status == "failed"
     assert payment.failure_code == "card_declined"
     assert payment.failure_message
-    events = await payment_events.for_order(order_id)
+    events = await checkout.events.for_order(order_id)
     assert [e.event_type for _, e in events] == ["payment.failed"]
     assert events[0][1].payload["failure_code"] == "card_declined"
 
 
-async def test_a_3ds_card_requires_action_and_no_client_secret_leaks(
-    payment_service: LiveServer,
-    user_service: UserServiceStandIn,
-    stripe_api: Stripe,
-    orders: Orders,
-    payment_events: PaymentEvents,
-    db_sessionmaker: Any,
-    signing_key: SigningKey,
-) -> None:
-    pm = await stripe_api.card_method("4000002500003155")
-    customer, pm = await stripe_api.customer_with(pm)
-    user_id = user_service.add_user(pm, customer)
-    order = await orders.create(user_id)
-    order_id = uuid.UUID(order.aggregate_id)
-    payment = await settled(db_sessionmaker, order_id)
+async def test_a_3ds_card_requires_action_and_no_client_secret_leaks(checkout: Checkout) -> None:
+    user_id, _ = await checkout.customer(await checkout.stripe.card_method("4000002500003155"))
+    _, order_id = await checkout.order(user_id)
+    payment = await checkout.settled(order_id)
 
     assert payment.status == "requires_action"
     assert payment.next_action and payment.next_action["type"] == "use_stripe_sdk"
-    events = await payment_events.for_order(order_id)
+    events = await checkout.events.for_order(order_id)
     assert [e.event_type for _, e in events] == ["payment.requires_action"]
-    async with httpx.AsyncClient(base_url=payment_service.url) as client:
-        read = await client.get(
-            f"/payments/{payment.id}",
-            headers={"Authorization": f"Bearer {access_token(signing_key, user_id)}"},
-        )
+    read = await checkout.read(payment.id, user_id)
     everything = json.dumps(
         [dict(payment._mapping), events[0][1].payload, read.json()], default=str
     )
@@ -137,81 +153,60 @@ async def test_a_3ds_card_requires_action_and_no_client_secret_leaks(
 
 
 async def test_the_same_order_create_twice_makes_one_payment_and_one_intent(
-    payment_service: LiveServer,
-    user_service: UserServiceStandIn,
-    stripe_api: Stripe,
-    orders: Orders,
-    payment_events: PaymentEvents,
-    db_sessionmaker: Any,
+    checkout: Checkout,
 ) -> None:
-    customer, pm = await stripe_api.customer_with("pm_card_visa")
-    order = await orders.create(user_service.add_user(pm, customer))
+    user_id, _ = await checkout.customer()
+    order, order_id = await checkout.order(user_id)
     # Redelivered by Kafka (same event id), and re-published by a confused producer (new id).
-    from paygate_common.events import ORDER_CREATE, EventEnvelope
-
-    await orders.send(ORDER_CREATE, order)
+    await checkout.orders.send(ORDER_CREATE, order)
     again = EventEnvelope(**{**order.model_dump(), "event_id": uuid.uuid4()})
-    await orders.send(ORDER_CREATE, again)
-    order_id = uuid.UUID(order.aggregate_id)
-    payment = await settled(db_sessionmaker, order_id)
+    await checkout.orders.send(ORDER_CREATE, again)
+    payment = await checkout.settled(order_id)
     await asyncio.sleep(1.0)  # give a wrongly-second charge time to happen
 
     assert payment.status == "succeeded"
-    assert len(await stripe_api.intents_for(payment.id)) == 1
-    events = await payment_events.for_order(order_id, count=2, timeout=2)
+    assert len(await checkout.stripe.intents_for(payment.id)) == 1
+    events = await checkout.events.for_order(order_id, count=2, timeout=2)
     assert [e.event_type for _, e in events] == ["payment.succeeded"]
 
 
 async def test_an_order_waits_while_user_service_is_down_and_is_charged_once_it_is_back(
-    payment_service: LiveServer,
-    user_service: UserServiceStandIn,
-    stripe_api: Stripe,
-    orders: Orders,
-    db_sessionmaker: Any,
+    checkout: Checkout,
 ) -> None:
-    customer, pm = await stripe_api.customer_with("pm_card_visa")
-    user_id = user_service.add_user(pm, customer)
-    await user_service.server.stop()
+    user_id, _ = await checkout.customer()
+    await checkout.users.server.stop()
     try:
-        order = await orders.create(user_id)
-        order_id = uuid.UUID(order.aggregate_id)
-        recorded = await wait_for(lambda: payment_for_order(db_sessionmaker, order_id))
+        _, order_id = await checkout.order(user_id)
+        recorded = await wait_for(lambda: payment_for_order(checkout.db, order_id))
         await asyncio.sleep(1.5)  # several executor passes against a dead user-service
-        waiting = await payment_for_order(db_sessionmaker, order_id)
+        waiting = await payment_for_order(checkout.db, order_id)
         assert recorded.status == "created" and waiting.status == "created"
         assert waiting.attempt_count == 0  # nothing was sent to the provider
     finally:
-        await user_service.server.start()
-    payment = await settled(db_sessionmaker, order_id)
+        await checkout.users.server.start()
+    payment = await checkout.settled(order_id)
     assert payment.status == "succeeded"
-    assert len(await stripe_api.intents_for(payment.id)) == 1
+    assert len(await checkout.stripe.intents_for(payment.id)) == 1
 
 
 async def test_a_cancelled_order_that_was_not_charged_yet_is_never_charged(
-    payment_service: LiveServer,
-    user_service: UserServiceStandIn,
-    stripe_api: Stripe,
-    orders: Orders,
-    payment_events: PaymentEvents,
-    db_sessionmaker: Any,
+    checkout: Checkout,
 ) -> None:
-    customer, pm = await stripe_api.customer_with("pm_card_visa")
-    user_id = user_service.add_user(pm, customer)
-    await user_service.server.stop()  # hold the payment in `created`
+    user_id, _ = await checkout.customer()
+    await checkout.users.server.stop()  # hold the payment in `created`
     try:
-        order = await orders.create(user_id)
-        order_id = uuid.UUID(order.aggregate_id)
-        await wait_for(lambda: payment_for_order(db_sessionmaker, order_id))
-        await orders.cancel(order_id, user_id)
-        payment = await settled(db_sessionmaker, order_id)
+        _, order_id = await checkout.order(user_id)
+        await wait_for(lambda: payment_for_order(checkout.db, order_id))
+        await checkout.orders.cancel(order_id, user_id)
+        payment = await checkout.settled(order_id)
     finally:
-        await user_service.server.start()
+        await checkout.users.server.start()
     await asyncio.sleep(1.0)
 
     assert payment.status == "cancelled"
-    assert (await payment_for_order(db_sessionmaker, order_id)).status == "cancelled"
-    assert await stripe_api.intents_for(payment.id) == []
-    events = await payment_events.for_order(order_id)
+    assert (await payment_for_order(checkout.db, order_id)).status == "cancelled"
+    assert await checkout.stripe.intents_for(payment.id) == []
+    events = await checkout.events.for_order(order_id)
     assert [e.event_type for _, e in events] == ["payment.cancelled"]
 
 

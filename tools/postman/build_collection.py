@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paygate_common.events import PaymentStatus
 from paygate_common.services import API_PREFIX, spec_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,16 +39,8 @@ PUSH_P256DH = (
     "BAX-p_kT-LfRUuoXdpN9aYHGupCU2DatGxM389ysv9iGnY6x23I-ptI-5BRYdNpBp3lVAlYZmikd-X2s3GzVEyA"
 )
 PUSH_AUTH = "6oF2YkR_FhDyoZ4kXGY04A"
-PAYMENT_STATUSES = [
-    "processing",
-    "requires_action",
-    "requires_capture",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "partially_refunded",
-    "refunded",
-]
+# What a payment may answer with (`pending` is a legacy event name, never an API status).
+PAYMENT_STATUSES = [s.value for s in PaymentStatus if s is not PaymentStatus.PENDING]
 ORDER_STATUSES = ["pending", "paid", "failed", "requires_action", "cancelled", "refunded"]
 TOKEN_VARS = {"user": "access_token", "admin": "admin_token", "api_key": "api_key"}
 
@@ -116,6 +109,14 @@ def problem_answer(status: int, code: str, detail: str) -> dict[str, Any]:
     }
 
 
+def refused(
+    name: str, method: str, path: str, status: int, code: str | bool = True, **fields: Any
+) -> Req:
+    """A request the API must refuse: `status` with a problem+json answer whose stable `code`
+    is `code` (True: any code)."""
+    return Req(name, method, path, status=(status,), problem=code, **fields)
+
+
 # ----------------------------------------------------------------------------------------------
 # The requests, folder by folder, in the order a newcomer goes.
 # ----------------------------------------------------------------------------------------------
@@ -123,6 +124,15 @@ def problem_answer(status: int, code: str, detail: str) -> dict[str, Any]:
 # admin-service relays user search and changes to user-service's /internal/users, which arrives
 # with the accounts work (sessions, PATCH /users/me, disabled accounts): its public marker.
 ACCOUNTS_WAVE = ("PATCH /api/v1/users/me",)
+
+SIGN_IN = {"email": "{{user_email}}", "password": "{{user_password}}"}
+# The order the Orders folder places, and places again with the same Idempotency-Key.
+TSHIRT_ORDER = {
+    "amount": 1999,
+    "currency": "usd",
+    "description": "Postman T-shirt",
+    "payment_method_id": "{{payment_method_id}}",
+}
 
 ME_CHECKS = [
     "pm.test('the caller\\'s own profile', () => {",
@@ -212,39 +222,39 @@ AUTH = Folder(
             ],
             sets={"user_id": "body.id"},
         ),
-        Req(
+        refused(
             "Sign up again with the same email",
             "POST",
             "/auth/signup",
+            409,
+            "email_taken",
             auth="none",
             body={"email": "{{user_email}}", "password": "{{user_password}}", "full_name": "Twin"},
-            status=(409,),
-            problem="email_taken",
         ),
-        Req(
+        refused(
             "Sign up with an invalid email",
             "POST",
             "/auth/signup",
+            422,
+            "validation_error",
             auth="none",
             body={"email": "not-an-email", "password": PASSWORD, "full_name": "Nobody"},
-            status=(422,),
-            problem="validation_error",
         ),
-        Req(
+        refused(
             "Sign in with a wrong password",
             "POST",
             "/auth/signin",
+            401,
+            "invalid_credentials",
             auth="none",
             body={"email": "{{user_email}}", "password": "not-the-password"},
-            status=(401,),
-            problem="invalid_credentials",
         ),
         Req(
             "Sign in",
             "POST",
             "/auth/signin",
             auth="none",
-            body={"email": "{{user_email}}", "password": "{{user_password}}"},
+            body=SIGN_IN,
             tests=[
                 "pm.test('a bearer access token that expires', () => {",
                 "  pm.expect(body.access_token).to.be.a('string');",
@@ -302,32 +312,50 @@ AUTH = Folder(
                 "expires_in": 900,
             },
         ),
-        Req(
+        refused(
             "Refresh with the spent token (reuse detection)",
             "POST",
             "/auth/refresh",
+            401,
             auth="none",
             body={"refresh_token": "{{spent_refresh_token}}"},
-            status=(401,),
-            problem=True,
             description="A spent refresh token presented again revokes that whole session.",
         ),
     ],
 )
+
+
+def device_sign_in(name: str) -> Req:
+    """A sign-in whose session the sessions requests then act on (`device_refresh_token`)."""
+    return Req(
+        name,
+        "POST",
+        "/auth/signin",
+        auth="none",
+        body=SIGN_IN,
+        sets={"device_refresh_token": "body.refresh_token"},
+        tests=["pm.test('signed in', () => pm.expect(body.access_token).to.be.a('string'));"],
+    )
+
+
+def device_refresh_refused(name: str) -> Req:
+    """The device's session is over (revoked, signed out): its refresh token is refused."""
+    return refused(
+        name,
+        "POST",
+        "/auth/refresh",
+        401,
+        auth="none",
+        body={"refresh_token": "{{device_refresh_token}}"},
+    )
+
 
 PROFILE = Folder(
     "Profile & sessions",
     "The caller's profile, and the sign-in sessions they can see and revoke.",
     [
         Req("My profile", "GET", "/users/me", tests=ME_CHECKS),
-        Req(
-            "My profile without a token",
-            "GET",
-            "/users/me",
-            auth="none",
-            status=(401,),
-            problem=True,
-        ),
+        refused("My profile without a token", "GET", "/users/me", 401, auth="none"),
         Req(
             "Update my profile",
             "PATCH",
@@ -347,15 +375,7 @@ PROFILE = Folder(
                 "created_at": "2026-12-01T22:26:01Z",
             },
         ),
-        Req(
-            "Sign in on another device",
-            "POST",
-            "/auth/signin",
-            auth="none",
-            body={"email": "{{user_email}}", "password": "{{user_password}}"},
-            sets={"device_refresh_token": "body.refresh_token"},
-            tests=["pm.test('signed in', () => pm.expect(body.access_token).to.be.a('string'));"],
-        ),
+        device_sign_in("Sign in on another device"),
         Req(
             "My sessions",
             "GET",
@@ -383,24 +403,8 @@ PROFILE = Folder(
             "/users/me/sessions/{device_session_id}",
             status=(204, 200),
         ),
-        Req(
-            "Refresh on the revoked device",
-            "POST",
-            "/auth/refresh",
-            auth="none",
-            body={"refresh_token": "{{device_refresh_token}}"},
-            status=(401,),
-            problem=True,
-        ),
-        Req(
-            "Sign in on a third device",
-            "POST",
-            "/auth/signin",
-            auth="none",
-            body={"email": "{{user_email}}", "password": "{{user_password}}"},
-            sets={"device_refresh_token": "body.refresh_token"},
-            tests=["pm.test('signed in', () => pm.expect(body.access_token).to.be.a('string'));"],
-        ),
+        device_refresh_refused("Refresh on the revoked device"),
+        device_sign_in("Sign in on a third device"),
         Req(
             "Sign out (the third device)",
             "POST",
@@ -409,15 +413,7 @@ PROFILE = Folder(
             body={"refresh_token": "{{device_refresh_token}}"},
             status=(204,),
         ),
-        Req(
-            "Refresh after signing out",
-            "POST",
-            "/auth/refresh",
-            auth="none",
-            body={"refresh_token": "{{device_refresh_token}}"},
-            status=(401,),
-            problem=True,
-        ),
+        device_refresh_refused("Refresh after signing out"),
     ],
 )
 
@@ -449,14 +445,14 @@ API_KEYS = Folder(
                 "created_at": "2026-12-01T22:30:00Z",
             },
         ),
-        Req(
+        refused(
             "Create an API key with a name that is not text",
             "POST",
             "/api-keys",
+            422,
+            "validation_error",
             body={"name": ["not", "a", "name"]},
             idem=True,
-            status=(422,),
-            problem="validation_error",
         ),
         Req(
             "My API keys",
@@ -493,13 +489,12 @@ API_KEYS = Folder(
             ],
         ),
         Req("Revoke the API key", "DELETE", "/api-keys/{api_key_id}", status=(204, 200)),
-        Req(
+        refused(
             "The revoked key is refused",
             "GET",
             "/users/me",
+            401,
             auth="api_key",
-            status=(401,),
-            problem=True,
             poll="pm.response.code === 401",
             tries=40,
             description="The gateway refuses a revoked key within 5 s: polled, not slept on.",
@@ -538,14 +533,14 @@ PAYMENT_METHODS = Folder(
             tests=["pm.test('not the default', () => pm.expect(body.is_default).to.be.false);"],
             sets={"spare_payment_method_id": "body.id"},
         ),
-        Req(
+        refused(
             "Save something that is not a provider token",
             "POST",
             "/users/me/payment-methods",
+            422,
+            "validation_error",
             body={"provider": "stripe", "token": "4242424242424242"},
             idem=True,
-            status=(422,),
-            problem="validation_error",
         ),
         Req(
             "My payment methods",
@@ -565,13 +560,13 @@ PAYMENT_METHODS = Folder(
             "/users/me/payment-methods/{spare_payment_method_id}",
             status=(204,),
         ),
-        Req(
+        refused(
             "Forget a card that is not mine",
             "DELETE",
             "/users/me/payment-methods/{id}",
+            404,
+            "payment_method_not_found",
             url=f"/users/me/payment-methods/{MISSING_ID}",
-            status=(404,),
-            problem="payment_method_not_found",
         ),
     ],
 )
@@ -587,12 +582,7 @@ ORDERS = Folder(
             pre=["pm.collectionVariables.set('order_key', pm.variables.replaceIn('{{$guid}}'));"],
             pre_sets=("order_key",),
             idem="order_key",
-            body={
-                "amount": 1999,
-                "currency": "usd",
-                "description": "Postman T-shirt",
-                "payment_method_id": "{{payment_method_id}}",
-            },
+            body=TSHIRT_ORDER,
             status=(201,),
             tests=[
                 "pm.test('pending, in minor units', () => {",
@@ -608,35 +598,29 @@ ORDERS = Folder(
             "POST",
             "/orders",
             idem="order_key",
-            body={
-                "amount": 1999,
-                "currency": "usd",
-                "description": "Postman T-shirt",
-                "payment_method_id": "{{payment_method_id}}",
-            },
+            body=TSHIRT_ORDER,
             status=(201,),
             tests=[
                 "pm.test('the stored answer: the same order', () => "
                 "pm.expect(body.id).to.eql(pm.collectionVariables.get('order_id')));",
             ],
         ),
-        Req(
+        refused(
             "Reuse the Idempotency-Key with another body",
             "POST",
             "/orders",
+            422,
             idem="order_key",
             body={"amount": 2999, "currency": "usd", "payment_method_id": "{{payment_method_id}}"},
-            status=(422,),
-            problem=True,
         ),
-        Req(
+        refused(
             "Place an order in an unknown currency",
             "POST",
             "/orders",
+            422,
+            "validation_error",
             idem=True,
             body={"amount": 1000, "currency": "xyz"},
-            status=(422,),
-            problem="validation_error",
         ),
         Req(
             "Wait until the order is paid",
@@ -671,21 +655,20 @@ ORDERS = Folder(
                 "});",
             ],
         ),
-        Req(
+        refused(
             "An order that does not exist",
             "GET",
             "/orders/{id}",
+            404,
+            "order_not_found",
             url=f"/orders/{MISSING_ID}",
-            status=(404,),
-            problem="order_not_found",
         ),
-        Req(
+        refused(
             "Cancel the paid order (refused)",
             "POST",
             "/orders/{order_id}/cancel",
+            409,
             idem=True,
-            status=(409,),
-            problem=True,
             description="Only a pending or requires_action order can be cancelled.",
         ),
         Req(
@@ -796,13 +779,12 @@ PAYMENTS = Folder(
                 "});",
             ],
         ),
-        Req(
+        refused(
             "A payment that does not exist",
             "GET",
             "/payments/{id}",
+            404,
             url=f"/payments/{MISSING_ID}",
-            status=(404,),
-            problem=True,
         ),
         payment_create("Pay with a saved card", var="payment_id", amount=2500),
         payment_wait(
@@ -816,14 +798,14 @@ PAYMENTS = Folder(
                 "});",
             ],
         ),
-        Req(
+        refused(
             "Pay a negative amount",
             "POST",
             "/payments",
+            422,
+            "validation_error",
             idem=True,
             body={"amount": -5, "currency": "usd", "payment_method": "pm_card_visa"},
-            status=(422,),
-            problem="validation_error",
         ),
         Req(
             "My payments",
@@ -861,14 +843,14 @@ PAYMENTS = Folder(
                 "reason": "requested_by_customer",
             },
         ),
-        Req(
+        refused(
             "Refund more than was captured",
             "POST",
             "/payments/{payment_id}/refunds",
+            422,
+            "refund_exceeds_captured",
             idem=True,
             body={"amount": 999999},
-            status=(422,),
-            problem="refund_exceeds_captured",
         ),
         Req(
             "The payment's refunds",
@@ -909,13 +891,13 @@ PAYMENTS = Folder(
                 "updated_at": "2026-12-01T22:31:01Z",
             },
         ),
-        Req(
+        refused(
             "A refund that does not exist",
             "GET",
             "/payments/{payment_id}/refunds/{refund_id}",
+            404,
+            "refund_not_found",
             url=f"/payments/{{{{payment_id}}}}/refunds/{MISSING_ID}",
-            status=(404,),
-            problem="refund_not_found",
         ),
         payment_wait(
             "Wait until the payment is partially refunded",
@@ -949,14 +931,13 @@ PAYMENTS = Folder(
                 "});",
             ],
         ),
-        Req(
+        refused(
             "Capture it again (refused)",
             "POST",
             "/payments/{auth_payment_id}/capture",
+            409,
             idem=True,
             body={},
-            status=(409,),
-            problem=True,
         ),
         payment_create(
             "Authorise another one to void",
@@ -974,17 +955,37 @@ PAYMENTS = Folder(
             body={},
             tests=["pm.test('cancelled', () => pm.expect(body.status).to.eql('cancelled'));"],
         ),
-        Req(
+        refused(
             "Cancel it again (refused)",
             "POST",
             "/payments/{void_payment_id}/cancel",
+            409,
             idem=True,
             body={},
-            status=(409,),
-            problem=True,
         ),
     ],
 )
+
+
+def redirect_payment(label: str, provider: str, amount: int, currency: str, var: str) -> Req:
+    """A payment at a redirect provider (the payer approves on its page), its id kept in `var`."""
+    return Req(
+        f"Pay with {label}",
+        "POST",
+        "/payments",
+        idem=True,
+        body={
+            "amount": amount,
+            "currency": currency,
+            "provider": provider,
+            "description": f"Postman: {label}",
+            "return_url": "{{gateway_root}}/health",
+        },
+        status=(201, 202),
+        tests=[f"pm.test('created', () => pm.expect(body.provider).to.eql('{provider}'));"],
+        sets={var: "body.id"},
+    )
+
 
 PROVIDERS = Folder(
     "Providers",
@@ -992,22 +993,7 @@ PROVIDERS = Folder(
     "in next_action; the provider's callback settles the payment. Provider callbacks without "
     "a valid signature are refused.",
     [
-        Req(
-            "Pay with PayPal",
-            "POST",
-            "/payments",
-            idem=True,
-            body={
-                "amount": 1850,
-                "currency": "usd",
-                "provider": "paypal",
-                "description": "Postman: PayPal",
-                "return_url": "{{gateway_root}}/health",
-            },
-            status=(201, 202),
-            tests=["pm.test('created', () => pm.expect(body.provider).to.eql('paypal'));"],
-            sets={"paypal_payment_id": "body.id"},
-        ),
+        redirect_payment("PayPal", "paypal", 1850, "usd", "paypal_payment_id"),
         Req(
             "Wait for PayPal's approval link",
             "GET",
@@ -1041,22 +1027,7 @@ PROVIDERS = Folder(
             "to return_url (here the gateway's /health, so the redirects can be followed).",
         ),
         payment_wait("Wait until the PayPal payment succeeded", "paypal_payment_id", "succeeded"),
-        Req(
-            "Pay with SSLCommerz",
-            "POST",
-            "/payments",
-            idem=True,
-            body={
-                "amount": 150000,
-                "currency": "bdt",
-                "provider": "sslcommerz",
-                "description": "Postman: SSLCommerz",
-                "return_url": "{{gateway_root}}/health",
-            },
-            status=(201, 202),
-            tests=["pm.test('created', () => pm.expect(body.provider).to.eql('sslcommerz'));"],
-            sets={"ssl_payment_id": "body.id"},
-        ),
+        redirect_payment("SSLCommerz", "sslcommerz", 150000, "bdt", "ssl_payment_id"),
         Req(
             "Wait for the SSLCommerz gateway page",
             "GET",
@@ -1080,24 +1051,26 @@ PROVIDERS = Folder(
             description="The stand-in's gateway page pays and posts the IPN to payment-service.",
         ),
         payment_wait("Wait until the SSLCommerz payment succeeded", "ssl_payment_id", "succeeded"),
-        Req(
+        refused(
             "A PayPal return naming another order",
             "GET",
             "/provider-return/paypal/{paypal_payment_id}",
+            422,
+            "invalid_return",
             query={"token": "NOTTHISORDER0000", "PayerID": "POSTMAN"},
             auth="none",
-            status=(422,),
-            problem="invalid_return",
             description="PayPal's return_url completes a payment only for that payment's own "
             "approved order; any other token is refused and nothing is captured.",
         ),
-        Req(
+        refused(
             "An SSLCommerz return with forged fields",
             "POST",
             "/provider-return/sslcommerz/{ssl_payment_id}/{outcome}",
+            400,
+            "invalid_signature",
             url="{{base_url}}/provider-return/sslcommerz/{{ssl_payment_id}}/success",
             auth="none",
-            idem=True,  # ignored by the route; the collection's rule for every POST
+            idem=True,
             form={
                 "tran_id": "{{ssl_payment_id}}",
                 "val_id": "forged",
@@ -1107,19 +1080,16 @@ PROVIDERS = Folder(
                 "verify_sign": "0" * 32,
                 "verify_key": "amount,currency,status,tran_id,val_id",
             },
-            status=(400,),
-            problem="invalid_signature",
             description="The browser's POST back from SSLCommerz is verified like the IPN "
             "(verify_sign, then the validation API and our amount); a forged one changes nothing.",
         ),
-        Req(
+        refused(
             "Stripe webhook without a signature",
             "POST",
             "/webhooks/stripe",
+            400,
             auth="none",
             body={"id": "evt_postman", "type": "payment_intent.succeeded", "data": {}},
-            status=(400,),
-            problem=True,
         ),
         Req(
             "PayPal webhook without a valid signature",
@@ -1186,14 +1156,14 @@ WEBHOOKS = Folder(
                 "secret": "<redacted>",
             },
         ),
-        Req(
+        refused(
             "Set an endpoint that is not a URL",
             "PUT",
             "/webhooks/settings",
+            422,
+            "validation_error",
             idem=True,
             body={"url": "not a url"},
-            status=(422,),
-            problem="validation_error",
         ),
         Req(
             "The webhook settings",
@@ -1368,14 +1338,14 @@ NOTIFICATIONS = Folder(
                 "});",
             ],
         ),
-        Req(
+        refused(
             "Choose a channel with a non-boolean",
             "PUT",
             "/notifications/preferences",
+            422,
+            "validation_error",
             idem=True,
             body={"email": "maybe", "sms": False, "push": False},
-            status=(422,),
-            problem="validation_error",
         ),
         Req(
             "The VAPID public key",
@@ -1452,13 +1422,12 @@ TRANSACTIONS = Folder(
                 "pm.expect(body.id).to.eql(pm.collectionVariables.get('transaction_id')));",
             ],
         ),
-        Req(
+        refused(
             "A transaction that does not exist",
             "GET",
             "/transactions/{id}",
+            404,
             url=f"/transactions/{MISSING_ID}",
-            status=(404,),
-            problem=True,
         ),
         Req(
             "Summary per day",
@@ -1467,13 +1436,12 @@ TRANSACTIONS = Folder(
             query={"period": "day", "currency": "usd"},
             tests=["pm.test('a summary object', () => pm.expect(body).to.be.an('object'));"],
         ),
-        Req(
+        refused(
             "Summary per unknown period",
             "GET",
             "/transactions/summary",
+            422,
             query={"period": "fortnight"},
-            status=(422,),
-            problem=True,
         ),
         Req(
             "My balance",
@@ -1516,13 +1484,12 @@ RATES = Folder(
                 "rates": {"eur": "0.9234", "gbp": "0.7891"},
             },
         ),
-        Req(
+        refused(
             "Latest rates for an unknown currency",
             "GET",
             "/rates/latest",
+            422,
             query={"base": "xyz"},
-            status=(422,),
-            problem=True,
         ),
         Req(
             "Rates on a past date",
@@ -1606,6 +1573,22 @@ RATES = Folder(
     ],
 )
 
+
+def customer_disabled(name: str, disabled: bool) -> Req:
+    """The operator disables (or enables again) the collection's customer."""
+    word, flag = ("disabled", "true") if disabled else ("enabled", "false")
+    return Req(
+        name,
+        "PATCH",
+        "/admin/users/{user_id}",
+        auth="admin",
+        idem=True,
+        body={"disabled": disabled},
+        tests=[f"pm.test('{word}', () => pm.expect(body.disabled).to.be.{flag});"],
+        requires=ACCOUNTS_WAVE,
+    )
+
+
 ADMIN = Folder(
     "Admin",
     "Operations as the bootstrap admin from the environment (admin_email, admin_password).",
@@ -1619,13 +1602,7 @@ ADMIN = Folder(
             tests=["pm.test('signed in', () => pm.expect(body.access_token).to.be.a('string'));"],
             sets={"admin_token": "body.access_token"},
         ),
-        Req(
-            "A customer may not read the configuration",
-            "GET",
-            "/admin/config",
-            status=(403,),
-            problem=True,
-        ),
+        refused("A customer may not read the configuration", "GET", "/admin/config", 403),
         Req(
             "Every configuration key",
             "GET",
@@ -1668,25 +1645,23 @@ ADMIN = Folder(
             ],
             sets={"saved_fees_version": "body.version"},
         ),
-        Req(
+        refused(
             "Save fees that break the schema",
             "PUT",
             "/admin/config/{key}",
+            422,
             url="/admin/config/fees",
             auth="admin",
             idem=True,
             body={"value": {"rules": [{"basis_points": -1}]}, "reason": "postman: invalid"},
-            status=(422,),
-            problem=True,
         ),
-        Req(
+        refused(
             "A key nobody reads",
             "GET",
             "/admin/config/{key}",
+            404,
             url="/admin/config/no.such.key",
             auth="admin",
-            status=(404,),
-            problem=True,
         ),
         Req(
             "The fees' history",
@@ -1730,36 +1705,18 @@ ADMIN = Folder(
                 "});",
             ],
         ),
-        Req(
-            "Disable the customer",
-            "PATCH",
-            "/admin/users/{user_id}",
-            auth="admin",
-            idem=True,
-            body={"disabled": True},
-            tests=["pm.test('disabled', () => pm.expect(body.disabled).to.be.true);"],
-            requires=ACCOUNTS_WAVE,
-        ),
-        Req(
+        customer_disabled("Disable the customer", True),
+        refused(
             "A disabled customer cannot sign in",
             "POST",
             "/auth/signin",
+            403,
+            "account_disabled",
             auth="none",
-            body={"email": "{{user_email}}", "password": "{{user_password}}"},
-            status=(403,),
-            problem="account_disabled",
+            body=SIGN_IN,
             requires=ACCOUNTS_WAVE,
         ),
-        Req(
-            "Enable the customer again",
-            "PATCH",
-            "/admin/users/{user_id}",
-            auth="admin",
-            idem=True,
-            body={"disabled": False},
-            tests=["pm.test('enabled', () => pm.expect(body.disabled).to.be.false);"],
-            requires=ACCOUNTS_WAVE,
-        ),
+        customer_disabled("Enable the customer again", False),
         Req(
             "Analytics",
             "GET",
@@ -1895,14 +1852,14 @@ ADMIN = Folder(
                 "});",
             ],
         ),
-        Req(
+        refused(
             "Audit: a record that does not exist",
             "GET",
             "/admin/audit/events/{id}",
+            404,
+            "audit_record_not_found",
             url=f"/admin/audit/events/{MISSING_ID}",
             auth="admin",
-            status=(404,),
-            problem="audit_record_not_found",
         ),
         Req(
             "Audit: the signed-in entity's history",
@@ -1991,14 +1948,13 @@ ADMIN = Folder(
                 "});",
             ],
         ),
-        Req(
+        refused(
             "Audit: export in an unknown format",
             "GET",
             "/admin/audit/export",
+            422,
             query={"format": "xml"},
             auth="admin",
-            status=(422,),
-            problem=True,
         ),
         Req(
             "Dead letters",
@@ -2007,15 +1963,14 @@ ADMIN = Folder(
             auth="admin",
             tests=["pm.test('a page', () => pm.expect(body.items).to.be.an('array'));"],
         ),
-        Req(
+        refused(
             "Replay a dead letter that does not exist",
             "POST",
             "/admin/notifications/dead-letters/{id}/replay",
+            404,
             url=f"/admin/notifications/dead-letters/{MISSING_ID}/replay",
             auth="admin",
             idem=True,
-            status=(404,),
-            problem=True,
         ),
         Req(
             "Message templates",
@@ -2027,10 +1982,12 @@ ADMIN = Folder(
                 "pm.expect(Array.isArray(body) ? body : body.items).to.be.an('array'));",
             ],
         ),
-        Req(
+        refused(
             "Save a template that does not render",
             "PUT",
             "/admin/notifications/templates/{event_type}/{channel}",
+            422,
+            "invalid_template",
             url="/admin/notifications/templates/payment.succeeded/email",
             auth="admin",
             idem=True,
@@ -2041,8 +1998,6 @@ ADMIN = Folder(
                     "html": "<p>{{ amount }}</p>",
                 }
             },
-            status=(422,),
-            problem="invalid_template",
         ),
         Req(
             "Save a push template",
@@ -2092,14 +2047,14 @@ ADMIN = Folder(
             ],
             requires=("PUT /api/v1/admin/notifications/templates/{}/{}",),
         ),
-        Req(
+        refused(
             "Versions of a template that does not exist",
             "GET",
             "/admin/notifications/templates/{event_type}/{channel}/versions",
+            404,
+            "template_not_found",
             url="/admin/notifications/templates/no.such.event/email/versions",
             auth="admin",
-            status=(404,),
-            problem="template_not_found",
         ),
         Req(
             "Exchange-rate feeds",
@@ -2153,16 +2108,16 @@ ADMIN = Folder(
                 "previous_rate_per_eur": None,
             },
         ),
-        Req(
+        refused(
             "Set a rate the ECB publishes (refused)",
             "PUT",
             "/admin/rates/{currency}",
+            422,
+            "currency_published_by_ecb",
             url="/admin/rates/usd",
             auth="admin",
             idem=True,
             body={"rate_per_eur": "1.10"},
-            status=(422,),
-            problem="currency_published_by_ecb",
         ),
     ],
 )

@@ -2,49 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from paygate_common.auth import JWKSCache, SigningKey, issue_access_token, issue_service_token
+from paygate_common.auth import SigningKey
 from paygate_common.consumer import ConsumerRunner
 from paygate_common.db import create_engine, create_sessionmaker
-from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
+from paygate_common.events import EventEnvelope
 from paygate_common.events.topics import PAYMENT_EVENT
-from paygate_common.migrations import upgrade_head
-from paygate_common.settings import ServiceSettings
 from paygate_devstack import TOPICS
 from paygate_devstack.components import Kafka
-from paygate_devstack.events_testing import wait_for
+from paygate_devstack.events_testing import payment_envelope, wait_for
 from paygate_devstack.process import free_port
+from paygate_devstack.testkit import (
+    InProcessService,
+    TokenMint,
+    consuming_app_client,
+    migrated_database,
+    service_auth,
+)
 from transaction_service.events.handlers import CONSUMER_NAME, ledger_handler
 from transaction_service.main import create_app, run_as_role
 from transaction_service.settings import LEDGER_ROLE, Settings
-
-ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
-
-
-@pytest.fixture(scope="session")
-def signing_key() -> SigningKey:
-    return SigningKey.generate()
-
-
-async def migrated_database(postgres: Any) -> str:
-    url: str = await postgres.acreate_database()
-    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="transactions")
-    return url
 
 
 class Ledger:
@@ -93,7 +81,7 @@ class Ledger:
 
 @asynccontextmanager
 async def ledger_on(postgres: Any, **overrides: Any) -> AsyncIterator[Ledger]:
-    url = await migrated_database(postgres)
+    url = await migrated_database(postgres, "transaction")
     settings = Settings(database_url=url, environment="test", log_json=False, **overrides)
     engine = create_engine(settings)
     run_as_role(engine, LEDGER_ROLE)
@@ -115,76 +103,39 @@ def start_ledger(postgres: Any) -> Callable[..., Any]:
     return start
 
 
-def payment_event(
-    *,
-    payment_id: uuid.UUID,
-    user_id: uuid.UUID,
-    status: PaymentStatus,
-    amount: int,
-    currency: str = "usd",
-    provider: str = "stripe",
-    order_id: uuid.UUID | None = None,
-    **fields: Any,
-) -> EventEnvelope:
-    payload = PaymentEvent(
-        payment_id=payment_id,
-        order_id=order_id,
-        user_id=user_id,
-        status=status,
-        amount=amount,
-        currency=currency,
-        provider=provider,
-        **fields,
-    )
-    return new_event(payload, producer="payment-service", aggregate_id=str(order_id or payment_id))
-
-
 @pytest.fixture(scope="session")
 def make_payment_event() -> Callable[..., EventEnvelope]:
-    return payment_event
+    return payment_envelope
 
 
 @dataclass
-class TransactionService:
+class TransactionService(InProcessService[Settings]):
     """The running app, an HTTP client to it, and helpers to act as users and payment-service."""
 
-    app: FastAPI
-    http: httpx.AsyncClient
-    signing_key: SigningKey
     producer: AIOKafkaProducer
 
-    @property
-    def settings(self) -> Settings:
-        settings: Settings = self.app.state.settings
-        return settings
-
     def auth(self, user_id: uuid.UUID, role: str = "customer") -> dict[str, str]:
-        token, _ = issue_access_token(
-            self.signing_key,
-            user_id=user_id,
-            role=role,  # type: ignore[arg-type]
-            email=None,
-            issuer=self.settings.jwt_issuer,
-            audience=self.settings.jwt_audience,
-            ttl_seconds=600,
-        )
-        return {"Authorization": f"Bearer {token}"}
+        return self.mint.auth(user_id, role)
 
     def service_auth(self, caller: str = "order-service") -> dict[str, str]:
-        class Caller(ServiceSettings):
-            service_name: ClassVar[str] = caller
-
-        token = issue_service_token(
-            Caller(service_token_secret=self.settings.service_token_secret),
-            audience_service="transaction",
+        return service_auth(
+            self.settings.service_token_secret,
+            caller=caller,
+            audience="transaction",
         )
-        return {"Authorization": f"Bearer {token}"}
 
     async def publish(self, envelope: EventEnvelope, topic: str = PAYMENT_EVENT) -> EventEnvelope:
         await self.producer.send_and_wait(
             topic, envelope.to_bytes(), key=envelope.aggregate_id.encode()
         )
         return envelope
+
+    async def publish_all(self, envelopes: list[EventEnvelope]) -> None:
+        """Publish every envelope, then wait until the ledger consumed each."""
+        for envelope in envelopes:
+            await self.publish(envelope)
+        for envelope in envelopes:
+            await self.applied(envelope)
 
     async def sql(self, query: str, **params: Any) -> list[Any]:
         """Run a statement in a transaction of its own (committed), as the service's role."""
@@ -216,7 +167,7 @@ class TransactionService:
 async def running_transaction_service(
     postgres: Any, redis_server: Any, kafka_broker: Any, signing_key: SigningKey, **overrides: Any
 ) -> AsyncIterator[TransactionService]:
-    database_url = await migrated_database(postgres)
+    database_url = await migrated_database(postgres, "transaction")
     # No admin-service unless a test gives one: a real one left on its registry port by
     # another test module would hand these tests its fee schedule at start-up.
     overrides.setdefault("service_urls", {"admin": f"http://127.0.0.1:{free_port()}"})
@@ -228,19 +179,11 @@ async def running_transaction_service(
         log_json=False,
         **overrides,
     )
-    app = create_app(settings)
-    app.state.jwks = JWKSCache.from_signing_keys([signing_key])
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
-    await producer.start()
-    try:
-        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-            consumer = app.state.eventing.consumers[0]
-            await asyncio.wait_for(consumer.started.wait(), 30)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as http:
-                yield TransactionService(app, http, signing_key, producer)
-    finally:
-        await producer.stop()
+    mint = TokenMint(signing_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    async with consuming_app_client(
+        create_app(settings), bootstrap=kafka_broker.bootstrap, mint=mint
+    ) as (app, http, producer):
+        yield TransactionService(app, http, mint, producer)
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,35 @@ async def run_as(ledger: Any, statement: str, *, role: bool, **params: Any) -> N
         await conn.execute(text(statement), params)
 
 
+async def post_correction(
+    ledger: Any, *lines: tuple[int, str, int], description: str | None = None
+) -> int:
+    """A hand-written `correction` entry with `lines` (account, currency, amount) in one
+    statement, committed as the service's role: the database's rules judge it at commit."""
+    values = ", ".join(f"(:e, :a{i}, :c{i}, :m{i})" for i in range(len(lines)))
+    params: dict[str, Any] = {}
+    for i, (account, currency, amount) in enumerate(lines):
+        params |= {f"a{i}": account, f"c{i}": currency, f"m{i}": amount}
+    async with ledger.engine.begin() as conn:
+        entry: int = (
+            await conn.execute(
+                text(
+                    "INSERT INTO journal_entries (kind, description) "
+                    "VALUES ('correction', :d) RETURNING id"
+                ),
+                {"d": description},
+            )
+        ).scalar_one()
+        await conn.execute(
+            text(
+                "INSERT INTO journal_lines (entry_id, account_id, currency, amount) "
+                f"VALUES {values}"
+            ),
+            {"e": entry, **params},
+        )
+    return entry
+
+
 def sqlstate(exc: pytest.ExceptionInfo[DBAPIError]) -> str:
     return str(getattr(exc.value.orig, "sqlstate", "") or getattr(exc.value.orig, "pgcode", ""))
 
@@ -116,19 +145,7 @@ async def test_an_unbalanced_entry_is_refused_at_commit(
     await posted_capture(ledger, make_payment_event)
     debit, credit = await accounts(ledger)
     with pytest.raises(DBAPIError) as exc:
-        async with ledger.engine.begin() as conn:
-            entry = (
-                await conn.execute(
-                    text("INSERT INTO journal_entries (kind) VALUES ('correction') RETURNING id")
-                )
-            ).scalar_one()
-            await conn.execute(
-                text(
-                    "INSERT INTO journal_lines (entry_id, account_id, currency, amount) "
-                    "VALUES (:e, :d, 'usd', 500), (:e, :c, 'usd', -499)"
-                ),
-                {"e": entry, "d": debit, "c": credit},
-            )
+        await post_correction(ledger, (debit, "usd", 500), (credit, "usd", -499))
     assert "does not balance" in str(exc.value)
     assert sqlstate(exc) == "23514"
     rows = await ledger.sql("SELECT count(*) FROM journal_entries WHERE kind = 'correction'")
@@ -138,22 +155,9 @@ async def test_an_unbalanced_entry_is_refused_at_commit(
 async def test_a_balanced_correction_is_a_new_entry(ledger: Any, make_payment_event: Any) -> None:
     await posted_capture(ledger, make_payment_event)
     debit, credit = await accounts(ledger)
-    async with ledger.engine.begin() as conn:
-        entry = (
-            await conn.execute(
-                text(
-                    "INSERT INTO journal_entries (kind, description) "
-                    "VALUES ('correction', 'test') RETURNING id"
-                )
-            )
-        ).scalar_one()
-        await conn.execute(
-            text(
-                "INSERT INTO journal_lines (entry_id, account_id, currency, amount) "
-                "VALUES (:e, :d, 'usd', 1), (:e, :c, 'usd', -1)"
-            ),
-            {"e": entry, "d": debit, "c": credit},
-        )
+    entry = await post_correction(
+        ledger, (debit, "usd", 1), (credit, "usd", -1), description="test"
+    )
     rows = await ledger.sql("SELECT count(*) FROM journal_lines WHERE entry_id = :e", e=entry)
     assert rows[0][0] == 2
 
@@ -170,19 +174,7 @@ async def test_a_line_in_another_currency_than_its_account_is_refused(
     await posted_capture(ledger, make_payment_event)
     debit, credit = await accounts(ledger)
     with pytest.raises(DBAPIError) as exc:
-        async with ledger.engine.begin() as conn:
-            entry = (
-                await conn.execute(
-                    text("INSERT INTO journal_entries (kind) VALUES ('correction') RETURNING id")
-                )
-            ).scalar_one()
-            await conn.execute(
-                text(
-                    "INSERT INTO journal_lines (entry_id, account_id, currency, amount) "
-                    "VALUES (:e, :d, 'eur', 5), (:e, :c, 'eur', -5)"
-                ),
-                {"e": entry, "d": debit, "c": credit},
-            )
+        await post_correction(ledger, (debit, "eur", 5), (credit, "eur", -5))
     assert "currency differs" in str(exc.value)
 
 
@@ -201,20 +193,8 @@ async def test_an_account_flagged_never_negative_refuses_an_overdraft(
         )
     )[0][0]
     with pytest.raises(DBAPIError) as exc:
-        async with ledger.engine.begin() as conn:
-            entry = (
-                await conn.execute(
-                    text("INSERT INTO journal_entries (kind) VALUES ('correction') RETURNING id")
-                )
-            ).scalar_one()
-            # Take one cent more out of fee revenue than it holds.
-            await conn.execute(
-                text(
-                    "INSERT INTO journal_lines (entry_id, account_id, currency, amount) "
-                    "VALUES (:e, :f, 'usd', :x), (:e, :c, 'usd', -:x)"
-                ),
-                {"e": entry, "f": fees, "c": clearing, "x": balance + 1},
-            )
+        # Take one cent more out of fee revenue than it holds.
+        await post_correction(ledger, (fees, "usd", balance + 1), (clearing, "usd", -balance - 1))
     assert "ck_ledger_accounts_never_negative" in str(exc.value)
 
 

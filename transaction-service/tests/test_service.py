@@ -53,6 +53,54 @@ async def reserve(
     return await svc.http.post(RESERVATIONS, json=body, headers=svc.service_auth())
 
 
+def captured(
+    make_payment_event: Any, payment: uuid.UUID, merchant: uuid.UUID, amount: int, **fields: Any
+) -> Any:
+    """`payment.succeeded`: all of `amount` captured."""
+    return make_payment_event(
+        payment_id=payment,
+        user_id=merchant,
+        status=S.SUCCEEDED,
+        amount=amount,
+        amount_captured=amount,
+        **fields,
+    )
+
+
+def authorised(
+    make_payment_event: Any, payment: uuid.UUID, merchant: uuid.UUID, amount: int
+) -> Any:
+    """`payment.requires_capture`: a manual-capture payment holding all of `amount`."""
+    return make_payment_event(
+        payment_id=payment,
+        user_id=merchant,
+        status=S.REQUIRES_CAPTURE,
+        amount=amount,
+        capture_method="manual",
+        amount_capturable=amount,
+    )
+
+
+def partly_refunded(
+    make_payment_event: Any,
+    payment: uuid.UUID,
+    merchant: uuid.UUID,
+    amount: int,
+    refunded: int,
+    **fields: Any,
+) -> Any:
+    """`payment.partially_refunded`: all of `amount` captured, `refunded` of it given back."""
+    return make_payment_event(
+        payment_id=payment,
+        user_id=merchant,
+        status=S.PARTIALLY_REFUNDED,
+        amount=amount,
+        amount_captured=amount,
+        amount_refunded=refunded,
+        **fields,
+    )
+
+
 # --- limits ------------------------------------------------------------------------------------
 
 
@@ -237,14 +285,7 @@ async def test_history_shows_a_captured_payment_with_its_fee_and_hides_it_from_o
 ) -> None:
     merchant, payment = uuid.uuid4(), uuid.uuid4()
     order = uuid.uuid4()
-    event = make_payment_event(
-        payment_id=payment,
-        order_id=order,
-        user_id=merchant,
-        status=S.SUCCEEDED,
-        amount=10_000,
-        amount_captured=10_000,
-    )
+    event = captured(make_payment_event, payment, merchant, 10_000, order_id=order)
     await svc.publish(event)
     await svc.applied(event)
 
@@ -278,13 +319,7 @@ async def test_a_cached_page_is_hit_on_the_second_read_and_never_stale(
     svc: Any, make_payment_event: Any
 ) -> None:
     merchant = uuid.uuid4()
-    first = make_payment_event(
-        payment_id=uuid.uuid4(),
-        user_id=merchant,
-        status=S.SUCCEEDED,
-        amount=1_000,
-        amount_captured=1_000,
-    )
+    first = captured(make_payment_event, uuid.uuid4(), merchant, 1_000)
     await svc.publish(first)
     await svc.applied(first)
 
@@ -297,25 +332,11 @@ async def test_a_cached_page_is_hit_on_the_second_read_and_never_stale(
 
     # A new payment and a refund of the first: the very next read shows both.
     second_id = uuid.uuid4()
-    second = make_payment_event(
-        payment_id=second_id,
-        user_id=merchant,
-        status=S.SUCCEEDED,
-        amount=2_000,
-        amount_captured=2_000,
+    second = captured(make_payment_event, second_id, merchant, 2_000)
+    refund = partly_refunded(
+        make_payment_event, uuid.UUID(first.payload["payment_id"]), merchant, 1_000, 400
     )
-    refund = make_payment_event(
-        payment_id=uuid.UUID(first.payload["payment_id"]),
-        user_id=merchant,
-        status=S.PARTIALLY_REFUNDED,
-        amount=1_000,
-        amount_captured=1_000,
-        amount_refunded=400,
-    )
-    for envelope in (second, refund):
-        await svc.publish(envelope)
-    for envelope in (second, refund):
-        await svc.applied(envelope)
+    await svc.publish_all([second, refund])
     page3 = (await svc.http.get("/transactions", headers=svc.auth(merchant))).json()
     assert [i["id"] for i in page3["items"]] == [str(second_id), first.payload["payment_id"]]
     assert page3["items"][1]["status"] == "partially_refunded"
@@ -348,23 +369,13 @@ async def test_refund_events_debit_the_merchant_once_each(
     events = [
         # The first refund overtakes the capture; the second is announced twice.
         refund(first, RefundStatus.SUCCEEDED, 1_000),
-        make_payment_event(
-            payment_id=payment,
-            user_id=merchant,
-            status=S.SUCCEEDED,
-            amount=10_000,
-            amount_captured=10_000,
-            currency="sek",
-        ),
+        captured(make_payment_event, payment, merchant, 10_000, currency="sek"),
         refund(second, RefundStatus.PENDING, 2_000),
         again,
         again.model_copy(update={"event_id": uuid.uuid4()}),
         refund(uuid.uuid4(), RefundStatus.FAILED, 5_000),
     ]
-    for envelope in events:
-        await svc.publish(envelope)
-    for envelope in events:
-        await svc.applied(envelope)
+    await svc.publish_all(events)
     tx = (await svc.http.get(f"/transactions/{payment}", headers=svc.auth(merchant))).json()
     assert (tx["status"], tx["amount_refunded"], tx["net"]) == ("partially_refunded", 3_000, 6_680)
     balance = (await svc.http.get("/balance", headers=svc.auth(merchant))).json()
@@ -374,20 +385,12 @@ async def test_refund_events_debit_the_merchant_once_each(
 async def test_history_filters_and_pages_with_a_cursor(svc: Any, make_payment_event: Any) -> None:
     merchant = uuid.uuid4()
     events = [
-        make_payment_event(
-            payment_id=uuid.uuid4(),
-            user_id=merchant,
-            status=S.SUCCEEDED,
-            amount=100 + i,
-            amount_captured=100 + i,
-            currency="usd" if i % 2 else "eur",
+        captured(
+            make_payment_event, uuid.uuid4(), merchant, 100 + i, currency="usd" if i % 2 else "eur"
         )
         for i in range(5)
     ]
-    for envelope in events:
-        await svc.publish(envelope)
-    for envelope in events:
-        await svc.applied(envelope)
+    await svc.publish_all(events)
     seen: list[str] = []
     cursor = None
     while True:
@@ -418,22 +421,8 @@ async def test_authorisation_is_pending_until_captured_and_a_void_releases_it(
 ) -> None:
     merchant, held, voided = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     events = [
-        make_payment_event(
-            payment_id=held,
-            user_id=merchant,
-            status=S.REQUIRES_CAPTURE,
-            amount=3_000,
-            capture_method="manual",
-            amount_capturable=3_000,
-        ),
-        make_payment_event(
-            payment_id=voided,
-            user_id=merchant,
-            status=S.REQUIRES_CAPTURE,
-            amount=1_000,
-            capture_method="manual",
-            amount_capturable=1_000,
-        ),
+        authorised(make_payment_event, held, merchant, 3_000),
+        authorised(make_payment_event, voided, merchant, 1_000),
         make_payment_event(
             payment_id=voided,
             user_id=merchant,
@@ -442,10 +431,7 @@ async def test_authorisation_is_pending_until_captured_and_a_void_releases_it(
             capture_method="manual",
         ),
     ]
-    for envelope in events:
-        await svc.publish(envelope)
-    for envelope in events:
-        await svc.applied(envelope)
+    await svc.publish_all(events)
     balance = (await svc.http.get("/balance", headers=svc.auth(merchant))).json()
     assert balance == {"items": [{"currency": "usd", "available": 0, "pending": 3_000}]}
 
@@ -455,28 +441,10 @@ async def test_summary_counts_volume_fees_and_refunds_per_day(
 ) -> None:
     merchant, payment = uuid.uuid4(), uuid.uuid4()
     events = [
-        make_payment_event(
-            payment_id=payment,
-            user_id=merchant,
-            status=S.SUCCEEDED,
-            amount=10_000,
-            amount_captured=10_000,
-            currency="chf",
-        ),
-        make_payment_event(
-            payment_id=payment,
-            user_id=merchant,
-            status=S.PARTIALLY_REFUNDED,
-            amount=10_000,
-            amount_captured=10_000,
-            amount_refunded=2_500,
-            currency="chf",
-        ),
+        captured(make_payment_event, payment, merchant, 10_000, currency="chf"),
+        partly_refunded(make_payment_event, payment, merchant, 10_000, 2_500, currency="chf"),
     ]
-    for envelope in events:
-        await svc.publish(envelope)
-    for envelope in events:
-        await svc.applied(envelope)
+    await svc.publish_all(events)
     r = await svc.http.get(
         "/transactions/summary", params={"period": "month"}, headers=svc.auth(merchant)
     )
@@ -516,14 +484,7 @@ async def test_fees_from_config_changed_apply_at_the_next_capture(
     await svc.publish(change, topic=CONFIG_CHANGED)
     await svc.applied(change)
     merchant, payment = uuid.uuid4(), uuid.uuid4()
-    event = make_payment_event(
-        payment_id=payment,
-        user_id=merchant,
-        status=S.SUCCEEDED,
-        amount=10_000,
-        amount_captured=10_000,
-        provider="paypal",
-    )
+    event = captured(make_payment_event, payment, merchant, 10_000, provider="paypal")
     await svc.publish(event)
     await svc.applied(event)
     tx = (await svc.http.get(f"/transactions/{payment}", headers=svc.auth(merchant))).json()
@@ -569,41 +530,16 @@ async def test_analytics_count_attempts_success_rate_volume_and_refunds_per_prov
     merchant = uuid.uuid4()
     paid, declined, refunded = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     events = [
-        make_payment_event(
-            payment_id=paid,
-            user_id=merchant,
-            status=S.SUCCEEDED,
-            amount=4_000,
-            amount_captured=4_000,
-            currency="huf",
-        ),
+        captured(make_payment_event, paid, merchant, 4_000, currency="huf"),
         make_payment_event(
             payment_id=declined, user_id=merchant, status=S.FAILED, amount=900, currency="huf"
         ),
-        make_payment_event(
-            payment_id=refunded,
-            user_id=merchant,
-            status=S.SUCCEEDED,
-            amount=6_000,
-            amount_captured=6_000,
-            currency="huf",
-            provider="paypal",
-        ),
-        make_payment_event(
-            payment_id=refunded,
-            user_id=merchant,
-            status=S.PARTIALLY_REFUNDED,
-            amount=6_000,
-            amount_captured=6_000,
-            amount_refunded=1_000,
-            currency="huf",
-            provider="paypal",
+        captured(make_payment_event, refunded, merchant, 6_000, currency="huf", provider="paypal"),
+        partly_refunded(
+            make_payment_event, refunded, merchant, 6_000, 1_000, currency="huf", provider="paypal"
         ),
     ]
-    for envelope in events:
-        await svc.publish(envelope)
-    for envelope in events:
-        await svc.applied(envelope)
+    await svc.publish_all(events)
 
     r = await svc.http.get(
         "/internal/analytics", params={"currency": "huf"}, headers=svc.service_auth("admin-service")

@@ -31,6 +31,18 @@ class AnalyticsItem(BaseModel):
     refund_count: int = Field(ge=0, description="payments with a refund posted in the period")
 
 
+# Every count and sum of an item, at zero: a period with nothing of one kind still has them all.
+ZERO_FIGURES: dict[str, int] = {
+    "count": 0,
+    "succeeded": 0,
+    "failed": 0,
+    "volume": 0,
+    "fees": 0,
+    "refunds": 0,
+    "refund_count": 0,
+}
+
+
 class AnalyticsRead(BaseModel):
     """`GET /internal/analytics` (transaction-service) = `GET /admin/analytics` (admin-service)."""
 
@@ -47,4 +59,4 @@ def success_rate(succeeded: int, failed: int) -> float | None:
     return round(succeeded / finished, 4) if finished else None
 
 
-__all__ = ["AnalyticsItem", "AnalyticsPeriod", "AnalyticsRead", "success_rate"]
+__all__ = ["ZERO_FIGURES", "AnalyticsItem", "AnalyticsPeriod", "AnalyticsRead", "success_rate"]

@@ -90,6 +90,20 @@ class ServiceUnavailable(PaygateError):
     status_code, code, title = 503, "service_unavailable", "Service unavailable"
 
 
+class PaymentMethodInvalid(InvalidRequest):
+    """A payment method user-service does not hold for this customer, for a service that asked
+    it (order-service, payment-service): the same answer for one that does not exist and one
+    that is someone else's."""
+
+    code, title = "payment_method_not_found", "No such payment method"
+
+
+class UserDirectoryUnavailable(ServiceUnavailable):
+    """user-service could not answer whether the customer holds the payment method."""
+
+    code, title = "user_service_unavailable", "Payment methods cannot be checked right now"
+
+
 def problem_body(
     status: int,
     code: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
 from paygate_common.outbox import create_outbox_tables
 
 # Tansu holds a JoinGroup for half the session timeout: a short one makes a test consumer's
@@ -24,6 +26,32 @@ FAST_TEST_CONSUMER: dict[str, Any] = {
     "heartbeat_interval_ms": 300,
     "fetch_max_wait_ms": 100,
 }
+
+
+def payment_envelope(
+    *,
+    payment_id: uuid.UUID,
+    user_id: uuid.UUID,
+    status: PaymentStatus,
+    amount: int,
+    currency: str = "usd",
+    provider: str = "stripe",
+    order_id: uuid.UUID | None = None,
+    **fields: Any,
+) -> EventEnvelope:
+    """A `payment.<status>` envelope as payment-service publishes it: keyed by the order id, or
+    by the payment id for a payment without an order."""
+    payload = PaymentEvent(
+        payment_id=payment_id,
+        order_id=order_id,
+        user_id=user_id,
+        status=status,
+        amount=amount,
+        currency=currency,
+        provider=provider,
+        **fields,
+    )
+    return new_event(payload, producer="payment-service", aggregate_id=str(order_id or payment_id))
 
 
 async def read_topic(

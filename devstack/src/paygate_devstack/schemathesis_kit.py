@@ -332,10 +332,51 @@ def isolated_stack(
             proc.stop()
 
 
-@contextlib.contextmanager
-def service_behind_user_service(
-    stack: Any, name: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[Any, Any]]:
-    """`(user, service)`: `isolated_stack` for one service under test."""
-    with isolated_stack(stack, name, env=env) as procs:
-        yield procs["user"], procs[name]
+def assert_spec_holds(
+    stack: Any,
+    service: str,
+    *,
+    beside: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    running: dict[str, Any] | None = None,
+    customer: bool = True,
+    save_card: bool = False,
+    admin: bool = False,
+    internal_caller: str | None = None,
+    max_examples: int = 12,
+    min_operations: int = 1,
+    calls_per_operation: int = 4,
+    expect_client_errors: bool = False,
+    include: Callable[[Any], bool] | None = None,
+) -> FuzzReport:
+    """The whole conformance test of one service's own OpenAPI, as each service declares it.
+
+    `service` runs with user-service (and `beside`) in an `isolated_stack` with `env`, unless
+    `running` (`{name: process}` of a stack the test module already holds) is given. Generated
+    requests carry a fresh customer (`save_card`: with a saved test card) on public routes, the
+    operator on `/admin/*` (`admin`), and `internal_caller`'s service token on `/internal/*`.
+    The run must cover `min_operations`, fail no check, send `calls_per_operation` calls per
+    operation and get some 2xx (and some 4xx with `expect_client_errors`).
+    """
+    with contextlib.ExitStack() as exits:
+        procs = running or exits.enter_context(isolated_stack(stack, *beside, service, env=env))
+        user = procs["user"].url
+        credentials = headers_by_route(
+            customer=customer_headers(user, save_card=save_card) if customer else None,
+            admin=sign_in_headers(user) if admin else None,
+            service=(
+                service_token_headers(stack, service, caller=internal_caller)
+                if internal_caller
+                else None
+            ),
+        )
+        report = fuzz_openapi(
+            procs[service].url, headers_for=credentials, max_examples=max_examples, include=include
+        )
+    assert report.operations >= min_operations, report.summary()
+    assert not report.failures, report.summary()
+    assert report.calls >= calls_per_operation * report.operations, report.summary()
+    assert any(200 <= s < 300 for s in report.statuses), report.summary()
+    if expect_client_errors:
+        assert any(400 <= s < 500 for s in report.statuses), report.summary()
+    return report

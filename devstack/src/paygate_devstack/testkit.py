@@ -4,6 +4,7 @@
     mint = TokenMint(SigningKey.generate())                   # JWTs a service will accept
     headers = service_auth(secret, caller="payment", audience="user")   # for /internal/*
     async with app_client(create_app(settings)) as (app, client): ...
+    async with consuming_app_client(app, bootstrap=b) as (app, client, producer): ...
     class RatesService(InProcessService[Settings]): ...       # app + client + mint handle
 
 The pytest plugin offers `signing_key` and `token_mint` fixtures built on these.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 import httpx
+from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -128,3 +130,20 @@ async def app_client(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
             yield app, client
+
+
+@asynccontextmanager
+async def consuming_app_client(
+    app: FastAPI, *, bootstrap: str, mint: TokenMint | None = None, within: float = 30
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, AIOKafkaProducer]]:
+    """`app_client` once every consumer of the app has joined its group (what is published from
+    then on is seen), and a producer to the same broker to publish what the test feeds it."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        async with app_client(app, mint=mint) as (running, http):
+            for consumer in running.state.eventing.consumers:
+                await asyncio.wait_for(consumer.started.wait(), within)
+            yield running, http, producer
+    finally:
+        await producer.stop()

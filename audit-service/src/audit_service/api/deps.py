@@ -12,6 +12,7 @@ from audit_service.settings import Settings
 from audit_service.store.records import RecordFilter, decode_cursor
 from paygate_common.errors import InvalidRequest
 from paygate_common.pagination import IsoDateTime
+from paygate_common.text import SINGLE_LINE_PATTERN
 
 
 def get_settings(request: Request) -> Settings:
@@ -41,16 +42,28 @@ class InvalidTimeRange(InvalidRequest):
     code, title = "invalid_time_range", "The time range is empty"
 
 
+# Filters are compared with stored text: a control character (NUL above all, which PostgreSQL
+# cannot hold in text) is refused as a 422 before it reaches a query.
+ONE_LINE = SINGLE_LINE_PATTERN
+
+
 def record_filter(
-    actor: Annotated[str | None, Query(max_length=200, description="actor id (a user id)")] = None,
+    actor: Annotated[
+        str | None, Query(max_length=200, pattern=ONE_LINE, description="actor id (a user id)")
+    ] = None,
     action: Annotated[
         str | None,
-        Query(max_length=200, description="`payment.succeeded`, or `payment.*` for a family"),
+        Query(
+            max_length=200,
+            pattern=ONE_LINE,
+            description="`payment.succeeded`, or `payment.*` for a family",
+        ),
     ] = None,
-    entity_type: Annotated[str | None, Query(max_length=100)] = None,
-    entity_id: Annotated[str | None, Query(max_length=200)] = None,
+    entity_type: Annotated[str | None, Query(max_length=100, pattern=ONE_LINE)] = None,
+    entity_id: Annotated[str | None, Query(max_length=200, pattern=ONE_LINE)] = None,
     request_id: Annotated[
-        str | None, Query(max_length=200, description="the correlation id of one API call")
+        str | None,
+        Query(max_length=200, pattern=ONE_LINE, description="the correlation id of one API call"),
     ] = None,
     occurred_from: Annotated[
         IsoDateTime | None, Query(alias="from", description="occurred at or after (ISO 8601)")

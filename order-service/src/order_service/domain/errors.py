@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from paygate_common.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
+from paygate_common.errors import Conflict, InvalidRequest, NotFound
+
+# shared with the other caller of user-service's payment context; imported from here too
+from paygate_common.errors import PaymentMethodInvalid as PaymentMethodInvalid
+from paygate_common.errors import UserDirectoryUnavailable as UserDirectoryUnavailable
 
 
 class OrderNotFound(NotFound):
@@ -20,12 +24,3 @@ class InvalidOrderState(Conflict):
 
 class RefundExceedsOrder(InvalidRequest):
     code, title = "refund_exceeds_captured", "The refund exceeds the order's amount"
-
-
-class PaymentMethodInvalid(InvalidRequest):
-    # The same answer for a method that does not exist and one that is someone else's.
-    code, title = "payment_method_not_found", "No such payment method"
-
-
-class UserDirectoryUnavailable(ServiceUnavailable):
-    code, title = "user_service_unavailable", "Payment methods cannot be checked right now"

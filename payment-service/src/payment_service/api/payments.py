@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -247,28 +247,23 @@ async def capture_payment(
     payload: CaptureRequest | None = None,
 ) -> Response:
     body = payload or CaptureRequest()
-    async with idempotent_request(
+
+    async def capture(session: AsyncSession) -> uuid.UUID | None:
+        operation = await domain.request_capture(session, payment_id, amount=body.amount)
+        operation_id: uuid.UUID = operation.id
+        return operation_id
+
+    return await _payment_command(
         request,
-        key=idempotency_key,
-        scope=principal.user_id,
-        fingerprint={"payment_id": str(payment_id), **body.model_dump(mode="json")},
-        **_idempotency(request),
-    ) as idem:
-        if idem.replay is not None:
-            return idem.replay
-        async with audited(
-            request,
-            principal,
-            action="payment.capture_requested",
-            payment_id=payment_id,
-            details={"amount": body.amount},
-        ) as session:
-            await domain.payment_for(
-                session, payment_id, user_id=principal.user_id, is_admin=principal.is_admin
-            )
-            operation = await domain.request_capture(session, payment_id, amount=body.amount)
-        await await_operation(request, operation.id)
-        return await _respond_with_payment(request, idem, principal, payment_id)
+        principal,
+        payment_id,
+        idempotency_key,
+        action="payment.capture_requested",
+        fingerprint=body.model_dump(mode="json"),
+        details={"amount": body.amount},
+        act=capture,
+        respond=lambda idem: _respond_with_payment(request, idem, principal, payment_id),
+    )
 
 
 @router.post(
@@ -283,28 +278,56 @@ async def cancel_payment(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKeyHeader,
 ) -> Response:
+    async def void(session: AsyncSession) -> uuid.UUID | None:
+        operation = await domain.request_void(session, payment_id)
+        return operation.id if operation else None
+
+    return await _payment_command(
+        request,
+        principal,
+        payment_id,
+        idempotency_key,
+        action="payment.cancel_requested",
+        fingerprint={},
+        details={},
+        act=void,
+        respond=lambda idem: _respond_with_payment(request, idem, principal, payment_id),
+    )
+
+
+async def _payment_command(
+    request: Request,
+    principal: Principal,
+    payment_id: uuid.UUID,
+    idempotency_key: str | None,
+    *,
+    action: str,
+    fingerprint: dict[str, Any],
+    details: dict[str, Any],
+    act: Callable[[AsyncSession], Awaitable[uuid.UUID | None]],
+    respond: Callable[[IdempotentRequest], Awaitable[Response]],
+) -> Response:
+    """What capture, cancel and refund share: an idempotent, audited request on a payment the
+    caller may act on; `act` queues the provider operation (its id), sent and awaited (bounded)
+    after the commit; `respond` answers (and stores the answer for the key)."""
     async with idempotent_request(
         request,
         key=idempotency_key,
         scope=principal.user_id,
-        fingerprint={"payment_id": str(payment_id)},
+        fingerprint={"payment_id": str(payment_id), **fingerprint},
         **_idempotency(request),
     ) as idem:
         if idem.replay is not None:
             return idem.replay
         async with audited(
-            request,
-            principal,
-            action="payment.cancel_requested",
-            payment_id=payment_id,
-            details={},
+            request, principal, action=action, payment_id=payment_id, details=details
         ) as session:
             await domain.payment_for(
                 session, payment_id, user_id=principal.user_id, is_admin=principal.is_admin
             )
-            operation = await domain.request_void(session, payment_id)
-        await await_operation(request, operation.id if operation else None)
-        return await _respond_with_payment(request, idem, principal, payment_id)
+            operation_id = await act(session)
+        await await_operation(request, operation_id)
+        return await respond(idem)
 
 
 async def _respond_with_payment(
@@ -340,38 +363,37 @@ async def create_refund(
     payload: RefundCreate | None = None,
 ) -> Response:
     body = payload or RefundCreate()
-    async with idempotent_request(
-        request,
-        key=idempotency_key,
-        scope=principal.user_id,
-        fingerprint={"payment_id": str(payment_id), **body.model_dump(mode="json")},
-        **_idempotency(request),
-    ) as idem:
-        if idem.replay is not None:
-            return idem.replay
-        async with audited(
-            request,
-            principal,
-            action="payment.refund_requested",
-            payment_id=payment_id,
-            details={"amount": body.amount},
-        ) as session:
-            await domain.payment_for(
-                session, payment_id, user_id=principal.user_id, is_admin=principal.is_admin
-            )
-            refund = await refunds.request_refund(
-                session, payment_id, amount=body.amount, reason=body.reason
-            )
-            operation = await store.operation_for_refund(session, refund.id)
-        await await_operation(request, operation.id if operation else None)
+    refund_ids: list[uuid.UUID] = []
+
+    async def refund(session: AsyncSession) -> uuid.UUID | None:
+        created = await refunds.request_refund(
+            session, payment_id, amount=body.amount, reason=body.reason
+        )
+        refund_ids.append(created.id)
+        operation = await store.operation_for_refund(session, created.id)
+        return operation.id if operation else None
+
+    async def respond(idem: IdempotentRequest) -> Response:
         async with unit_of_work(request.app.state.sessionmaker) as session:
-            current = await store.get_refund(session, refund.id)
+            current = await store.get_refund(session, refund_ids[0])
             idem.session = session
             return await idem.respond(
                 RefundRead.of(current),
                 status_code=201,
-                headers={"Location": f"/payments/{payment_id}/refunds/{refund.id}"},
+                headers={"Location": f"/payments/{payment_id}/refunds/{refund_ids[0]}"},
             )
+
+    return await _payment_command(
+        request,
+        principal,
+        payment_id,
+        idempotency_key,
+        action="payment.refund_requested",
+        fingerprint=body.model_dump(mode="json"),
+        details={"amount": body.amount},
+        act=refund,
+        respond=respond,
+    )
 
 
 @router.get(

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from paygate_common.errors import InvalidRequest
 from paygate_common.events import PaymentStatus, RefundStatus
+from paygate_common.money import minimum_charge
 
 
 class Flow(StrEnum):
@@ -245,12 +246,66 @@ class ProviderTransport(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class CardOperations:
+    """A card provider's names for the calls on a payment after its charge."""
+
+    capture: str
+    void: str
+    refund: str
+    # The parameter a (partial) capture's amount travels in.
+    capture_amount: str = "amount"
+
+
 class CardConnector:
     """What card connectors (Stripe, the sandbox) share: they charge a method; no redirect to
-    complete (Stripe's 3-D Secure finishes at Stripe and reaches us as a webhook)."""
+    complete (Stripe's 3-D Secure finishes at Stripe and reaches us as a webhook). Capture,
+    void and refund requests are built from the provider's `operations` table (a refund's
+    parameters from `refund_params`); their answers are the payment object `parse_authorize_
+    response` reads."""
 
     name: str
     needs_payment_method = True
+    operations: CardOperations
+
+    def minimum_amount(self, currency: str) -> int:
+        return minimum_charge(currency)
+
+    def parse_authorize_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
+        raise NotImplementedError
+
+    def refund_params(self, refund: RefundContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def build_capture_request(self, capture: CaptureContext) -> ProviderRequest:
+        return ProviderRequest(
+            operation=self.operations.capture,
+            params={self.operations.capture_amount: capture.amount},
+            idempotency_key=capture.idempotency_key,
+            target=capture.provider_reference,
+        )
+
+    def parse_capture_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
+        return self.parse_authorize_response(raw)
+
+    def build_void_request(self, void: VoidContext) -> ProviderRequest:
+        return ProviderRequest(
+            operation=self.operations.void,
+            params={},
+            idempotency_key=void.idempotency_key,
+            target=void.provider_reference,
+        )
+
+    def parse_void_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
+        return self.parse_authorize_response(raw)
+
+    def build_refund_request(self, refund: RefundContext) -> ProviderRequest:
+        return ProviderRequest(
+            operation=self.operations.refund,
+            params=self.refund_params(refund),
+            idempotency_key=refund.idempotency_key,
+            target=refund.provider_reference,
+        )
 
     def build_complete_request(self, complete: CompleteContext) -> ProviderRequest:
         raise UnsupportedFlow(self.name, Flow.COMPLETE_REDIRECT)

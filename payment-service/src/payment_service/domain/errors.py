@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from paygate_common.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
+from paygate_common.errors import Conflict, InvalidRequest, NotFound
+
+# shared with the other caller of user-service's payment context; imported from here too
+from paygate_common.errors import PaymentMethodInvalid as PaymentMethodInvalid
+from paygate_common.errors import UserDirectoryUnavailable as UserDirectoryUnavailable
 from payment_service.connectors.base import UnsupportedFlow
 
 # 422 `unsupported_by_provider`: raised by `connectors.base.require` for a flow not offered.
@@ -30,11 +34,6 @@ class CaptureExceedsCapturable(InvalidRequest):
     code, title = "amount_exceeds_capturable", "The amount exceeds what can be captured"
 
 
-class PaymentMethodInvalid(InvalidRequest):
-    # The same answer for a method that does not exist and one that is someone else's.
-    code, title = "payment_method_not_found", "No such payment method"
-
-
 class PaymentMethodWrongProvider(InvalidRequest):
     # A saved method belongs to one provider; a redirect provider (PayPal, SSLCommerz) takes none.
     code, title = "payment_method_provider_mismatch", "The payment method is not this provider's"
@@ -42,7 +41,3 @@ class PaymentMethodWrongProvider(InvalidRequest):
 
 class ProviderNotAvailable(InvalidRequest):
     code, title = "provider_not_available", "This provider is not enabled"
-
-
-class UserDirectoryUnavailable(ServiceUnavailable):
-    code, title = "user_service_unavailable", "Payment methods cannot be checked right now"

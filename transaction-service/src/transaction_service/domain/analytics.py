@@ -7,7 +7,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from paygate_common.analytics import AnalyticsItem, AnalyticsPeriod, AnalyticsRead, success_rate
+from paygate_common.analytics import (
+    ZERO_FIGURES,
+    AnalyticsItem,
+    AnalyticsPeriod,
+    AnalyticsRead,
+    success_rate,
+)
 from transaction_service.domain.errors import AnalyticsWindowInvalid
 from transaction_service.store import analytics as store
 
@@ -39,19 +45,10 @@ def window(
 def merge(attempts: list[Any], money: list[Any]) -> list[AnalyticsItem]:
     """One item per (period, provider, currency) that had an attempt or a posting."""
     merged: dict[tuple[date, str, str], dict[str, Any]] = {}
-    zero = {
-        "count": 0,
-        "succeeded": 0,
-        "failed": 0,
-        "volume": 0,
-        "fees": 0,
-        "refunds": 0,
-        "refund_count": 0,
-    }
     for row in [*attempts, *money]:
         values = dict(row._mapping)
         key = (values.pop("period_start"), values.pop("provider"), values.pop("currency"))
-        merged.setdefault(key, dict(zero)).update({k: int(v) for k, v in values.items()})
+        merged.setdefault(key, dict(ZERO_FIGURES)).update({k: int(v) for k, v in values.items()})
     return [
         AnalyticsItem(
             period_start=start,

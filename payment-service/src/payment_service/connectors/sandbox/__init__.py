@@ -19,10 +19,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paygate_common.events import PaymentStatus, RefundStatus
-from paygate_common.money import minimum_charge
 from payment_service.connectors.base import (
-    CaptureContext,
     CardConnector,
+    CardOperations,
     ConnectorResult,
     Flow,
     PaymentContext,
@@ -30,7 +29,6 @@ from payment_service.connectors.base import (
     ProviderUnavailable,
     RefundContext,
     RefundResult,
-    VoidContext,
     WebhookUpdate,
     as_int,
     as_uuid,
@@ -67,9 +65,7 @@ class SandboxConnector(CardConnector):
     name = "sandbox"
     # Every card flow but webhooks: the sandbox answers synchronously and sends no events.
     capabilities = frozenset(Flow) - {Flow.WEBHOOKS, Flow.COMPLETE_REDIRECT}
-
-    def minimum_amount(self, currency: str) -> int:
-        return minimum_charge(currency)
+    operations = CardOperations(capture="capture", void="void", refund="refund")
 
     def build_authorize_request(self, payment: PaymentContext) -> ProviderRequest:
         return ProviderRequest(
@@ -141,39 +137,12 @@ class SandboxConnector(CardConnector):
                 log.warning("sandbox charge %s has unknown outcome %r", reference, outcome)
                 return ConnectorResult(PaymentStatus.PROCESSING, reference, **common)
 
-    def build_capture_request(self, capture: CaptureContext) -> ProviderRequest:
-        return ProviderRequest(
-            operation="capture",
-            params={"amount": capture.amount},
-            idempotency_key=capture.idempotency_key,
-            target=capture.provider_reference,
-        )
-
-    def parse_capture_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
-        return self.parse_authorize_response(raw)
-
-    def build_void_request(self, void: VoidContext) -> ProviderRequest:
-        return ProviderRequest(
-            operation="void",
-            params={},
-            idempotency_key=void.idempotency_key,
-            target=void.provider_reference,
-        )
-
-    def parse_void_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
-        return self.parse_authorize_response(raw)
-
-    def build_refund_request(self, refund: RefundContext) -> ProviderRequest:
-        return ProviderRequest(
-            operation="refund",
-            params={
-                "refund_id": str(refund.refund_id),
-                "payment_id": str(refund.payment_id),
-                "amount": refund.amount,
-            },
-            idempotency_key=refund.idempotency_key,
-            target=refund.provider_reference,
-        )
+    def refund_params(self, refund: RefundContext) -> dict[str, Any]:
+        return {
+            "refund_id": str(refund.refund_id),
+            "payment_id": str(refund.payment_id),
+            "amount": refund.amount,
+        }
 
     def parse_refund_response(self, raw: Mapping[str, Any]) -> RefundResult:
         error = raw.get("error")

@@ -7,17 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from paygate_common.events import PaymentStatus, RefundStatus
-from paygate_common.money import minimum_charge
 from payment_service.connectors.base import (
-    CaptureContext,
     CardConnector,
+    CardOperations,
     ConnectorResult,
     Flow,
     PaymentContext,
     ProviderRequest,
     RefundContext,
     RefundResult,
-    VoidContext,
     WebhookUpdate,
     as_int,
     as_uuid,
@@ -51,9 +49,13 @@ class StripeConnector(CardConnector):
 
     name = "stripe"
     capabilities = frozenset(Flow) - {Flow.COMPLETE_REDIRECT}
-
-    def minimum_amount(self, currency: str) -> int:
-        return minimum_charge(currency)
+    # No cancellation_reason on a void: localstripe refuses any parameter on cancel.
+    operations = CardOperations(
+        capture="payment_intents.capture",
+        void="payment_intents.cancel",
+        refund="refunds.create",
+        capture_amount="amount_to_capture",
+    )
 
     # -- authorise ---------------------------------------------------------------------------
 
@@ -87,49 +89,19 @@ class StripeConnector(CardConnector):
             return self._parse_error(error)
         return self._parse_payment_intent(raw)
 
-    # -- capture and void --------------------------------------------------------------------
+    # -- refunds (capture and void: `CardConnector`, by `operations`) --------------------------
 
-    def build_capture_request(self, capture: CaptureContext) -> ProviderRequest:
-        return ProviderRequest(
-            operation="payment_intents.capture",
-            params={"amount_to_capture": capture.amount},
-            idempotency_key=capture.idempotency_key,
-            target=capture.provider_reference,
-        )
-
-    def parse_capture_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
-        return self.parse_authorize_response(raw)
-
-    def build_void_request(self, void: VoidContext) -> ProviderRequest:
-        # No cancellation_reason: localstripe refuses any parameter on cancel.
-        return ProviderRequest(
-            operation="payment_intents.cancel",
-            params={},
-            idempotency_key=void.idempotency_key,
-            target=void.provider_reference,
-        )
-
-    def parse_void_response(self, raw: Mapping[str, Any]) -> ConnectorResult:
-        return self.parse_authorize_response(raw)
-
-    # -- refunds -----------------------------------------------------------------------------
-
-    def build_refund_request(self, refund: RefundContext) -> ProviderRequest:
+    def refund_params(self, refund: RefundContext) -> dict[str, Any]:
         # Our free-text reason travels in metadata: Stripe's `reason` is a closed enum (and
         # localstripe refuses the parameter).
         metadata = {"refund_id": str(refund.refund_id), "payment_id": str(refund.payment_id)}
         if refund.reason:
             metadata["reason"] = refund.reason[:500]
-        return ProviderRequest(
-            operation="refunds.create",
-            params={
-                "payment_intent": refund.provider_reference,
-                "amount": refund.amount,
-                "metadata": metadata,
-            },
-            idempotency_key=refund.idempotency_key,
-            target=refund.provider_reference,
-        )
+        return {
+            "payment_intent": refund.provider_reference,
+            "amount": refund.amount,
+            "metadata": metadata,
+        }
 
     def parse_refund_response(self, raw: Mapping[str, Any]) -> RefundResult:
         error = raw.get("error")
