@@ -206,6 +206,10 @@ async def record_order(session: AsyncSession, order: OrderCreated, *, provider: 
         currency=order.currency.lower(),
         description=order.description,
         payment_method_id=order.payment_method_id,
+        # The context order-service read when it took the order: the executor charges with it
+        # instead of asking user-service. An older order.create has none: the executor asks.
+        payment_method_token=order.payment_method_token,
+        provider_customer_id=order.provider_customer_id if order.payment_method_token else None,
         provider=provider,
         status=CREATED,
         correlation_id=current_request_id(),
