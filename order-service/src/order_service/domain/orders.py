@@ -77,7 +77,8 @@ async def check_new_order(
         raise context
     if isinstance(reserved, BaseException):
         raise reserved
-    return context
+    found: PaymentContextRead | None = context
+    return found
 
 
 async def _give_back(limits: LimitsClient, order_id: uuid.UUID) -> None:

@@ -163,8 +163,13 @@ async def prepare_direct_payment(
         and not checkout
     ):
         method = await _saved_method(users, user_id, None)
+    provider_customer_id = None
     if method is not None:
         payment_method_id = method.payment_method_id or payment_method_id
+        if not checkout:
+            # The check read the token already: the executor charges with it, no second call.
+            payment_method_token = method.token
+            provider_customer_id = method.provider_customer_id
     return DirectPayment(
         user_id=user_id,
         amount=amount,
@@ -177,6 +182,7 @@ async def prepare_direct_payment(
         metadata=metadata,
         return_url=return_url,
         checkout=checkout,
+        provider_customer_id=provider_customer_id,
     )
 
 

@@ -237,6 +237,8 @@ class DirectPayment:
     return_url: str | None
     # Paid on the hosted checkout page: no method yet, the customer brings one there.
     checkout: bool = False
+    # The saved method's customer at the provider, read with its token when it was checked.
+    provider_customer_id: str | None = None
 
 
 async def create_payment(
@@ -258,6 +260,7 @@ async def create_payment(
         description=payment.description,
         payment_method_id=payment.payment_method_id,
         payment_method_token=payment.payment_method_token,
+        provider_customer_id=payment.provider_customer_id,
         provider=payment.provider,
         capture_method=payment.capture_method,
         metadata=payment.metadata,
