@@ -21,6 +21,7 @@ from order_service.settings import Settings
 from paygate_common.auth import SigningKey
 from paygate_common.events import EventEnvelope, PaymentStatus
 from paygate_common.events.topics import PAYMENT_EVENT
+from paygate_common.internal.users import PAYMENT_CONTEXT_PATH, ChargeableMethod, PaymentContextRead
 from paygate_devstack.asgi import serve_asgi
 from paygate_devstack.events_testing import payment_envelope
 from paygate_devstack.testkit import (
@@ -32,27 +33,60 @@ from paygate_devstack.testkit import (
 
 
 class UserServiceStandIn:
-    """Stands in for user-service's `/internal/users/{id}/payment-context` (saved methods only)."""
+    """Stands in for user-service's `/internal/users/{id}/payment-context` (saved methods only).
+
+    Its answers are built from the typed models user-service serves; the first saved method is
+    the default. `calls` counts the requests, `down` makes it answer 503 (a broken dependency).
+    """
 
     def __init__(self) -> None:
-        self.methods: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self.methods: dict[uuid.UUID, list[ChargeableMethod]] = {}
+        self.customers: dict[uuid.UUID, str] = {}
+        self.calls = 0
+        self.down = False
         self.app = FastAPI()
 
-        @self.app.get("/internal/users/{user_id}/payment-context")
+        @self.app.get(PAYMENT_CONTEXT_PATH)
         async def payment_context(
             user_id: uuid.UUID, request: Request, payment_method_id: uuid.UUID | None = None
         ) -> JSONResponse:
+            self.calls += 1
             if not request.headers.get("authorization", "").startswith("Bearer "):
                 return JSONResponse({"code": "service_token_invalid"}, status_code=401)
-            owned = self.methods.get(user_id, set())
-            if payment_method_id is not None and payment_method_id not in owned:
-                return JSONResponse({"code": "payment_method_not_found"}, status_code=404)
-            return JSONResponse({"user_id": str(user_id), "payment_method": None})
+            if self.down:
+                return JSONResponse({"code": "unavailable"}, status_code=503)
+            owned = self.methods.get(user_id, [])
+            if payment_method_id is None:
+                method = owned[0] if owned else None
+            else:
+                method = next((m for m in owned if m.id == payment_method_id), None)
+                if method is None:
+                    return JSONResponse({"code": "payment_method_not_found"}, status_code=404)
+            context = PaymentContextRead(
+                user_id=user_id,
+                email=f"{user_id.hex[:8]}@example.com",
+                full_name="Buyer",
+                provider_customer_id=self.customers.get(user_id),
+                payment_method=method,
+            )
+            return JSONResponse(context.model_dump(mode="json"))
 
     def save_method(self, user_id: uuid.UUID) -> uuid.UUID:
-        method = uuid.uuid4()
-        self.methods.setdefault(user_id, set()).add(method)
-        return method
+        method = ChargeableMethod(
+            id=uuid.uuid4(),
+            provider="stripe",
+            token=f"pm_{uuid.uuid4().hex[:24]}",
+            brand="visa",
+            last4="4242",
+            exp_month=12,
+            exp_year=2034,
+        )
+        self.methods.setdefault(user_id, []).append(method)
+        self.customers.setdefault(user_id, f"cus_{user_id.hex[:14]}")
+        return method.id
+
+    def method(self, method_id: uuid.UUID) -> ChargeableMethod:
+        return next(m for ms in self.methods.values() for m in ms if m.id == method_id)
 
 
 @dataclass

@@ -78,3 +78,17 @@ async def test_orders_fail_closed_when_transaction_service_is_unreachable(svc: A
     finally:
         client.http._client.base_url = before
     assert (await svc.place(uuid.uuid4(), amount=1_000)).status_code == 201
+
+
+async def test_an_order_refused_for_its_method_gives_its_reservation_back(svc: Any) -> None:
+    """The method check and the reservation run side by side; a refused order keeps nothing."""
+    buyer = uuid.uuid4()
+    foreign = svc.users.save_method(uuid.uuid4())
+    refused = await svc.place(buyer, amount=10_000, currency="eur", payment_method_id=str(foreign))
+    assert (refused.status_code, refused.json()["code"]) == (422, "payment_method_not_found")
+    # The whole daily limit is free again: had the reservation stayed, this would be over it.
+    accepted = await svc.place(buyer, amount=10_000, currency="eur")
+    assert accepted.status_code == 201, accepted.text
+    over = await svc.place(buyer, amount=100, currency="eur")
+    assert (over.status_code, over.json()["code"]) == (422, "limit_exceeded")
+    assert await orders_of(svc, buyer) == 1

@@ -12,6 +12,12 @@ import pytest
 from paygate_common.events import PaymentStatus
 
 PROBLEM = "application/problem+json"
+CONTEXT_FIELDS = (
+    "payment_method_id",
+    "payment_method_provider",
+    "payment_method_token",
+    "provider_customer_id",
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +85,58 @@ async def test_placing_an_order_returns_201_pending_and_publishes_order_create(
         "currency": "usd",
         "description": "T-shirt",
         "payment_method_id": str(method),
+        # The payment context read when the order was taken: payment-service charges with it.
+        "payment_method_provider": "stripe",
+        "payment_method_token": svc.users.method(method).token,
+        "provider_customer_id": svc.users.customers[buyer],
     }
+
+
+async def test_one_payment_context_call_per_order_and_the_default_method_travels_too(
+    svc: Any, read_topic: Any
+) -> None:
+    buyer = new_user()
+    default = svc.users.save_method(buyer)
+    svc.users.save_method(buyer)
+    before = svc.users.calls
+    r = await svc.place(buyer, amount=1200)
+    assert r.status_code == 201, r.text
+    assert svc.users.calls == before + 1
+    order = r.json()
+    assert order["payment_method_id"] is None  # the order says what the customer asked for
+    (envelope,) = await read_topic(svc.bootstrap, "order.create", key=order["id"])
+    payload = envelope.payload
+    assert payload["payment_method_id"] == str(default)
+    assert payload["payment_method_token"] == svc.users.method(default).token
+    assert payload["provider_customer_id"] == svc.users.customers[buyer]
+
+
+async def test_without_a_saved_method_the_order_goes_without_a_context(
+    svc: Any, read_topic: Any
+) -> None:
+    r = await svc.place(new_user(), amount=800)
+    assert r.status_code == 201, r.text
+    (envelope,) = await read_topic(svc.bootstrap, "order.create", key=r.json()["id"])
+    assert {k: envelope.payload[k] for k in CONTEXT_FIELDS} == dict.fromkeys(CONTEXT_FIELDS)
+
+
+async def test_user_service_down_refuses_a_named_method_but_not_the_default(
+    svc: Any, read_topic: Any
+) -> None:
+    buyer = new_user()
+    method = svc.users.save_method(buyer)
+    svc.users.down = True
+    try:
+        named = await svc.place(buyer, payment_method_id=str(method))
+        default = await svc.place(buyer, amount=900)
+    finally:
+        svc.users.down = False
+    assert (named.status_code, named.json()["code"]) == (503, "user_service_unavailable")
+    assert named.headers["retry-after"] == "2"
+    # Taking the order does not depend on user-service: payment-service asks when it charges.
+    assert default.status_code == 201, default.text
+    (envelope,) = await read_topic(svc.bootstrap, "order.create", key=default.json()["id"])
+    assert {k: envelope.payload[k] for k in CONTEXT_FIELDS} == dict.fromkeys(CONTEXT_FIELDS)
 
 
 async def test_the_order_row_and_its_event_are_written_together(svc: Any) -> None:

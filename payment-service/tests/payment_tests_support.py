@@ -211,10 +211,14 @@ class Orders:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
 
-    async def create(self, user_id: uuid.UUID, amount: int = 1999) -> EventEnvelope:
+    async def create(self, user_id: uuid.UUID, amount: int = 1999, **context: Any) -> EventEnvelope:
+        """An `order.create`; `context` is the payment context order-service carries in it
+        (`payment_method_token=`, `provider_customer_id=`, ...); without it, the old shape."""
         order_id = uuid.uuid4()
         envelope = new_event(
-            OrderCreated(order_id=order_id, user_id=user_id, amount=amount, currency="usd"),
+            OrderCreated(
+                order_id=order_id, user_id=user_id, amount=amount, currency="usd", **context
+            ),
             producer="order-service",
             aggregate_id=str(order_id),
         )

@@ -189,6 +189,69 @@ async def test_an_order_waits_while_user_service_is_down_and_is_charged_once_it_
     assert len(await checkout.stripe.intents_for(payment.id)) == 1
 
 
+async def test_an_order_create_carrying_the_context_is_charged_with_user_service_down(
+    checkout: Checkout,
+) -> None:
+    """order-service read the context when it took the order: no call to user-service here."""
+    customer, pm = await checkout.stripe.customer_with("pm_card_visa")
+    method_id = uuid.uuid4()
+    user_id = uuid.uuid4()  # unknown to the stand-in too: a call could only fail
+    calls = checkout.users.calls
+    await checkout.users.server.stop()
+    try:
+        order = await checkout.orders.create(
+            user_id,
+            amount=3100,
+            payment_method_id=method_id,
+            payment_method_provider="stripe",
+            payment_method_token=pm,
+            provider_customer_id=customer,
+        )
+        order_id = uuid.UUID(order.aggregate_id)
+        payment = await checkout.settled(order_id)
+    finally:
+        await checkout.users.server.start()
+    assert payment.status == "succeeded", payment.failure_message
+    assert payment.payment_method_id == method_id
+    assert (payment.payment_method_token, payment.provider_customer_id) == (pm, customer)
+    (intent,) = await checkout.stripe.intents_for(payment.id)
+    assert (intent["payment_method"], intent["customer"], intent["amount"]) == (pm, customer, 3100)
+    assert checkout.users.calls == calls
+    events = await checkout.events.for_order(order_id)
+    assert [e.event_type for _, e in events] == ["payment.succeeded"]
+
+
+async def test_an_old_shape_order_create_still_asks_user_service_for_the_context(
+    checkout: Checkout,
+) -> None:
+    customer, pm = await checkout.stripe.customer_with("pm_card_visa")
+    user_id = checkout.users.add_user(pm, customer)
+    calls = checkout.users.calls
+    order_id = uuid.uuid4()
+    # As an order-service of before this change wrote it: none of the context fields.
+    old_shape = EventEnvelope(
+        event_type="order.created",
+        version=1,
+        producer="order-service",
+        aggregate_id=str(order_id),
+        payload={
+            "order_id": str(order_id),
+            "user_id": str(user_id),
+            "amount": 1300,
+            "currency": "usd",
+            "description": None,
+            "payment_method_id": None,
+        },
+    )
+    await checkout.orders.send(ORDER_CREATE, old_shape)
+    payment = await checkout.settled(order_id)
+    assert payment.status == "succeeded", payment.failure_message
+    assert payment.payment_method_token is None and payment.provider_customer_id is None
+    assert checkout.users.calls > calls
+    (intent,) = await checkout.stripe.intents_for(payment.id)
+    assert (intent["payment_method"], intent["customer"]) == (pm, customer)
+
+
 async def test_a_cancelled_order_that_was_not_charged_yet_is_never_charged(
     checkout: Checkout,
 ) -> None:

@@ -319,6 +319,23 @@ async def test_a_direct_provider_token_is_charged_without_a_saved_method(
     assert [p["id"] for p in listing["items"]] == [payment["id"]]
 
 
+async def test_a_saved_method_is_read_once_at_creation_and_charged_with_its_customer(
+    merchant: Merchant, user_service: UserServiceStandIn, stripe_api: Stripe
+) -> None:
+    calls = user_service.calls
+    payment = await merchant.pay(1700)  # the user's saved (default) method
+    settled = await merchant.settled(payment["id"])
+    assert settled["status"] == "succeeded"
+    # The check at POST /payments read the token: the executor did not ask again.
+    assert user_service.calls == calls + 1
+    saved = user_service.users[merchant.user_id]
+    (intent,) = await stripe_api.intents_for(uuid.UUID(payment["id"]))
+    assert (intent["payment_method"], intent["customer"]) == (
+        saved["payment_method"]["token"],
+        saved["provider_customer_id"],
+    )
+
+
 async def test_racing_captures_and_a_racing_cancel_leave_exactly_one_winner(
     merchant: Merchant, stripe_api: Stripe
 ) -> None:

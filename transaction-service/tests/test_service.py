@@ -34,7 +34,11 @@ async def svc(start_transaction_service: Any) -> AsyncIterator[Any]:
     # One app per module: a second consumer in the same group waits for the broker to forget
     # the first. Limits: eur has a daily limit of 100.00 here.
     async with start_transaction_service(
-        limits={"eur": {"daily": 10_000, "per_transaction": 5_000}},
+        limits={
+            "eur": {"daily": 10_000, "per_transaction": 5_000},
+            # A month smaller than a day: the second counter refuses what the first took.
+            "chf": {"daily": 10_000, "monthly": 6_000},
+        },
         fee_basis_points=290,
         fee_fixed=30,
     ) as service:
@@ -143,6 +147,26 @@ async def test_an_amount_over_the_per_transaction_limit_is_refused(svc: Any) -> 
         "per_transaction",
         5_000,
     )
+
+
+async def test_over_the_monthly_limit_nothing_stays_reserved_not_even_the_day(svc: Any) -> None:
+    user = uuid.uuid4()
+    assert (await reserve(svc, user, 5_000, currency="chf")).status_code == 201
+    ref = uuid.uuid4()
+    over = await reserve(svc, user, 2_000, currency="chf", ref=ref)
+    assert over.status_code == 422, over.text
+    assert (over.json()["limit"], over.json()["maximum"], over.json()["remaining"]) == (
+        "monthly",
+        6_000,
+        1_000,
+    )
+    assert (await reserve(svc, user, 1_000, currency="chf")).status_code == 201
+    rows = await svc.sql(
+        "SELECT period, reserved FROM limit_counters WHERE user_id = :u ORDER BY period", u=user
+    )
+    assert [tuple(r) for r in rows] == [("day", 6_000), ("month", 6_000)]
+    refused = await svc.sql("SELECT 1 FROM limit_reservations WHERE reference_id = :r", r=ref)
+    assert refused == []
 
 
 async def test_reservations_need_a_service_token(svc: Any) -> None:

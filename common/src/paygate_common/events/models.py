@@ -36,6 +36,13 @@ class OrderCreated(_Payload):
     description: str | None = None
     # The saved method to charge; None means the user's default method.
     payment_method_id: uuid.UUID | None = None
+    # The payment context order-service read from user-service when it took the order, so
+    # payment-service charges without asking again. All None in events of older producers, or
+    # when the user had no method then: payment-service asks user-service itself. The token is
+    # the provider's reference to the saved method (Stripe `pm_...`), never card data.
+    payment_method_provider: str | None = None
+    payment_method_token: str | None = Field(default=None, max_length=255, repr=False)
+    provider_customer_id: str | None = Field(default=None, max_length=255)
 
 
 class OrderCancelled(_Payload):

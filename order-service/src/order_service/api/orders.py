@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -76,8 +77,12 @@ async def create_order(
     ) as idem:
         if idem.replay is not None:
             return idem.replay
-        await domain.check_new_order(
+        order_id = uuid.uuid4()
+        # Before the order's statement, so a refused order leaves no row and no event.
+        context = await domain.check_new_order(
             methods=request.app.state.payment_methods,
+            limits=limits_client(request.app) if settings.limits_enabled else None,
+            order_id=order_id,
             user_id=principal.user_id,
             amount=payload.amount,
             currency=payload.currency,
@@ -85,20 +90,14 @@ async def create_order(
         )
         order = await domain.place_order(
             session=session,
+            order_id=order_id,
             user_id=principal.user_id,
             amount=payload.amount,
             currency=payload.currency,
             description=payload.description,
             payment_method_id=payload.payment_method_id,
+            context=context,
         )
-        if settings.limits_enabled:
-            # In the order's transaction: a refusal (422) or no answer (503) rolls the order back.
-            await limits_client(request.app).reserve(
-                reference_id=order.id,
-                user_id=order.user_id,
-                amount=order.amount,
-                currency=order.currency,
-            )
         return await idem.respond(
             OrderRead.from_record(order),
             status_code=201,

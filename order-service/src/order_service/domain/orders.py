@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -34,6 +35,8 @@ from order_service.store import orders as store
 from order_service.store.orders import OrderRecord
 from paygate_common.auth import Principal
 from paygate_common.events import PaymentEvent
+from paygate_common.internal.users import PaymentContextRead
+from paygate_common.limits import LimitsClient, LimitsUnavailable
 from paygate_common.money import require_minimum_charge
 
 log = logging.getLogger("order_service.orders")
@@ -45,28 +48,58 @@ CUSTOMER_CANCELLED = "customer_cancelled"
 async def check_new_order(
     *,
     methods: PaymentMethods,
+    limits: LimitsClient | None,
+    order_id: uuid.UUID,
     user_id: uuid.UUID,
     amount: int,
     currency: str,
     payment_method_id: uuid.UUID | None,
-) -> None:
-    """Refuse at once what the charge would fail on later: a foreign method, a too small amount."""
+) -> PaymentContextRead | None:
+    """Refuse at once what the charge would fail on later, and reserve the amount; the context.
+
+    A too small amount, a foreign method (422) and a limit (422 `limit_exceeded`, 503
+    `limits_unavailable`: fails closed) are refused before the order exists. The payment context
+    and the reservation are asked for at the same time, so their round trips overlap; a
+    reservation made for an order refused on its method is given back at once (failing that,
+    transaction-service's orphan sweep releases it, as for any order that never commits).
+    """
     require_minimum_charge(amount, currency)
-    if payment_method_id is not None:
-        await methods.check_owned(user_id, payment_method_id)
+    if limits is None:
+        return await methods.context_for_order(user_id, payment_method_id)
+    context, reserved = await asyncio.gather(
+        methods.context_for_order(user_id, payment_method_id),
+        limits.reserve(reference_id=order_id, user_id=user_id, amount=amount, currency=currency),
+        return_exceptions=True,
+    )
+    if isinstance(context, BaseException):
+        if not isinstance(reserved, BaseException):
+            await _give_back(limits, order_id)
+        raise context
+    if isinstance(reserved, BaseException):
+        raise reserved
+    found: PaymentContextRead | None = context
+    return found
+
+
+async def _give_back(limits: LimitsClient, order_id: uuid.UUID) -> None:
+    try:
+        await limits.release(order_id)
+    except LimitsUnavailable:
+        log.warning("reservation of refused order %s is left to the orphan sweep", order_id)
 
 
 async def place_order(
     *,
     session: AsyncSession,
+    order_id: uuid.UUID,
     user_id: uuid.UUID,
     amount: int,
     currency: str,
     description: str | None,
     payment_method_id: uuid.UUID | None,
+    context: PaymentContextRead | None,
 ) -> OrderRecord:
     """A pending order and its `order.create` event, in the same transaction (one statement)."""
-    order_id = uuid.uuid4()
     event = order_created(
         order_id=order_id,
         user_id=user_id,
@@ -74,6 +107,7 @@ async def place_order(
         currency=currency,
         description=description,
         payment_method_id=payment_method_id,
+        context=context,
     )
     return await store.insert_order_with_event(
         session,

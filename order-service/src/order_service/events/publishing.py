@@ -6,7 +6,6 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from order_service.store.orders import OrderRecord
 from paygate_common.events import (
     ORDER_CREATE,
     ORDER_EVENT,
@@ -16,6 +15,7 @@ from paygate_common.events import (
     OrderRefundRequested,
     new_event,
 )
+from paygate_common.internal.users import PaymentContextRead
 from paygate_common.outbox import OutgoingEvent, add_event
 
 PRODUCER = "order-service"
@@ -29,30 +29,28 @@ def order_created(
     currency: str,
     description: str | None,
     payment_method_id: uuid.UUID | None,
+    context: PaymentContextRead | None = None,
 ) -> OutgoingEvent:
-    """The `order.create` event of a new order (written with the order: `place_order`)."""
+    """The `order.create` event of a new order (written with the order: `place_order`).
+
+    With the payment context read at creation it names the method to charge (the default one
+    resolved to its id) and carries its provider token and the provider's customer, so
+    payment-service charges without asking user-service; without one payment-service asks.
+    """
+    method = context.payment_method if context is not None else None
     payload = OrderCreated(
         order_id=order_id,
         user_id=user_id,
         amount=amount,
         currency=currency,
         description=description,
-        payment_method_id=payment_method_id,
+        payment_method_id=method.id if method is not None else payment_method_id,
+        payment_method_provider=method.provider if method is not None else None,
+        payment_method_token=method.token if method is not None else None,
+        provider_customer_id=context.provider_customer_id if method and context else None,
     )
     envelope: EventEnvelope = new_event(payload, producer=PRODUCER, aggregate_id=str(order_id))
     return OutgoingEvent(envelope, ORDER_CREATE)
-
-
-async def publish_order_created(session: AsyncSession, order: OrderRecord) -> None:
-    created = order_created(
-        order_id=order.id,
-        user_id=order.user_id,
-        amount=order.amount,
-        currency=order.currency,
-        description=order.description,
-        payment_method_id=order.payment_method_id,
-    )
-    await add_event(session, created.envelope, topic=created.topic)
 
 
 async def publish_order_cancelled(

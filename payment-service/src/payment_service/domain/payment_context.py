@@ -6,7 +6,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ValidationError
+
 from paygate_common.http import DependencyUnavailable, ServiceClient
+from paygate_common.internal.users import PAYMENT_CONTEXT_PATH, PaymentContextRead
 from paygate_common.money import require_minimum_charge
 from payment_service.connectors.base import Flow
 from payment_service.connectors.base import require as require_flow
@@ -57,39 +60,47 @@ class UserDirectory:
         params = {"payment_method_id": str(payment_method_id)} if payment_method_id else None
         try:
             response = await self.client.get(
-                f"/internal/users/{user_id}/payment-context", params=params
+                PAYMENT_CONTEXT_PATH.format(user_id=user_id), params=params
             )
         except DependencyUnavailable as exc:
             raise UserServiceUnavailable(str(exc)) from exc
         if response.status_code == 404:
-            code = _problem_code(response.json) or "user_not_found"
+            code = _problem_code(response.content) or "user_not_found"
             raise PaymentMethodUnavailable(code, "The user or payment method does not exist")
         if response.is_error:
             # 401/403 (a token problem) and 5xx are ours or theirs to fix; the order waits.
             log.error("user-service answered %d for a payment context", response.status_code)
             raise UserServiceUnavailable(f"user-service answered {response.status_code}")
-        body = response.json()
-        method = body.get("payment_method")
-        if not method or not method.get("token"):
+        try:
+            context = PaymentContextRead.model_validate_json(response.content)
+        except ValidationError as exc:
+            log.error("user-service answered a payment context we cannot read: %s", exc)
+            raise UserServiceUnavailable("user-service answered an unreadable context") from exc
+        method = context.payment_method
+        if method is None or not method.token:
             raise PaymentMethodUnavailable(
                 "payment_method_not_found", "The user has no payment method to charge"
             )
         return PaymentMethodContext(
             user_id=user_id,
-            provider_customer_id=body.get("provider_customer_id"),
-            payment_method_id=uuid.UUID(method["id"]) if method.get("id") else None,
-            provider=method.get("provider"),
-            token=str(method["token"]),
+            provider_customer_id=context.provider_customer_id,
+            payment_method_id=method.id,
+            provider=method.provider,
+            token=method.token,
         )
 
 
-def _problem_code(read_json: object) -> str | None:
+class _Problem(BaseModel):
+    """The part of a problem+json answer we read: its stable code."""
+
+    code: str | None = None
+
+
+def _problem_code(body: bytes) -> str | None:
     try:
-        body = read_json()  # type: ignore[operator]
-    except ValueError:
+        return _Problem.model_validate_json(body).code or None
+    except ValidationError:
         return None
-    code = body.get("code") if isinstance(body, dict) else None
-    return str(code) if code else None
 
 
 async def prepare_direct_payment(
@@ -152,8 +163,13 @@ async def prepare_direct_payment(
         and not checkout
     ):
         method = await _saved_method(users, user_id, None)
+    provider_customer_id = None
     if method is not None:
         payment_method_id = method.payment_method_id or payment_method_id
+        if not checkout:
+            # The check read the token already: the executor charges with it, no second call.
+            payment_method_token = method.token
+            provider_customer_id = method.provider_customer_id
     return DirectPayment(
         user_id=user_id,
         amount=amount,
@@ -166,6 +182,7 @@ async def prepare_direct_payment(
         metadata=metadata,
         return_url=return_url,
         checkout=checkout,
+        provider_customer_id=provider_customer_id,
     )
 
 

@@ -285,6 +285,10 @@ async def record_order(session: AsyncSession, order: OrderCreated, *, provider: 
         currency=order.currency.lower(),
         description=order.description,
         payment_method_id=order.payment_method_id,
+        # The context order-service read when it took the order: the executor charges with it
+        # instead of asking user-service. An older order.create has none: the executor asks.
+        payment_method_token=order.payment_method_token,
+        provider_customer_id=order.provider_customer_id if order.payment_method_token else None,
         provider=provider,
         status=CREATED,
         correlation_id=current_request_id(),
@@ -312,6 +316,8 @@ class DirectPayment:
     return_url: str | None
     # Paid on the hosted checkout page: no method yet, the customer brings one there.
     checkout: bool = False
+    # The saved method's customer at the provider, read with its token when it was checked.
+    provider_customer_id: str | None = None
 
 
 async def create_payment(
@@ -333,6 +339,7 @@ async def create_payment(
         description=payment.description,
         payment_method_id=payment.payment_method_id,
         payment_method_token=payment.payment_method_token,
+        provider_customer_id=payment.provider_customer_id,
         provider=payment.provider,
         capture_method=payment.capture_method,
         metadata=payment.metadata,

@@ -101,8 +101,12 @@ payments = Table(
     Column("amount_refund_pending", BigInteger, nullable=False, server_default=text("0")),
     Column("metadata", JSONB, nullable=True),
     Column("return_url", Text, nullable=True),
-    # A provider token given directly (POST /payments `payment_method: pm_…`); never card data.
+    # A provider token given directly (POST /payments `payment_method: pm_…`), or the saved
+    # method's that `order.create` carried; never card data.
     Column("payment_method_token", String(255), nullable=True),
+    # The provider's customer the saved method is attached to (Stripe `cus_…`), from
+    # `order.create` with the token: with both the executor needs no call to user-service.
+    Column("provider_customer_id", String(255), nullable=True),
     # An uncaptured authorisation is voided after this (the expiry worker).
     Column("capture_before", DateTime(timezone=True), nullable=True),
     # Paid on the hosted checkout page: waits in requires_action for the customer's card.

@@ -571,10 +571,11 @@ class PaymentExecutor:
                 token="",
             )
         if payment.payment_method_token:
+            # Given directly, or carried by order.create with its customer: no call.
             return PaymentMethodContext(
                 user_id=payment.user_id,
-                provider_customer_id=None,
-                payment_method_id=None,
+                provider_customer_id=payment.provider_customer_id,
+                payment_method_id=payment.payment_method_id,
                 provider=payment.provider,
                 token=payment.payment_method_token,
             )

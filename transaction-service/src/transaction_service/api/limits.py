@@ -28,6 +28,14 @@ def _read(reservation: domain.Reservation) -> ReservationRead:
     )
 
 
+def _config_cache(request: Request) -> domain.LimitsConfigCache:
+    """This process's copy of the limits config (re-read when the stored version moves on)."""
+    cache: domain.LimitsConfigCache | None = getattr(request.app.state, "limits_config", None)
+    if cache is None:
+        cache = request.app.state.limits_config = domain.LimitsConfigCache()
+    return cache
+
+
 @router.post(
     "/reservations",
     status_code=201,
@@ -50,6 +58,7 @@ async def create_reservation(
         user_id=payload.user_id,
         amount=payload.amount,
         currency=payload.currency,
+        config=_config_cache(request),
     )
     return JSONResponse(
         _read(reservation).model_dump(mode="json"), status_code=201 if reservation.created else 200

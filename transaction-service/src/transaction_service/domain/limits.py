@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from paygate_common.limits import LimitExceeded
 from transaction_service.domain.errors import ReservationConflict, ReservationNotFound
 from transaction_service.settings import LimitRule, Settings
-from transaction_service.store import config as config_store
 from transaction_service.store import limits as store
 
 LIMITS_CONFIG_KEY = "limits"
@@ -115,6 +114,21 @@ def _reservation(row: Any, *, created: bool) -> Reservation:
     )
 
 
+class LimitsConfigCache:
+    """The limits config as this process last read it, with its version.
+
+    `reserve` computes the maxima from it and its one statement writes only if the stored
+    config still has that version; otherwise the config is read again and the statement
+    re-run. A stale cache therefore costs one retry, never a reservation under an old limit.
+    """
+
+    NEVER_READ = -1  # no stored version is negative: the first reservation reads the config
+
+    def __init__(self) -> None:
+        self.version: int | None = self.NEVER_READ
+        self.value: Any = None
+
+
 async def reserve(
     *,
     session: AsyncSession,
@@ -124,30 +138,48 @@ async def reserve(
     amount: int,
     currency: str,
     now: datetime | None = None,
+    config: LimitsConfigCache | None = None,
 ) -> Reservation:
-    """Count `amount` against the user's limits, once per reference; LimitExceeded if over."""
+    """Count `amount` against the user's limits, once per reference; LimitExceeded if over.
+
+    One statement in the common case (`store.reserve_within`: the row and both counters);
+    a raised LimitExceeded rolls the caller's unit of work back, the row and a counter too.
+    """
     now = now or datetime.now(UTC)
     day, month = periods(now)
-    row = await store.insert_reservation(
-        session,
-        reference_id=reference_id,
-        user_id=user_id,
-        currency=currency,
-        amount=amount,
-        day=day,
-        month=month,
-        status=ReservationStatus.ACTIVE.value,
-    )
-    if row is None:
+    config = config or LimitsConfigCache()
+    for _ in range(3):
+        # This request's view: concurrent requests may refresh the shared cache meanwhile.
+        version, value = config.version, config.value
+        limits = limits_for(settings, currency, value, user_id)
+        row = await store.reserve_within(
+            session,
+            config_key=LIMITS_CONFIG_KEY,
+            config_version=version,
+            reference_id=reference_id,
+            user_id=user_id,
+            currency=currency,
+            amount=amount,
+            day=day,
+            month=month,
+            status=ReservationStatus.ACTIVE.value,
+            per_transaction=limits.per_transaction,
+            daily=limits.daily,
+            monthly=limits.monthly,
+        )
+        if row.config_version == version:
+            break
+        # admin-service changed the limits since this process read them: read them again.
+        config.version, config.value = await store.limits_config(session, LIMITS_CONFIG_KEY)
+    else:
+        raise ReservationConflict("The limits config keeps changing; try again")
+    if row.reference_id is None:
         existing = await store.fetch_reservation(session, reference_id)
         if (existing.user_id, existing.currency, existing.amount) != (user_id, currency, amount):
             raise ReservationConflict(
                 f"Reference {reference_id} already reserved {existing.amount} {existing.currency}"
             )
         return _reservation(existing, created=False)
-
-    config = await config_store.config_value(session, LIMITS_CONFIG_KEY)
-    limits = limits_for(settings, currency, config, user_id)
     if limits.per_transaction is not None and amount > limits.per_transaction:
         raise LimitExceeded(
             f"The amount exceeds the per-transaction limit of {limits.per_transaction} {currency}",
@@ -155,24 +187,16 @@ async def reserve(
             maximum=limits.per_transaction,
             remaining=limits.per_transaction,
         )
-    # Day first, then month: every reservation locks the counters in the same order.
-    for period, start, maximum in (("day", day, limits.daily), ("month", month, limits.monthly)):
-        total = await store.add_to_counter(
-            session,
-            user_id=user_id,
-            currency=currency,
-            period=period,
-            period_start=start,
-            amount=amount,
-            maximum=maximum,
-        )
+    for period, start, maximum, total in (
+        ("day", day, limits.daily, row.day_total),
+        ("month", month, limits.monthly, row.month_total),
+    ):
         if total is None:
             assert maximum is not None
             used = await store.counter_value(
                 session, user_id=user_id, currency=currency, period=period, period_start=start
             )
             label = "daily" if period == "day" else "monthly"
-            # Raising rolls the unit of work back: the reservation row and the other counter too.
             raise LimitExceeded(
                 f"The {label} limit of {maximum} {currency} would be exceeded",
                 limit=label,

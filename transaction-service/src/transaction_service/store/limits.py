@@ -6,22 +6,111 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from transaction_service.store.tables import limit_counters, limit_reservations, transactions
+from transaction_service.store.tables import (
+    ledger_config,
+    limit_counters,
+    limit_reservations,
+    transactions,
+)
+
+# A reservation in one statement: the row, then the day counter, then the month counter, each
+# written only if the one before it was (so the counters are always locked day first, then
+# month) and only within its maximum (NULL: no limit). The maxima were computed from the limits
+# config of version `:config_version`; if the stored config is another version, nothing is
+# written and the caller recomputes them. An upsert's WHERE is evaluated on the newest version
+# of a contended counter row, under its lock, so concurrent reservations can never together
+# pass a limit. One row always comes back: the stored config version, the reservation (NULLs:
+# it existed already, or the version differed) and the new counter totals (NULL: over a limit).
+_RESERVE = text(
+    """
+WITH cfg AS (
+    SELECT config_version FROM ledger_config WHERE key = CAST(:config_key AS text)
+), ins AS (
+    INSERT INTO limit_reservations (reference_id, user_id, currency, amount, day, month, status)
+    SELECT CAST(:reference_id AS uuid), CAST(:user_id AS uuid), CAST(:currency AS varchar),
+           CAST(:amount AS bigint), CAST(:day AS date), CAST(:month AS date),
+           CAST(:status AS text)
+    WHERE (SELECT config_version FROM cfg) IS NOT DISTINCT FROM CAST(:config_version AS integer)
+    ON CONFLICT (reference_id) DO NOTHING
+    RETURNING reference_id, user_id, currency, amount, status, created_at
+), day_counter AS (
+    INSERT INTO limit_counters AS c (user_id, currency, period, period_start, reserved)
+    SELECT ins.user_id, ins.currency, 'day', CAST(:day AS date), ins.amount FROM ins
+    WHERE (CAST(:per_transaction AS bigint) IS NULL
+           OR ins.amount <= CAST(:per_transaction AS bigint))
+      AND (CAST(:daily AS bigint) IS NULL OR ins.amount <= CAST(:daily AS bigint))
+    ON CONFLICT (user_id, currency, period, period_start)
+    DO UPDATE SET reserved = c.reserved + EXCLUDED.reserved
+    WHERE CAST(:daily AS bigint) IS NULL
+       OR c.reserved + EXCLUDED.reserved <= CAST(:daily AS bigint)
+    RETURNING c.reserved
+), month_counter AS (
+    INSERT INTO limit_counters AS c (user_id, currency, period, period_start, reserved)
+    SELECT CAST(:user_id AS uuid), CAST(:currency AS varchar), 'month', CAST(:month AS date),
+           CAST(:amount AS bigint)
+    FROM day_counter
+    WHERE CAST(:monthly AS bigint) IS NULL OR CAST(:amount AS bigint) <= CAST(:monthly AS bigint)
+    ON CONFLICT (user_id, currency, period, period_start)
+    DO UPDATE SET reserved = c.reserved + EXCLUDED.reserved
+    WHERE CAST(:monthly AS bigint) IS NULL
+       OR c.reserved + EXCLUDED.reserved <= CAST(:monthly AS bigint)
+    RETURNING c.reserved
+)
+SELECT
+    (SELECT config_version FROM cfg) AS config_version,
+    ins.reference_id, ins.user_id, ins.currency, ins.amount, ins.status, ins.created_at,
+    (SELECT reserved FROM day_counter) AS day_total,
+    (SELECT reserved FROM month_counter) AS month_total
+FROM (SELECT 1) AS one LEFT JOIN ins ON true
+"""
+)
 
 
-async def insert_reservation(session: AsyncSession, **values: Any) -> Any:
-    """The new reservation row, or None when one exists for the reference (idempotent)."""
-    stmt = (
-        pg_insert(limit_reservations)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["reference_id"])
-        .returning(*limit_reservations.c)
+async def reserve_within(
+    session: AsyncSession,
+    *,
+    config_key: str,
+    config_version: int | None,
+    reference_id: uuid.UUID,
+    user_id: uuid.UUID,
+    currency: str,
+    amount: int,
+    day: date,
+    month: date,
+    status: str,
+    per_transaction: int | None,
+    daily: int | None,
+    monthly: int | None,
+) -> Any:
+    """The reservation and both counters in one round trip (see `_RESERVE`); its one row."""
+    result = await session.execute(
+        _RESERVE,
+        {
+            "config_key": config_key,
+            "config_version": config_version,
+            "reference_id": reference_id,
+            "user_id": user_id,
+            "currency": currency,
+            "amount": amount,
+            "day": day,
+            "month": month,
+            "status": status,
+            "per_transaction": per_transaction,
+            "daily": daily,
+            "monthly": monthly,
+        },
     )
-    return (await session.execute(stmt)).first()
+    return result.one()
+
+
+async def limits_config(session: AsyncSession, key: str) -> tuple[int | None, Any]:
+    """The stored limits config's (version, value); (None, None) when admin-service never set it."""
+    c = ledger_config.c
+    row = (await session.execute(select(c.config_version, c.value).where(c.key == key))).first()
+    return (None, None) if row is None else (int(row.config_version), row.value)
 
 
 async def fetch_reservation(session: AsyncSession, reference_id: uuid.UUID) -> Any:
@@ -29,44 +118,6 @@ async def fetch_reservation(session: AsyncSession, reference_id: uuid.UUID) -> A
         select(limit_reservations).where(limit_reservations.c.reference_id == reference_id)
     )
     return result.first()
-
-
-async def add_to_counter(
-    session: AsyncSession,
-    *,
-    user_id: uuid.UUID,
-    currency: str,
-    period: str,
-    period_start: date,
-    amount: int,
-    maximum: int | None,
-) -> int | None:
-    """Add `amount` if the counter stays within `maximum`; the new total, or None if it would not.
-
-    The guarded UPDATE holds the counter's row lock until commit, so concurrent reservations
-    for one user, currency and period queue up and can never together pass the limit.
-    """
-    await session.execute(
-        pg_insert(limit_counters)
-        .values(user_id=user_id, currency=currency, period=period, period_start=period_start)
-        .on_conflict_do_nothing()
-    )
-    c = limit_counters.c
-    key = and_(
-        c.user_id == user_id,
-        c.currency == currency,
-        c.period == period,
-        c.period_start == period_start,
-    )
-    condition = key if maximum is None else and_(key, c.reserved + amount <= maximum)
-    result = await session.execute(
-        limit_counters.update()
-        .where(condition)
-        .values(reserved=c.reserved + amount)
-        .returning(c.reserved)
-    )
-    total = result.scalar_one_or_none()
-    return None if total is None else int(total)
 
 
 async def counter_value(

@@ -103,13 +103,11 @@ async def payment_context(
     *, session: AsyncSession, user_id: uuid.UUID, payment_method_id: uuid.UUID | None
 ) -> PaymentContext:
     """What payment-service needs to charge a user: the named method, else the default."""
-    user = await users.get_by_id(session, user_id)
-    if user is None:
+    # One query per checkout (order-service asks once per order): the user and the method.
+    found = await methods.user_with_method(session, user_id, payment_method_id)
+    if found is None:
         raise UserNotFound("No such user")
-    if payment_method_id is not None:
-        method = await methods.get_for_user(session, user_id, payment_method_id)
-        if method is None:
-            raise PaymentMethodNotFound("No such payment method for this user")
-    else:
-        method = await methods.get_default(session, user_id)
+    user, method = found
+    if payment_method_id is not None and method is None:
+        raise PaymentMethodNotFound("No such payment method for this user")
     return PaymentContext(user=user, payment_method=method)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from user_service.store._rows import insert_unique
-from user_service.store.tables import PaymentMethod
+from user_service.store.tables import PaymentMethod, User
 
 
 class DuplicatePaymentMethod(Exception):
@@ -24,18 +24,32 @@ async def list_for_user(session: AsyncSession, user_id: uuid.UUID) -> list[Payme
     return list((await session.execute(stmt)).scalars())
 
 
+async def user_with_method(
+    session: AsyncSession, user_id: uuid.UUID, payment_method_id: uuid.UUID | None
+) -> tuple[User, PaymentMethod | None] | None:
+    """The user and the named method (else the default) in one query; None: no such user.
+
+    The method is None when the user has no such method (or no default).
+    """
+    wanted = (
+        PaymentMethod.id == payment_method_id
+        if payment_method_id is not None
+        else PaymentMethod.is_default.is_(True)
+    )
+    stmt = (
+        select(User, PaymentMethod)
+        .outerjoin(PaymentMethod, and_(PaymentMethod.user_id == User.id, wanted))
+        .where(User.id == user_id)
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def get_for_user(
     session: AsyncSession, user_id: uuid.UUID, payment_method_id: uuid.UUID
 ) -> PaymentMethod | None:
     stmt = select(PaymentMethod).where(
         PaymentMethod.id == payment_method_id, PaymentMethod.user_id == user_id
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def get_default(session: AsyncSession, user_id: uuid.UUID) -> PaymentMethod | None:
-    stmt = select(PaymentMethod).where(
-        PaymentMethod.user_id == user_id, PaymentMethod.is_default.is_(True)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
 
