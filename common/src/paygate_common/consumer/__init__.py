@@ -16,11 +16,10 @@ from paygate_common.consumer.handlers import (
     single_event,
 )
 from paygate_common.consumer.inbox import claim_batch, claim_event, mark_dead_lettered
-from paygate_common.consumer.runner import LOW_LATENCY_CONSUMER, ConsumerRunner, Outcome
+from paygate_common.consumer.runner import ConsumerRunner, Outcome
 
 __all__ = [
     "HEADER_REPLAY_FOR",
-    "LOW_LATENCY_CONSUMER",
     "MAX_ERROR_CHARS",
     "BatchHandler",
     "ConsumerRunner",

@@ -29,11 +29,6 @@ from paygate_common.settings import ServiceSettings
 
 log = logging.getLogger("paygate.consumer")
 
-# aiokafka's defaults wait up to 500 ms in a fetch that has nothing yet; Tansu answers such a
-# fetch only when the wait runs out, so every hop of a checkout would cost up to half a second
-# when the stack is quiet. A short wait costs an idle consumer ~50 empty fetches a second.
-LOW_LATENCY_CONSUMER: dict[str, Any] = {"fetch_max_wait_ms": 20}
-
 
 class Outcome(StrEnum):
     APPLIED = "applied"
@@ -113,7 +108,7 @@ class ConsumerRunner:
         self.transient_backoff_max = transient_backoff_max or backoff_max
         self.start_attempts = start_attempts
         self.start_delay = start_delay
-        self.consumer_options = {**LOW_LATENCY_CONSUMER, **(consumer_options or {})}
+        self.consumer_options = dict(consumer_options or {})
         self.service = settings.service_name
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
