@@ -6,11 +6,10 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+import orjson
+from sqlalchemy import delete, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.responses import JSONResponse
 
@@ -23,7 +22,7 @@ from paygate_common.idempotency.keys import (
     IdempotencyKeyReused,
     validate_key,
 )
-from paygate_common.idempotency.schema import _TABLE, STATE_COMPLETED, STATE_IN_PROGRESS
+from paygate_common.idempotency.schema import _TABLE, STATE_COMPLETED, STATE_IN_PROGRESS, TABLE_NAME
 
 log = logging.getLogger("paygate.idempotency")
 
@@ -46,6 +45,51 @@ log = logging.getLogger("paygate.idempotency")
 # - a claim whose lease expired (the process died, or its commit failed) → taken over and re-run;
 # - a key older than its `expires_at` (≥ 24 h by default) → treated as new; `purge_expired_keys`
 #   deletes such rows in batches.
+
+
+# Prebuilt statements for the hot path (every idempotent POST): no statement construction or
+# cache-key generation per call, and asyncpg prepares each once per connection.
+# The claim takes the row over when it expired, or when its in-progress lease ran out for the
+# same request (same hash).
+_CLAIM = text(
+    f"""
+    INSERT INTO {TABLE_NAME} AS t
+      (scope, key, request_hash, state, claim_token, created_at, locked_until, expires_at)
+    VALUES (
+      :scope, :key, :request_hash, '{STATE_IN_PROGRESS}', :token, now(),
+      now() + make_interval(secs => CAST(:lease AS double precision)),
+      now() + make_interval(secs => CAST(:ttl AS double precision))
+    )
+    ON CONFLICT (scope, key) DO UPDATE SET
+      request_hash = excluded.request_hash,
+      state = excluded.state,
+      claim_token = excluded.claim_token,
+      status_code = NULL,
+      response_body = NULL,
+      created_at = excluded.created_at,
+      locked_until = excluded.locked_until,
+      expires_at = excluded.expires_at
+    WHERE t.expires_at <= now()
+       OR (t.state = '{STATE_IN_PROGRESS}' AND t.locked_until <= now()
+           AND t.request_hash = excluded.request_hash)
+    RETURNING t.claim_token
+    """  # noqa: S608 - constants only; every value is a bound parameter
+)
+_HOLDER = text(
+    f"SELECT request_hash, state, status_code, response_body FROM {TABLE_NAME} "  # noqa: S608
+    "WHERE scope = :scope AND key = :key"
+)
+_COMPLETE = text(
+    f"""
+    UPDATE {TABLE_NAME}
+    SET state = '{STATE_COMPLETED}', status_code = :status_code, response_body = CAST(:body AS jsonb)
+    WHERE scope = :scope AND key = :key AND claim_token = :token AND state = '{STATE_IN_PROGRESS}'
+    """  # noqa: S608
+)
+_RELEASE = text(
+    f"DELETE FROM {TABLE_NAME} "  # noqa: S608
+    f"WHERE scope = :scope AND key = :key AND claim_token = :token AND state = '{STATE_IN_PROGRESS}'"
+)
 
 
 @dataclass(frozen=True)
@@ -98,56 +142,27 @@ async def claim_key(
     still running).
     """
     validate_key(key)
-    t = _TABLE
     token = secrets.token_hex(16)
-    now = func.now()
-    insert_claim = insert(t).values(
-        scope=scope,
-        key=key,
-        request_hash=request_hash,
-        state=STATE_IN_PROGRESS,
-        claim_token=token,
-        created_at=now,
-        locked_until=now + timedelta(seconds=lease_seconds),
-        expires_at=now + timedelta(seconds=ttl_seconds),
-    )
-    excluded = insert_claim.excluded
-    # Take the row over when it expired, or when its in-progress lease ran out (same request).
-    stmt = insert_claim.on_conflict_do_update(
-        index_elements=[t.c.scope, t.c.key],
-        set_={
-            "request_hash": excluded.request_hash,
-            "state": excluded.state,
-            "claim_token": excluded.claim_token,
-            "status_code": None,
-            "response_body": None,
-            "created_at": excluded.created_at,
-            "locked_until": excluded.locked_until,
-            "expires_at": excluded.expires_at,
-        },
-        where=or_(
-            t.c.expires_at <= now,
-            and_(
-                t.c.state == STATE_IN_PROGRESS,
-                t.c.locked_until <= now,
-                t.c.request_hash == excluded.request_hash,
-            ),
-        ),
-    ).returning(t.c.claim_token)
     # Autocommit: the claim is one statement, so one round trip (no BEGIN/COMMIT around it).
     async with autocommit(sessionmaker) as session:
-        won = (await session.execute(stmt)).scalar_one_or_none()
+        won = (
+            await session.execute(
+                _CLAIM,
+                {
+                    "scope": scope,
+                    "key": key,
+                    "request_hash": request_hash,
+                    "token": token,
+                    "lease": float(lease_seconds),
+                    "ttl": float(ttl_seconds),
+                },
+            )
+        ).scalar_one_or_none()
         if won == token:
             return ClaimResult(claim=Claim(scope, key, request_hash, token))
         # The current holder's row (it may have completed or released it since: both are
         # handled below, as a replay or a new claim).
-        row = (
-            await session.execute(
-                select(t.c.request_hash, t.c.state, t.c.status_code, t.c.response_body).where(
-                    t.c.scope == scope, t.c.key == key
-                )
-            )
-        ).one_or_none()
+        row = (await session.execute(_HOLDER, {"scope": scope, "key": key})).one_or_none()
     if row is None and _attempts > 1:
         # Released between the two statements (the holder failed): try to claim it again.
         return await claim_key(
@@ -184,16 +199,15 @@ async def complete_claim(
     Raises `IdempotencyKeyInProgress` if the claim is no longer ours (its lease ran out and a
     retry took it over): the caller's transaction must then roll back.
     """
-    t = _TABLE
     result = await session.execute(
-        update(t)
-        .where(
-            t.c.scope == claim.scope,
-            t.c.key == claim.key,
-            t.c.claim_token == claim.token,
-            t.c.state == STATE_IN_PROGRESS,
-        )
-        .values(state=STATE_COMPLETED, status_code=status_code, response_body=body)
+        _COMPLETE,
+        {
+            "scope": claim.scope,
+            "key": claim.key,
+            "token": claim.token,
+            "status_code": status_code,
+            "body": orjson.dumps(body).decode(),
+        },
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         log.warning("idempotency claim lost before completion (scope=%s)", claim.scope)
@@ -205,15 +219,9 @@ async def complete_claim(
 
 async def release_claim(sessionmaker: Sessions, claim: Claim) -> None:
     """Forget an unfinished claim (own transaction) so the client can retry at once."""
-    t = _TABLE
     async with autocommit(sessionmaker) as session:
         await session.execute(
-            delete(t).where(
-                t.c.scope == claim.scope,
-                t.c.key == claim.key,
-                t.c.claim_token == claim.token,
-                t.c.state == STATE_IN_PROGRESS,
-            )
+            _RELEASE, {"scope": claim.scope, "key": claim.key, "token": claim.token}
         )
 
 
