@@ -242,6 +242,8 @@ async def idle_run(api: str, dsn: str, tokens: list[str], orders: int) -> dict[s
     to_paid: list[float] = []
     create: list[float] = []
     steps: dict[str, list[float]] = {}
+    # Other work on the machine skews every number: say how busy it was while they were taken.
+    load_start, cpu_start = [round(v, 2) for v in os.getloadavg()], cpu_stat()
     conn = await asyncpg.connect(dsn)
     try:
         async with aiohttp.ClientSession() as session:
@@ -277,6 +279,9 @@ async def idle_run(api: str, dsn: str, tokens: list[str], orders: int) -> dict[s
     return {
         "orders": orders,
         "connector": "stripe (localstripe)",
+        "loadavg_start": load_start,
+        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+        "steal_percent": steal_share(cpu_start, cpu_stat()),
         "create_latency_ms": {"p50": ms(pct(create, 50)), "p99": ms(pct(create, 99))},
         "create_to_paid_ms": {
             "p50": ms(pct(to_paid, 50)),
@@ -627,6 +632,14 @@ def render(r: dict[str, Any]) -> str:
             "| --- | --- |",
             f"| create latency p50 / p99 | {i['create_latency_ms']['p50']} ms / {i['create_latency_ms']['p99']} ms |",
             f"| create-to-paid p50 / p99 (outside-in) | {i['create_to_paid_ms']['p50']} ms / {i['create_to_paid_ms']['p99']} ms |",
+            f"| load average at start / end (1, 5, 15 min) | {i.get('loadavg_start')} / {i.get('loadavg_end')} |",
+            f"| steal | {i.get('steal_percent')} % |",
+            "",
+            "Median ms from the previous row timestamp to this one (`timeline_p50_ms`):",
+            "",
+            "| step | ms |",
+            "| --- | ---: |",
+            *(f"| {k} | {v} |" for k, v in i.get("timeline_p50_ms", {}).items()),
             "",
         ]
     if "load" in r:

@@ -6,30 +6,29 @@ import asyncio
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from paygate_common.consumer import (
-    ConsumerRunner,
     DeadLetter,
     TransientError,
     replay_dead_letter,
 )
 from paygate_common.db import after_commit
 from paygate_common.events.envelope import EventEnvelope
-from paygate_common.kafka import headers_dict, kafka_headers
-from paygate_common.settings import ServiceSettings
+from paygate_common.kafka import headers_dict
 from paygate_devstack.events_testing import (
-    FAST_TEST_CONSUMER,
     consumed,
     eventually,
     read_topic,
 )
+
+if TYPE_CHECKING:
+    from conftest import Spine
 
 SERVICE = "consumer-test"
 
@@ -47,70 +46,6 @@ async def topics(kafka_broker: Any) -> tuple[str, str]:
     return name, f"{name}.dlq"
 
 
-def envelope(aggregate_id: str = "order-1", **payload: Any) -> EventEnvelope:
-    return EventEnvelope(
-        event_type="test.happened", producer=SERVICE, aggregate_id=aggregate_id, payload=payload
-    )
-
-
-async def produce(producer: AIOKafkaProducer, topic: str, *events: EventEnvelope) -> None:
-    for event in events:
-        await producer.send_and_wait(
-            topic, event.to_bytes(), key=event.aggregate_id.encode(), headers=kafka_headers(event)
-        )
-
-
-async def record_effect(session: AsyncSession, event: EventEnvelope) -> None:
-    """The handler's side effect: one row per application."""
-    await session.execute(text("INSERT INTO effects VALUES (:e)"), {"e": event.event_id})
-
-
-async def effects(engine: AsyncEngine) -> Counter[uuid.UUID]:
-    async with engine.connect() as conn:
-        rows = (await conn.execute(text("SELECT event_id FROM effects"))).scalars().all()
-    return Counter(rows)
-
-
-class Running:
-    """A ConsumerRunner in a background task, stopped (and checked) at the end of the block."""
-
-    def __init__(self, runner: ConsumerRunner) -> None:
-        self.runner = runner
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> ConsumerRunner:
-        self.task = asyncio.create_task(self.runner.run())
-        return self.runner
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.stop()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 10)
-
-
-def make_runner(
-    settings: ServiceSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    producer: AIOKafkaProducer,
-    topics: tuple[str, str],
-    handler: Callable[[AsyncSession, EventEnvelope], Awaitable[None]] | None = record_effect,
-    **options: Any,
-) -> ConsumerRunner:
-    topic, dlq = topics
-    return ConsumerRunner(
-        settings=settings,
-        consumer_name=options.pop("consumer_name", f"{SERVICE}.{topic}"),
-        topics=[topic],
-        handler=handler,
-        sessionmaker=sessionmaker,
-        producer=producer,
-        dlq_topic=dlq,
-        backoff_base=options.pop("backoff_base", 0.01),
-        consumer_options={**FAST_TEST_CONSUMER, **options.pop("consumer_options", {})},
-        **options,
-    )
-
-
 async def outcome_count(topic: str, outcome: str, expected: float) -> bool:
     return consumed(SERVICE, topic, outcome) >= expected
 
@@ -119,77 +54,61 @@ async def outcome_count(topic: str, outcome: str, expected: float) -> bool:
 
 
 async def test_the_same_envelope_produced_twice_is_applied_once(
-    settings: ServiceSettings,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    producer: AIOKafkaProducer,
-    topics: tuple[str, str],
+    spine: Spine, topics: tuple[str, str]
 ) -> None:
     topic, _ = topics
-    event, other = envelope(), envelope()
-    await produce(producer, topic, event, event, other)
+    event, other = spine.envelope(), spine.envelope()
+    await spine.produce(topic, event, event, other)
 
-    async with Running(make_runner(settings, sessionmaker, producer, topics)):
+    async with spine.running(spine.runner(topic)):
         await eventually(lambda: outcome_count(topic, "applied", 2), within=20)
         await eventually(lambda: outcome_count(topic, "duplicate", 1))
 
-    assert await effects(engine) == {event.event_id: 1, other.event_id: 1}
+    assert await spine.effects() == {event.event_id: 1, other.event_id: 1}
 
 
 async def test_events_reread_after_uncommitted_offsets_are_not_applied_again(
-    settings: ServiceSettings,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    producer: AIOKafkaProducer,
-    topics: tuple[str, str],
+    spine: Spine, topics: tuple[str, str]
 ) -> None:
     topic, _ = topics
-    events = [envelope() for _ in range(5)]
-    await produce(producer, topic, *events)
-    async with Running(make_runner(settings, sessionmaker, producer, topics)):
+    events = [spine.envelope() for _ in range(5)]
+    await spine.produce(topic, *events)
+    async with spine.running(spine.runner(topic)):
         await eventually(lambda: outcome_count(topic, "applied", 5), within=20)
 
     # a restarted consumer whose offsets never reached Kafka reads everything again
     fresh_group = {"group_id": f"restarted-{secrets.token_hex(4)}"}
-    async with Running(
-        make_runner(settings, sessionmaker, producer, topics, consumer_options=fresh_group)
-    ):
+    async with spine.running(spine.runner(topic, consumer_options=fresh_group)):
         await eventually(lambda: outcome_count(topic, "duplicate", 5), within=20)
 
-    assert await effects(engine) == {e.event_id: 1 for e in events}
+    assert await spine.effects() == {e.event_id: 1 for e in events}
 
 
 # --- batches -----------------------------------------------------------------------------------
 
 
 async def test_a_batch_handler_gets_whole_batches_without_duplicates_and_commits_once(
-    settings: ServiceSettings,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    producer: AIOKafkaProducer,
-    topics: tuple[str, str],
+    spine: Spine, topics: tuple[str, str]
 ) -> None:
     topic, _ = topics
-    events = [envelope() for _ in range(6)]
-    await produce(producer, topic, *events, events[2], events[4])  # two redeliveries
+    events = [spine.envelope() for _ in range(6)]
+    await spine.produce(topic, *events, events[2], events[4])  # two redeliveries
     batches: list[list[uuid.UUID]] = []
     woken: list[int] = []
 
     async def batch_handler(session: AsyncSession, envelopes: Sequence[EventEnvelope]) -> None:
         batches.append([e.event_id for e in envelopes])
         for event in envelopes:
-            await record_effect(session, event)
+            await spine.record_effect(session, event)
         # Called once the batch's transaction committed: its rows are visible by then.
         after_commit(session, lambda: woken.append(len(envelopes)))
 
-    runner = make_runner(
-        settings, sessionmaker, producer, topics, handler=None, batch_handler=batch_handler
-    )
-    async with Running(runner):
+    runner = spine.runner(topic, handler=None, batch_handler=batch_handler)
+    async with spine.running(runner):
         await eventually(lambda: outcome_count(topic, "applied", 6), within=20)
         await eventually(lambda: outcome_count(topic, "duplicate", 2), within=20)
 
-    assert await effects(engine) == {e.event_id: 1 for e in events}
+    assert await spine.effects() == {e.event_id: 1 for e in events}
     assert [i for batch in batches for i in batch] == [e.event_id for e in events]
     assert sum(woken) == 6 and len(woken) == len(batches)
     # Fewer batches than events: the whole getmany went to the handler at once.
@@ -215,34 +134,33 @@ async def test_after_commit_runs_on_commit_only(
 
 
 async def test_a_poison_event_is_dead_lettered_after_max_attempts_and_later_events_still_apply(
-    settings: ServiceSettings,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    producer: AIOKafkaProducer,
-    topics: tuple[str, str],
-    kafka_broker: Any,
+    spine: Spine, topics: tuple[str, str]
 ) -> None:
     topic, dlq = topics
-    before, poison, after = envelope(), envelope(card="4242 4242 4242 4242"), envelope()
+    before, poison, after = (
+        spine.envelope(),
+        spine.envelope(card="4242 4242 4242 4242"),
+        spine.envelope(),
+    )
     attempts: Counter[uuid.UUID] = Counter()
 
     async def handler(session: AsyncSession, event: EventEnvelope) -> None:
         attempts[event.event_id] += 1
-        await record_effect(session, event)  # rolled back with its savepoint
+        await spine.record_effect(session, event)  # rolled back with its savepoint
         if event.event_id == poison.event_id:
             raise ValueError("cannot settle 4242 4242 4242 4242")
 
-    await produce(producer, topic, before, poison, after)
-    runner = make_runner(settings, sessionmaker, producer, topics, handler, max_attempts=3)
-    async with Running(runner):
+    await spine.produce(topic, before, poison, after)
+    runner = spine.runner(topic, handler, max_attempts=3)
+    async with spine.running(runner):
         await eventually(lambda: outcome_count(topic, "applied", 2), within=20)
 
     # The batch's first, all-in-one run rolled back at the poison event (its attempt 1), so the
     # events around it may have been run once more; their effects are there exactly once.
     assert attempts[poison.event_id] == 3
     assert attempts[before.event_id] in (1, 2) and attempts[after.event_id] in (1, 2)
-    assert await effects(engine) == {before.event_id: 1, after.event_id: 1}
-    [message] = await read_topic(kafka_broker.bootstrap, dlq, expect=1)
+    assert await spine.effects() == {before.event_id: 1, after.event_id: 1}
+    [message] = await read_topic(spine.bootstrap, dlq, expect=1)
     letter = DeadLetter.model_validate_json(message.value)
     assert letter.envelope == poison
     assert letter.attempts == 3
@@ -254,7 +172,7 @@ async def test_a_poison_event_is_dead_lettered_after_max_attempts_and_later_even
     assert headers["attempts"] == "3"
     assert headers["event_id"] == str(poison.event_id)
     assert headers["original_topic"] == topic
-    async with engine.connect() as conn:
+    async with spine.engine.connect() as conn:
         outcome = (
             await conn.execute(
                 text("SELECT outcome FROM inbox WHERE event_id = :e"), {"e": poison.event_id}
@@ -264,23 +182,18 @@ async def test_a_poison_event_is_dead_lettered_after_max_attempts_and_later_even
 
 
 async def test_an_undecodable_message_goes_straight_to_the_dead_letter_topic(
-    settings: ServiceSettings,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    producer: AIOKafkaProducer,
-    topics: tuple[str, str],
-    kafka_broker: Any,
+    spine: Spine, topics: tuple[str, str]
 ) -> None:
     topic, dlq = topics
-    good = envelope()
-    await producer.send_and_wait(topic, b"{not an envelope", key=b"k")
-    await produce(producer, topic, good)
+    good = spine.envelope()
+    await spine.producer.send_and_wait(topic, b"{not an envelope", key=b"k")
+    await spine.produce(topic, good)
 
-    async with Running(make_runner(settings, sessionmaker, producer, topics)):
+    async with spine.running(spine.runner(topic)):
         await eventually(lambda: outcome_count(topic, "applied", 1), within=20)
 
-    assert await effects(engine) == {good.event_id: 1}
-    [message] = await read_topic(kafka_broker.bootstrap, dlq, expect=1)
+    assert await spine.effects() == {good.event_id: 1}
+    [message] = await read_topic(spine.bootstrap, dlq, expect=1)
     letter = DeadLetter.model_validate_json(message.value)
     assert letter.envelope is None
     assert letter.raw == "{not an envelope"
@@ -289,53 +202,43 @@ async def test_an_undecodable_message_goes_straight_to_the_dead_letter_topic(
 
 
 async def test_a_replayed_dead_letter_is_applied_by_the_consumer_that_gave_up_on_it(
-    settings: ServiceSettings,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    producer: AIOKafkaProducer,
-    topics: tuple[str, str],
-    kafka_broker: Any,
+    spine: Spine, topics: tuple[str, str]
 ) -> None:
     topic, dlq = topics
-    event = envelope()
+    event = spine.envelope()
     broken = True
 
     async def handler(session: AsyncSession, env: EventEnvelope) -> None:
         if broken:
             raise RuntimeError("template missing")
-        await record_effect(session, env)
+        await spine.record_effect(session, env)
 
-    await produce(producer, topic, event)
-    runner = make_runner(settings, sessionmaker, producer, topics, handler, max_attempts=2)
-    async with Running(runner):
+    await spine.produce(topic, event)
+    runner = spine.runner(topic, handler, max_attempts=2)
+    async with spine.running(runner):
         await eventually(lambda: outcome_count(topic, "dead_lettered", 1), within=20)
-        [message] = await read_topic(kafka_broker.bootstrap, dlq, expect=1)
+        [message] = await read_topic(spine.bootstrap, dlq, expect=1)
 
         # a plain redelivery of the same event stays dead-lettered: it is not re-applied
-        await produce(producer, topic, event)
+        await spine.produce(topic, event)
         await eventually(lambda: outcome_count(topic, "duplicate", 1))
 
         broken = False  # the operator fixed the cause, then replays
-        replayed = await replay_dead_letter(producer, message.value)
+        replayed = await replay_dead_letter(spine.producer, message.value)
         assert replayed == event
         await eventually(lambda: outcome_count(topic, "applied", 1))
 
-    assert await effects(engine) == {event.event_id: 1}
+    assert await spine.effects() == {event.event_id: 1}
 
 
 # --- transient failures ------------------------------------------------------------------------
 
 
 async def test_a_transient_error_is_retried_until_the_dependency_is_back_and_never_dead_lettered(
-    settings: ServiceSettings,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    producer: AIOKafkaProducer,
-    topics: tuple[str, str],
-    kafka_broker: Any,
+    spine: Spine, topics: tuple[str, str]
 ) -> None:
     topic, dlq = topics
-    waiting, later = envelope(), envelope()
+    waiting, later = spine.envelope(), spine.envelope()
     calls: Counter[uuid.UUID] = Counter()
 
     async def handler(session: AsyncSession, event: EventEnvelope) -> None:
@@ -343,35 +246,30 @@ async def test_a_transient_error_is_retried_until_the_dependency_is_back_and_nev
         # user-service is down for the first 7 calls: more than max_attempts
         if event.event_id == waiting.event_id and calls[event.event_id] <= 7:
             raise TransientError("user-service unreachable")
-        await record_effect(session, event)
+        await spine.record_effect(session, event)
 
-    await produce(producer, topic, waiting, later)
-    runner = make_runner(
-        settings, sessionmaker, producer, topics, handler, max_attempts=2, backoff_max=0.05
-    )
-    async with Running(runner):
+    await spine.produce(topic, waiting, later)
+    runner = spine.runner(topic, handler, max_attempts=2, backoff_max=0.05)
+    async with spine.running(runner):
         await eventually(lambda: outcome_count(topic, "applied", 2), within=20)
 
     assert calls == {waiting.event_id: 8, later.event_id: 1}
-    assert await effects(engine) == {waiting.event_id: 1, later.event_id: 1}
+    assert await spine.effects() == {waiting.event_id: 1, later.event_id: 1}
     assert consumed(SERVICE, topic, "retried") == 7
     assert consumed(SERVICE, topic, "dead_lettered") == 0
-    assert await read_topic(kafka_broker.bootstrap, dlq, expect=0, settle=0.3) == []
+    assert await read_topic(spine.bootstrap, dlq, expect=0, settle=0.3) == []
 
 
 async def test_stop_is_honoured_while_a_dependency_stays_down(
-    settings: ServiceSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    producer: AIOKafkaProducer,
-    topics: tuple[str, str],
+    spine: Spine, topics: tuple[str, str]
 ) -> None:
     topic, _ = topics
 
     async def handler(session: AsyncSession, event: EventEnvelope) -> None:
         raise TransientError("payment provider down")
 
-    await produce(producer, topic, envelope())
-    runner = make_runner(settings, sessionmaker, producer, topics, handler, backoff_max=0.05)
+    await spine.produce(topic, spine.envelope())
+    runner = spine.runner(topic, handler, backoff_max=0.05)
     task = asyncio.create_task(runner.run())
     await eventually(lambda: outcome_count(topic, "retried", 3), within=20)
     await runner.stop()

@@ -26,7 +26,7 @@ KafkaHeaders = list[tuple[str, bytes]]
 
 
 def create_producer(settings: ServiceSettings, **overrides: Any) -> AIOKafkaProducer:
-    """A producer that waits for all in-sync replicas and batches for a few milliseconds.
+    """A producer that waits for all in-sync replicas and sends without lingering (by default).
 
     Idempotence follows `settings.kafka_enable_idempotence`: Tansu (the local broker) has no
     InitProducerId, Apache Kafka should run with it on. Not started: use `start_with_retry`.
@@ -36,7 +36,7 @@ def create_producer(settings: ServiceSettings, **overrides: Any) -> AIOKafkaProd
         "client_id": settings.kafka_client_id or settings.service_name,
         "acks": "all",
         "enable_idempotence": settings.kafka_enable_idempotence,
-        "linger_ms": 5,
+        "linger_ms": settings.kafka_linger_ms,
         "request_timeout_ms": 15_000,
         "retry_backoff_ms": 200,
     }
@@ -59,6 +59,8 @@ def create_consumer(
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
+        # aiokafka's default is 500 ms, and Tansu holds an empty fetch that long: see settings.
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "request_timeout_ms": 15_000,
         "retry_backoff_ms": 200,
     }

@@ -74,6 +74,13 @@ class ServiceSettings(BaseSettings):
     # Tansu (the local broker) has no InitProducerId; Apache Kafka should run with this on.
     kafka_enable_idempotence: bool = False
     kafka_client_id: str = ""
+    # Idle latency knobs (issue #17). The producer sends at once (linger 0): the relay hands a
+    # claimed batch to it in one go, so batching comes from the claim, not from waiting. A
+    # consumer's fetch waits at most this long for data: Tansu answers an empty fetch only when
+    # the wait runs out, so it bounds each hop's latency on a quiet stack (and costs an idle
+    # consumer 1000/wait empty fetches a second).
+    kafka_linger_ms: int = Field(default=0, ge=0)
+    kafka_fetch_max_wait_ms: int = Field(default=20, ge=1)
 
     jwt_issuer: str = "paygate"
     jwt_audience: str = "paygate-api"

@@ -1,4 +1,4 @@
-"""Transactional outbox: event rows written with the state change, published later by a relay."""
+"""The outbox relay: claims pending rows, publishes them to Kafka, records the outcome."""
 
 from __future__ import annotations
 
@@ -13,214 +13,16 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    PrimaryKeyConstraint,
-    Table,
-    Text,
-    UniqueConstraint,
-    Uuid,
-    func,
-    text,
-)
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql.elements import conv
-from sqlalchemy.sql.schema import SchemaItem
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paygate_common.events.envelope import EventEnvelope
-from paygate_common.kafka import envelope_headers, to_kafka_headers
+from paygate_common.kafka import to_kafka_headers
 from paygate_common.logging import mask
 from paygate_common.metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
+from paygate_common.outbox.retention import RetentionPolicy, purge_processed
+from paygate_common.outbox.writer import channel_for_schema
 
 log = logging.getLogger("paygate.outbox")
-
-OUTBOX_TABLE = "outbox"
-INBOX_TABLE = "inbox"
-OUTBOX_STATES = ("pending", "published", "failed")
-INBOX_OUTCOMES = ("applied", "dead_lettered")
-CHANNEL_PREFIX = "paygate_outbox_"  # spelled out in _INSERT_EVENTS too
-
-_PENDING = text("state = 'pending'")
-
-
-# --- tables ------------------------------------------------------------------------------------
-
-
-def _outbox_columns() -> list[SchemaItem]:
-    # Fresh objects on every call: the same definition feeds MetaData and alembic's create_table.
-    return [
-        Column("id", BigInteger, autoincrement=True, nullable=False),
-        Column("event_id", Uuid, nullable=False),
-        Column("topic", Text, nullable=False),
-        # The Kafka key (the aggregate id): one aggregate's events land on one partition, in order.
-        Column("key", Text, nullable=True),
-        Column("event_type", Text, nullable=False),
-        Column("payload", JSONB, nullable=False),  # the whole envelope
-        Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-        Column("state", Text, nullable=False, server_default=text("'pending'")),
-        Column("attempts", Integer, nullable=False, server_default=text("0")),
-        Column("last_error", Text, nullable=True),
-        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        # Retry backoff: a row whose publish failed waits until then.
-        Column("available_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Column("published_at", DateTime(timezone=True), nullable=True),
-        PrimaryKeyConstraint("id", name=conv("pk_outbox")),
-        UniqueConstraint("event_id", name=conv("uq_outbox_event_id")),
-        CheckConstraint(
-            "state IN ('pending', 'published', 'failed')", name=conv("ck_outbox_state")
-        ),
-    ]
-
-
-def _inbox_columns() -> list[SchemaItem]:
-    return [
-        Column("consumer", Text, nullable=False),
-        Column("event_id", Uuid, nullable=False),
-        Column("outcome", Text, nullable=False, server_default=text("'applied'")),
-        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        PrimaryKeyConstraint("consumer", "event_id", name=conv("pk_inbox")),
-        CheckConstraint("outcome IN ('applied', 'dead_lettered')", name=conv("ck_inbox_outcome")),
-    ]
-
-
-# (name, columns) of the partial indexes; the relay's claim query reads only pending rows.
-_OUTBOX_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("ix_outbox_pending", ("id",)),
-    ("ix_outbox_pending_key", ("key", "id")),
-)
-
-
-def outbox_tables(metadata: MetaData) -> tuple[Table, Table]:
-    """Add the `outbox` and `inbox` tables to a service's metadata; returns (outbox, inbox)."""
-    outbox = Table(OUTBOX_TABLE, metadata, *_outbox_columns())
-    for name, columns in _OUTBOX_INDEXES:
-        Index(conv(name), *(outbox.c[c] for c in columns), postgresql_where=_PENDING)
-    inbox = Table(INBOX_TABLE, metadata, *_inbox_columns())
-    return outbox, inbox
-
-
-def create_outbox_tables(op: Any) -> None:
-    """Create `outbox` and `inbox` from a service's first alembic migration (`upgrade()`)."""
-    op.create_table(OUTBOX_TABLE, *_outbox_columns())
-    for name, columns in _OUTBOX_INDEXES:
-        op.create_index(name, OUTBOX_TABLE, list(columns), postgresql_where=_PENDING)
-    op.create_table(INBOX_TABLE, *_inbox_columns())
-
-
-def drop_outbox_tables(op: Any) -> None:
-    """The `downgrade()` counterpart of `create_outbox_tables`."""
-    op.drop_table(INBOX_TABLE)
-    for name, _ in _OUTBOX_INDEXES:
-        op.drop_index(name, table_name=OUTBOX_TABLE)
-    op.drop_table(OUTBOX_TABLE)
-
-
-# Schema-less twins for our own statements: the session's search_path picks the service schema.
-_dml_metadata = MetaData()
-outbox_table, inbox_table = outbox_tables(_dml_metadata)
-
-
-# --- writing events ----------------------------------------------------------------------------
-
-# One round trip per event (or per batch of events): the NOTIFY rides on the INSERT. NOTIFY is
-# delivered at commit and dropped on rollback; repeats within one transaction fold into one.
-_INSERT_EVENTS = text(
-    """
-    WITH added AS (
-      INSERT INTO outbox (event_id, topic, key, event_type, payload, headers)
-      SELECT e, t, k, y, p::jsonb, h::jsonb FROM unnest(
-        CAST(:event_ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS text[]),
-        CAST(:event_types AS text[]), CAST(:payloads AS text[]), CAST(:headers AS text[])
-      ) WITH ORDINALITY AS rows (e, t, k, y, p, h, n)
-      ORDER BY n
-      RETURNING 1
-    )
-    SELECT pg_notify('paygate_outbox_' || current_schema(), '') FROM (SELECT 1) AS once
-    WHERE EXISTS (SELECT 1 FROM added)
-    """
-)
-
-
-def channel_for_schema(schema: str) -> str:
-    """The NOTIFY channel of a schema's outbox (`paygate_outbox_<schema>`)."""
-    return f"{CHANNEL_PREFIX}{schema}"
-
-
-@dataclass(frozen=True)
-class OutgoingEvent:
-    """One event for `add_events`: the envelope, its topic and its Kafka key (default: aggregate)."""
-
-    envelope: EventEnvelope
-    topic: str
-    key: str | None = None
-
-
-# For a statement that writes its own row and its event together (one round trip): a CTE
-# `INSERT INTO outbox ... SELECT <OUTBOX_VALUES> FROM <the row's CTE>` with `outbox_params()`;
-# select `OUTBOX_NOTIFY` in the outer query so the relay is woken at commit.
-OUTBOX_COLUMNS = "event_id, topic, key, event_type, payload, headers"
-OUTBOX_VALUES = (
-    "CAST(:ob_event_id AS uuid), CAST(:ob_topic AS text), CAST(:ob_key AS text), "
-    "CAST(:ob_event_type AS text), CAST(:ob_payload AS jsonb), CAST(:ob_headers AS jsonb)"
-)
-OUTBOX_NOTIFY = "pg_notify('paygate_outbox_' || current_schema(), '')"
-
-
-def outbox_params(event: OutgoingEvent) -> dict[str, Any]:
-    """The bound values of `OUTBOX_VALUES` for one event."""
-    envelope = event.envelope
-    return {
-        "ob_event_id": envelope.event_id,
-        "ob_topic": event.topic,
-        "ob_key": event.key if event.key is not None else envelope.aggregate_id,
-        "ob_event_type": envelope.event_type,
-        "ob_payload": envelope.model_dump_json(),
-        "ob_headers": orjson.dumps(envelope_headers(envelope)).decode(),
-    }
-
-
-async def add_event(
-    session: AsyncSession | AsyncConnection,
-    envelope: EventEnvelope,
-    *,
-    topic: str,
-    key: str | None = None,
-) -> None:
-    """Write an event in the caller's transaction; the relay is woken when that commits.
-
-    Nothing is published if the transaction rolls back. `key` defaults to the aggregate id.
-    """
-    await add_events(session, [OutgoingEvent(envelope, topic, key)])
-
-
-async def add_events(
-    session: AsyncSession | AsyncConnection, events: Sequence[OutgoingEvent]
-) -> None:
-    """Write several events in the caller's transaction with one statement (a consumed batch)."""
-    if not events:
-        return
-    await session.execute(
-        _INSERT_EVENTS,
-        {
-            "event_ids": [e.envelope.event_id for e in events],
-            "topics": [e.topic for e in events],
-            "keys": [e.key if e.key is not None else e.envelope.aggregate_id for e in events],
-            "event_types": [e.envelope.event_type for e in events],
-            # pydantic-core writes the JSON: no dict round trip through the json module.
-            "payloads": [e.envelope.model_dump_json() for e in events],
-            "headers": [orjson.dumps(envelope_headers(e.envelope)).decode() for e in events],
-        },
-    )
-
-
-# --- the relay ---------------------------------------------------------------------------------
 
 # Oldest first, at most one row per key per pass: a row waits while an older row with the same
 # key is still pending (in backoff, or being published by another relay), so a failed publish
@@ -282,52 +84,6 @@ class OutboxRow:
 class PublishFailure:
     row: OutboxRow
     error: str
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    """How long processed rows are kept.
-
-    Inbox rows are the consumers' memory of what they applied: keep them longer than the
-    broker keeps messages (Kafka's default is 7 days), or a very late redelivery would be
-    applied twice. Published outbox rows are only kept for inspection.
-    """
-
-    outbox_published_days: float = 3.0
-    inbox_days: float = 14.0
-    interval_seconds: float = 600.0
-    batch_size: int = 5000
-
-
-async def purge_processed(engine: AsyncEngine, policy: RetentionPolicy) -> tuple[int, int]:
-    """Delete published outbox rows and inbox rows past retention, in bounded batches."""
-    removed = [0, 0]
-    statements = (
-        (
-            0,
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state = 'published' "
-            "AND published_at < now() - make_interval(secs => :age) LIMIT :n)",
-            policy.outbox_published_days,
-        ),
-        (
-            1,
-            "DELETE FROM inbox WHERE (consumer, event_id) IN (SELECT consumer, event_id FROM inbox "
-            "WHERE processed_at < now() - make_interval(secs => :age) LIMIT :n)",
-            policy.inbox_days,
-        ),
-    )
-    for slot, sql, days in statements:
-        while True:
-            async with engine.begin() as conn:
-                result = await conn.execute(
-                    text(sql), {"age": days * 86400, "n": policy.batch_size}
-                )
-            removed[slot] += result.rowcount or 0
-            if (result.rowcount or 0) < policy.batch_size:
-                break
-    if any(removed):
-        log.info("purged %d published outbox rows and %d inbox rows", *removed)
-    return removed[0], removed[1]
 
 
 class OutboxRelay:

@@ -1,4 +1,4 @@
-"""Idempotent Kafka consumer: one transaction per batch, inbox dedupe, retries, dead letters."""
+"""The consumer runner: one transaction per consumed batch, inbox dedupe, retries, deferrals."""
 
 from __future__ import annotations
 
@@ -7,88 +7,27 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from paygate_common.consumer.dead_letters import HEADER_REPLAY_FOR, publish_dead_letter
+from paygate_common.consumer.dead_letters import describe as _describe
+from paygate_common.consumer.handlers import BatchHandler, Handler, TransientError, single_event
+from paygate_common.consumer.inbox import claim_batch, claim_event, mark_dead_lettered
 from paygate_common.events.envelope import EventEnvelope
-from paygate_common.kafka import (
-    create_consumer,
-    headers_dict,
-    kafka_headers,
-    start_with_retry,
-    to_kafka_headers,
-)
-from paygate_common.logging import mask, request_id_var
+from paygate_common.kafka import create_consumer, headers_dict, start_with_retry
+from paygate_common.logging import request_id_var
 from paygate_common.metrics import EVENTS_CONSUMED
-from paygate_common.outbox import inbox_table
 from paygate_common.settings import ServiceSettings
 
 log = logging.getLogger("paygate.consumer")
-
-Handler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
-# A handler of a whole consumed batch: the new (not yet applied) envelopes, in partition order.
-BatchHandler = Callable[[AsyncSession, Sequence[EventEnvelope]], Awaitable[None]]
-
-# A replayed dead letter carries the consumer that gave up on it: only that consumer re-applies
-# it; consumers that applied it the first time still see a duplicate.
-HEADER_REPLAY_FOR = "paygate-replay-for"
-MAX_ERROR_CHARS = 2000
-
-# aiokafka's defaults wait up to 500 ms in a fetch that has nothing yet; Tansu answers such a
-# fetch only when the wait runs out, so every hop of a checkout would cost up to half a second
-# when the stack is quiet. A short wait costs an idle consumer ~50 empty fetches a second.
-LOW_LATENCY_CONSUMER: dict[str, Any] = {"fetch_max_wait_ms": 20}
-
-
-class TransientError(Exception):
-    """Raised by a handler when a dependency is down (e.g. user-service unreachable).
-
-    The event is retried with capped backoff for as long as it takes: never dead-lettered,
-    and its partition does not move past it.
-    """
-
-
-def per_event(handler: Handler) -> BatchHandler:
-    """A batch handler that applies each envelope with `handler`, under its correlation id."""
-
-    async def handle(session: AsyncSession, envelopes: Sequence[EventEnvelope]) -> None:
-        for envelope in envelopes:
-            token = request_id_var.set(envelope.correlation_id or str(envelope.event_id))
-            try:
-                await handler(session, envelope)
-            finally:
-                request_id_var.reset(token)
-
-    return handle
-
-
-def _single(batch_handler: BatchHandler) -> Handler:
-    async def handle(session: AsyncSession, envelope: EventEnvelope) -> None:
-        await batch_handler(session, (envelope,))
-
-    return handle
-
-
-# The whole batch's inbox rows in one statement; what comes back is what this consumer had not
-# seen yet (a duplicate conflicts and returns nothing).
-_CLAIM_BATCH = text(
-    """
-    INSERT INTO inbox (consumer, event_id, outcome)
-    SELECT :consumer, id, 'applied' FROM unnest(CAST(:ids AS uuid[])) AS id
-    ON CONFLICT (consumer, event_id) DO NOTHING
-    RETURNING event_id
-    """
-)
 
 
 class Outcome(StrEnum):
@@ -96,23 +35,6 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     RETRIED = "retried"
     DEAD_LETTERED = "dead_lettered"
-
-
-class DeadLetter(BaseModel):
-    """The value of a dead-letter message: the original envelope plus why and where it failed."""
-
-    model_config = ConfigDict(extra="allow")
-
-    envelope: EventEnvelope | None = None
-    raw: str | None = None  # the undecodable value (masked) when it was not an envelope
-    key: str | None = None
-    error: str
-    attempts: int
-    original_topic: str
-    partition: int
-    offset: int
-    consumer: str
-    dead_lettered_at: datetime
 
 
 class _StopRequested(Exception):
@@ -171,7 +93,7 @@ class ConsumerRunner:
         self.consumer_name = consumer_name
         self.topics = list(topics)
         self.batch_handler: BatchHandler | None = batch_handler
-        self.handler: Handler = handler or _single(batch_handler)  # type: ignore[arg-type]
+        self.handler: Handler = handler or single_event(batch_handler)  # type: ignore[arg-type]
         # A failed fast-path run counts as the first attempt of the event that raised in it.
         self._attempts_used: dict[uuid.UUID, int] = {}
         self._transient: dict[uuid.UUID, TransientError] = {}
@@ -186,7 +108,7 @@ class ConsumerRunner:
         self.transient_backoff_max = transient_backoff_max or backoff_max
         self.start_attempts = start_attempts
         self.start_delay = start_delay
-        self.consumer_options = {**LOW_LATENCY_CONSUMER, **(consumer_options or {})}
+        self.consumer_options = dict(consumer_options or {})
         self.service = settings.service_name
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
@@ -283,10 +205,7 @@ class ConsumerRunner:
         try:
             async with self.sessionmaker() as session, session.begin():
                 ids = list(dict.fromkeys(envelope.event_id for _, envelope in envelopes))
-                result = await session.execute(
-                    _CLAIM_BATCH, {"consumer": self.consumer_name, "ids": ids}
-                )
-                new = {row[0] for row in result}
+                new = await claim_batch(session, self.consumer_name, ids)
                 fresh: list[EventEnvelope] = []
                 outcomes: list[tuple[str, Outcome]] = []
                 for topic, envelope in envelopes:
@@ -377,7 +296,9 @@ class ConsumerRunner:
                 token = request_id_var.set(envelope.correlation_id or str(envelope.event_id))
                 try:
                     async with session.begin_nested():
-                        if not await self._claim(session, envelope.event_id, replay=replay):
+                        if not await claim_event(
+                            session, self.consumer_name, envelope.event_id, replay=replay
+                        ):
                             return Outcome.DUPLICATE
                         await self.handler(session, envelope)
                 finally:
@@ -400,7 +321,7 @@ class ConsumerRunner:
                     )
                     await self._dead_letter(record, envelope, exc, attempts=attempt)
                     async with session.begin_nested():
-                        await self._mark_dead_lettered(session, envelope.event_id)
+                        await mark_dead_lettered(session, self.consumer_name, envelope.event_id)
                     return Outcome.DEAD_LETTERED
                 EVENTS_CONSUMED.labels(self.service, record.topic, Outcome.RETRIED.value).inc()
                 log.warning(
@@ -418,32 +339,6 @@ class ConsumerRunner:
         """A handler error that also broke the connection must fail the batch, not the event."""
         await session.execute(text("SELECT 1"))
 
-    async def _claim(self, session: AsyncSession, event_id: uuid.UUID, *, replay: bool) -> bool:
-        """Insert the inbox row; False when this consumer already saw the event."""
-        stmt = pg_insert(inbox_table).values(
-            consumer=self.consumer_name, event_id=event_id, outcome="applied"
-        )
-        if replay:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["consumer", "event_id"],
-                set_={"outcome": "applied", "processed_at": text("now()")},
-                where=inbox_table.c.outcome == "dead_lettered",
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-        result = await session.execute(stmt.returning(inbox_table.c.event_id))
-        return result.first() is not None
-
-    async def _mark_dead_lettered(self, session: AsyncSession, event_id: uuid.UUID) -> None:
-        stmt = pg_insert(inbox_table).values(
-            consumer=self.consumer_name, event_id=event_id, outcome="dead_lettered"
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["consumer", "event_id"],
-            set_={"outcome": "dead_lettered", "processed_at": text("now()")},
-        )
-        await session.execute(stmt)
-
     async def _dead_letter(
         self,
         record: ConsumerRecord[Any, Any],
@@ -452,39 +347,14 @@ class ConsumerRunner:
         *,
         attempts: int,
     ) -> None:
-        """Publish to the DLQ and wait for the ack: the batch commits only after that."""
-        error = _describe(exc)
-        key = record.key.decode("utf-8", "replace") if record.key else None
-        letter = DeadLetter(
-            envelope=envelope,
-            raw=None
-            if envelope
-            else mask((record.value or b"").decode("utf-8", "replace"))[:MAX_ERROR_CHARS],
-            key=key,
-            error=error,
-            attempts=attempts,
-            original_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            consumer=self.consumer_name,
-            dead_lettered_at=datetime.now(UTC),
-        )
-        headers = kafka_headers(envelope) if envelope else []
-        headers += to_kafka_headers(
-            {
-                "error": error[:500],
-                "attempts": str(attempts),
-                "original_topic": record.topic,
-                "partition": str(record.partition),
-                "offset": str(record.offset),
-                "consumer": self.consumer_name,
-            }
-        )
-        await self.producer.send_and_wait(
+        await publish_dead_letter(
+            self.producer,
             self.dlq_topic,
-            value=letter.model_dump_json().encode(),
-            key=record.key,
-            headers=headers,
+            consumer=self.consumer_name,
+            record=record,
+            envelope=envelope,
+            exc=exc,
+            attempts=attempts,
         )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -574,42 +444,3 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None
-
-
-# --- dead-letter replay ----------------------------------------------------------------------
-
-
-def parse_dead_letter(value: bytes | str | dict[str, Any] | DeadLetter) -> DeadLetter:
-    if isinstance(value, DeadLetter):
-        return value
-    if isinstance(value, dict):
-        return DeadLetter.model_validate(value)
-    return DeadLetter.model_validate_json(value)
-
-
-async def replay_dead_letter(
-    producer: AIOKafkaProducer, dlq_message_value: bytes | str | dict[str, Any] | DeadLetter
-) -> EventEnvelope:
-    """Republish a dead-lettered envelope to its original topic (an operator's replay).
-
-    The event keeps its id: consumers that applied it skip it; the consumer that gave up on it
-    applies it (the `paygate-replay-for` header lets it past its dead-lettered inbox row).
-    Raises ValueError for a dead letter that holds no envelope (an undecodable message).
-    """
-    letter = parse_dead_letter(dlq_message_value)
-    if letter.envelope is None:
-        raise ValueError("this dead letter is not an event envelope and cannot be replayed")
-    envelope = letter.envelope
-    key = letter.key if letter.key is not None else envelope.aggregate_id
-    headers = [*kafka_headers(envelope), (HEADER_REPLAY_FOR, letter.consumer.encode())]
-    await producer.send_and_wait(
-        letter.original_topic,
-        value=envelope.to_bytes(),
-        key=key.encode(),
-        headers=headers,
-    )
-    return envelope
-
-
-def _describe(exc: BaseException) -> str:
-    return mask(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]

@@ -1,0 +1,71 @@
+"""`Idempotency-Key` for mutating endpoints: claim, replay the stored response, or refuse."""
+
+from paygate_common.idempotency.claims import (
+    Claim,
+    ClaimResult,
+    StoredResponse,
+    claim_key,
+    complete_claim,
+    purge_expired_keys,
+    release_claim,
+)
+from paygate_common.idempotency.keys import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_TTL_SECONDS,
+    IDEMPOTENCY_KEY_HEADER,
+    MAX_KEY_LENGTH,
+    REPLAYED_HEADER,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
+    body_fingerprint,
+    canonical_json,
+    idempotency_scope,
+    request_fingerprint,
+    validate_key,
+)
+from paygate_common.idempotency.routes import (
+    IdempotencyKeyHeader,
+    IdempotentRequest,
+    endpoint_of,
+    idempotency_key_header,
+    idempotent_request,
+)
+from paygate_common.idempotency.schema import (
+    TABLE_NAME,
+    create_idempotency_table,
+    drop_idempotency_table,
+    idempotency_table,
+)
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_TTL_SECONDS",
+    "IDEMPOTENCY_KEY_HEADER",
+    "MAX_KEY_LENGTH",
+    "REPLAYED_HEADER",
+    "TABLE_NAME",
+    "Claim",
+    "ClaimResult",
+    "IdempotencyKeyHeader",
+    "IdempotencyKeyInProgress",
+    "IdempotencyKeyInvalid",
+    "IdempotencyKeyReused",
+    "IdempotentRequest",
+    "StoredResponse",
+    "body_fingerprint",
+    "canonical_json",
+    "claim_key",
+    "complete_claim",
+    "create_idempotency_table",
+    "drop_idempotency_table",
+    "endpoint_of",
+    "idempotency_key_header",
+    "idempotency_scope",
+    "idempotency_table",
+    "idempotent_request",
+    "purge_expired_keys",
+    "release_claim",
+    "request_fingerprint",
+    "validate_key",
+]
