@@ -22,6 +22,7 @@ from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.crypto import EnvelopeCipher
 from paygate_common.db import SessionDep
+from paygate_common.deps import SettingsDep, app_state
 from paygate_common.errors import business_rule
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 from paygate_common.pagination import CursorQuery, LimitQuery, Page, decode_cursor, split_page
@@ -105,18 +106,7 @@ class WebhookDeliveryRead(BaseModel):
     attempt_log: list[WebhookAttemptRead] | None = None
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _cipher(request: Request) -> EnvelopeCipher:
-    cipher: EnvelopeCipher = request.app.state.cipher
-    return cipher
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-CipherDep = Annotated[EnvelopeCipher, Depends(_cipher)]
+CipherDep = Annotated[EnvelopeCipher, Depends(app_state("cipher"))]
 
 
 def _read(endpoint: WebhookEndpoint, secret: str | None = None) -> WebhookSettingsRead:
@@ -174,7 +164,7 @@ async def put_webhook_settings(
     body: WebhookSettingsUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    settings: SettingsDep,
+    settings: SettingsDep[Settings],
     cipher: CipherDep,
     request: Request,
 ) -> WebhookSettingsRead:
@@ -216,7 +206,7 @@ async def put_webhook_settings(
 async def rotate_webhook_secret(
     principal: CurrentPrincipal,
     session: SessionDep,
-    settings: SettingsDep,
+    settings: SettingsDep[Settings],
     cipher: CipherDep,
     request: Request,
 ) -> RotatedSecretRead:
