@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# The route, so admin-service and a stand-in name the same path as transaction-service's router.
+ANALYTICS_PATH = "/internal/analytics"
+
 AnalyticsPeriod = Literal["day", "month"]
 
 
