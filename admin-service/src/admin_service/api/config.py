@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path, Query, Request
 from admin_service.api.schemas import (
     ConfigDetailRead,
     ConfigPage,
-    ConfigRead,
     ConfigRollback,
     ConfigUpdate,
 )
@@ -19,6 +18,7 @@ from paygate_common.audit import Actor
 from paygate_common.auth import AdminPrincipal, ServiceCaller
 from paygate_common.config import CONFIG_KEYS
 from paygate_common.db import SessionDep
+from paygate_common.internal.config import ConfigRead
 from paygate_common.pagination import LimitQuery
 
 router = APIRouter(prefix="/admin/config", tags=["configuration"])
@@ -36,7 +36,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 def _read(key: str, row: store.ConfigVersion | None) -> ConfigRead:
     if row is None:
         return ConfigRead(key=key, version=0, value=domain.default_value(key))
-    return ConfigRead.of(row)
+    return ConfigRead.model_validate(row)
 
 
 @router.get("", response_model=ConfigPage, summary="Every key's current value", responses=PROBLEMS)
@@ -82,7 +82,7 @@ async def put_config(
         actor=Actor.of(request, principal),
         reason=body.reason,
     )
-    return ConfigRead.of(saved)
+    return ConfigRead.model_validate(saved)
 
 
 @router.get(
@@ -106,7 +106,7 @@ async def config_history(
     )
     items = rows[:limit]
     next_cursor = str(items[-1].version) if len(rows) > limit else None
-    return ConfigPage(items=[ConfigRead.of(r) for r in items], next_cursor=next_cursor)
+    return ConfigPage(items=[ConfigRead.model_validate(r) for r in items], next_cursor=next_cursor)
 
 
 @router.post(
@@ -129,7 +129,7 @@ async def rollback_config(
         actor=Actor.of(request, principal),
         reason=body.reason,
     )
-    return ConfigRead.of(saved)
+    return ConfigRead.model_validate(saved)
 
 
 @internal.get(
@@ -141,4 +141,4 @@ async def internal_config(key: KeyPath, caller: ServiceCaller, session: SessionD
         from admin_service.domain.errors import ConfigVersionNotFound
 
         raise ConfigVersionNotFound(f"{key} was never set")
-    return ConfigRead.of(row)
+    return ConfigRead.model_validate(row)
