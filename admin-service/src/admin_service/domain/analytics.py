@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from paygate_common.analytics import AnalyticsPeriod, AnalyticsRead
-from paygate_common.http import ServiceClient, UpstreamStatusError
+from paygate_common.analytics import ANALYTICS_PATH, AnalyticsPeriod, AnalyticsRead
+from paygate_common.http import ServiceClient
 
 
 async def fetch_analytics(
@@ -26,10 +26,7 @@ async def fetch_analytics(
         params["from"] = date_from.isoformat()
     if date_to:
         params["to"] = date_to.isoformat()
-    response = await ledger.request("GET", "/internal/analytics", params=params)
-    if response.is_error:
-        raise UpstreamStatusError(ledger.target, response)
-    return AnalyticsRead.model_validate_json(response.content)
+    return await ledger.call_as(AnalyticsRead, "GET", ANALYTICS_PATH, params=params)
 
 
 def chart_series(analytics: AnalyticsRead) -> dict[str, Any]:

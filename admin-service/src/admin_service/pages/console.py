@@ -8,11 +8,11 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
-from admin_service.api.operations import operator_headers
+from admin_service.api.operations import UsersClient, operator_headers
 from admin_service.domain import config as config_domain
 from admin_service.domain.analytics import chart_series, fetch_analytics
 from admin_service.domain.errors import ConfigInvalid
@@ -29,16 +29,24 @@ from admin_service.pages.session import (
     new_login_csrf,
     set_cookie,
 )
-from admin_service.pages.upstream import Upstream, upstream
+from admin_service.pages.upstream import Upstream, UpstreamDep
 from admin_service.store import config as config_store
 from paygate_common.analytics import AnalyticsRead
 from paygate_common.audit import Actor
+from paygate_common.auth import Role
 from paygate_common.config import CONFIG_KEYS
 from paygate_common.db import SessionDep
 from paygate_common.errors import UpstreamError
 from paygate_common.events import PaymentStatus
+from paygate_common.http import UpstreamStatusError
+from paygate_common.internal.users import (
+    USER_PATH,
+    USERS_PATH,
+    AdminUserPage,
+    AdminUserRead,
+    AdminUserUpdate,
+)
 
-UpstreamDep = Annotated[Upstream, Depends(upstream)]
 Csrf = Annotated[str | None, Form(alias="csrf_token")]
 
 
@@ -157,21 +165,25 @@ async def overview(request: Request, session: OperatorSession) -> Response:
 async def users_page(
     request: Request,
     session: OperatorSession,
+    users: UsersClient,
     q: Annotated[str | None, Query(max_length=200)] = None,
     notice: str | None = None,
 ) -> Response:
-    users = request.app.state.users
     params = {k: v for k, v in {"q": q, "limit": 50}.items() if v is not None}
-    answer = await users.request("GET", "/internal/users", params=params)
-    items = answer.json().get("items", []) if answer.status_code == 200 else []
+    try:
+        page: AdminUserPage | None = await users.call_as(
+            AdminUserPage, "GET", USERS_PATH, params=params
+        )
+    except UpstreamError:
+        page = None  # the page says so instead of failing
     return render(
         request,
         "console/users.html.j2",
         session=session,
-        users=items,
+        users=page.items if page else [],
         q=q or "",
         notice=notice,
-        error=None if answer.status_code == 200 else "user-service did not answer",
+        error=None if page else "user-service did not answer",
     )
 
 
@@ -180,27 +192,24 @@ async def update_user(
     request: Request,
     user_id: uuid.UUID,
     session: OperatorSession,
+    users: UsersClient,
     csrf_token: Csrf = None,
-    role: Annotated[str | None, Form(pattern="^(customer|merchant|admin)$")] = None,
+    role: Annotated[Role | None, Form()] = None,
     disabled: Annotated[str | None, Form(pattern="^(true|false)$")] = None,
 ) -> Response:
     check_csrf(session, csrf_token)
-    change: dict[str, Any] = {}
-    if role:
-        change["role"] = role
-    if disabled is not None:
-        change["disabled"] = disabled == "true"
-    answer = await request.app.state.users.request(
-        "PATCH",
-        f"/internal/users/{user_id}",
-        json=change,
-        headers=operator_headers(request, session.principal.user_id),
-    )
-    notice = (
-        "Saved."
-        if answer.status_code == 200
-        else f"Not saved: {_problem(answer).get('detail', answer.status_code)}"
-    )
+    change = AdminUserUpdate(role=role, disabled=None if disabled is None else disabled == "true")
+    try:
+        await users.call_as(
+            AdminUserRead,
+            "PATCH",
+            USER_PATH.format(user_id=user_id),
+            json=change.model_dump(mode="json", exclude_none=True),
+            headers=operator_headers(request, session.principal.user_id),
+        )
+        notice = "Saved."
+    except UpstreamStatusError as exc:
+        notice = f"Not saved: {_problem(exc.response).get('detail', exc.upstream_status)}"
     return redirect(request, f"/users?notice={notice}")
 
 
@@ -220,14 +229,15 @@ async def search_payments(
         if one.status_code not in (200, 404):
             return [], "payment-service did not answer"
     elif q:
-        people = await request.app.state.users.request(
-            "GET", "/internal/users", params={"q": q, "limit": MAX_OWNERS}
-        )
-        if people.status_code != 200:
+        try:
+            people = await request.app.state.users.call_as(
+                AdminUserPage, "GET", USERS_PATH, params={"q": q, "limit": MAX_OWNERS}
+            )
+        except UpstreamError:
             return [], "user-service did not answer"
         ids: list[str] = []
-        for person in people.json().get("items", []):
-            params = {"user_id": person["id"], "limit": MAX_PAYMENTS, **_only(status)}
+        for person in people.items:
+            params = {"user_id": str(person.id), "limit": MAX_PAYMENTS, **_only(status)}
             history = await up.call(
                 request, session, "transaction", "GET", "/transactions", params=params
             )
