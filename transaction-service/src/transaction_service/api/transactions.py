@@ -11,7 +11,7 @@ from starlette.responses import Response
 from paygate_common.auth import CurrentPrincipal, Principal
 from paygate_common.db import SessionDep
 from paygate_common.money import Currency
-from paygate_common.pagination import IsoDateTime
+from paygate_common.pagination import IsoDateTime, decode_cursor, split_page
 from transaction_service.api.schemas import (
     BalanceRead,
     LedgerLineRead,
@@ -78,7 +78,7 @@ async def list_transactions(
     settings = request.app.state.settings
     subject = _subject(principal, user_id)
     size = limit or settings.list_default_limit
-    after = domain.decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
 
     async def build() -> Any:
         rows = await store.list_transactions(
@@ -91,10 +91,7 @@ async def list_transactions(
             created_from=created_from,
             created_to=created_to,
         )
-        items = rows[:size]
-        next_cursor = (
-            domain.encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > size else None
-        )
+        items, next_cursor = split_page(rows, size)
         page = TransactionPageRead(
             items=[TransactionRead.from_row(r) for r in items], next_cursor=next_cursor
         )
