@@ -18,6 +18,7 @@ from paygate_common.audit import Actor
 from paygate_common.auth import AdminPrincipal, ServiceCaller
 from paygate_common.config import CONFIG_KEYS
 from paygate_common.db import SessionDep
+from paygate_common.errors import ADMIN_PROBLEMS, SERVICE_PROBLEMS, problem
 from paygate_common.internal.config import ConfigRead
 from paygate_common.pagination import LimitQuery
 
@@ -27,9 +28,8 @@ internal = APIRouter(prefix="/internal/config", tags=["internal"])
 KeyPath = Annotated[str, Path(max_length=64, pattern=r"^[a-z][a-z0-9._-]*$")]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
-    403: {"description": "Not an admin (problem+json `admin_required`)"},
-    404: {"description": "Unknown key or version (problem+json)"},
+    **ADMIN_PROBLEMS,
+    404: problem("Unknown key or version (`config_key_unknown`, `config_version_not_found`)"),
 }
 
 
@@ -65,7 +65,7 @@ async def get_config(
     summary="Save a new version (validated; announced on `config.changed`; audited)",
     responses={
         **PROBLEMS,
-        422: {"description": "The value breaks the key's schema (`config_invalid`, with `errors`)"},
+        422: problem("The value breaks the key's schema (`config_invalid`, with `errors`)"),
     },
 )
 async def put_config(
@@ -133,7 +133,10 @@ async def rollback_config(
 
 
 @internal.get(
-    "/{key}", response_model=ConfigRead, summary="Current value for a service at start-up"
+    "/{key}",
+    response_model=ConfigRead,
+    summary="Current value for a service at start-up",
+    responses={**SERVICE_PROBLEMS, 404: problem("Never set (`config_version_not_found`)")},
 )
 async def internal_config(key: KeyPath, caller: ServiceCaller, session: SessionDep) -> ConfigRead:
     row = await domain.current_value(session=session, key=key)

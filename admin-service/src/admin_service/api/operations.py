@@ -17,7 +17,7 @@ from admin_service.domain.health import SuiteHealth
 from paygate_common.analytics import AnalyticsPeriod, AnalyticsRead
 from paygate_common.auth import AdminPrincipal, Role
 from paygate_common.deps import app_state
-from paygate_common.errors import business_rule
+from paygate_common.errors import ADMIN_PROBLEMS, business_rule, problem
 from paygate_common.http import AnswerT, ServiceClient, UpstreamStatusError
 from paygate_common.internal.users import (
     USER_PATH,
@@ -34,9 +34,8 @@ router = APIRouter(prefix="/admin", tags=["operations"])
 UsersClient = Annotated[ServiceClient, Depends(app_state("users"))]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
-    403: {"description": "Not an admin (problem+json `admin_required`)"},
-    503: {"description": "The service holding that data is unavailable (problem+json)"},
+    **ADMIN_PROBLEMS,
+    503: problem("The service holding that data is unavailable (problem+json)"),
 }
 
 
@@ -89,7 +88,7 @@ async def search_users(
     "/users/{user_id}",
     response_model=AdminUserRead,
     summary="Change a user's role or disable them",
-    responses={**PROBLEMS, 404: {"description": "No such user"}},
+    responses={**PROBLEMS, 404: problem("No such user")},
 )
 async def update_user(
     request: Request,

@@ -23,7 +23,7 @@ from paygate_common.auth import CurrentPrincipal
 from paygate_common.crypto import EnvelopeCipher
 from paygate_common.db import SessionDep
 from paygate_common.deps import SettingsDep, app_state
-from paygate_common.errors import business_rule
+from paygate_common.errors import business_rule, problem
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 from paygate_common.pagination import CursorQuery, LimitQuery, Page, decode_cursor, split_page
 
@@ -31,8 +31,6 @@ router = APIRouter(tags=["webhooks"])
 # PUT /webhooks/settings and rotate-secret take no Idempotency-Key: their answer carries the
 # signing secret, and a stored replay would keep it in plain text. PUT is idempotent anyway;
 # a lost rotate answer is recovered by rotating again.
-
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 class WebhookSettingsUpdate(BaseModel):
@@ -139,7 +137,7 @@ def _delivery(row: Any, attempts: list[Any] | None = None) -> WebhookDeliveryRea
     "/webhooks/settings",
     response_model=WebhookSettingsRead,
     summary="The caller's webhook endpoint (never its secret)",
-    responses={404: {"description": "`webhook_settings_not_found`", **PROBLEM}},
+    responses={404: problem("`webhook_settings_not_found`")},
 )
 async def get_webhook_settings(
     principal: CurrentPrincipal, session: SessionDep
@@ -201,7 +199,7 @@ async def put_webhook_settings(
     response_model=RotatedSecretRead,
     status_code=status.HTTP_200_OK,
     summary="A new signing secret; the previous one keeps signing for the overlap (24 h)",
-    responses={404: {"description": "`webhook_settings_not_found`", **PROBLEM}},
+    responses={404: problem("`webhook_settings_not_found`")},
 )
 async def rotate_webhook_secret(
     principal: CurrentPrincipal,
@@ -256,7 +254,7 @@ async def list_webhook_deliveries(
     "/webhooks/{delivery_id}",
     response_model=WebhookDeliveryRead,
     summary="One delivery with every attempt (status and the first bytes of each answer)",
-    responses={404: {"description": "`webhook_delivery_not_found`", **PROBLEM}},
+    responses={404: problem("`webhook_delivery_not_found`")},
 )
 async def get_webhook_delivery(
     delivery_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
@@ -272,7 +270,7 @@ async def get_webhook_delivery(
     response_model=WebhookDeliveryRead,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send that delivery once more, now, whatever its status (same `webhook-id`)",
-    responses={404: {"description": "`webhook_delivery_not_found`", **PROBLEM}},
+    responses={404: problem("`webhook_delivery_not_found`")},
 )
 async def retry_webhook_delivery(
     delivery_id: uuid.UUID,

@@ -20,15 +20,15 @@ from order_service.events.publishing import PRODUCER
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
-from paygate_common.errors import business_rule
+from paygate_common.errors import business_rule, problem
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 from paygate_common.limits import limits_client
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
-    404: {"description": "No such order, or not the caller's (problem+json `order_not_found`)"},
+    401: problem("No valid access token (problem+json)"),
+    404: problem("No such order, or not the caller's (problem+json `order_not_found`)"),
 }
 
 
@@ -110,7 +110,7 @@ async def create_order(
     "",
     response_model=OrderPageRead,
     summary="The caller's orders, newest first",
-    responses={401: PROBLEMS[401], 422: {"description": "Bad limit or cursor"}},
+    responses={401: PROBLEMS[401], 422: problem("Bad limit or cursor")},
 )
 async def list_orders(
     request: Request,
@@ -156,7 +156,7 @@ async def get_order_status(order: ValidOrder) -> OrderStatusRead:
     summary="Cancel a pending or requires_action order (it is never charged afterwards)",
     responses={
         **PROBLEMS,
-        409: {"description": "`invalid_state`: paid, failed, cancelled or refunded already"},
+        409: problem("`invalid_state`: paid, failed, cancelled or refunded already"),
     },
 )
 async def cancel_order(
@@ -186,8 +186,8 @@ async def cancel_order(
     summary="Refund a paid order, in full or in part (the order is `refunded` once fully refunded)",
     responses={
         **PROBLEMS,
-        409: {"description": "`invalid_state`: only a paid order can be refunded"},
-        422: {"description": "`refund_exceeds_captured`, invalid body, Idempotency-Key reused"},
+        409: problem("`invalid_state`: only a paid order can be refunded"),
+        422: problem("`refund_exceeds_captured`, invalid body, Idempotency-Key reused"),
     },
 )
 async def refund_order(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from paygate_common.analytics import AnalyticsPeriod, AnalyticsRead
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
-from paygate_common.errors import business_rule
+from paygate_common.errors import SERVICE_PROBLEMS, business_rule
 from paygate_common.money import Currency
 from transaction_service.domain import analytics as domain
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/internal", tags=["internal"])
     response_model=AnalyticsRead,
     summary="Payments, success rate, volume, fees and refunds per period, provider and currency",
     responses={
-        401: {"description": "No valid service token (`service_token_invalid`)"},
+        **SERVICE_PROBLEMS,
         422: business_rule(
             "analytics_window_invalid",
             description="A window that ends before it starts, is longer than allowed or "

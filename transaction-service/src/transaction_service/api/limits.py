@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
+from paygate_common.errors import SERVICE_PROBLEMS, problem
 from transaction_service.api.schemas import ReservationCreate, ReservationRead
 from transaction_service.domain import limits as domain
 from transaction_service.domain.errors import ReservationNotFound
@@ -35,9 +36,9 @@ def _read(reservation: domain.Reservation) -> ReservationRead:
     summary="Reserve an amount against the user's limits (idempotent by reference_id)",
     responses={
         200: {"description": "The same reservation was made before (replay)"},
-        401: {"description": "No valid service token (`service_token_invalid`)"},
-        409: {"description": "The reference holds a different reservation"},
-        422: {"description": "`limit_exceeded` (with `limit`, `maximum`, `remaining`) or bad body"},
+        **SERVICE_PROBLEMS,
+        409: problem("The reference holds a different reservation"),
+        422: problem("`limit_exceeded` (with `limit`, `maximum`, `remaining`) or bad body"),
     },
 )
 async def create_reservation(
@@ -60,7 +61,7 @@ async def create_reservation(
     "/reservations/{reference_id}",
     response_model=ReservationRead,
     summary="Release a reservation now (a charge that will not happen)",
-    responses={404: {"description": "No reservation for this reference"}},
+    responses={404: problem("No reservation for this reference")},
 )
 async def release_reservation(
     _: ServiceCaller,

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from paygate_common.auth import CurrentPrincipal, Principal
 from paygate_common.db import SessionDep
+from paygate_common.errors import problem
 from paygate_common.money import Currency
 from paygate_common.pagination import IsoDateTime, decode_cursor, split_page
 from transaction_service.api.schemas import (
@@ -27,9 +28,9 @@ from transaction_service.store import history as store
 router = APIRouter(tags=["transactions"])
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
-    404: {"description": "No such transaction, or not the caller's (`transaction_not_found`)"},
-    422: {"description": "Bad filter, limit or cursor (problem+json)"},
+    401: problem("No valid access token (problem+json)"),
+    404: problem("No such transaction, or not the caller's (`transaction_not_found`)"),
+    422: problem("Bad filter, limit or cursor (problem+json)"),
 }
 PaymentStatusName = Literal[
     "processing",

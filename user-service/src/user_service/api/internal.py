@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from paygate_common.audit import Actor
 from paygate_common.auth import ServiceCaller, key_environment
 from paygate_common.db import SessionDep
+from paygate_common.errors import problem
 from paygate_common.internal.users import (
     API_KEY_RESOLVE_PATH,
     USERS_PATH,
@@ -23,7 +24,7 @@ from paygate_common.internal.users import (
     PaymentContextRead,
 )
 from user_service.api.deps import ApiKeyHasherDep, GatewayCaller, SettingsDep, SigningKeyDep
-from user_service.api.schemas import RoleName, problem
+from user_service.api.schemas import RoleName
 from user_service.domain import accounts, api_keys, payment_methods, tokens
 
 router = APIRouter(prefix=USERS_PATH, tags=["internal"])
