@@ -15,13 +15,13 @@ from pydantic import BaseModel
 
 from paygate_common.analytics import ANALYTICS_PATH, AnalyticsRead
 from paygate_common.errors import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA_NAME
+from paygate_common.internal import audit, notifications, users
 from paygate_common.internal import config as internal_config
-from paygate_common.internal import users
 from paygate_devstack.services import implemented_services, repo_root
 
 ROOT = repo_root(Path(__file__).resolve().parent)
 
-# Every internal route another service calls: (serving service, method, path) -> the model its
+# Every route another service calls and parses: (serving service, method, path) -> the model its
 # callers parse the answer with. The serving route must declare exactly that model.
 INTERNAL_ANSWERS: dict[tuple[str, str, str], type[BaseModel]] = {
     ("user", "get", users.PAYMENT_CONTEXT_PATH): users.PaymentContextRead,
@@ -31,6 +31,10 @@ INTERNAL_ANSWERS: dict[tuple[str, str, str], type[BaseModel]] = {
     ("user", "post", users.API_KEY_RESOLVE_PATH): users.ApiKeyResolved,
     ("admin", "get", internal_config.CONFIG_PATH): internal_config.ConfigRead,
     ("transaction", "get", ANALYTICS_PATH): AnalyticsRead,
+    # operator routes admin-service's console reads with the operator's token
+    ("audit", "get", audit.AUDIT_EVENTS_PATH): audit.AuditRecordPage,
+    ("audit", "get", audit.AUDIT_VERIFY_PATH): audit.VerifyRead,
+    ("notification", "get", notifications.DEAD_LETTERS_PATH): notifications.DeadLetterPage,
 }
 
 

@@ -38,7 +38,14 @@ from paygate_common.config import CONFIG_KEYS
 from paygate_common.db import SessionDep
 from paygate_common.errors import UpstreamError
 from paygate_common.events import PaymentStatus
-from paygate_common.http import UpstreamStatusError
+from paygate_common.http import UpstreamStatusError, parse_answer
+from paygate_common.internal.audit import (
+    AUDIT_EVENTS_PATH,
+    AUDIT_VERIFY_PATH,
+    AuditRecordPage,
+    VerifyRead,
+)
+from paygate_common.internal.notifications import DEAD_LETTERS_PATH, DeadLetterPage, DeadLetterRead
 from paygate_common.internal.users import (
     USER_PATH,
     USERS_PATH,
@@ -331,33 +338,31 @@ async def audit_page(
         if v
     }
     answer = await up.call(
-        request,
-        session,
-        "audit",
-        "GET",
-        "/admin/audit/events",
-        params={**filters, "limit": 50},
+        request, session, "audit", "GET", AUDIT_EVENTS_PATH, params={**filters, "limit": 50}
     )
+    try:
+        records = parse_answer("audit", answer, AuditRecordPage).items
+    except UpstreamError:
+        records = None  # the page says so instead of failing
     return render(
         request,
         "console/audit.html.j2",
         session=session,
-        records=answer.json().get("items", []) if answer.status_code == 200 else [],
+        records=records or [],
         filters=filters,
         verification=verification,
-        error=None if answer.status_code == 200 else "audit-service did not answer",
+        error=None if records is not None else "audit-service did not answer",
     )
 
 
 @router.get("/audit/verify")
 async def audit_verify(request: Request, session: OperatorSession, up: UpstreamDep) -> Response:
     """Walk the hash chain now (read-only, so a GET: no CSRF token needed) and show the verdict."""
-    answer = await up.call(request, session, "audit", "GET", "/admin/audit/verify")
-    verdict = (
-        answer.json()
-        if answer.status_code == 200
-        else {"ok": None, "reason": f"audit-service answered {answer.status_code}"}
-    )
+    answer = await up.call(request, session, "audit", "GET", AUDIT_VERIFY_PATH)
+    try:
+        verdict: dict[str, Any] = parse_answer("audit", answer, VerifyRead).model_dump()
+    except UpstreamError:
+        verdict = {"ok": None, "reason": f"audit-service answered {answer.status_code}"}
     return await audit_page(request, session, up, verification=verdict)
 
 
@@ -458,18 +463,20 @@ async def config_rollback(
 async def dead_letters_page(
     request: Request, session: OperatorSession, up: UpstreamDep, notice: str | None = None
 ) -> Response:
-    answer = await up.call(
-        request, session, "notification", "GET", "/admin/notifications/dead-letters"
-    )
-    body = answer.json() if answer.status_code == 200 else {}
-    items = body.get("items", body if isinstance(body, list) else [])
+    answer = await up.call(request, session, "notification", "GET", DEAD_LETTERS_PATH)
+    try:
+        items: list[DeadLetterRead] | None = parse_answer(
+            "notification", answer, DeadLetterPage
+        ).items
+    except UpstreamError:
+        items = None
     return render(
         request,
         "console/dead_letters.html.j2",
         session=session,
-        items=items,
+        items=items or [],
         notice=notice,
-        error=None if answer.status_code == 200 else "notification-service did not answer",
+        error=None if items is not None else "notification-service did not answer",
     )
 
 
@@ -487,7 +494,7 @@ async def replay_dead_letter(
         session,
         "notification",
         "POST",
-        f"/admin/notifications/dead-letters/{notification_id}/replay",
+        f"{DEAD_LETTERS_PATH}/{notification_id}/replay",
     )
     notice = "Replayed." if answer.status_code < 300 else f"Not replayed ({answer.status_code})."
     return redirect(request, f"/dead-letters?notice={notice}")

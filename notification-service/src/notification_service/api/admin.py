@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from notification_service.api.pagination import Limit, Offset
-from notification_service.api.schemas import DeadLetterPage, DeadLetterRead
 from notification_service.domain import notifications as domain
 from notification_service.domain import templates
 from notification_service.wakeups import NOTIFICATIONS_DUE, wake_after_commit
@@ -19,6 +18,7 @@ from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep
 from paygate_common.errors import problem
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
+from paygate_common.internal.notifications import DeadLetterPage, DeadLetterRead
 
 router = APIRouter(prefix="/admin/notifications", tags=["admin"])
 
