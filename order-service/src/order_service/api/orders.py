@@ -17,9 +17,11 @@ from order_service.api.schemas import (
 )
 from order_service.domain import orders as domain
 from order_service.events.publishing import PRODUCER
+from order_service.settings import Settings
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.deps import SettingsDep
 from paygate_common.errors import business_rule, problem
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 from paygate_common.limits import limits_client
@@ -113,16 +115,16 @@ async def create_order(
     responses={401: PROBLEMS[401], 422: problem("Bad limit or cursor")},
 )
 async def list_orders(
-    request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,
+    settings: SettingsDep[Settings],
     limit: Annotated[int | None, Query(ge=1, le=100)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> OrderPageRead:
     page = await domain.list_orders(
         session=session,
         user_id=principal.user_id,
-        limit=limit or request.app.state.settings.list_default_limit,
+        limit=limit or settings.list_default_limit,
         cursor=cursor,
     )
     return OrderPageRead(

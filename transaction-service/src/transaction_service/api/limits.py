@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from starlette.responses import JSONResponse
 
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
+from paygate_common.deps import SettingsDep
 from paygate_common.errors import SERVICE_PROBLEMS, problem
 from transaction_service.api.schemas import ReservationCreate, ReservationRead
 from transaction_service.domain import limits as domain
 from transaction_service.domain.errors import ReservationNotFound
+from transaction_service.settings import Settings
 
 router = APIRouter(prefix="/internal/limits", tags=["internal"])
 
@@ -42,11 +44,14 @@ def _read(reservation: domain.Reservation) -> ReservationRead:
     },
 )
 async def create_reservation(
-    request: Request, payload: ReservationCreate, _: ServiceCaller, session: SessionDep
+    payload: ReservationCreate,
+    _: ServiceCaller,
+    session: SessionDep,
+    settings: SettingsDep[Settings],
 ) -> JSONResponse:
     reservation = await domain.reserve(
         session=session,
-        settings=request.app.state.settings,
+        settings=settings,
         reference_id=payload.reference_id,
         user_id=payload.user_id,
         amount=payload.amount,

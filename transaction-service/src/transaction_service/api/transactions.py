@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from paygate_common.auth import CurrentPrincipal, Principal
 from paygate_common.db import SessionDep
+from paygate_common.deps import SettingsDep
 from paygate_common.errors import problem
 from paygate_common.money import Currency
 from paygate_common.pagination import IsoDateTime, decode_cursor, split_page
@@ -23,6 +24,7 @@ from transaction_service.api.schemas import (
 )
 from transaction_service.domain import history as domain
 from transaction_service.domain.errors import TransactionNotFound
+from transaction_service.settings import Settings
 from transaction_service.store import history as store
 
 router = APIRouter(tags=["transactions"])
@@ -68,6 +70,7 @@ async def list_transactions(
     request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,
+    settings: SettingsDep[Settings],
     status: PaymentStatusName | None = None,
     currency: Currency | None = None,
     created_from: Annotated[IsoDateTime | None, Query(alias="from")] = None,
@@ -76,7 +79,6 @@ async def list_transactions(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     user_id: Annotated[uuid.UUID | None, Query(description="admin only")] = None,
 ) -> Response:
-    settings = request.app.state.settings
     subject = _subject(principal, user_id)
     size = limit or settings.list_default_limit
     after = decode_cursor(cursor) if cursor else None
@@ -184,9 +186,9 @@ async def get_balance(
     request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,
+    settings: SettingsDep[Settings],
     user_id: Annotated[uuid.UUID | None, Query(description="admin only")] = None,
 ) -> Response:
-    settings = request.app.state.settings
     subject = _subject(principal, user_id)
 
     async def build() -> Any:
