@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable
-from datetime import date
 from typing import Annotated, Any
 
 import httpx
@@ -14,10 +13,10 @@ from starlette.responses import Response
 from admin_service.api.schemas import HealthRead
 from admin_service.domain.analytics import fetch_analytics
 from admin_service.domain.health import SuiteHealth
-from paygate_common.analytics import AnalyticsPeriod, AnalyticsRead
+from paygate_common.analytics import ANALYTICS_WINDOW_INVALID, AnalyticsQueryDep, AnalyticsRead
 from paygate_common.auth import AdminPrincipal, Role
 from paygate_common.deps import app_state
-from paygate_common.errors import ADMIN_PROBLEMS, business_rule, problem
+from paygate_common.errors import ADMIN_PROBLEMS, problem
 from paygate_common.http import AnswerT, ServiceClient, UpstreamStatusError
 from paygate_common.internal.users import (
     USER_PATH,
@@ -26,7 +25,6 @@ from paygate_common.internal.users import (
     AdminUserRead,
     AdminUserUpdate,
 )
-from paygate_common.money import Currency
 from paygate_common.pagination import CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/admin", tags=["operations"])
@@ -113,33 +111,13 @@ async def update_user(
     "/analytics",
     response_model=AnalyticsRead,
     summary="Volume, counts, success rate and refunds by day, provider and currency",
-    responses={
-        **PROBLEMS,
-        422: business_rule(
-            "analytics_window_invalid",
-            description="A window that ends before it starts, is longer than allowed or "
-            "outside the calendar",
-        ),
-    },
+    responses={**PROBLEMS, 422: ANALYTICS_WINDOW_INVALID},
 )
 async def analytics(
-    request: Request,
-    principal: AdminPrincipal,
-    period: AnalyticsPeriod = "day",
-    currency: Currency | None = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    request: Request, principal: AdminPrincipal, query: AnalyticsQueryDep
 ) -> AnalyticsRead | Response:
     # the ledger's own 422 says what was wrong with the window
-    return await relaying_refusals(
-        fetch_analytics(
-            request.app.state.transactions,
-            period=period,
-            currency=currency,
-            date_from=date_from,
-            date_to=date_to,
-        )
-    )
+    return await relaying_refusals(fetch_analytics(request.app.state.transactions, query))
 
 
 def operator_headers(request: Request, operator_id: uuid.UUID) -> dict[str, str]:
