@@ -7,14 +7,14 @@ from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from admin_service.api.schemas import HealthRead
 from admin_service.domain.analytics import fetch_analytics
 from admin_service.domain.health import SuiteHealth
 from paygate_common.analytics import ANALYTICS_WINDOW_INVALID, AnalyticsQueryDep, AnalyticsRead
-from paygate_common.auth import AdminPrincipal, Role
+from paygate_common.auth import AdminPrincipal
 from paygate_common.deps import app_state
 from paygate_common.errors import ADMIN_PROBLEMS, problem
 from paygate_common.http import AnswerT, ServiceClient, UpstreamStatusError
@@ -23,9 +23,9 @@ from paygate_common.internal.users import (
     USERS_PATH,
     AdminUserPage,
     AdminUserRead,
+    AdminUserSearchDep,
     AdminUserUpdate,
 )
-from paygate_common.pagination import CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/admin", tags=["operations"])
 
@@ -55,31 +55,11 @@ async def suite_health(request: Request, principal: AdminPrincipal) -> HealthRea
     responses=PROBLEMS,
 )
 async def search_users(
-    request: Request,
-    principal: AdminPrincipal,
-    users: UsersClient,
-    # the constraint user-service's search states: no control characters (it refuses them)
-    q: Annotated[
-        str | None,
-        Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="Part of the email"),
-    ] = None,
-    role: Role | None = None,
-    disabled: bool | None = None,
-    limit: LimitQuery = 20,
-    cursor: CursorQuery = None,
+    principal: AdminPrincipal, users: UsersClient, query: AdminUserSearchDep
 ) -> AdminUserPage | Response:
-    params = {
-        k: v
-        for k, v in {
-            "q": q,
-            "role": role,
-            "disabled": disabled,
-            "limit": limit,
-            "cursor": cursor,
-        }.items()
-        if v is not None
-    }
-    return await relaying_refusals(users.call_as(AdminUserPage, "GET", USERS_PATH, params=params))
+    return await relaying_refusals(
+        users.call_as(AdminUserPage, "GET", USERS_PATH, params=query.params())
+    )
 
 
 @router.patch(
