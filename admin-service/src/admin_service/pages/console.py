@@ -217,6 +217,8 @@ async def update_user(
         notice = "Saved."
     except UpstreamStatusError as exc:
         notice = f"Not saved: {_problem(exc.response).get('detail', exc.upstream_status)}"
+    except UpstreamError:  # unreachable, or an answer outside AdminUserRead
+        notice = "Not saved: user-service did not answer"
     return redirect(request, f"/users?notice={notice}")
 
 
