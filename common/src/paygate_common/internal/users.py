@@ -12,7 +12,7 @@ Responses ignore unknown fields (a newer user-service may add some); requests fo
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -105,14 +105,7 @@ class AdminUserSearch:
 
     def params(self) -> dict[str, Any]:
         """As query parameters (unset ones left out: user-service's defaults apply)."""
-        given = {
-            "q": self.q,
-            "role": self.role,
-            "disabled": self.disabled,
-            "limit": self.limit,
-            "cursor": self.cursor,
-        }
-        return {k: v for k, v in given.items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 def admin_user_search(
