@@ -39,10 +39,10 @@ from payment_service.store import payments as store
 router = APIRouter(tags=["payments"])
 
 NOT_FOUND = problem("No such payment, or not the caller's (`payment_not_found`)")
-IDEMPOTENCY = {
-    "description": "Same Idempotency-Key still in flight (`idempotency_key_in_progress`), "
+IDEMPOTENCY = problem(
+    "Same Idempotency-Key still in flight (`idempotency_key_in_progress`), "
     "or the payment is not in a state that allows this (`invalid_state`)"
-}
+)
 
 
 def _idempotency(request: Request) -> dict[str, Any]:
@@ -326,10 +326,10 @@ async def _respond_with_payment(
     responses={
         404: NOT_FOUND,
         409: IDEMPOTENCY,
-        422: {
-            "description": "`refund_exceeds_captured` (never more than captured, even when "
+        422: problem(
+            "`refund_exceeds_captured` (never more than captured, even when "
             "requests race), `unsupported_by_provider`, `idempotency_key_reused`"
-        },
+        ),
     },
 )
 async def create_refund(
