@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
 from paygate_common.auth import SigningKey, issue_access_token, jwks_document
+from paygate_common.internal.users import API_KEY_RESOLVE_PATH, ApiKeyResolved, ApiKeyResolveRequest
 from paygate_common.services import SERVICES
 
 ISSUER = "paygate"
@@ -101,12 +102,13 @@ def upstream_app(service: str, state: UpstreamState) -> FastAPI:
             state.hits["jwks"] += 1
             return state.jwks
 
-        @app.post("/internal/api-keys/resolve")
+        @app.post(API_KEY_RESOLVE_PATH, response_model=ApiKeyResolved)
         async def resolve_api_key(request: Request) -> JSONResponse:
-            """What user-service answers (see user_service.api.internal): a 60 s owner token."""
+            """What user-service answers (see user_service.api.internal): a 60 s owner token,
+            built and read with user-service's own models so this stand-in cannot drift."""
             state.hits["resolve"] += 1
             state.resolve_headers.append(dict(request.headers))
-            key = (await request.json())["key"]
+            key = ApiKeyResolveRequest.model_validate_json(await request.body()).key
             entry = state.api_keys.get(key)
             if entry is None or entry.get("revoked") or state.signer is None:
                 return JSONResponse(
@@ -127,7 +129,15 @@ def upstream_app(service: str, state: UpstreamState) -> FastAPI:
                 ttl_seconds=entry.get("ttl", 60),
                 extra_claims=claims,
             )
-            return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl})
+            answer = ApiKeyResolved(
+                access_token=token,
+                expires_in=ttl,
+                api_key_id=entry["id"],
+                user_id=entry["user_id"],
+                role=entry.get("role", "merchant"),
+                scopes=entry.get("scopes"),
+            )
+            return JSONResponse(answer.model_dump(mode="json"))
 
     if service == "order":
 

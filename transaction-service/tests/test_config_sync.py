@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from admin_service.api.schemas import ConfigRead
+from paygate_common.internal.config import ConfigRead
 from paygate_devstack.asgi import serve_asgi
 from paygate_devstack.process import free_port
 

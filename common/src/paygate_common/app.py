@@ -182,7 +182,13 @@ def create_service_app(
         "/ready",
         tags=["ops"],
         summary="Readiness: database, Kafka and Redis reachable",
-        responses={503: {"description": "A dependency is down: `checks` says which"}},
+        # not a problem: the same readiness body as a 200, naming the check that failed
+        responses={
+            503: {
+                "description": "A dependency is down: `checks` says which",
+                "content": {"application/json": {}},
+            }
+        },
     )
     async def ready(request: Request) -> JSONResponse:
         checks = await run_readiness_checks(request.app)

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from paygate_common.internal.config import CONFIG_PATH, ConfigRead
 from paygate_common.money import Currency
 
 log = logging.getLogger("paygate.config")
@@ -142,7 +143,7 @@ class ConfigView(Generic[C]):
         start-up), so a service still starts; the next `config.changed` brings it up to date.
         """
         try:
-            response = await client.get(f"/internal/config/{self.key}")
+            response = await client.get(CONFIG_PATH.format(key=self.key))
         except Exception as exc:  # any transport failure: keep the last known value
             log.warning(
                 "config %s: admin-service unreachable (%s); keeping version %s",
@@ -156,5 +157,9 @@ class ConfigView(Generic[C]):
         if response.status_code != 200:
             log.warning("config %s: admin-service answered %s", self.key, response.status_code)
             return
-        body = response.json()
-        self.apply(body["value"], int(body["version"]))
+        try:
+            answer = ConfigRead.model_validate_json(response.content)
+        except ValidationError:
+            log.warning("config %s: admin-service answered outside ConfigRead", self.key)
+            return
+        self.apply(answer.value, answer.version)

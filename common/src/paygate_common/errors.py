@@ -298,6 +298,25 @@ def problem_response_doc(status: int, description: str | None = None) -> dict[st
     }
 
 
+def problem(description: str) -> dict[str, Any]:
+    """A route's `responses=` entry for an error status: problem+json with the shared schema;
+    `description` names the stable `code`s it answers with."""
+    return {
+        "description": description,
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": dict(_PROBLEM_REF)}},
+    }
+
+
+# The `responses=` of an operator route and of an `/internal/*` route (service token).
+ADMIN_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: problem(PROBLEM_DESCRIPTIONS[401]),
+    403: problem("Authenticated but not an admin (`admin_required`)"),
+}
+SERVICE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: problem("No valid service token (`service_token_invalid`)"),
+}
+
+
 # OpenAPI extension on a response object: the stable `code`s a request that satisfies the
 # schema can still get with this status, because the rule depends on state or on a table the
 # schema cannot state (a provider's minimum charge per currency, whether a token exists at the
@@ -357,9 +376,13 @@ def document_problems(
             wanted = _statuses_for(path, op)
             if extra is not None:
                 wanted |= extra(path, method, op)
-            wanted |= {int(s) for s in responses if s.isdigit() and 400 <= int(s) < 500}
+            # what the route declares, 5xx included: every error it answers is problem+json
+            wanted |= {int(s) for s in responses if s.isdigit() and 400 <= int(s) < 600}
             for status in sorted(wanted):
                 existing = responses.get(str(status)) or {}
+                content = existing.get("content") or {}
+                if status >= 500 and content and PROBLEM_CONTENT_TYPE not in content:
+                    continue  # a 5xx declared with a body of its own (`/ready`'s checks)
                 declared = existing.get("description")
                 if declared == "Validation Error":  # FastAPI's generic text: ours names codes
                     declared = None

@@ -7,9 +7,10 @@ import logging
 import random
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from paygate_common.auth.service_tokens import issue_service_token
 from paygate_common.errors import UpstreamError
@@ -42,6 +43,28 @@ class UpstreamStatusError(UpstreamError):
             f"The {target} service answered {response.status_code}",
             upstream_status=response.status_code,
         )
+
+
+AnswerT = TypeVar("AnswerT", bound=BaseModel)
+
+
+def parse_answer(target: str, response: httpx.Response, model: type[AnswerT]) -> AnswerT:
+    """A success answer as the serving service's `response_model` (`paygate_common.internal`).
+
+    An error status raises `UpstreamStatusError`; a body the model refuses (the two services
+    disagree on the schema) is `UpstreamError` (502), never a KeyError deep in the caller.
+    """
+    if response.is_error:
+        raise UpstreamStatusError(target, response)
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        log.error(
+            "%s answered outside %s: %s", target, model.__name__, exc.errors(include_input=False)
+        )
+        raise UpstreamError(
+            f"The {target} service answered outside its {model.__name__} schema"
+        ) from None
 
 
 class ServiceClient:
@@ -200,6 +223,10 @@ class ServiceClient:
 
     async def post_json(self, path: str, json: Any = None, **kwargs: Any) -> Any:
         return await self._json(await self.request("POST", path, json=json, **kwargs))
+
+    async def call_as(self, model: type[AnswerT], method: str, path: str, **kwargs: Any) -> AnswerT:
+        """Send a request and read the answer as `model` (`parse_answer`: typed, or an error)."""
+        return parse_answer(self.target, await self.request(method, path, **kwargs), model)
 
     # --- lifecycle -----------------------------------------------------------------------------
 

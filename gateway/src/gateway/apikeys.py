@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from prometheus_client import Counter
+from pydantic import ValidationError
 
 from gateway.settings import GatewaySettings
 from paygate_common.auth import (
@@ -39,10 +40,10 @@ from paygate_common.auth import (
 )
 from paygate_common.errors import Forbidden, PaygateError, ServiceUnavailable, Unauthorized
 from paygate_common.http import ServiceClient
+from paygate_common.internal.users import API_KEY_RESOLVE_PATH, ApiKeyResolved, ApiKeyResolveRequest
 
 log = logging.getLogger("paygate.gateway.apikeys")
 
-RESOLVE_PATH = "/internal/api-keys/resolve"
 # Never cache a resolved token this close to its expiry: it must still be valid upstream.
 EXPIRY_MARGIN_SECONDS = 5.0
 _API_PREFIX_LENGTH = len("/api/v1/")
@@ -200,7 +201,10 @@ class ApiKeyAuthenticator:
         asked_at = time.monotonic()
         try:
             response = await self._client.request(
-                "POST", RESOLVE_PATH, json={"key": token}, retry=True
+                "POST",
+                API_KEY_RESOLVE_PATH,
+                json=ApiKeyResolveRequest(key=token).model_dump(),
+                retry=True,
             )
         except PaygateError:
             API_KEY_RESOLVES.labels("unavailable").inc()
@@ -213,8 +217,9 @@ class ApiKeyAuthenticator:
             log.error("API key resolve answered %d", response.status_code)
             raise ApiKeysUnavailable("API keys cannot be checked right now; retry")
         try:
-            access_token = str(response.json()["access_token"])
-        except (ValueError, KeyError, TypeError):
+            access_token = ApiKeyResolved.model_validate_json(response.content).access_token
+        except ValidationError:
+            log.error("API key resolve answered outside ApiKeyResolved")
             raise ApiKeysUnavailable("API keys cannot be checked right now; retry") from None
         # Verified like any token (defence in depth: only user-service's keys sign these).
         kid = token_kid(access_token)

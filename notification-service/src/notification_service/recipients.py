@@ -8,10 +8,12 @@ import uuid
 from dataclasses import dataclass
 
 import orjson
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from paygate_common.http import ServiceClient, UpstreamStatusError
+from paygate_common.internal.users import CONTACT_PATH, ContactRead
 from paygate_common.settings import ServiceSettings
 
 log = logging.getLogger("notification_service.recipients")
@@ -24,7 +26,7 @@ class Contact:
     user_id: uuid.UUID
     email: str
     full_name: str | None
-    # E.164 from the profile; None until user-service's contact endpoint returns `phone`.
+    # E.164 from the profile (`ContactRead.phone`); None when it has none or an invalid one.
     phone: str | None = None
 
 
@@ -39,13 +41,10 @@ class RecipientLookupFailed(Exception):
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
-def _phone(body: dict[str, object]) -> str | None:
-    """The profile's phone if user-service sent a valid E.164 one (`phone` or `phone_number`)."""
-    for key in ("phone", "phone_number"):
-        value = body.get(key)
-        if isinstance(value, str) and _E164.match(value.strip()):
-            return value.strip()
-    return None
+def _phone(contact: ContactRead) -> str | None:
+    """The profile's phone if it is a valid E.164 one (an SMS provider refuses anything else)."""
+    value = (contact.phone or "").strip()
+    return value if _E164.match(value) else None
 
 
 def cache_key(user_id: uuid.UUID) -> str:
@@ -71,26 +70,26 @@ class RecipientDirectory:
         cached = await self._cached(user_id)
         if cached is not None:
             return cached
-        path = f"/internal/users/{user_id}/contact"
         try:
-            body = await self.client.get_json(path)
+            body = await self.client.get_json(CONTACT_PATH.format(user_id=user_id))
+            answer = ContactRead.model_validate(body)
         except UpstreamStatusError as exc:
             if exc.upstream_status == 404:
                 raise RecipientUnknown(f"user-service knows no user {user_id}") from None
             raise RecipientLookupFailed(
                 f"contact lookup answered HTTP {exc.upstream_status}"
             ) from None
+        except ValidationError:
+            raise RecipientLookupFailed("contact lookup answered outside ContactRead") from None
         except Exception as exc:  # unreachable after the client's retries, invalid JSON, ...
             raise RecipientLookupFailed(f"contact lookup failed: {type(exc).__name__}") from None
-        email = body.get("email") if isinstance(body, dict) else None
-        if not isinstance(email, str) or "@" not in email:
+        if "@" not in answer.email:
             raise RecipientLookupFailed("contact lookup returned no email address")
-        full_name = body.get("full_name")
         contact = Contact(
             user_id=user_id,
-            email=email,
-            full_name=full_name if isinstance(full_name, str) else None,
-            phone=_phone(body),
+            email=answer.email,
+            full_name=answer.full_name or None,
+            phone=_phone(answer),
         )
         await self._store(contact)
         return contact

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path, Query, Request
 from admin_service.api.schemas import (
     ConfigDetailRead,
     ConfigPage,
-    ConfigRead,
     ConfigRollback,
     ConfigUpdate,
 )
@@ -19,6 +18,8 @@ from paygate_common.audit import Actor
 from paygate_common.auth import AdminPrincipal, ServiceCaller
 from paygate_common.config import CONFIG_KEYS
 from paygate_common.db import SessionDep
+from paygate_common.errors import ADMIN_PROBLEMS, SERVICE_PROBLEMS, problem
+from paygate_common.internal.config import ConfigRead
 from paygate_common.pagination import LimitQuery
 
 router = APIRouter(prefix="/admin/config", tags=["configuration"])
@@ -27,16 +28,15 @@ internal = APIRouter(prefix="/internal/config", tags=["internal"])
 KeyPath = Annotated[str, Path(max_length=64, pattern=r"^[a-z][a-z0-9._-]*$")]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
-    403: {"description": "Not an admin (problem+json `admin_required`)"},
-    404: {"description": "Unknown key or version (problem+json)"},
+    **ADMIN_PROBLEMS,
+    404: problem("Unknown key or version (`config_key_unknown`, `config_version_not_found`)"),
 }
 
 
 def _read(key: str, row: store.ConfigVersion | None) -> ConfigRead:
     if row is None:
         return ConfigRead(key=key, version=0, value=domain.default_value(key))
-    return ConfigRead.of(row)
+    return ConfigRead.model_validate(row)
 
 
 @router.get("", response_model=ConfigPage, summary="Every key's current value", responses=PROBLEMS)
@@ -65,7 +65,7 @@ async def get_config(
     summary="Save a new version (validated; announced on `config.changed`; audited)",
     responses={
         **PROBLEMS,
-        422: {"description": "The value breaks the key's schema (`config_invalid`, with `errors`)"},
+        422: problem("The value breaks the key's schema (`config_invalid`, with `errors`)"),
     },
 )
 async def put_config(
@@ -82,7 +82,7 @@ async def put_config(
         actor=Actor.of(request, principal),
         reason=body.reason,
     )
-    return ConfigRead.of(saved)
+    return ConfigRead.model_validate(saved)
 
 
 @router.get(
@@ -106,7 +106,7 @@ async def config_history(
     )
     items = rows[:limit]
     next_cursor = str(items[-1].version) if len(rows) > limit else None
-    return ConfigPage(items=[ConfigRead.of(r) for r in items], next_cursor=next_cursor)
+    return ConfigPage(items=[ConfigRead.model_validate(r) for r in items], next_cursor=next_cursor)
 
 
 @router.post(
@@ -129,11 +129,14 @@ async def rollback_config(
         actor=Actor.of(request, principal),
         reason=body.reason,
     )
-    return ConfigRead.of(saved)
+    return ConfigRead.model_validate(saved)
 
 
 @internal.get(
-    "/{key}", response_model=ConfigRead, summary="Current value for a service at start-up"
+    "/{key}",
+    response_model=ConfigRead,
+    summary="Current value for a service at start-up",
+    responses={**SERVICE_PROBLEMS, 404: problem("Never set (`config_version_not_found`)")},
 )
 async def internal_config(key: KeyPath, caller: ServiceCaller, session: SessionDep) -> ConfigRead:
     row = await domain.current_value(session=session, key=key)
@@ -141,4 +144,4 @@ async def internal_config(key: KeyPath, caller: ServiceCaller, session: SessionD
         from admin_service.domain.errors import ConfigVersionNotFound
 
         raise ConfigVersionNotFound(f"{key} was never set")
-    return ConfigRead.of(row)
+    return ConfigRead.model_validate(row)

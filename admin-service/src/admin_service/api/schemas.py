@@ -1,14 +1,12 @@
-"""Request and response bodies of admin-service."""
+"""Request and response bodies of admin-service (`ConfigRead` is shared: `paygate_common.internal`)."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from admin_service.store.config import ConfigVersion
+from paygate_common.internal.config import ConfigRead
 from paygate_common.text import Description
 
 
@@ -24,28 +22,6 @@ class ConfigRollback(BaseModel):
 
     version: int = Field(ge=1, description="The version whose value becomes current again")
     reason: Description | None = None
-
-
-class ConfigRead(BaseModel):
-    key: str
-    version: int = Field(description="0 = never set: `value` is the built-in default")
-    value: Any
-    actor_id: uuid.UUID | None = None
-    reason: str | None = None
-    rolled_back_to: int | None = None
-    created_at: datetime | None = None
-
-    @classmethod
-    def of(cls, row: ConfigVersion) -> ConfigRead:
-        return cls(
-            key=row.key,
-            version=row.version,
-            value=row.value,
-            actor_id=row.actor_id,
-            reason=row.reason,
-            rolled_back_to=row.rolled_back_to,
-            created_at=row.created_at,
-        )
 
 
 class ConfigDetailRead(ConfigRead):

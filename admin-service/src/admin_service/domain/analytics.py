@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
-from paygate_common.analytics import AnalyticsPeriod, AnalyticsRead
-from paygate_common.http import ServiceClient, UpstreamStatusError
+from paygate_common.analytics import ANALYTICS_PATH, AnalyticsQuery, AnalyticsRead
+from paygate_common.http import ServiceClient
 
 
 async def fetch_analytics(
-    ledger: ServiceClient,
-    *,
-    period: AnalyticsPeriod = "day",
-    currency: str | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    ledger: ServiceClient, query: AnalyticsQuery | None = None
 ) -> AnalyticsRead:
     """`GET /internal/analytics`; an error answer raises `UpstreamStatusError`, an outage
     `DependencyUnavailable` (the shared handler renders both as problem+json)."""
-    params: dict[str, Any] = {"period": period}
-    if currency:
-        params["currency"] = currency
-    if date_from:
-        params["from"] = date_from.isoformat()
-    if date_to:
-        params["to"] = date_to.isoformat()
-    response = await ledger.request("GET", "/internal/analytics", params=params)
-    if response.is_error:
-        raise UpstreamStatusError(ledger.target, response)
-    return AnalyticsRead.model_validate_json(response.content)
+    params = (query or AnalyticsQuery()).params()
+    return await ledger.call_as(AnalyticsRead, "GET", ANALYTICS_PATH, params=params)
 
 
 def chart_series(analytics: AnalyticsRead) -> dict[str, Any]:

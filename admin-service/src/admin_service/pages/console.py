@@ -8,11 +8,11 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
-from admin_service.api.operations import operator_headers
+from admin_service.api.operations import UsersClient, operator_headers
 from admin_service.domain import config as config_domain
 from admin_service.domain.analytics import chart_series, fetch_analytics
 from admin_service.domain.errors import ConfigInvalid
@@ -29,16 +29,31 @@ from admin_service.pages.session import (
     new_login_csrf,
     set_cookie,
 )
-from admin_service.pages.upstream import Upstream, upstream
+from admin_service.pages.upstream import Upstream, UpstreamDep
 from admin_service.store import config as config_store
 from paygate_common.analytics import AnalyticsRead
 from paygate_common.audit import Actor
+from paygate_common.auth import Role
 from paygate_common.config import CONFIG_KEYS
 from paygate_common.db import SessionDep
 from paygate_common.errors import UpstreamError
 from paygate_common.events import PaymentStatus
+from paygate_common.http import UpstreamStatusError, parse_answer
+from paygate_common.internal.audit import (
+    AUDIT_EVENTS_PATH,
+    AUDIT_VERIFY_PATH,
+    AuditRecordPage,
+    VerifyRead,
+)
+from paygate_common.internal.notifications import DEAD_LETTERS_PATH, DeadLetterPage, DeadLetterRead
+from paygate_common.internal.users import (
+    USER_PATH,
+    USERS_PATH,
+    AdminUserPage,
+    AdminUserRead,
+    AdminUserUpdate,
+)
 
-UpstreamDep = Annotated[Upstream, Depends(upstream)]
 Csrf = Annotated[str | None, Form(alias="csrf_token")]
 
 
@@ -157,21 +172,25 @@ async def overview(request: Request, session: OperatorSession) -> Response:
 async def users_page(
     request: Request,
     session: OperatorSession,
+    users: UsersClient,
     q: Annotated[str | None, Query(max_length=200)] = None,
     notice: str | None = None,
 ) -> Response:
-    users = request.app.state.users
     params = {k: v for k, v in {"q": q, "limit": 50}.items() if v is not None}
-    answer = await users.request("GET", "/internal/users", params=params)
-    items = answer.json().get("items", []) if answer.status_code == 200 else []
+    try:
+        page: AdminUserPage | None = await users.call_as(
+            AdminUserPage, "GET", USERS_PATH, params=params
+        )
+    except UpstreamError:
+        page = None  # the page says so instead of failing
     return render(
         request,
         "console/users.html.j2",
         session=session,
-        users=items,
+        users=page.items if page else [],
         q=q or "",
         notice=notice,
-        error=None if answer.status_code == 200 else "user-service did not answer",
+        error=None if page else "user-service did not answer",
     )
 
 
@@ -180,27 +199,26 @@ async def update_user(
     request: Request,
     user_id: uuid.UUID,
     session: OperatorSession,
+    users: UsersClient,
     csrf_token: Csrf = None,
-    role: Annotated[str | None, Form(pattern="^(customer|merchant|admin)$")] = None,
+    role: Annotated[Role | None, Form()] = None,
     disabled: Annotated[str | None, Form(pattern="^(true|false)$")] = None,
 ) -> Response:
     check_csrf(session, csrf_token)
-    change: dict[str, Any] = {}
-    if role:
-        change["role"] = role
-    if disabled is not None:
-        change["disabled"] = disabled == "true"
-    answer = await request.app.state.users.request(
-        "PATCH",
-        f"/internal/users/{user_id}",
-        json=change,
-        headers=operator_headers(request, session.principal.user_id),
-    )
-    notice = (
-        "Saved."
-        if answer.status_code == 200
-        else f"Not saved: {_problem(answer).get('detail', answer.status_code)}"
-    )
+    change = AdminUserUpdate(role=role, disabled=None if disabled is None else disabled == "true")
+    try:
+        await users.call_as(
+            AdminUserRead,
+            "PATCH",
+            USER_PATH.format(user_id=user_id),
+            json=change.model_dump(mode="json", exclude_none=True),
+            headers=operator_headers(request, session.principal.user_id),
+        )
+        notice = "Saved."
+    except UpstreamStatusError as exc:
+        notice = f"Not saved: {_problem(exc.response).get('detail', exc.upstream_status)}"
+    except UpstreamError:  # unreachable, or an answer outside AdminUserRead
+        notice = "Not saved: user-service did not answer"
     return redirect(request, f"/users?notice={notice}")
 
 
@@ -220,14 +238,15 @@ async def search_payments(
         if one.status_code not in (200, 404):
             return [], "payment-service did not answer"
     elif q:
-        people = await request.app.state.users.request(
-            "GET", "/internal/users", params={"q": q, "limit": MAX_OWNERS}
-        )
-        if people.status_code != 200:
+        try:
+            people = await request.app.state.users.call_as(
+                AdminUserPage, "GET", USERS_PATH, params={"q": q, "limit": MAX_OWNERS}
+            )
+        except UpstreamError:
             return [], "user-service did not answer"
         ids: list[str] = []
-        for person in people.json().get("items", []):
-            params = {"user_id": person["id"], "limit": MAX_PAYMENTS, **_only(status)}
+        for person in people.items:
+            params = {"user_id": str(person.id), "limit": MAX_PAYMENTS, **_only(status)}
             history = await up.call(
                 request, session, "transaction", "GET", "/transactions", params=params
             )
@@ -321,33 +340,31 @@ async def audit_page(
         if v
     }
     answer = await up.call(
-        request,
-        session,
-        "audit",
-        "GET",
-        "/admin/audit/events",
-        params={**filters, "limit": 50},
+        request, session, "audit", "GET", AUDIT_EVENTS_PATH, params={**filters, "limit": 50}
     )
+    try:
+        records = parse_answer("audit", answer, AuditRecordPage).items
+    except UpstreamError:
+        records = None  # the page says so instead of failing
     return render(
         request,
         "console/audit.html.j2",
         session=session,
-        records=answer.json().get("items", []) if answer.status_code == 200 else [],
+        records=records or [],
         filters=filters,
         verification=verification,
-        error=None if answer.status_code == 200 else "audit-service did not answer",
+        error=None if records is not None else "audit-service did not answer",
     )
 
 
 @router.get("/audit/verify")
 async def audit_verify(request: Request, session: OperatorSession, up: UpstreamDep) -> Response:
     """Walk the hash chain now (read-only, so a GET: no CSRF token needed) and show the verdict."""
-    answer = await up.call(request, session, "audit", "GET", "/admin/audit/verify")
-    verdict = (
-        answer.json()
-        if answer.status_code == 200
-        else {"ok": None, "reason": f"audit-service answered {answer.status_code}"}
-    )
+    answer = await up.call(request, session, "audit", "GET", AUDIT_VERIFY_PATH)
+    try:
+        verdict: dict[str, Any] = parse_answer("audit", answer, VerifyRead).model_dump()
+    except UpstreamError:
+        verdict = {"ok": None, "reason": f"audit-service answered {answer.status_code}"}
     return await audit_page(request, session, up, verification=verdict)
 
 
@@ -448,18 +465,20 @@ async def config_rollback(
 async def dead_letters_page(
     request: Request, session: OperatorSession, up: UpstreamDep, notice: str | None = None
 ) -> Response:
-    answer = await up.call(
-        request, session, "notification", "GET", "/admin/notifications/dead-letters"
-    )
-    body = answer.json() if answer.status_code == 200 else {}
-    items = body.get("items", body if isinstance(body, list) else [])
+    answer = await up.call(request, session, "notification", "GET", DEAD_LETTERS_PATH)
+    try:
+        items: list[DeadLetterRead] | None = parse_answer(
+            "notification", answer, DeadLetterPage
+        ).items
+    except UpstreamError:
+        items = None
     return render(
         request,
         "console/dead_letters.html.j2",
         session=session,
-        items=items,
+        items=items or [],
         notice=notice,
-        error=None if answer.status_code == 200 else "notification-service did not answer",
+        error=None if items is not None else "notification-service did not answer",
     )
 
 
@@ -477,7 +496,7 @@ async def replay_dead_letter(
         session,
         "notification",
         "POST",
-        f"/admin/notifications/dead-letters/{notification_id}/replay",
+        f"{DEAD_LETTERS_PATH}/{notification_id}/replay",
     )
     notice = "Replayed." if answer.status_code < 300 else f"Not replayed ({answer.status_code})."
     return redirect(request, f"/dead-letters?notice={notice}")

@@ -9,16 +9,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from starlette.responses import Response
 
 from admin_service.pages.console import Csrf, sign_in_routes
 from admin_service.pages.payment_actions import PAYMENT_ACTIONS, act_on_payment, problem_detail
 from admin_service.pages.rendering import redirect, render
 from admin_service.pages.session import AnySession, check_csrf
-from admin_service.pages.upstream import Upstream, upstream
-
-UpstreamDep = Annotated[Upstream, Depends(upstream)]
+from admin_service.pages.upstream import UpstreamDep
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 sign_in_routes(router)

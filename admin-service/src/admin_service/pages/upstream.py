@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import Request
+from fastapi import Depends, Request
 
 from admin_service.pages.session import PageSession
+from paygate_common.deps import app_state
 from paygate_common.logging import REQUEST_ID_HEADER, current_request_id
 
 
@@ -47,6 +48,5 @@ class Upstream:
             )
 
 
-def upstream(request: Request) -> Upstream:
-    up: Upstream = request.app.state.upstream
-    return up
+# The pages' dependency on the lifespan's one client.
+UpstreamDep = Annotated[Upstream, Depends(app_state("upstream"))]

@@ -32,12 +32,11 @@ from audit_service.store import records as store
 from audit_service.store.reports import summary as summary_report
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep
-from paygate_common.errors import InvalidRequest, NotFound, business_rule
+from paygate_common.errors import ADMIN_PROBLEMS, InvalidRequest, NotFound, business_rule, problem
 from paygate_common.pagination import IsoDateTime
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No or an invalid access token (problem+json)"},
-    403: {"description": "The caller is not an admin (problem+json `admin_required`)"},
+    **ADMIN_PROBLEMS,
     422: business_rule(
         "invalid_time_range",
         description="A filter or cursor is not valid, or `from` is after `to`",
@@ -81,7 +80,7 @@ async def list_events(
     "/events/{record_id}",
     summary="One audit record",
     response_model=AuditRecordRead,
-    responses={404: {"description": "No such record"}},
+    responses={404: problem("No such record")},
 )
 async def get_event(
     _: AdminPrincipal, session: SessionDep, record_id: uuid.UUID
@@ -188,7 +187,7 @@ async def summary(
     "/checkpoints/latest",
     summary="The latest signed checkpoint of the chain",
     response_model=CheckpointRead,
-    responses={404: {"description": "No checkpoint written yet"}},
+    responses={404: problem("No checkpoint written yet")},
 )
 async def latest_checkpoint(_: AdminPrincipal, session: SessionDep) -> CheckpointRead:
     checkpoint = await checkpoint_store.latest_checkpoint(session)

@@ -10,17 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit_service.settings import Settings
 from audit_service.store.records import RecordFilter, decode_cursor
+from paygate_common.deps import SettingsDep as SharedSettingsDep
 from paygate_common.errors import InvalidRequest
 from paygate_common.pagination import IsoDateTime
 from paygate_common.text import SINGLE_LINE_PATTERN
 
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = SharedSettingsDep[Settings]
 
 
 async def snapshot_connection(request: Request) -> AsyncIterator[AsyncConnection]:

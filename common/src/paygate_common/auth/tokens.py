@@ -6,7 +6,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import jwt
 from pydantic import BaseModel, ConfigDict
@@ -46,6 +46,25 @@ class Principal(BaseModel):
     @property
     def via_api_key(self) -> bool:
         return self.api_key_id is not None
+
+
+class _Owned(Protocol):
+    @property
+    def user_id(self) -> uuid.UUID: ...
+
+
+OwnedT = TypeVar("OwnedT", bound=_Owned)
+
+
+def owned_or_raise(row: OwnedT | None, principal: Principal, not_found: Exception) -> OwnedT:
+    """The row if the caller owns it (`row.user_id`) or is an admin; otherwise `not_found`.
+
+    Someone else's order, quote or transaction answers exactly like a missing one (never 403),
+    so an id's existence is not disclosed.
+    """
+    if row is None or (row.user_id != principal.user_id and not principal.is_admin):
+        raise not_found
+    return row
 
 
 def issue_access_token(

@@ -12,9 +12,11 @@ Responses ignore unknown fields (a newer user-service may add some); requests fo
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from paygate_common.auth.tokens import Role
@@ -91,6 +93,40 @@ class AdminUserPage(_InternalResponse):
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class AdminUserSearch:
+    """`GET /internal/users`'s query, which admin-service's `GET /admin/users` takes and forwards."""
+
+    q: str | None = None
+    role: Role | None = None
+    disabled: bool | None = None
+    limit: int | None = None
+    cursor: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        """As query parameters (unset ones left out: user-service's defaults apply)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def admin_user_search(
+    # no control characters: user-service's search refuses them
+    q: Annotated[
+        str | None,
+        Query(max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$", description="Part of the email"),
+    ] = None,
+    role: Role | None = None,
+    disabled: bool | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=100, description="Page size")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+    ] = None,
+) -> AdminUserSearch:
+    return AdminUserSearch(q=q, role=role, disabled=disabled, limit=limit, cursor=cursor)
+
+
+AdminUserSearchDep = Annotated[AdminUserSearch, Depends(admin_user_search)]
+
+
 class AdminUserUpdate(_InternalRequest):
     """`PATCH /internal/users/{user_id}`: only the fields sent change."""
 
@@ -124,6 +160,8 @@ __all__ = [
     "USER_PATH",
     "AdminUserPage",
     "AdminUserRead",
+    "AdminUserSearch",
+    "AdminUserSearchDep",
     "AdminUserUpdate",
     "ApiKeyResolveRequest",
     "ApiKeyResolved",

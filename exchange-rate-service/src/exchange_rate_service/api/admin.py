@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
@@ -22,14 +22,11 @@ from exchange_rate_service.store import rates as store
 from exchange_rate_service.workers.refresh import RateRefresher
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep, unit_of_work
-from paygate_common.errors import business_rule
+from paygate_common.errors import ADMIN_PROBLEMS, business_rule, problem
 
 router = APIRouter(prefix="/admin/rates", tags=["admin"])
 
-# 400, 401 and 403 are documented by the service kit (`document_problems`); these add codes.
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    403: {"description": "Not an admin (`admin_required`)"},
-}
+PROBLEMS = ADMIN_PROBLEMS
 
 
 @router.get(
@@ -100,7 +97,7 @@ async def put_operator_rate(
     "/refresh",
     response_model=FeedRead,
     summary="Fetch the ECB feed now (the schedule continues as before)",
-    responses={**PROBLEMS, 502: {"description": "The feed failed (`rate_feed_unavailable`)"}},
+    responses={**PROBLEMS, 502: problem("The feed failed (`rate_feed_unavailable`)")},
 )
 async def refresh_now(
     request: Request, _: AdminPrincipal, now: NowDep, policy: PolicyDep

@@ -7,28 +7,22 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 
 from exchange_rate_service.domain.errors import InvalidDateRange, QuoteNotFound
 from exchange_rate_service.domain.rates import StalenessPolicy
 from exchange_rate_service.settings import Settings
 from exchange_rate_service.store.snapshots import SnapshotReader
+from paygate_common.deps import SettingsDep as SharedSettingsDep
+from paygate_common.deps import app_state
+
+SettingsDep = SharedSettingsDep[Settings]
+ReaderDep = Annotated[SnapshotReader, Depends(app_state("rates_reader"))]
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_now(request: Request) -> datetime:
+def get_now(clock: Annotated[Callable[[], datetime], Depends(app_state("clock"))]) -> datetime:
     """The app's clock (tests inject one), read once per request."""
-    clock: Callable[[], datetime] = request.app.state.clock
     return clock()
-
-
-def get_reader(request: Request) -> SnapshotReader:
-    reader: SnapshotReader = request.app.state.rates_reader
-    return reader
 
 
 def policy_for(settings: Settings) -> StalenessPolicy:
@@ -38,13 +32,11 @@ def policy_for(settings: Settings) -> StalenessPolicy:
     )
 
 
-def get_policy(settings: Annotated[Settings, Depends(get_settings)]) -> StalenessPolicy:
+def get_policy(settings: SettingsDep) -> StalenessPolicy:
     return policy_for(settings)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 NowDep = Annotated[datetime, Depends(get_now)]
-ReaderDep = Annotated[SnapshotReader, Depends(get_reader)]
 PolicyDep = Annotated[StalenessPolicy, Depends(get_policy)]
 
 

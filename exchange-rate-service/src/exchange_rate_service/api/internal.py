@@ -10,7 +10,7 @@ from exchange_rate_service.domain import quotes as domain
 from exchange_rate_service.domain.status import public_status
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
-from paygate_common.errors import business_rule
+from paygate_common.errors import SERVICE_PROBLEMS, business_rule, problem
 
 router = APIRouter(prefix="/internal/fx/quotes", tags=["internal"])
 
@@ -20,9 +20,9 @@ router = APIRouter(prefix="/internal/fx/quotes", tags=["internal"])
     response_model=QuoteRead,
     summary="Redeem an open quote before it expires (once)",
     responses={
-        401: {"description": "No valid service token (`service_token_invalid`)"},
-        404: {"description": "No such quote (`quote_not_found`)"},
-        409: {"description": "Already redeemed (`quote_redeemed`)"},
+        **SERVICE_PROBLEMS,
+        404: problem("No such quote (`quote_not_found`)"),
+        409: problem("Already redeemed (`quote_redeemed`)"),
         410: business_rule("quote_expired", description="Past `expires_at`"),
     },
 )

@@ -20,7 +20,7 @@ from exchange_rate_service.domain.rates import parse_currency
 from exchange_rate_service.domain.status import public_status
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
-from paygate_common.errors import business_rule
+from paygate_common.errors import business_rule, problem
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
 router = APIRouter(prefix="/fx/quotes", tags=["quotes"])
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/fx/quotes", tags=["quotes"])
 # 400, 401, 403 and the Idempotency-Key's 409 and 422 are documented by the service kit
 # (`paygate_common.errors.document_problems`) with the suite's shared descriptions.
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such quote, or not the caller's (`quote_not_found`)"},
+    404: problem("No such quote, or not the caller's (`quote_not_found`)"),
 }
 
 
@@ -38,7 +38,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     response_model=QuoteRead,
     summary="Lock a converted price until `expires_at` (mid rate less the margin)",
     responses={
-        409: {"description": "Same Idempotency-Key still in flight"},
+        409: problem("Same Idempotency-Key still in flight"),
         422: business_rule(
             "rate_unavailable",
             "same_currency",
@@ -47,7 +47,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
             "currency twice, an amount that converts to zero, or an Idempotency-Key reused "
             "with another body",
         ),
-        503: {"description": "The rates are older than the stale age (`rates_stale`)"},
+        503: problem("The rates are older than the stale age (`rates_stale`)"),
     },
 )
 async def create_quote(

@@ -20,7 +20,7 @@ from exchange_rate_service.domain.rates import Snapshot, StalenessPolicy, conver
 from exchange_rate_service.domain.status import QuoteStatus, allowed_from
 from exchange_rate_service.store import quotes as store
 from exchange_rate_service.store.quotes import QuoteRecord
-from paygate_common.auth import Principal
+from paygate_common.auth import Principal, owned_or_raise
 
 log = logging.getLogger("exchange_rate_service.quotes")
 
@@ -96,9 +96,7 @@ async def quote_for(
 ) -> QuoteRecord:
     """The quote if the caller owns it or is an admin; otherwise `QuoteNotFound` (never 403)."""
     quote = await store.fetch_quote(session, quote_id)
-    if quote is None or (quote.user_id != principal.user_id and not principal.is_admin):
-        raise QuoteNotFound(f"No quote {quote_id}")
-    return quote
+    return owned_or_raise(quote, principal, QuoteNotFound(f"No quote {quote_id}"))
 
 
 async def redeem_quote(

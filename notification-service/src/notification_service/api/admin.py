@@ -5,23 +5,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from notification_service.api.pagination import Limit, Offset
-from notification_service.api.schemas import DeadLetterPage, DeadLetterRead
 from notification_service.domain import notifications as domain
 from notification_service.domain import templates
 from notification_service.wakeups import NOTIFICATIONS_DUE, wake_after_commit
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.errors import problem
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
+from paygate_common.internal.notifications import DeadLetterPage, DeadLetterRead
 
 router = APIRouter(prefix="/admin/notifications", tags=["admin"])
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 @router.get(
@@ -112,8 +111,8 @@ async def get_templates(_admin: AdminPrincipal, session: SessionDep) -> Template
     response_model=TemplateVersionRead,
     summary="Save a new version after validating it (syntax, known variables, a test render)",
     responses={
-        404: {"description": "`template_not_found`", **PROBLEM},
-        422: {"description": "`invalid_template` with every problem found", **PROBLEM},
+        404: problem("`template_not_found`"),
+        422: problem("`invalid_template` with every problem found"),
     },
 )
 async def put_template(
@@ -153,7 +152,7 @@ async def put_template(
     "/templates/{event_type}/{channel}/versions",
     response_model=TemplateHistory,
     summary="Every saved version, newest first",
-    responses={404: {"description": "`template_not_found`", **PROBLEM}},
+    responses={404: problem("`template_not_found`")},
 )
 async def get_template_versions(
     event_type: str, channel: str, _admin: AdminPrincipal, session: SessionDep

@@ -14,8 +14,10 @@ from notification_service.api.schemas import NotificationPage, NotificationRead
 from notification_service.channels.push import application_server_key
 from notification_service.domain import preferences
 from notification_service.domain.notifications import list_notifications
+from notification_service.settings import Settings
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.deps import SettingsDep
 from paygate_common.errors import business_rule
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 
@@ -133,10 +135,10 @@ async def post_push_subscription(
     body: PushSubscriptionCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
+    settings: SettingsDep[Settings],
     request: Request,
     idempotency_key: IdempotencyKeyHeader,
 ) -> Response:
-    settings = request.app.state.settings
     async with idempotent_request(
         request, key=idempotency_key, scope=principal.user_id, session=session
     ) as idem:

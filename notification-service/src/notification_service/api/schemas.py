@@ -32,32 +32,3 @@ class NotificationPage(BaseModel):
     total: int
     limit: int
     offset: int
-
-
-class DeadLetterRead(BaseModel):
-    """A notification that gave up (or was replayed), with why and after how many attempts."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    user_id: uuid.UUID
-    order_id: uuid.UUID | None
-    payment_id: uuid.UUID
-    event_id: uuid.UUID
-    event_type: str
-    channel: str
-    status: str
-    subject: str
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-    dead_lettered_at: datetime | None
-    replayed_at: datetime | None
-    replay_count: int
-
-
-class DeadLetterPage(BaseModel):
-    items: list[DeadLetterRead]
-    total: int
-    limit: int
-    offset: int

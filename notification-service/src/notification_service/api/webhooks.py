@@ -22,7 +22,8 @@ from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.crypto import EnvelopeCipher
 from paygate_common.db import SessionDep
-from paygate_common.errors import business_rule
+from paygate_common.deps import SettingsDep, app_state
+from paygate_common.errors import business_rule, problem
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 from paygate_common.pagination import CursorQuery, LimitQuery, Page, decode_cursor, split_page
 
@@ -30,8 +31,6 @@ router = APIRouter(tags=["webhooks"])
 # PUT /webhooks/settings and rotate-secret take no Idempotency-Key: their answer carries the
 # signing secret, and a stored replay would keep it in plain text. PUT is idempotent anyway;
 # a lost rotate answer is recovered by rotating again.
-
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 class WebhookSettingsUpdate(BaseModel):
@@ -105,18 +104,7 @@ class WebhookDeliveryRead(BaseModel):
     attempt_log: list[WebhookAttemptRead] | None = None
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _cipher(request: Request) -> EnvelopeCipher:
-    cipher: EnvelopeCipher = request.app.state.cipher
-    return cipher
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-CipherDep = Annotated[EnvelopeCipher, Depends(_cipher)]
+CipherDep = Annotated[EnvelopeCipher, Depends(app_state("cipher"))]
 
 
 def _read(endpoint: WebhookEndpoint, secret: str | None = None) -> WebhookSettingsRead:
@@ -149,7 +137,7 @@ def _delivery(row: Any, attempts: list[Any] | None = None) -> WebhookDeliveryRea
     "/webhooks/settings",
     response_model=WebhookSettingsRead,
     summary="The caller's webhook endpoint (never its secret)",
-    responses={404: {"description": "`webhook_settings_not_found`", **PROBLEM}},
+    responses={404: problem("`webhook_settings_not_found`")},
 )
 async def get_webhook_settings(
     principal: CurrentPrincipal, session: SessionDep
@@ -174,7 +162,7 @@ async def put_webhook_settings(
     body: WebhookSettingsUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    settings: SettingsDep,
+    settings: SettingsDep[Settings],
     cipher: CipherDep,
     request: Request,
 ) -> WebhookSettingsRead:
@@ -211,12 +199,12 @@ async def put_webhook_settings(
     response_model=RotatedSecretRead,
     status_code=status.HTTP_200_OK,
     summary="A new signing secret; the previous one keeps signing for the overlap (24 h)",
-    responses={404: {"description": "`webhook_settings_not_found`", **PROBLEM}},
+    responses={404: problem("`webhook_settings_not_found`")},
 )
 async def rotate_webhook_secret(
     principal: CurrentPrincipal,
     session: SessionDep,
-    settings: SettingsDep,
+    settings: SettingsDep[Settings],
     cipher: CipherDep,
     request: Request,
 ) -> RotatedSecretRead:
@@ -266,7 +254,7 @@ async def list_webhook_deliveries(
     "/webhooks/{delivery_id}",
     response_model=WebhookDeliveryRead,
     summary="One delivery with every attempt (status and the first bytes of each answer)",
-    responses={404: {"description": "`webhook_delivery_not_found`", **PROBLEM}},
+    responses={404: problem("`webhook_delivery_not_found`")},
 )
 async def get_webhook_delivery(
     delivery_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
@@ -282,7 +270,7 @@ async def get_webhook_delivery(
     response_model=WebhookDeliveryRead,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send that delivery once more, now, whatever its status (same `webhook-id`)",
-    responses={404: {"description": "`webhook_delivery_not_found`", **PROBLEM}},
+    responses={404: problem("`webhook_delivery_not_found`")},
 )
 async def retry_webhook_delivery(
     delivery_id: uuid.UUID,

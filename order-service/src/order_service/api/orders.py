@@ -18,18 +18,20 @@ from order_service.api.schemas import (
 )
 from order_service.domain import orders as domain
 from order_service.events.publishing import PRODUCER
+from order_service.settings import Settings
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
-from paygate_common.errors import business_rule
+from paygate_common.deps import SettingsDep
+from paygate_common.errors import business_rule, problem
 from paygate_common.idempotency import IdempotencyKeyHeader, idempotent_request
 from paygate_common.limits import limits_client
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
-    404: {"description": "No such order, or not the caller's (problem+json `order_not_found`)"},
+    401: problem("No valid access token (problem+json)"),
+    404: problem("No such order, or not the caller's (problem+json `order_not_found`)"),
 }
 
 
@@ -109,19 +111,19 @@ async def create_order(
     "",
     response_model=OrderPageRead,
     summary="The caller's orders, newest first",
-    responses={401: PROBLEMS[401], 422: {"description": "Bad limit or cursor"}},
+    responses={401: PROBLEMS[401], 422: problem("Bad limit or cursor")},
 )
 async def list_orders(
-    request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,
+    settings: SettingsDep[Settings],
     limit: Annotated[int | None, Query(ge=1, le=100)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> OrderPageRead:
     page = await domain.list_orders(
         session=session,
         user_id=principal.user_id,
-        limit=limit or request.app.state.settings.list_default_limit,
+        limit=limit or settings.list_default_limit,
         cursor=cursor,
     )
     return OrderPageRead(
@@ -155,7 +157,7 @@ async def get_order_status(order: ValidOrder) -> OrderStatusRead:
     summary="Cancel a pending or requires_action order (it is never charged afterwards)",
     responses={
         **PROBLEMS,
-        409: {"description": "`invalid_state`: paid, failed, cancelled or refunded already"},
+        409: problem("`invalid_state`: paid, failed, cancelled or refunded already"),
     },
 )
 async def cancel_order(
@@ -185,8 +187,8 @@ async def cancel_order(
     summary="Refund a paid order, in full or in part (the order is `refunded` once fully refunded)",
     responses={
         **PROBLEMS,
-        409: {"description": "`invalid_state`: only a paid order can be refunded"},
-        422: {"description": "`refund_exceeds_captured`, invalid body, Idempotency-Key reused"},
+        409: problem("`invalid_state`: only a paid order can be refunded"),
+        422: problem("`refund_exceeds_captured`, invalid body, Idempotency-Key reused"),
     },
 )
 async def refund_order(

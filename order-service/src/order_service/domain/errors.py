@@ -14,10 +14,6 @@ class OrderNotFound(NotFound):
     code, title = "order_not_found", "Order not found"
 
 
-class InvalidCursor(InvalidRequest):
-    code, title = "invalid_cursor", "The pagination cursor is not valid"
-
-
 class InvalidOrderState(Conflict):
     code, title = "invalid_state", "The order is not in a state that allows this"
 

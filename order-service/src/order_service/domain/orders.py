@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain.errors import (
-    InvalidCursor,
     InvalidOrderState,
     OrderNotFound,
     RefundExceedsOrder,
@@ -33,11 +28,12 @@ from order_service.events.publishing import (
 )
 from order_service.store import orders as store
 from order_service.store.orders import OrderRecord
-from paygate_common.auth import Principal
+from paygate_common.auth import Principal, owned_or_raise
 from paygate_common.events import PaymentEvent
 from paygate_common.internal.users import PaymentContextRead
 from paygate_common.limits import LimitsClient, LimitsUnavailable
 from paygate_common.money import require_minimum_charge
+from paygate_common.pagination import decode_cursor, split_page
 
 log = logging.getLogger("order_service.orders")
 
@@ -126,9 +122,7 @@ async def order_for(
 ) -> OrderRecord:
     """The order if the caller owns it or is an admin; otherwise `OrderNotFound` (never 403)."""
     order = await store.fetch_order(session, order_id)
-    if order is None or (order.user_id != principal.user_id and not principal.is_admin):
-        raise OrderNotFound(f"No order {order_id}")
-    return order
+    return owned_or_raise(order, principal, OrderNotFound(f"No order {order_id}"))
 
 
 @dataclass(frozen=True)
@@ -137,31 +131,13 @@ class OrderPage:
     next_cursor: str | None
 
 
-def encode_cursor(order: OrderRecord) -> str:
-    raw = orjson.dumps({"t": order.created_at.isoformat(), "id": str(order.id)})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        created_at = datetime.fromisoformat(data["t"])
-        if created_at.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return created_at, uuid.UUID(data["id"])
-    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidCursor("Use the next_cursor of a previous page") from None
-
-
 async def list_orders(
     *, session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None = None
 ) -> OrderPage:
     """The user's orders, newest first, keyset-paginated on (created_at, id)."""
     after = decode_cursor(cursor) if cursor else None
     rows = await store.list_user_orders(session, user_id=user_id, limit=limit + 1, after=after)
-    items = rows[:limit]
-    next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+    items, next_cursor = split_page(rows, limit)
     return OrderPage(items=items, next_cursor=next_cursor)
 
 

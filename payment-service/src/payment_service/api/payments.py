@@ -16,7 +16,7 @@ from starlette.responses import Response
 from paygate_common.audit import Actor, record_audit
 from paygate_common.auth import CurrentPrincipal, Principal
 from paygate_common.db import SessionDep, unit_of_work
-from paygate_common.errors import PaygateError, business_rule
+from paygate_common.errors import PaygateError, business_rule, problem
 from paygate_common.events import AuditOutcome
 from paygate_common.idempotency import IdempotencyKeyHeader, IdempotentRequest, idempotent_request
 from paygate_common.limits import limits_client
@@ -38,11 +38,11 @@ from payment_service.store import payments as store
 
 router = APIRouter(tags=["payments"])
 
-NOT_FOUND = {"description": "No such payment, or not the caller's (`payment_not_found`)"}
-IDEMPOTENCY = {
-    "description": "Same Idempotency-Key still in flight (`idempotency_key_in_progress`), "
+NOT_FOUND = problem("No such payment, or not the caller's (`payment_not_found`)")
+IDEMPOTENCY = problem(
+    "Same Idempotency-Key still in flight (`idempotency_key_in_progress`), "
     "or the payment is not in a state that allows this (`invalid_state`)"
-}
+)
 
 
 def _idempotency(request: Request) -> dict[str, Any]:
@@ -192,7 +192,7 @@ async def create_payment(
     "/payments",
     response_model=PaymentPageRead,
     summary="The caller's payments, newest first",
-    responses={404: {"description": "`cursor` names no payment of the caller's"}},
+    responses={404: problem("`cursor` names no payment of the caller's")},
 )
 async def list_payments(
     request: Request,
@@ -236,7 +236,7 @@ async def read_payment(
     responses={
         404: NOT_FOUND,
         409: IDEMPOTENCY,
-        422: {"description": "`amount_exceeds_capturable`, `unsupported_by_provider`"},
+        422: problem("`amount_exceeds_capturable`, `unsupported_by_provider`"),
     },
 )
 async def capture_payment(
@@ -270,7 +270,7 @@ async def capture_payment(
     "/payments/{payment_id}/cancel",
     response_model=PaymentRead,
     summary="Void a payment before any money is captured",
-    responses={404: NOT_FOUND, 409: IDEMPOTENCY, 422: {"description": "`unsupported_by_provider`"}},
+    responses={404: NOT_FOUND, 409: IDEMPOTENCY, 422: problem("`unsupported_by_provider`")},
 )
 async def cancel_payment(
     request: Request,
@@ -349,10 +349,10 @@ async def _respond_with_payment(
     responses={
         404: NOT_FOUND,
         409: IDEMPOTENCY,
-        422: {
-            "description": "`refund_exceeds_captured` (never more than captured, even when "
+        422: problem(
+            "`refund_exceeds_captured` (never more than captured, even when "
             "requests race), `unsupported_by_provider`, `idempotency_key_reused`"
-        },
+        ),
     },
 )
 async def create_refund(
@@ -415,7 +415,7 @@ async def list_refunds(
     "/payments/{payment_id}/refunds/{refund_id}",
     response_model=RefundRead,
     summary="One refund of a payment",
-    responses={404: {"description": "`payment_not_found` or `refund_not_found`"}},
+    responses={404: problem("`payment_not_found` or `refund_not_found`")},
 )
 async def read_refund(
     payment_id: uuid.UUID, refund_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from paygate_common.db import unit_of_work
-from paygate_common.errors import InvalidRequest
+from paygate_common.errors import InvalidRequest, problem
 from payment_service.api.payments import await_operation
 from payment_service.api.schemas import PaymentReturnRead
 from payment_service.api.webhooks import ProviderCallbackUnavailable, confirm_sslcommerz
@@ -69,8 +69,8 @@ async def _back_to_merchant(request: Request, payment_id: uuid.UUID) -> Response
     response_model=PaymentReturnRead,
     responses={
         303: {"description": "On to the merchant's return_url"},
-        404: {"description": "`payment_not_found`"},
-        422: {"description": "`invalid_return`: the token is not this payment's order"},
+        404: problem("`payment_not_found`"),
+        422: problem("`invalid_return`: the token is not this payment's order"),
     },
 )
 async def paypal_return(
@@ -120,7 +120,7 @@ async def _cancel_at_payer_request(request: Request, payment_id: uuid.UUID, toke
     response_model=PaymentReturnRead,
     responses={
         303: {"description": "On to the merchant's return_url"},
-        400: {"description": "`invalid_signature`: the fields did not verify; nothing applied"},
+        400: problem("`invalid_signature`: the fields did not verify; nothing applied"),
     },
 )
 async def sslcommerz_return(

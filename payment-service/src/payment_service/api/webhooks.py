@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Header, Request
 
 from paygate_common.db import SessionDep, unit_of_work
-from paygate_common.errors import ServiceUnavailable
+from paygate_common.errors import ServiceUnavailable, problem
 from payment_service.api.schemas import WebhookAck
 from payment_service.connectors.base import ProviderUnavailable, WebhookUpdate, as_uuid
 from payment_service.connectors.provider_http import (
@@ -48,7 +48,7 @@ class ProviderCallbackUnavailable(ServiceUnavailable):
     "/webhooks/stripe",
     response_model=WebhookAck,
     summary="Stripe's webhook (no JWT; verified by Stripe-Signature)",
-    responses={400: {"description": "invalid_signature, stale_signature or not an event"}},
+    responses={400: problem("invalid_signature, stale_signature or not an event")},
 )
 async def stripe_webhook(
     request: Request,
@@ -91,7 +91,7 @@ def _rejected(provider: str, reason: str, detail: str) -> InvalidSignature:
     response_model=WebhookAck,
     summary="PayPal's webhook (no JWT; verified by PAYPAL-TRANSMISSION-SIG or PayPal's API)",
     responses={
-        400: {"description": "`invalid_signature` (with the reason) or not an event"},
+        400: problem("`invalid_signature` (with the reason) or not an event"),
         503: {
             "description": "PayPal (its certificate or order) could not be reached; PayPal retries"
         },

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Annotated
+from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from paygate_common.analytics import AnalyticsPeriod, AnalyticsRead
+from paygate_common.analytics import ANALYTICS_WINDOW_INVALID, AnalyticsQueryDep, AnalyticsRead
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
-from paygate_common.errors import business_rule
-from paygate_common.money import Currency
+from paygate_common.errors import SERVICE_PROBLEMS
 from transaction_service.domain import analytics as domain
 
 router = APIRouter(prefix="/internal", tags=["internal"])
@@ -21,28 +19,16 @@ router = APIRouter(prefix="/internal", tags=["internal"])
     "/analytics",
     response_model=AnalyticsRead,
     summary="Payments, success rate, volume, fees and refunds per period, provider and currency",
-    responses={
-        401: {"description": "No valid service token (`service_token_invalid`)"},
-        422: business_rule(
-            "analytics_window_invalid",
-            description="A window that ends before it starts, is longer than allowed or "
-            "outside the calendar",
-        ),
-    },
+    responses={**SERVICE_PROBLEMS, 422: ANALYTICS_WINDOW_INVALID},
 )
 async def analytics(
-    caller: ServiceCaller,
-    session: SessionDep,
-    period: AnalyticsPeriod = "day",
-    currency: Currency | None = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    caller: ServiceCaller, session: SessionDep, query: AnalyticsQueryDep
 ) -> AnalyticsRead:
     return await domain.analytics(
         session=session,
-        period=period,
-        date_from=date_from,
-        date_to=date_to,
-        currency=currency,
+        period=query.period,
+        date_from=query.date_from,
+        date_to=query.date_to,
+        currency=query.currency,
         today=datetime.now(UTC).date(),
     )

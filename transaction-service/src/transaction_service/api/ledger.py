@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from paygate_common.auth import AdminPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.errors import ADMIN_PROBLEMS
 from transaction_service.api.schemas import AppliedConfigRead, TrialBalanceRead
 from transaction_service.store import config as config_store
 from transaction_service.store import history as store
@@ -17,10 +18,7 @@ router = APIRouter(prefix="/admin/ledger", tags=["ledger"])
     "/trial-balance",
     response_model=TrialBalanceRead,
     summary="Total debits and credits per currency over every journal line (always equal)",
-    responses={
-        401: {"description": "No valid access token (problem+json)"},
-        403: {"description": "Not an admin (`admin_required`)"},
-    },
+    responses=ADMIN_PROBLEMS,
 )
 async def trial_balance(_: AdminPrincipal, session: SessionDep) -> TrialBalanceRead:
     rows = await store.trial_balance(session)
@@ -31,10 +29,7 @@ async def trial_balance(_: AdminPrincipal, session: SessionDep) -> TrialBalanceR
     "/config",
     response_model=AppliedConfigRead,
     summary="The configuration the ledger applies now (from admin-service's config.changed)",
-    responses={
-        401: {"description": "No valid access token (problem+json)"},
-        403: {"description": "Not an admin (`admin_required`)"},
-    },
+    responses=ADMIN_PROBLEMS,
 )
 async def applied_config(_: AdminPrincipal, session: SessionDep) -> AppliedConfigRead:
     rows = await config_store.applied(session)

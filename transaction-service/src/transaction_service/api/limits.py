@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from starlette.responses import JSONResponse
 
 from paygate_common.auth import ServiceCaller
 from paygate_common.db import SessionDep
+from paygate_common.deps import SettingsDep
+from paygate_common.errors import SERVICE_PROBLEMS, problem
 from transaction_service.api.schemas import ReservationCreate, ReservationRead
 from transaction_service.domain import limits as domain
 from transaction_service.domain.errors import ReservationNotFound
+from transaction_service.settings import Settings
 
 router = APIRouter(prefix="/internal/limits", tags=["internal"])
 
@@ -43,17 +46,20 @@ def _config_cache(request: Request) -> domain.LimitsConfigCache:
     summary="Reserve an amount against the user's limits (idempotent by reference_id)",
     responses={
         200: {"description": "The same reservation was made before (replay)"},
-        401: {"description": "No valid service token (`service_token_invalid`)"},
-        409: {"description": "The reference holds a different reservation"},
-        422: {"description": "`limit_exceeded` (with `limit`, `maximum`, `remaining`) or bad body"},
+        **SERVICE_PROBLEMS,
+        409: problem("The reference holds a different reservation"),
+        422: problem("`limit_exceeded` (with `limit`, `maximum`, `remaining`) or bad body"),
     },
 )
 async def create_reservation(
-    request: Request, payload: ReservationCreate, _: ServiceCaller, session: SessionDep
+    payload: ReservationCreate,
+    _: ServiceCaller,
+    session: SessionDep,
+    settings: SettingsDep[Settings],
 ) -> JSONResponse:
     reservation = await domain.reserve(
         session=session,
-        settings=request.app.state.settings,
+        settings=settings,
         reference_id=payload.reference_id,
         user_id=payload.user_id,
         amount=payload.amount,
@@ -69,7 +75,7 @@ async def create_reservation(
     "/reservations/{reference_id}",
     response_model=ReservationRead,
     summary="Release a reservation now (a charge that will not happen)",
-    responses={404: {"description": "No reservation for this reference"}},
+    responses={404: problem("No reservation for this reference")},
 )
 async def release_reservation(
     _: ServiceCaller,

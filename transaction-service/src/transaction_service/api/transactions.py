@@ -10,8 +10,10 @@ from starlette.responses import Response
 
 from paygate_common.auth import CurrentPrincipal, Principal
 from paygate_common.db import SessionDep
+from paygate_common.deps import SettingsDep
+from paygate_common.errors import problem
 from paygate_common.money import Currency
-from paygate_common.pagination import IsoDateTime
+from paygate_common.pagination import IsoDateTime, decode_cursor, split_page
 from transaction_service.api.schemas import (
     BalanceRead,
     LedgerLineRead,
@@ -22,14 +24,15 @@ from transaction_service.api.schemas import (
 )
 from transaction_service.domain import history as domain
 from transaction_service.domain.errors import TransactionNotFound
+from transaction_service.settings import Settings
 from transaction_service.store import history as store
 
 router = APIRouter(tags=["transactions"])
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token (problem+json)"},
-    404: {"description": "No such transaction, or not the caller's (`transaction_not_found`)"},
-    422: {"description": "Bad filter, limit or cursor (problem+json)"},
+    401: problem("No valid access token (problem+json)"),
+    404: problem("No such transaction, or not the caller's (`transaction_not_found`)"),
+    422: problem("Bad filter, limit or cursor (problem+json)"),
 }
 PaymentStatusName = Literal[
     "processing",
@@ -67,6 +70,7 @@ async def list_transactions(
     request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,
+    settings: SettingsDep[Settings],
     status: PaymentStatusName | None = None,
     currency: Currency | None = None,
     created_from: Annotated[IsoDateTime | None, Query(alias="from")] = None,
@@ -75,10 +79,9 @@ async def list_transactions(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     user_id: Annotated[uuid.UUID | None, Query(description="admin only")] = None,
 ) -> Response:
-    settings = request.app.state.settings
     subject = _subject(principal, user_id)
     size = limit or settings.list_default_limit
-    after = domain.decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
 
     async def build() -> Any:
         rows = await store.list_transactions(
@@ -91,10 +94,7 @@ async def list_transactions(
             created_from=created_from,
             created_to=created_to,
         )
-        items = rows[:size]
-        next_cursor = (
-            domain.encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > size else None
-        )
+        items, next_cursor = split_page(rows, size)
         page = TransactionPageRead(
             items=[TransactionRead.from_row(r) for r in items], next_cursor=next_cursor
         )
@@ -186,9 +186,9 @@ async def get_balance(
     request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,
+    settings: SettingsDep[Settings],
     user_id: Annotated[uuid.UUID | None, Query(description="admin only")] = None,
 ) -> Response:
-    settings = request.app.state.settings
     subject = _subject(principal, user_id)
 
     async def build() -> Any:

@@ -7,7 +7,6 @@ from paygate_common.limits import LimitExceeded
 
 __all__ = [
     "AnalyticsWindowInvalid",
-    "InvalidCursor",
     "LimitExceeded",
     "ReservationConflict",
     "ReservationNotFound",
@@ -18,10 +17,6 @@ __all__ = [
 class TransactionNotFound(NotFound):
     # Also what a caller sees for someone else's transaction: existence is not disclosed.
     code, title = "transaction_not_found", "Transaction not found"
-
-
-class InvalidCursor(InvalidRequest):
-    code, title = "invalid_cursor", "The pagination cursor is not valid"
 
 
 class ReservationNotFound(NotFound):

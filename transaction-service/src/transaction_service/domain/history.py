@@ -9,13 +9,10 @@ older than what is committed, with no invalidation step that could be lost or co
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,8 +21,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from paygate_common.auth import Principal
-from transaction_service.domain.errors import InvalidCursor, TransactionNotFound
+from paygate_common.auth import Principal, owned_or_raise
+from transaction_service.domain.errors import TransactionNotFound
 from transaction_service.store import history as store
 
 log = logging.getLogger("transaction_service.history")
@@ -36,23 +33,6 @@ HISTORY_CACHE = Counter(
     ["service", "result"],
 )
 KEY_PREFIX = "paygate:transactions:v1"
-
-
-def encode_cursor(created_at: datetime, payment_id: uuid.UUID) -> str:
-    raw = orjson.dumps({"t": created_at.isoformat(), "id": str(payment_id)})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        created_at = datetime.fromisoformat(data["t"])
-        if created_at.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return created_at, uuid.UUID(data["id"])
-    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidCursor("Use the next_cursor of a previous page") from None
 
 
 async def cached_page(
@@ -94,6 +74,4 @@ async def transaction_for(
 ) -> Any:
     """The transaction if the caller owns it or is an admin; otherwise TransactionNotFound."""
     row = await store.fetch_transaction(session, payment_id)
-    if row is None or (row.user_id != principal.user_id and not principal.is_admin):
-        raise TransactionNotFound(f"No transaction {payment_id}")
-    return row
+    return owned_or_raise(row, principal, TransactionNotFound(f"No transaction {payment_id}"))

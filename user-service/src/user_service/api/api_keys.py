@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request, Response, status
 from paygate_common.audit import Actor
 from paygate_common.auth import key_environment
 from paygate_common.db import SessionDep
+from paygate_common.errors import problem
 from user_service.api.deps import ApiKeyHasherDep, SessionPrincipal, SettingsDep
-from user_service.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead, problem
+from user_service.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
 from user_service.domain import api_keys
 from user_service.store.tables import ApiKey
 

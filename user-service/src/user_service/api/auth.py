@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Response, status
 
 from paygate_common.auth import SigningKey, jwks_document
 from paygate_common.db import SessionDep
-from paygate_common.errors import business_rule
+from paygate_common.errors import business_rule, problem
 from user_service.api.deps import (
     ActorDep,
     HasherDep,
@@ -25,7 +25,6 @@ from user_service.api.schemas import (
     SignupRequest,
     TokenResponse,
     UserRead,
-    problem,
 )
 from user_service.domain import accounts, sessions, tokens
 from user_service.settings import Settings

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from paygate_common.audit import Actor
 from paygate_common.auth import CurrentPrincipal, Principal, ServiceCaller, SigningKey
+from paygate_common.deps import SettingsDep as SharedSettingsDep
+from paygate_common.deps import app_state
 from paygate_common.errors import PaygateError
 from user_service.domain.api_keys import ApiKeyHasher
 from user_service.domain.errors import KeepsWhatWasWritten, ServiceNotAllowed, SessionRequired
@@ -18,13 +20,6 @@ from user_service.domain.passwords import PasswordHasher
 from user_service.domain.throttling import SigninThrottle
 from user_service.providers.stripe import StripeCards
 from user_service.settings import Settings
-
-
-def _app_state(name: str) -> Callable[[Request], Any]:
-    def dependency(request: Request) -> Any:
-        return getattr(request.app.state, name)
-
-    return dependency
 
 
 def client_ip(request: Request) -> str:
@@ -91,12 +86,12 @@ async def require_gateway(caller: ServiceCaller) -> str:
 
 GatewayCaller = Annotated[str, Depends(require_gateway)]
 
-SettingsDep = Annotated[Settings, Depends(_app_state("settings"))]
-ApiKeyHasherDep = Annotated[ApiKeyHasher, Depends(_app_state("api_key_hasher"))]
-HasherDep = Annotated[PasswordHasher, Depends(_app_state("password_hasher"))]
-ThrottleDep = Annotated[SigninThrottle, Depends(_app_state("signin_throttle"))]
-SigningKeyDep = Annotated[SigningKey, Depends(_app_state("signing_key"))]
-StripeCardsDep = Annotated[StripeCards, Depends(_app_state("stripe_cards"))]
+SettingsDep = SharedSettingsDep[Settings]
+ApiKeyHasherDep = Annotated[ApiKeyHasher, Depends(app_state("api_key_hasher"))]
+HasherDep = Annotated[PasswordHasher, Depends(app_state("password_hasher"))]
+ThrottleDep = Annotated[SigninThrottle, Depends(app_state("signin_throttle"))]
+SigningKeyDep = Annotated[SigningKey, Depends(app_state("signing_key"))]
+StripeCardsDep = Annotated[StripeCards, Depends(app_state("stripe_cards"))]
 ClientIP = Annotated[str, Depends(client_ip)]
 
 

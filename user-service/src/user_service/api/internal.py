@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from paygate_common.audit import Actor
 from paygate_common.auth import ServiceCaller, key_environment
 from paygate_common.db import SessionDep
+from paygate_common.errors import problem
 from paygate_common.internal.users import (
     API_KEY_RESOLVE_PATH,
     USERS_PATH,
     AdminUserPage,
     AdminUserRead,
+    AdminUserSearchDep,
     AdminUserUpdate,
     ApiKeyResolved,
     ApiKeyResolveRequest,
@@ -23,7 +25,6 @@ from paygate_common.internal.users import (
     PaymentContextRead,
 )
 from user_service.api.deps import ApiKeyHasherDep, GatewayCaller, SettingsDep, SigningKeyDep
-from user_service.api.schemas import RoleName, problem
 from user_service.domain import accounts, api_keys, payment_methods, tokens
 
 router = APIRouter(prefix=USERS_PATH, tags=["internal"])
@@ -93,22 +94,15 @@ async def search_users(
     caller: ServiceCaller,
     session: SessionDep,
     settings: SettingsDep,
-    q: Annotated[
-        str | None,
-        Query(max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$", description="Part of the email"),
-    ] = None,
-    role: RoleName | None = None,
-    disabled: bool | None = None,
-    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    query: AdminUserSearchDep,
 ) -> AdminUserPage:
     page = await accounts.search_users(
         session=session,
-        email_contains=q.strip() if q else None,
-        role=role,
-        disabled=disabled,
-        limit=limit or settings.list_default_limit,
-        cursor=cursor,
+        email_contains=query.q.strip() if query.q else None,
+        role=query.role,
+        disabled=query.disabled,
+        limit=query.limit or settings.list_default_limit,
+        cursor=query.cursor,
     )
     return AdminUserPage(
         items=[AdminUserRead.model_validate(u) for u in page.items], next_cursor=page.next_cursor

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Response, status
 
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
-from paygate_common.errors import business_rule
+from paygate_common.errors import business_rule, problem
 from user_service.api.deps import StripeCardsDep
-from user_service.api.schemas import PaymentMethodCreate, PaymentMethodRead, problem
+from user_service.api.schemas import PaymentMethodCreate, PaymentMethodRead
 from user_service.domain import payment_methods
 
 router = APIRouter(

@@ -71,11 +71,6 @@ ApiKeyScope = Literal[tuple(sorted(API_KEY_SCOPES))]  # type: ignore[valid-type]
 OpaqueToken = Annotated[str, Field(min_length=1, max_length=256, repr=False)]
 
 
-def problem(description: str) -> dict[str, Any]:
-    """An OpenAPI `responses` entry for a problem+json error with the given stable codes."""
-    return {"description": description, "content": {"application/problem+json": {}}}
-
-
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 

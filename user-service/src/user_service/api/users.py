@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request, Response, status
 from paygate_common.audit import Actor
 from paygate_common.auth import CurrentPrincipal
 from paygate_common.db import SessionDep
+from paygate_common.errors import problem
 from user_service.api.deps import SessionPrincipal, SettingsDep
-from user_service.api.schemas import ProfileUpdate, SessionPage, SessionRead, UserRead, problem
+from user_service.api.schemas import ProfileUpdate, SessionPage, SessionRead, UserRead
 from user_service.domain import accounts, sessions
 
 router = APIRouter(
