@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse
 
 from paygate_common.auth import ServiceCaller
@@ -52,6 +52,7 @@ def _config_cache(request: Request) -> domain.LimitsConfigCache:
     },
 )
 async def create_reservation(
+    request: Request,
     payload: ReservationCreate,
     _: ServiceCaller,
     session: SessionDep,
