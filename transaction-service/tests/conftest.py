@@ -29,7 +29,7 @@ from paygate_devstack import TOPICS
 from paygate_devstack.components import Kafka
 from paygate_devstack.events_testing import wait_for
 from paygate_devstack.process import free_port
-from transaction_service.events.handlers import CONSUMER_NAME, ledger_handler
+from transaction_service.events.handlers import CONSUMER_NAME, ledger_consumer
 from transaction_service.main import create_app, run_as_role
 from transaction_service.settings import LEDGER_ROLE, Settings
 
@@ -48,29 +48,48 @@ async def migrated_database(postgres: Any) -> str:
 
 
 class Ledger:
-    """The ledger's tables and handler without Kafka: the consumer runner's batch path, in process.
+    """The ledger's tables and consumer without Kafka: the consumer runner's batch path, in process.
 
     `apply(envelopes)` hands the envelopes to the real `ConsumerRunner._apply` as one batch
-    (one transaction, a savepoint and an inbox row per event), on connections running as the
-    service's role.
+    (one transaction, one inbox insert, the service's batch handler; event by event with a
+    savepoint each when something raises), on connections running as the service's role.
+    `batched=False` leaves the batch handler out: every event goes through the per-event handler.
     """
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, owner_engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        owner_engine: AsyncEngine,
+        *,
+        batched: bool = True,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.owner_engine = owner_engine  # the migration's (super)user: for inspecting only
         self.sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
+        spec = ledger_consumer(settings)
         self.runner = ConsumerRunner(
             settings=settings,
             consumer_name=CONSUMER_NAME,
             topics=[PAYMENT_EVENT],
-            handler=ledger_handler(settings),
+            handler=spec.handler,
+            batch_handler=spec.batch_handler if batched else None,
             sessionmaker=self.sessionmaker,
             producer=None,  # type: ignore[arg-type]  # no dead letters expected
             dlq_topic="transaction.dlq",
             max_attempts=1,
         )
         self._offset = 0
+        # How many batches the runner had to apply event by event (something raised in one).
+        self.fallbacks = 0
+        apply_each = self.runner._apply_each
+
+        async def counted(batch: Any) -> Any:
+            self.fallbacks += 1
+            return await apply_each(batch)
+
+        self.runner._apply_each = counted  # type: ignore[method-assign]
 
     async def apply(self, envelopes: list[EventEnvelope]) -> None:
         tp = TopicPartition(PAYMENT_EVENT, 0)
@@ -92,14 +111,16 @@ class Ledger:
 
 
 @asynccontextmanager
-async def ledger_on(postgres: Any, **overrides: Any) -> AsyncIterator[Ledger]:
+async def ledger_on(
+    postgres: Any, *, batched: bool = True, **overrides: Any
+) -> AsyncIterator[Ledger]:
     url = await migrated_database(postgres)
     settings = Settings(database_url=url, environment="test", log_json=False, **overrides)
     engine = create_engine(settings)
     run_as_role(engine, LEDGER_ROLE)
     owner = create_engine(settings)
     try:
-        yield Ledger(settings, engine, owner)
+        yield Ledger(settings, engine, owner, batched=batched)
     finally:
         await engine.dispose()
         await owner.dispose()
@@ -107,10 +128,10 @@ async def ledger_on(postgres: Any, **overrides: Any) -> AsyncIterator[Ledger]:
 
 @pytest.fixture(scope="session")
 def start_ledger(postgres: Any) -> Callable[..., Any]:
-    """`async with start_ledger(**settings) as ledger:` on a fresh, migrated database."""
+    """`async with start_ledger(batched=..., **settings) as ledger:` on a fresh database."""
 
-    def start(**overrides: Any) -> Any:
-        return ledger_on(postgres, **overrides)
+    def start(*, batched: bool = True, **overrides: Any) -> Any:
+        return ledger_on(postgres, batched=batched, **overrides)
 
     return start
 
