@@ -12,14 +12,13 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from paygate_common.auth import JWKSCache, SigningKey, issue_access_token, issue_service_token
-from paygate_common.consumer import ConsumerRunner
 from paygate_common.db import create_engine, create_sessionmaker
 from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
 from paygate_common.events.topics import PAYMENT_EVENT
@@ -27,6 +26,7 @@ from paygate_common.migrations import upgrade_head
 from paygate_common.settings import ServiceSettings
 from paygate_devstack import TOPICS
 from paygate_devstack.components import Kafka
+from paygate_devstack.consumer_testing import BatchFeeder
 from paygate_devstack.events_testing import wait_for
 from paygate_devstack.process import free_port
 from transaction_service.events.handlers import CONSUMER_NAME, ledger_consumer
@@ -68,42 +68,22 @@ class Ledger:
         self.engine = engine
         self.owner_engine = owner_engine  # the migration's (super)user: for inspecting only
         self.sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
-        spec = ledger_consumer(settings)
-        self.runner = ConsumerRunner(
+        self.feeder = BatchFeeder(
+            ledger_consumer(settings),
             settings=settings,
-            consumer_name=CONSUMER_NAME,
-            topics=[PAYMENT_EVENT],
-            handler=spec.handler,
-            batch_handler=spec.batch_handler if batched else None,
             sessionmaker=self.sessionmaker,
-            producer=None,  # type: ignore[arg-type]  # no dead letters expected
-            dlq_topic="transaction.dlq",
+            batched=batched,
             max_attempts=1,
         )
-        self._offset = 0
-        # How many batches the runner had to apply event by event (something raised in one).
-        self.fallbacks = 0
-        apply_each = self.runner._apply_each
+        self.runner = self.feeder.runner
 
-        async def counted(batch: Any) -> Any:
-            self.fallbacks += 1
-            return await apply_each(batch)
-
-        self.runner._apply_each = counted  # type: ignore[method-assign]
+    @property
+    def fallbacks(self) -> int:
+        """How many batches the runner had to apply event by event (something raised in one)."""
+        return self.feeder.fallbacks
 
     async def apply(self, envelopes: list[EventEnvelope]) -> None:
-        tp = TopicPartition(PAYMENT_EVENT, 0)
-        records = []
-        for envelope in envelopes:
-            value = envelope.to_bytes()
-            records.append(
-                ConsumerRecord(
-                    PAYMENT_EVENT, 0, self._offset, 0, 0, None, value, None, 0, len(value), []
-                )
-            )
-            self._offset += 1
-        outcomes = await self.runner._apply({tp: records})
-        assert outcomes[tp] == self._offset
+        await self.feeder.apply(envelopes, PAYMENT_EVENT)
 
     async def sql(self, query: str, **params: Any) -> list[Any]:
         async with self.owner_engine.connect() as conn:
