@@ -41,7 +41,7 @@ class BatchFeeder:
             handler=spec.handler,
             batch_handler=spec.batch_handler if batched else None,
             sessionmaker=sessionmaker,
-            producer=producer,  # type: ignore[arg-type]
+            producer=producer,  # type: ignore[arg-type,unused-ignore]  # None: no dead letters
             dlq_topic=spec.dlq_topic,
             **{"max_attempts": spec.max_attempts, **spec.options, **options},
         )
@@ -55,10 +55,11 @@ class BatchFeeder:
 
         self.runner._apply_each = counted  # type: ignore[method-assign]
 
-    async def apply(
+    def batch_of(
         self, envelopes: Sequence[EventEnvelope], topic: str | Sequence[str] | None = None
-    ) -> None:
-        """One batch; `topic` per envelope (a list) or for all (default: the spec's first)."""
+    ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
+        """The records a `getmany` would return; `topic` per envelope (a list) or for all
+        (default: the spec's first topic)."""
         if topic is None or isinstance(topic, str):
             topics = [topic or self.runner.topics[0]] * len(envelopes)
         else:
@@ -70,6 +71,18 @@ class BatchFeeder:
             self._offsets[name] = offset + 1
             record = ConsumerRecord(name, 0, offset, 0, 0, None, value, None, 0, len(value), [])
             batch.setdefault(TopicPartition(name, 0), []).append(record)
+        return batch
+
+    async def apply_batch(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> None:
+        """One consumed batch (from `batch_of`) through the runner."""
         offsets = await self.runner._apply(batch)
         # The runner moves every partition past the whole batch (no event was deferred).
         assert offsets == {tp: records[-1].offset + 1 for tp, records in batch.items()}
+
+    async def apply(
+        self, envelopes: Sequence[EventEnvelope], topic: str | Sequence[str] | None = None
+    ) -> None:
+        """`envelopes` as one consumed batch (see `batch_of` for `topic`)."""
+        await self.apply_batch(self.batch_of(envelopes, topic))
