@@ -19,7 +19,6 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-
 CONNECTION_HEADER = "X-Sink-Connection"
 
 
