@@ -13,10 +13,13 @@ from sqlalchemy.exc import DBAPIError
 
 from audit_service.domain.chain import GENESIS_HASH, canonical_json, record_hash
 from audit_service.domain.records import draft_record
+from audit_service.events.handlers import audit_consumer
 from audit_service.store.records import append_records
 from audit_service.workers.checkpoints import CheckpointSigner, checkpoint_once
 from paygate_common.db import unit_of_work
 from paygate_common.events import EventEnvelope, PaymentEvent, PaymentStatus, new_event
+from paygate_common.events.models import AuditAction
+from paygate_devstack.consumer_testing import BatchFeeder
 from paygate_devstack.events_testing import wait_for
 
 
@@ -328,3 +331,62 @@ async def test_an_event_that_cannot_be_hashed_fails_alone_not_its_batch(
                 await record_event(session, good)
         rows = await svc.sql("SELECT event_id FROM audit_records")
         assert [r.event_id for r in rows] == [good.event_id]
+
+
+def feeder(svc: Any, *, batched: bool = True) -> BatchFeeder:
+    """The service's own consumer spec on the real runner, fed batches without Kafka."""
+    return BatchFeeder(
+        audit_consumer(max_attempts=1, batch_size=200),
+        settings=svc.app.state.settings,
+        sessionmaker=svc.app.state.sessionmaker,
+        producer=svc.producer,
+        batched=batched,
+    )
+
+
+TRAIL = "event_id, seq, event_type, action, outcome, actor_id, entity_type, entity_id, details"
+
+
+async def test_a_batch_is_linked_as_event_by_event_links_it(start_audit_service: Any) -> None:
+    now = datetime.now(UTC)
+    seen = payment_envelope(0, occurred_at=now - timedelta(seconds=9))
+    late = payment_envelope(1, occurred_at=now)
+    early = payment_envelope(2, occurred_at=now - timedelta(seconds=5))
+    tie = [payment_envelope(3 + i, occurred_at=now - timedelta(seconds=2)) for i in range(3)]
+    # `seen` is in the inbox before the batch; `early` comes twice within it.
+    batch = [late, seen, early, *tie, early]
+    trails = []
+    for batched in (True, False):
+        async with start_audit_service(consumer_enabled=False) as svc:
+            consumer = feeder(svc, batched=batched)
+            await consumer.apply([seen])
+            await consumer.apply(batch)
+            assert consumer.fallbacks == 0
+            trails.append(await svc.sql(f"SELECT {TRAIL} FROM audit_records ORDER BY seq"))
+            assert (await verify(svc))["ok"] is True
+    batched_trail, one_by_one = trails
+    assert batched_trail == one_by_one
+    assert [r.event_id for r in batched_trail] == [e.event_id for e in (seen, early, *tie, late)]
+
+
+async def test_a_batch_with_a_malformed_event_records_the_rest_once(
+    start_audit_service: Any,
+) -> None:
+    async with start_audit_service(consumer_enabled=False) as svc:
+        good = [payment_envelope(i) for i in range(4)]
+        # An audit action without its action, entity or outcome cannot be drafted.
+        bad = EventEnvelope(
+            event_type=AuditAction.event_type,
+            producer="user-service",
+            aggregate_id="u1",
+            payload={"actor_id": "u1"},
+        )
+        consumer = feeder(svc)
+        await consumer.apply([good[0], bad, *good[1:]])
+        assert consumer.fallbacks == 1
+        await consumer.apply(good)  # redelivered: nothing new
+        rows = await svc.sql("SELECT event_id FROM audit_records ORDER BY seq")
+        assert [r.event_id for r in rows] == [e.event_id for e in good]
+        outcome = await svc.sql("SELECT outcome FROM inbox WHERE event_id = :e", e=bad.event_id)
+        assert [r.outcome for r in outcome] == ["dead_lettered"]
+        assert (await verify(svc))["ok"] is True

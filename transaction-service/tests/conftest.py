@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from paygate_common.auth import SigningKey
-from paygate_common.consumer import ConsumerRunner
 from paygate_common.db import create_engine, create_sessionmaker
 from paygate_common.events import EventEnvelope
 from paygate_common.events.topics import PAYMENT_EVENT
 from paygate_devstack import TOPICS
 from paygate_devstack.components import Kafka
+from paygate_devstack.consumer_testing import BatchFeeder
 from paygate_devstack.events_testing import payment_envelope, wait_for
 from paygate_devstack.process import free_port
 from paygate_devstack.testkit import (
@@ -30,49 +30,48 @@ from paygate_devstack.testkit import (
     migrated_database,
     service_auth,
 )
-from transaction_service.events.handlers import CONSUMER_NAME, ledger_handler
+from transaction_service.events.handlers import CONSUMER_NAME, ledger_consumer
 from transaction_service.main import create_app, run_as_role
 from transaction_service.settings import LEDGER_ROLE, Settings
 
 
 class Ledger:
-    """The ledger's tables and handler without Kafka: the consumer runner's batch path, in process.
+    """The ledger's tables and consumer without Kafka: the consumer runner's batch path, in process.
 
     `apply(envelopes)` hands the envelopes to the real `ConsumerRunner._apply` as one batch
-    (one transaction, a savepoint and an inbox row per event), on connections running as the
-    service's role.
+    (one transaction, one inbox insert, the service's batch handler; event by event with a
+    savepoint each when something raises), on connections running as the service's role.
+    `batched=False` leaves the batch handler out: every event goes through the per-event handler.
     """
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, owner_engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        owner_engine: AsyncEngine,
+        *,
+        batched: bool = True,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.owner_engine = owner_engine  # the migration's (super)user: for inspecting only
         self.sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
-        self.runner = ConsumerRunner(
+        self.feeder = BatchFeeder(
+            ledger_consumer(settings),
             settings=settings,
-            consumer_name=CONSUMER_NAME,
-            topics=[PAYMENT_EVENT],
-            handler=ledger_handler(settings),
             sessionmaker=self.sessionmaker,
-            producer=None,  # type: ignore[arg-type]  # no dead letters expected
-            dlq_topic="transaction.dlq",
+            batched=batched,
             max_attempts=1,
         )
-        self._offset = 0
+        self.runner = self.feeder.runner
+
+    @property
+    def fallbacks(self) -> int:
+        """How many batches the runner had to apply event by event (something raised in one)."""
+        return self.feeder.fallbacks
 
     async def apply(self, envelopes: list[EventEnvelope]) -> None:
-        tp = TopicPartition(PAYMENT_EVENT, 0)
-        records = []
-        for envelope in envelopes:
-            value = envelope.to_bytes()
-            records.append(
-                ConsumerRecord(
-                    PAYMENT_EVENT, 0, self._offset, 0, 0, None, value, None, 0, len(value), []
-                )
-            )
-            self._offset += 1
-        outcomes = await self.runner._apply({tp: records})
-        assert outcomes[tp] == self._offset
+        await self.feeder.apply(envelopes, PAYMENT_EVENT)
 
     async def sql(self, query: str, **params: Any) -> list[Any]:
         async with self.owner_engine.connect() as conn:
@@ -80,14 +79,16 @@ class Ledger:
 
 
 @asynccontextmanager
-async def ledger_on(postgres: Any, **overrides: Any) -> AsyncIterator[Ledger]:
+async def ledger_on(
+    postgres: Any, *, batched: bool = True, **overrides: Any
+) -> AsyncIterator[Ledger]:
     url = await migrated_database(postgres, "transaction")
     settings = Settings(database_url=url, environment="test", log_json=False, **overrides)
     engine = create_engine(settings)
     run_as_role(engine, LEDGER_ROLE)
     owner = create_engine(settings)
     try:
-        yield Ledger(settings, engine, owner)
+        yield Ledger(settings, engine, owner, batched=batched)
     finally:
         await engine.dispose()
         await owner.dispose()
@@ -95,10 +96,10 @@ async def ledger_on(postgres: Any, **overrides: Any) -> AsyncIterator[Ledger]:
 
 @pytest.fixture(scope="session")
 def start_ledger(postgres: Any) -> Callable[..., Any]:
-    """`async with start_ledger(**settings) as ledger:` on a fresh, migrated database."""
+    """`async with start_ledger(batched=..., **settings) as ledger:` on a fresh database."""
 
-    def start(**overrides: Any) -> Any:
-        return ledger_on(postgres, **overrides)
+    def start(*, batched: bool = True, **overrides: Any) -> Any:
+        return ledger_on(postgres, batched=batched, **overrides)
 
     return start
 

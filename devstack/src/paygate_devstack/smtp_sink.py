@@ -19,6 +19,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+CONNECTION_HEADER = "X-Sink-Connection"
+
 
 class MaildirHandler:
     """aiosmtpd handler writing each message atomically to `<maildir>/<time_ns>-<id>.eml`."""
@@ -31,7 +33,12 @@ class MaildirHandler:
         content: bytes = envelope.original_content or envelope.content
         if isinstance(content, str):
             content = content.encode()
+        # Which SMTP connection carried the message: tests of connection reuse read it back.
+        connection = getattr(session, "sink_connection", None)
+        if connection is None:
+            connection = session.sink_connection = uuid.uuid4().hex[:12]
         headers = (
+            f"{CONNECTION_HEADER}: {connection}\r\n"
             f"X-Envelope-From: {envelope.mail_from}\r\n"
             f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
         ).encode()
@@ -104,6 +111,10 @@ class SmtpSink:
 
     def messages(self) -> list[EmailMessage]:
         return read_messages(self.maildir)
+
+    def connections(self) -> list[str]:
+        """The SMTP connection of each stored message, oldest first (one id per session)."""
+        return [str(msg[CONNECTION_HEADER]) for msg in self.messages()]
 
     def clear(self) -> None:
         for path in self.maildir.glob("*.eml"):

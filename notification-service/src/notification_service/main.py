@@ -43,6 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         contextlib.aclosing(directory),
         contextlib.aclosing(TwilioSmsClient(settings)) as sms,
         contextlib.aclosing(WebPushClient(settings, app.state.vapid)) as push,
+        contextlib.aclosing(SmtpMailer(settings)) as mailer,
         contextlib.aclosing(
             WebhookSender(
                 settings=settings, sessionmaker=app.state.sessionmaker, cipher=app.state.cipher
@@ -53,7 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings=settings,
             sessionmaker=app.state.sessionmaker,
             directory=directory,
-            mailer=SmtpMailer(settings),
+            mailer=mailer,
             sms=sms,
             push=push,
             cipher=app.state.cipher,

@@ -48,6 +48,13 @@ class Settings(ServiceSettings):
     # The name we give in EHLO. Without it aiosmtplib calls socket.getfqdn() for every message,
     # a reverse-DNS lookup in a thread that dominated the service's CPU under load.
     smtp_local_hostname: str = "paygate.local"
+    # Kept-open SMTP connections (one per message in flight at most: the sender runs 4 at a
+    # time); a connection idle longer than `smtp_idle_seconds` is closed rather than reused
+    # (servers drop idle clients, Postfix after 300 s), and one is retired after
+    # `smtp_messages_per_connection` messages (some servers cap a session).
+    smtp_pool_size: int = Field(default=4, ge=1)
+    smtp_idle_seconds: float = Field(default=30.0, gt=0)
+    smtp_messages_per_connection: int = Field(default=100, ge=1)
 
     # Delivery: after `max_attempts` failed sends a notification is dead-lettered.
     max_attempts: int = Field(default=5, ge=1)

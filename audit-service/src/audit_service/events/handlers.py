@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import event
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from audit_service.domain.chain import canonical_json
 from audit_service.domain.records import draft_record
-from audit_service.store.records import append_records_sync
+from audit_service.store.records import append_records, append_records_sync
 from paygate_common.eventing import ConsumerSpec
 from paygate_common.events import EventEnvelope
 from paygate_common.events.topics import AUDIT_DLQ, EVENT_TOPICS
@@ -41,13 +42,27 @@ async def record_event(session: AsyncSession, envelope: EventEnvelope) -> None:
     session.info.setdefault(_PENDING, []).append(draft)
 
 
+def chain_order(drafts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The order a batch is linked in: when it happened; ties keep their consumed order."""
+    return sorted(drafts, key=lambda d: d["occurred_at"])  # sorted() is stable
+
+
 def _append_pending(sync_session: Session) -> None:
     # `before_commit` also fires when each event's savepoint is released: wait for the batch.
     if sync_session.in_nested_transaction():
         return
     drafts: list[dict[str, Any]] = sync_session.info.pop(_PENDING, [])
-    drafts.sort(key=lambda d: d["occurred_at"])  # stable: ties keep their consumed order
-    append_records_sync(sync_session, drafts)
+    append_records_sync(sync_session, chain_order(drafts))
+
+
+async def record_batch(session: AsyncSession, envelopes: Sequence[EventEnvelope]) -> None:
+    """A consumed batch's records, linked in `chain_order` and inserted now, in one go.
+
+    The same drafts and order as `record_event` one by one. An event that cannot be drafted
+    or hashed fails the batch here; the runner then applies it event by event, where that one
+    event is dead-lettered and the rest recorded.
+    """
+    await append_records(session, chain_order([draft_record(e) for e in envelopes]))
 
 
 def audit_consumer(
@@ -57,10 +72,11 @@ def audit_consumer(
         name=CONSUMER_NAME,
         topics=list(EVENT_TOPICS),
         handler=record_event,
+        batch_handler=record_batch,
         dlq_topic=AUDIT_DLQ,
         max_attempts=max_attempts,
         options={"batch_size": batch_size, "consumer_options": consumer_options or {}},
     )
 
 
-__all__ = ["CONSUMER_NAME", "audit_consumer", "record_event"]
+__all__ = ["CONSUMER_NAME", "audit_consumer", "chain_order", "record_batch", "record_event"]

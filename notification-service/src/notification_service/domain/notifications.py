@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.domain.errors import NotDeadLettered, NotificationNotFound
-from notification_service.domain.preferences import preferences_for
+from notification_service.domain.preferences import preferences_of_users
 from notification_service.domain.rendering import NOTIFIED_EVENT_TYPES, subject_for
 from notification_service.domain.status import NotificationStatus
 from notification_service.store import notifications as store
-from notification_service.store.preferences import has_subscription
+from notification_service.store.preferences import users_with_subscription
 from notification_service.store.tables import Channel, Notification
 from paygate_common.events import EventEnvelope, PaymentEvent
 
@@ -25,44 +25,62 @@ def is_notified(event_type: str) -> bool:
     return event_type in NOTIFIED_EVENT_TYPES
 
 
-async def record_payment_notification(*, session: AsyncSession, envelope: EventEnvelope) -> bool:
-    """Queue one notification per channel the customer wants for a payment event worth telling.
+async def record_payment_notifications(
+    *, session: AsyncSession, envelopes: Sequence[EventEnvelope]
+) -> int:
+    """Queue one notification per channel each customer wants, for the payment events worth telling.
 
     Email and SMS follow the preferences (the phone is looked up at send time); push also needs
-    a subscription. Returns False for ignored event types and for an event already recorded:
-    the unique (event_id, channel) keeps a redelivery that slipped past the inbox to one each.
+    a subscription. The batch's customers' preferences and subscriptions are read in one query
+    each and every row is written in one insert; the unique (event_id, channel) keeps a
+    redelivery that slipped past the inbox to one each. Returns how many rows were created.
     """
-    if not is_notified(envelope.event_type):
-        return False
-    payment = PaymentEvent.model_validate(envelope.payload)
-    wanted = await preferences_for(session=session, user_id=payment.user_id)
-    created_any = False
-    for channel in Channel:
-        if not wanted.wants(channel):
-            continue
-        if channel is Channel.PUSH and not await has_subscription(session, payment.user_id):
-            continue
-        created = await store.insert_notification(
-            session,
-            {
-                "id": uuid.uuid4(),
-                "event_id": envelope.event_id,
-                "event_type": envelope.event_type,
-                "channel": channel,
-                "user_id": payment.user_id,
-                "order_id": payment.order_id,
-                "payment_id": payment.payment_id,
-                "status": NotificationStatus.QUEUED,
-                "subject": subject_for(envelope.event_type, payment),
-                "source_event": envelope.model_dump(mode="json"),
-                "attempts": 0,
-                "next_attempt_at": datetime.now(UTC),
-            },
-        )
-        if not created:
-            log.info("event %s already has a %s notification", envelope.event_id, channel)
-        created_any |= created
-    return created_any
+    notified = [
+        (envelope, PaymentEvent.model_validate(envelope.payload))
+        for envelope in envelopes
+        if is_notified(envelope.event_type)
+    ]
+    if not notified:
+        return 0
+    users = {payment.user_id for _, payment in notified}
+    wanted = await preferences_of_users(session=session, user_ids=users)
+    subscribed = await users_with_subscription(
+        session, {user for user in users if wanted[user].wants(Channel.PUSH)}
+    )
+    now = datetime.now(UTC)
+    rows = []
+    for envelope, payment in notified:
+        for channel in Channel:
+            if not wanted[payment.user_id].wants(channel):
+                continue
+            if channel is Channel.PUSH and payment.user_id not in subscribed:
+                continue
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "event_id": envelope.event_id,
+                    "event_type": envelope.event_type,
+                    "channel": channel,
+                    "user_id": payment.user_id,
+                    "order_id": payment.order_id,
+                    "payment_id": payment.payment_id,
+                    "status": NotificationStatus.QUEUED,
+                    "subject": subject_for(envelope.event_type, payment),
+                    "source_event": envelope.model_dump(mode="json"),
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                }
+            )
+    created = await store.insert_notifications(session, rows)
+    for row in rows:
+        if (row["event_id"], str(row["channel"])) not in created:
+            log.info("event %s already has a %s notification", row["event_id"], row["channel"])
+    return len(created)
+
+
+async def record_payment_notification(*, session: AsyncSession, envelope: EventEnvelope) -> bool:
+    """`record_payment_notifications` for one event: True when it queued anything."""
+    return await record_payment_notifications(session=session, envelopes=[envelope]) > 0
 
 
 async def list_notifications(

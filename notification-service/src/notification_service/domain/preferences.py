@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -38,6 +38,19 @@ async def preferences_for(*, session: AsyncSession, user_id: uuid.UUID) -> Prefe
     if row is None:
         return Preferences(**DEFAULTS)
     return Preferences(email=row.email, sms=row.sms, push=row.push)
+
+
+async def preferences_of_users(
+    *, session: AsyncSession, user_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Preferences]:
+    """`preferences_for` of several customers, in one query."""
+    rows = await store.preferences_of_users(session, user_ids)
+    return {
+        user_id: Preferences(email=row.email, sms=row.sms, push=row.push)
+        if (row := rows.get(user_id)) is not None
+        else Preferences(**DEFAULTS)
+        for user_id in user_ids
+    }
 
 
 async def update_preferences(

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 from prometheus_client import Counter
 
@@ -120,6 +120,12 @@ _PUSH_TITLES = {
 
 def builtin_parts(event_type: str, channel: str) -> dict[str, str]:
     """The shipped template sources for (event type, channel)."""
+    return dict(_builtin_parts(event_type, channel))
+
+
+@lru_cache(maxsize=64)
+def _builtin_parts(event_type: str, channel: str) -> dict[str, str]:
+    # The shipped files do not change while the process runs: read them once.
     if channel == "email":
         subject = _SUBJECTS[event_type].replace("{amount}", "{{ amount }}")
         return {
@@ -165,8 +171,15 @@ def message_context(
     }
 
 
+@lru_cache(maxsize=512)
+def compiled_template(source: str, *, html: bool) -> Template:
+    """A template source compiled once per process (compiling one costs ~1 ms of CPU; rendering
+    it ~0.05 ms). An operator's new version is a new source: compiled at its first use."""
+    return template_environment(html=html).from_string(source)
+
+
 def render_part(part: str, source: str, context: dict[str, Any]) -> str:
-    rendered = template_environment(html=part == "html").from_string(source).render(context)
+    rendered = compiled_template(source, html=part == "html").render(context)
     if part in SINGLE_LINE_PARTS:
         rendered = " ".join(rendered.split())[: MAX_PART_CHARS[part]]
     return rendered

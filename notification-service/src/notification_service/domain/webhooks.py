@@ -316,32 +316,56 @@ def webhook_body(envelope: EventEnvelope) -> str:
     ).decode()
 
 
+async def record_webhook_deliveries(
+    *, session: AsyncSession, envelopes: Sequence[EventEnvelope], first_delay_seconds: float
+) -> int:
+    """In the consumer's transaction: a delivery row per event for its merchant, if they want it.
+
+    The batch's merchants' endpoints are read in one query and the rows written in one insert;
+    one delivery per (endpoint, event) whatever is redelivered. Returns how many are new.
+    """
+    wanted: list[tuple[EventEnvelope, uuid.UUID]] = []
+    for envelope in envelopes:
+        if not envelope.event_type.startswith(WEBHOOK_EVENT_PREFIXES):
+            continue
+        payload = envelope.payload
+        raw_user = payload.get("user_id") if isinstance(payload, dict) else None
+        try:
+            wanted.append((envelope, uuid.UUID(str(raw_user))))
+        except ValueError:
+            log.warning("event %s names no merchant; no webhook", envelope.event_id)
+    if not wanted:
+        return 0
+    endpoints = await store.endpoints_for_users(session, {user for _, user in wanted})
+    due = datetime.now(UTC) + timedelta(seconds=first_delay_seconds)
+    rows = []
+    for envelope, user_id in wanted:
+        endpoint = endpoints.get(user_id)
+        if endpoint is None or not endpoint.enabled or not wants(endpoint, envelope.event_type):
+            continue
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "endpoint_id": endpoint.id,
+                "user_id": user_id,
+                "event_id": envelope.event_id,
+                "event_type": envelope.event_type,
+                "body": webhook_body(envelope),
+                "status": WebhookDeliveryStatus.PENDING,
+                "next_attempt_at": due,
+            }
+        )
+    return await store.insert_deliveries(session, rows)
+
+
 async def record_webhook_delivery(
     *, session: AsyncSession, envelope: EventEnvelope, first_delay_seconds: float
 ) -> bool:
-    """In the consumer's transaction: a delivery row for the event's merchant, if they want it."""
-    if not envelope.event_type.startswith(WEBHOOK_EVENT_PREFIXES):
-        return False
-    raw_user = envelope.payload.get("user_id") if isinstance(envelope.payload, dict) else None
-    try:
-        user_id = uuid.UUID(str(raw_user))
-    except ValueError:
-        log.warning("event %s names no merchant; no webhook", envelope.event_id)
-        return False
-    endpoint = await store.endpoint_for_user(session, user_id)
-    if endpoint is None or not endpoint.enabled or not wants(endpoint, envelope.event_type):
-        return False
-    return await store.insert_delivery(
-        session,
-        id=uuid.uuid4(),
-        endpoint_id=endpoint.id,
-        user_id=user_id,
-        event_id=envelope.event_id,
-        event_type=envelope.event_type,
-        body=webhook_body(envelope),
-        status=WebhookDeliveryStatus.PENDING,
-        next_attempt_at=datetime.now(UTC) + timedelta(seconds=first_delay_seconds),
+    """`record_webhook_deliveries` for one event: True when it queued a delivery."""
+    count = await record_webhook_deliveries(
+        session=session, envelopes=[envelope], first_delay_seconds=first_delay_seconds
     )
+    return count > 0
 
 
 # -- the log and manual retries --------------------------------------------------------------

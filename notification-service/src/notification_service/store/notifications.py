@@ -32,6 +32,22 @@ async def insert_notification(session: AsyncSession, values: dict[str, Any]) -> 
     return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
+async def insert_notifications(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> set[tuple[uuid.UUID, str]]:
+    """A batch's rows in one statement, skipping existing (event_id, channel) pairs; returns
+    the (event_id, channel) pairs it created."""
+    if not rows:
+        return set()
+    stmt = (
+        insert(Notification)
+        .values(list(rows))
+        .on_conflict_do_nothing(constraint="uq_notifications_event_id_channel")
+        .returning(Notification.event_id, Notification.channel)
+    )
+    return {(event_id, str(channel)) for event_id, channel in await session.execute(stmt)}
+
+
 async def claim_due(
     session: AsyncSession, *, limit: int, lease_seconds: float
 ) -> Sequence[Notification]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
@@ -17,6 +17,32 @@ async def preferences_of(
     session: AsyncSession, user_id: uuid.UUID
 ) -> NotificationPreference | None:
     return await session.get(NotificationPreference, user_id)
+
+
+async def preferences_of_users(
+    session: AsyncSession, user_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, NotificationPreference]:
+    """The stored preferences of several customers in one query (absent: the defaults)."""
+    if not user_ids:
+        return {}
+    rows = await session.scalars(
+        select(NotificationPreference).where(NotificationPreference.user_id.in_(sorted(user_ids)))
+    )
+    return {row.user_id: row for row in rows}
+
+
+async def users_with_subscription(
+    session: AsyncSession, user_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these customers have at least one Web Push subscription, in one query."""
+    if not user_ids:
+        return set()
+    rows = await session.scalars(
+        select(PushSubscription.user_id)
+        .where(PushSubscription.user_id.in_(sorted(user_ids)))
+        .distinct()
+    )
+    return set(rows)
 
 
 async def upsert_preferences(

@@ -29,6 +29,18 @@ async def endpoint_for_user(
     return (await session.scalars(stmt)).one_or_none()
 
 
+async def endpoints_for_users(
+    session: AsyncSession, user_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, WebhookEndpoint]:
+    """Several merchants' endpoints (one each at most) in one query."""
+    if not user_ids:
+        return {}
+    rows = await session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.user_id.in_(sorted(user_ids)))
+    )
+    return {row.user_id: row for row in rows}
+
+
 async def insert_endpoint(session: AsyncSession, **values: Any) -> WebhookEndpoint | None:
     stmt = (
         insert(WebhookEndpoint)
@@ -73,6 +85,19 @@ async def disable_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, reason
         .where(WebhookEndpoint.id == endpoint_id)
         .values(enabled=False, disabled_reason=reason, updated_at=func.now())
     )
+
+
+async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """A batch's deliveries in one statement, one per (endpoint, event); returns how many new."""
+    if not rows:
+        return 0
+    stmt = (
+        insert(WebhookDelivery)
+        .values(list(rows))
+        .on_conflict_do_nothing(constraint="uq_webhook_deliveries_endpoint_event")
+        .returning(WebhookDelivery.id)
+    )
+    return len((await session.execute(stmt)).all())
 
 
 async def insert_delivery(session: AsyncSession, **values: Any) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -141,16 +143,24 @@ async def list_orders(
     return OrderPage(items=items, next_cursor=next_cursor)
 
 
-async def apply_payment_event(*, session: AsyncSession, event: PaymentEvent) -> bool:
-    """Move the order as the payment says, if that is a forward move; True when applied.
+@dataclass(frozen=True)
+class OrderMove:
+    """What a payment event asks of its order: `target`, only from `sources`, with `summary`."""
 
-    The guard is in the UPDATE itself (`status IN allowed_from`), so concurrent or late events
-    can never move an order backwards or out of a terminal state.
-    """
+    order_id: uuid.UUID
+    payment_id: uuid.UUID
+    payment_status: str
+    target: OrderStatus
+    sources: frozenset[str]
+    summary: dict[str, Any]
+
+
+def move_for(event: PaymentEvent) -> OrderMove | None:
+    """The one rule from a payment event to its order's move (None: the payment has no order)."""
     if event.order_id is None:
-        return False  # a payment created directly (POST /payments): no order of ours
+        return None  # a payment created directly (POST /payments): no order of ours
     target = status_for_payment(event.status)
-    summary = {
+    summary: dict[str, Any] = {
         "payment_id": event.payment_id,
         "payment_provider": event.provider,
         "failure_code": event.failure_code,
@@ -159,37 +169,97 @@ async def apply_payment_event(*, session: AsyncSession, event: PaymentEvent) -> 
     }
     if target is OrderStatus.CANCELLED:
         summary["cancel_reason"] = "payment_cancelled"
-    if target is OrderStatus.REFUNDED:
-        # A cancelled order keeps the reason it was cancelled for.
-        summary.pop("cancel_reason", None)
-    sources = {s.value for s in allowed_from(target)}
+    # Any other target (REFUNDED included) leaves cancel_reason alone: a cancelled order keeps
+    # the reason it was cancelled for.
+    return OrderMove(
+        order_id=event.order_id,
+        payment_id=event.payment_id,
+        payment_status=event.status.value,
+        target=target,
+        sources=frozenset(s.value for s in allowed_from(target)),
+        summary=summary,
+    )
+
+
+async def apply_payment_event(*, session: AsyncSession, event: PaymentEvent) -> bool:
+    """Move the order as the payment says, if that is a forward move; True when applied.
+
+    The guard is in the UPDATE itself (`status IN allowed_from`), so concurrent or late events
+    can never move an order backwards or out of a terminal state.
+    """
+    move = move_for(event)
+    if move is None:
+        return False
     if await store.transition_status(
         session,
-        order_id=event.order_id,
-        new_status=target.value,
-        allowed_from=sources,
-        summary=summary,
+        order_id=move.order_id,
+        new_status=move.target.value,
+        allowed_from=move.sources,
+        summary=move.summary,
     ):
-        log.info("order %s is now %s (payment %s)", event.order_id, target.value, event.payment_id)
+        _log_applied(move)
         return True
-    current = await store.current_status(session, event.order_id)
+    _log_ignored(move, await store.current_status(session, move.order_id))
+    return False
+
+
+async def apply_payment_events(*, session: AsyncSession, events: Sequence[PaymentEvent]) -> int:
+    """`apply_payment_event` for a consumed batch, one guarded UPDATE per round; how many moved.
+
+    Round k holds each order's k-th event of the batch, so one statement never touches a row
+    twice and an order's events apply in the order they came, as one by one (a batch rarely
+    holds two events of one order: one round). The ignored moves' orders are read in one query,
+    for the log.
+    """
+    rounds: list[list[OrderMove]] = []
+    seen: dict[uuid.UUID, int] = {}
+    for event in events:
+        move = move_for(event)
+        if move is None:
+            continue
+        k = seen.get(move.order_id, 0)
+        seen[move.order_id] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(move)
+    applied = 0
+    for moves in rounds:
+        moved = await store.transition_statuses(
+            session,
+            [(m.order_id, m.target.value, m.sources, m.summary) for m in moves],
+        )
+        applied += len(moved)
+        ignored = [m for m in moves if m.order_id not in moved]
+        current = await store.current_statuses(session, [m.order_id for m in ignored])
+        for move in moves:
+            if move.order_id in moved:
+                _log_applied(move)
+            else:
+                _log_ignored(move, current.get(move.order_id))
+    return applied
+
+
+def _log_applied(move: OrderMove) -> None:
+    log.info("order %s is now %s (payment %s)", move.order_id, move.target.value, move.payment_id)
+
+
+def _log_ignored(move: OrderMove, current: str | None) -> None:
     if current is None:
         log.warning(
             "payment event for unknown order %s ignored (payment %s, status %s)",
-            event.order_id,
-            event.payment_id,
-            event.status.value,
+            move.order_id,
+            move.payment_id,
+            move.payment_status,
         )
-    elif current == target.value:
-        log.info("order %s is already %s (payment %s)", event.order_id, current, event.status)
+    elif current == move.target.value:
+        log.info("order %s is already %s (payment %s)", move.order_id, current, move.payment_status)
     else:
         log.warning(
             "payment event ignored: order %s is %s, the event would make it %s",
-            event.order_id,
+            move.order_id,
             current,
-            target.value,
+            move.target.value,
         )
-    return False
 
 
 async def cancel_order(*, session: AsyncSession, order: OrderRecord) -> OrderRecord:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Row, and_, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -167,6 +168,72 @@ async def current_status(session: AsyncSession, order_id: uuid.UUID) -> str | No
     return (
         await session.execute(select(orders.c.status).where(orders.c.id == order_id))
     ).scalar_one_or_none()
+
+
+# A round of guarded moves in one statement: each row moves only from its own allowed states.
+# `cancel_reason` is written only by a move that sets it; JSON `next_action` travels as text.
+_TRANSITION_MANY = text(
+    """
+    UPDATE orders AS o SET
+        status = u.status, updated_at = now(), payment_id = u.payment_id,
+        payment_provider = u.payment_provider, failure_code = u.failure_code,
+        failure_message = u.failure_message, next_action = CAST(u.next_action AS jsonb),
+        cancel_reason = CASE WHEN u.sets_reason THEN u.cancel_reason ELSE o.cancel_reason END
+    FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:sources AS text[]),
+        CAST(:payment_ids AS uuid[]), CAST(:providers AS text[]), CAST(:codes AS text[]),
+        CAST(:messages AS text[]), CAST(:actions AS text[]), CAST(:sets_reason AS boolean[]),
+        CAST(:reasons AS text[])
+    ) AS u(
+        id, status, sources, payment_id, payment_provider, failure_code, failure_message,
+        next_action, sets_reason, cancel_reason
+    )
+    WHERE o.id = u.id AND o.status = ANY(string_to_array(u.sources, ','))
+    RETURNING o.id
+    """
+)
+
+
+async def transition_statuses(
+    session: AsyncSession,
+    moves: Collection[tuple[uuid.UUID, str, Collection[str], dict[str, Any]]],
+) -> set[uuid.UUID]:
+    """`transition_status` for several orders (each at most once) in one statement.
+
+    `moves` are (order id, new status, allowed from, summary); returns the orders that moved.
+    """
+    if not moves:
+        return set()
+    rows = list(moves)
+    result = await session.execute(
+        _TRANSITION_MANY,
+        {
+            "ids": [m[0] for m in rows],
+            "statuses": [m[1] for m in rows],
+            "sources": [",".join(sorted(m[2])) for m in rows],
+            "payment_ids": [m[3]["payment_id"] for m in rows],
+            "providers": [m[3]["payment_provider"] for m in rows],
+            "codes": [m[3]["failure_code"] for m in rows],
+            "messages": [m[3]["failure_message"] for m in rows],
+            # The JSON null the one-row UPDATE writes for a None (JSONB's default), not SQL NULL.
+            "actions": [orjson.dumps(m[3]["next_action"]).decode() for m in rows],
+            "sets_reason": ["cancel_reason" in m[3] for m in rows],
+            "reasons": [m[3].get("cancel_reason") for m in rows],
+        },
+    )
+    return {row[0] for row in result}
+
+
+async def current_statuses(
+    session: AsyncSession, order_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Several orders' statuses in one query (an unknown order is absent)."""
+    if not order_ids:
+        return {}
+    result = await session.execute(
+        select(orders.c.id, orders.c.status).where(orders.c.id.in_(sorted(set(order_ids))))
+    )
+    return {row.id: row.status for row in result}
 
 
 async def cancel_stale_pending(

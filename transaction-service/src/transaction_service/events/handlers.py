@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from paygate_common.consumer import Handler
+from paygate_common.consumer import BatchHandler, Handler
 from paygate_common.eventing import ConsumerSpec
 from paygate_common.events import (
     ConfigChanged,
@@ -21,6 +24,7 @@ from transaction_service.domain.fees import validate_fees_config
 from transaction_service.domain.ledger import (
     FEES_CONFIG_KEY,
     post_payment_event,
+    post_payment_events,
     post_refund_event,
 )
 from transaction_service.settings import Settings
@@ -76,15 +80,44 @@ def ledger_handler(settings: Settings) -> Handler:
     return on_event
 
 
+def ledger_batch_handler(settings: Settings, on_event: Handler | None = None) -> BatchHandler:
+    """A consumed batch: each run of payment events posted with one statement per table.
+
+    Anything else (refunds, cancelled orders, config changes) goes through `on_event` where it
+    stands in the batch, so every event sees what the events before it did, as one by one.
+    Both paths plan each payment event with the same rule (`plan_payment_event`); if anything
+    raises, the runner applies the batch again event by event with `on_event`.
+    """
+    single = on_event or ledger_handler(settings)
+
+    async def on_batch(session: AsyncSession, envelopes: Sequence[EventEnvelope]) -> None:
+        run: list[tuple[PaymentEvent, uuid.UUID, datetime]] = []
+        for envelope in envelopes:
+            if envelope.event_type.startswith("payment."):
+                event = PaymentEvent.model_validate(envelope.payload)
+                run.append((event, envelope.event_id, envelope.occurred_at))
+                continue
+            if run:
+                await post_payment_events(session=session, settings=settings, events=run)
+                run = []
+            await single(session, envelope)
+        if run:
+            await post_payment_events(session=session, settings=settings, events=run)
+
+    return on_batch
+
+
 def ledger_consumer(settings: Settings) -> ConsumerSpec:
+    on_event = ledger_handler(settings)
     return ConsumerSpec(
         name=CONSUMER_NAME,
         topics=[PAYMENT_EVENT, ORDER_EVENT, CONFIG_CHANGED],
-        handler=ledger_handler(settings),
+        handler=on_event,
+        batch_handler=ledger_batch_handler(settings, on_event),
         dlq_topic=TRANSACTION_DLQ,
         max_attempts=settings.consumer_max_attempts,
         options={"batch_size": settings.consumer_batch_size},
     )
 
 
-__all__ = ["CONSUMER_NAME", "ledger_consumer", "ledger_handler"]
+__all__ = ["CONSUMER_NAME", "ledger_batch_handler", "ledger_consumer", "ledger_handler"]

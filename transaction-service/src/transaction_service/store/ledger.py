@@ -98,6 +98,51 @@ async def insert_lines(
     )
 
 
+async def insert_entries(
+    session: AsyncSession, entries: Sequence[dict[str, Any]]
+) -> dict[uuid.UUID, int]:
+    """Journal entries of a batch in one statement: event id -> entry id, the new ones only."""
+    if not entries:
+        return {}
+    result = await session.execute(
+        pg_insert(journal_entries)
+        .values(list(entries))
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(journal_entries.c.event_id, journal_entries.c.id)
+    )
+    return {row.event_id: int(row.id) for row in result}
+
+
+# Every line of a batch's entries in one statement (the account totals trigger runs once).
+_INSERT_LINES = text(
+    """
+    INSERT INTO journal_lines (entry_id, account_id, currency, amount)
+    SELECT * FROM unnest(
+        CAST(:entry_ids AS bigint[]), CAST(:account_ids AS bigint[]),
+        CAST(:currencies AS text[]), CAST(:amounts AS bigint[])
+    )
+    """
+)
+
+
+async def insert_lines_of_entries(
+    session: AsyncSession, lines: Sequence[tuple[int, int, str, int]]
+) -> None:
+    """(entry id, account id, currency, amount) rows of several entries, in one statement."""
+    if not lines:
+        return
+    entry_ids, account_ids_, currencies, amounts = (list(col) for col in zip(*lines, strict=True))
+    await session.execute(
+        _INSERT_LINES,
+        {
+            "entry_ids": entry_ids,
+            "account_ids": account_ids_,
+            "currencies": currencies,
+            "amounts": amounts,
+        },
+    )
+
+
 _BALANCE_IMMEDIATE = "ledger_balance_checked_per_statement"
 
 
@@ -121,6 +166,95 @@ async def lock_transaction(session: AsyncSession, payment_id: uuid.UUID) -> Any:
         select(transactions).where(transactions.c.id == payment_id).with_for_update()
     )
     return result.first()
+
+
+async def lock_transactions(
+    session: AsyncSession, payment_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The payments' rows that exist, locked in id order (two consumers never deadlock on them)."""
+    if not payment_ids:
+        return {}
+    result = await session.execute(
+        select(transactions)
+        .where(transactions.c.id.in_(sorted(set(payment_ids))))
+        .order_by(transactions.c.id)
+        .with_for_update()
+    )
+    return {row.id: dict(row._mapping) for row in result}
+
+
+async def insert_transactions(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """New payments' rows in one statement; returns (locked) the ones this call inserted."""
+    if not rows:
+        return {}
+    result = await session.execute(
+        pg_insert(transactions)
+        .values(sorted(rows, key=lambda r: r["id"]))
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(*transactions.c)
+    )
+    return {row.id: dict(row._mapping) for row in result}
+
+
+# A batch's final row states in one statement; version and last_event_at as `update_transaction`.
+_UPDATE_TRANSACTIONS = text(
+    """
+    UPDATE transactions AS t SET
+        order_id = u.order_id, status = u.status, phase = u.phase,
+        amount_pending = u.amount_pending, amount_captured = u.amount_captured,
+        amount_refunded = u.amount_refunded, fee = u.fee, fee_refunded = u.fee_refunded,
+        fee_basis_points = u.fee_basis_points, fee_fixed = u.fee_fixed,
+        fee_returned_on_refund = u.fee_returned_on_refund,
+        reported_captured = u.reported_captured, reported_refunded = u.reported_refunded,
+        last_event_at = greatest(t.last_event_at, u.last_event_at),
+        version = nextval('transactions_version_seq'), updated_at = now()
+    FROM unnest(
+        CAST(:id AS uuid[]), CAST(:order_id AS uuid[]), CAST(:status AS text[]),
+        CAST(:phase AS text[]), CAST(:amount_pending AS bigint[]),
+        CAST(:amount_captured AS bigint[]), CAST(:amount_refunded AS bigint[]),
+        CAST(:fee AS bigint[]), CAST(:fee_refunded AS bigint[]),
+        CAST(:fee_basis_points AS integer[]), CAST(:fee_fixed AS bigint[]),
+        CAST(:fee_returned_on_refund AS boolean[]), CAST(:reported_captured AS bigint[]),
+        CAST(:reported_refunded AS bigint[]), CAST(:last_event_at AS timestamptz[])
+    ) AS u(
+        id, order_id, status, phase, amount_pending, amount_captured, amount_refunded, fee,
+        fee_refunded, fee_basis_points, fee_fixed, fee_returned_on_refund, reported_captured,
+        reported_refunded, last_event_at
+    )
+    WHERE t.id = u.id
+    """
+)
+_UPDATED_COLUMNS = (
+    "id",
+    "order_id",
+    "status",
+    "phase",
+    "amount_pending",
+    "amount_captured",
+    "amount_refunded",
+    "fee",
+    "fee_refunded",
+    "fee_basis_points",
+    "fee_fixed",
+    "fee_returned_on_refund",
+    "reported_captured",
+    "reported_refunded",
+)
+
+
+async def update_transactions(
+    session: AsyncSession, rows: Sequence[tuple[dict[str, Any], datetime]]
+) -> None:
+    """Write the rows' mutable columns as given (locked rows: the caller's values are the truth)."""
+    if not rows:
+        return
+    params: dict[str, list[Any]] = {
+        name: [row[name] for row, _ in rows] for name in _UPDATED_COLUMNS
+    }
+    params["last_event_at"] = [last_event_at for _, last_event_at in rows]
+    await session.execute(_UPDATE_TRANSACTIONS, params)
 
 
 async def create_transaction(session: AsyncSession, **values: Any) -> Any:
@@ -176,6 +310,20 @@ async def record_refund(
         where=refunds.c.status.in_(allowed_from),
     )
     await session.execute(stmt)
+
+
+async def succeeded_refunds_totals(
+    session: AsyncSession, payment_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """`succeeded_refunds_total` of several payments in one query (absent: no refund)."""
+    if not payment_ids:
+        return {}
+    result = await session.execute(
+        select(refunds.c.payment_id, func.sum(refunds.c.amount))
+        .where(refunds.c.payment_id.in_(sorted(set(payment_ids))), refunds.c.status == "succeeded")
+        .group_by(refunds.c.payment_id)
+    )
+    return {payment_id: int(total) for payment_id, total in result}
 
 
 async def succeeded_refunds_total(session: AsyncSession, payment_id: uuid.UUID) -> int:
