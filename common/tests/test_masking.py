@@ -81,8 +81,17 @@ def sample(annotation: Any) -> Any:
     return {"note": sensitive_text(), **NAMED_SECRETS, "nested": [{"password": "x" * 8, **SECRETS}]}
 
 
+def _fitting(value: Any, field: Any) -> Any:
+    """The sample cut to the field's `max_length` (the secrets lead the text, so they stay in)."""
+    limits = [m.max_length for m in field.metadata if getattr(m, "max_length", None)]
+    return value[: min(limits)] if isinstance(value, str) and limits else value
+
+
 def loaded_payload(model: type[BaseModel]) -> dict[str, Any]:
-    values = {name: sample(field.annotation) for name, field in model.model_fields.items()}
+    values = {
+        name: _fitting(sample(field.annotation), field)
+        for name, field in model.model_fields.items()
+    }
     return model.model_validate(values).model_dump(mode="json")
 
 

@@ -19,10 +19,13 @@ from payment_tests_support import (
     access_token,
     payment_for_order,
 )
+from sqlalchemy import select
 
 from paygate_common.auth import SigningKey
 from paygate_common.events import ORDER_CREATE, EventEnvelope
-from paygate_devstack.events_testing import wait_for
+from paygate_devstack.events_testing import consumed, wait_for
+from payment_service.settings import Settings
+from payment_service.store.tables import payments
 
 FINAL = {"succeeded", "failed", "requires_action", "cancelled"}
 
@@ -157,13 +160,26 @@ async def test_the_same_order_create_twice_makes_one_payment_and_one_intent(
 ) -> None:
     user_id, _ = await checkout.customer()
     order, order_id = await checkout.order(user_id)
+    payment = await checkout.settled(order_id)
+    duplicates = consumed(Settings.service_name, ORDER_CREATE, "duplicate")
+    applied = consumed(Settings.service_name, ORDER_CREATE, "applied")
     # Redelivered by Kafka (same event id), and re-published by a confused producer (new id).
     await checkout.orders.send(ORDER_CREATE, order)
     again = EventEnvelope(**{**order.model_dump(), "event_id": uuid.uuid4()})
     await checkout.orders.send(ORDER_CREATE, again)
-    payment = await checkout.settled(order_id)
-    await asyncio.sleep(1.0)  # give a wrongly-second charge time to happen
+    # Both were consumed: the inbox knew the first, the intake applied the second (a new id).
+    await wait_for(
+        lambda: (
+            consumed(Settings.service_name, ORDER_CREATE, "duplicate") > duplicates
+            and consumed(Settings.service_name, ORDER_CREATE, "applied") > applied
+        )
+    )
 
+    async with checkout.db() as session:
+        rows = (
+            await session.execute(select(payments).where(payments.c.order_id == order_id))
+        ).all()
+    assert [row.id for row in rows] == [payment.id]  # no second payment to charge
     assert payment.status == "succeeded"
     assert len(await checkout.stripe.intents_for(payment.id)) == 1
     events = await checkout.events.for_order(order_id, count=2, timeout=2)
@@ -178,8 +194,15 @@ async def test_an_order_waits_while_user_service_is_down_and_is_charged_once_it_
     try:
         _, order_id = await checkout.order(user_id)
         recorded = await wait_for(lambda: payment_for_order(checkout.db, order_id))
-        await asyncio.sleep(1.5)  # several executor passes against a dead user-service
-        waiting = await payment_for_order(checkout.db, order_id)
+        released = {recorded.next_attempt_at}
+
+        async def given_back_twice() -> Any:
+            # the executor leased it, could not read the context and gave it back, twice over
+            row = await payment_for_order(checkout.db, order_id)
+            released.add(row.next_attempt_at)
+            return row if len(released) >= 3 else None
+
+        waiting = await wait_for(given_back_twice, timeout=30)
         assert recorded.status == "created" and waiting.status == "created"
         assert waiting.attempt_count == 0  # nothing was sent to the provider
     finally:
