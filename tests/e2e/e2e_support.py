@@ -108,6 +108,13 @@ async def sign_up(http: httpx.AsyncClient, email: str | None = None) -> Customer
     return await sign_in(http, email, PASSWORD)
 
 
+async def paying_customer(http: httpx.AsyncClient) -> Customer:
+    """A new customer whose default payment method is Stripe's test Visa card."""
+    buyer = await sign_up(http)
+    await buyer.save_card("pm_card_visa")
+    return buyer
+
+
 async def sign_in(http: httpx.AsyncClient, email: str, password: str) -> Customer:
     r = await http.post("/auth/signin", json={"email": email, "password": password})
     assert r.status_code == 200, r.text

@@ -30,6 +30,7 @@ from e2e_support import (
     PASSWORD,
     Customer,
     Suite,
+    paying_customer,
     payment_settled,
     sign_in,
     sign_up,
@@ -88,8 +89,7 @@ async def test_an_operator_charts_finds_captures_refunds_and_verifies_the_trail(
     page: RecordedPage,
     shots: Path,
 ) -> None:
-    merchant = await sign_up(http)
-    await merchant.save_card("pm_card_visa")
+    merchant = await paying_customer(http)
     order = await paid_order(merchant, 2300)
     await ledger_has(merchant, order["payment"]["payment_id"])
     authorised = await authorise(merchant, 5000)
@@ -188,8 +188,7 @@ async def test_a_disabled_user_cannot_sign_in_and_a_new_fee_applies_to_the_next_
     shots: Path,
 ) -> None:
     victim = await sign_up(http)
-    merchant = await sign_up(http)
-    await merchant.save_card("pm_card_visa")
+    merchant = await paying_customer(http)
     base = console(suite)
     await sign_in_page(page, base, ADMIN_EMAIL, ADMIN_PASSWORD)
 
@@ -267,8 +266,7 @@ async def test_a_dead_letter_is_replayed_from_the_console(
         return list(body.get("items", body) if isinstance(body, dict) else body)
 
     known = {d["id"] for d in await dead_letters()}
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     smtp = suite.stack.smtp
     smtp.stop()  # the receipt's email cannot be sent: its attempts run out
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, sign_in, sign_up
+from e2e_support import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, paying_customer, sign_in, sign_up
 
 from paygate_devstack.events_testing import wait_for
 from paygate_devstack.pytest_plugin import ServiceProcess
@@ -27,8 +27,7 @@ async def test_a_checkout_through_the_gateway_is_in_the_trail_with_its_request_i
     suite: Suite, audit_service: ServiceProcess, http: httpx.AsyncClient
 ) -> None:
     admin = await sign_in(http, ADMIN_EMAIL, ADMIN_PASSWORD)
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     request_id = uuid.uuid4().hex
     r = await http.post(
         "/orders",

@@ -21,7 +21,7 @@ from admin_support import (
     paid_order,
     sign_in_page,
 )
-from e2e_support import PASSWORD, Customer, Suite, sign_up
+from e2e_support import PASSWORD, Customer, Suite, paying_customer, sign_up
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -55,8 +55,7 @@ async def test_a_failed_webhook_retried_from_its_row_turns_green_without_a_reloa
         received.append((dict(request.headers), await request.body()))
         return JSONResponse({"ok": answer["status"] < 300}, status_code=answer["status"])
 
-    merchant = await sign_up(http)
-    await merchant.save_card("pm_card_visa")
+    merchant = await paying_customer(http)
     async with serve_asgi(receiver_app) as receiver:
         await sign_in_page(page, dashboard(suite), merchant.email, PASSWORD)
         await page.page.get_by_role("link", name="Webhooks").click()

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Customer, Suite, payment_settled, sign_up, topic_messages
+from e2e_support import Customer, Suite, paying_customer, payment_settled, sign_up, topic_messages
 
 from paygate_devstack.events_testing import wait_for
 
@@ -21,12 +21,6 @@ async def post(
     if key:
         headers["Idempotency-Key"] = key
     return await buyer.http.post(path, json=body, headers=headers)
-
-
-async def paying_customer(http: httpx.AsyncClient) -> Customer:
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
-    return buyer
 
 
 async def payment(buyer: Customer, amount: int = 1000, **extra: Any) -> dict[str, Any]:
