@@ -76,7 +76,7 @@ stop: venv
 # collected no test: that is a failure here (every package has tests).
 WORKERS ?= 2
 TESTS ?=
-XDIST_ARGS = $(if $(filter-out 0 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup --no-loadscope-reorder)
+XDIST_ARGS = $(if $(filter-out 0 1,$(WORKERS)),-n $(WORKERS) --dist loadscope --no-loadscope-reorder)
 test: sync tools
 	@rc=0; $(UV) run --frozen --no-sync pytest $(XDIST_ARGS) --durations=30 $(TESTS) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; fi; \

@@ -2,6 +2,7 @@
 
 import contextlib
 import importlib
+from typing import Any
 
 import pytest
 
@@ -16,9 +17,11 @@ for _package in ("gateway",):
     with contextlib.suppress(ImportError):
         importlib.import_module(_package)
 
-# A parallel run (`make test`: pytest-xdist `--dist loadgroup`) hands each worker whole work
-# units: one test module each, except the end-to-end modules on the suite of services that
-# tests/e2e/conftest.py starts once per worker (`suite`), which are one unit so it starts once.
+# A parallel run (`make test`: pytest-xdist `--dist loadscope`, with the scheduler below) hands
+# each worker whole work units: one test module each, except the end-to-end modules on the suite
+# of services that tests/e2e/conftest.py starts once per worker (`suite`), which are one unit so
+# it starts once. (xdist's own `loadgroup` cannot be used: it renames items through
+# `Item._nodeid`, which pytest 9.2 no longer reads.)
 E2E_SUITE_GROUP = "e2e-suite"
 # tests/e2e modules that bring a stack of their own instead of `suite`
 E2E_OWN_STACK = ("tests/e2e/test_docs.py", "tests/e2e/test_launcher.py")
@@ -32,15 +35,28 @@ LONGEST_FIRST = (
 )
 
 
-def work_unit(item: pytest.Item) -> str:
-    """The xdist group of a test: its module, or the e2e suite's group."""
-    module = item.nodeid.split("::", 1)[0]
+def work_unit(nodeid: str) -> str:
+    """The work unit of a test: its module, or the e2e suite's unit."""
+    module = nodeid.split("::", 1)[0]
     if module.startswith("tests/e2e/") and module not in E2E_OWN_STACK:
         return E2E_SUITE_GROUP
     return module
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook, in the worker)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadscope` schedules by `work_unit` instead of by module or class."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnitScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """End-to-end and slow tests may spend minutes starting a whole stack on a busy 2-core box
     (the first test of a module pays for its fixtures): they get 10 minutes, the rest the
@@ -50,11 +66,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.get_closest_marker("timeout")
         ):
             item.add_marker(pytest.mark.timeout(600))
-    if config.getoption("dist", "no") != "loadgroup":
-        return
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(work_unit(item)))
-    rank = {unit: n for n, unit in enumerate(LONGEST_FIRST)}
-    # stable: a unit's tests keep their order, so module and package fixtures set up once
-    items.sort(key=lambda item: rank.get(work_unit(item), len(rank)))
+    if hasattr(config, "workerinput"):  # an xdist worker: its order is the work queue's
+        rank = {unit: n for n, unit in enumerate(LONGEST_FIRST)}
+        # stable: a unit's tests keep their order, so module and package fixtures set up once
+        items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
