@@ -140,9 +140,11 @@ class PaygateStack:
         port: int | None = None,
         *,
         migrate: bool = True,
-        timeout: float = 60,
+        timeout: float = 180,
     ) -> ServiceProcess:
         """Migrate and start a service on its reserved port; `env` overrides the stack env.
+        `timeout` bounds the wait for `/ready`: generous, as two parallel workers on a busy
+        two-core box start services slowly (notification-service missed 60 s at load average 17).
 
         Starting the payment service also points localstripe's webhook at it.
         """
