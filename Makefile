@@ -17,7 +17,10 @@ help:
 	@echo "make events TOPIC=order.create   print a topic's messages (FOLLOW=1 keeps following)"
 	@echo "make status       the running stack's URLs and state (.paygate/stack.json)"
 	@echo "make stop         stop the stack started by make run from another terminal"
-	@echo "make test         run the whole test suite against real infrastructure"
+	@echo "make test         run the whole test suite against real infrastructure, in two parallel workers"
+	@echo "make test TESTS=order-service/tests   one area (any pytest paths or node ids)"
+	@echo "make test WORKERS=1 PYTEST_ARGS='-x -s'   one plain pytest process, for debugging"
+	@echo "make test WORKERS=3   more workers (each starts its own PostgreSQL, broker, services)"
 	@echo "make lint         ruff and mypy"
 
 uv:
@@ -65,9 +68,17 @@ status: venv
 stop: venv
 	@$(VENV_PY) -m paygate_devstack stop
 
-# pytest exits 5 when it collected no test: that is a failure here (every package has tests).
+# The suite runs in WORKERS pytest-xdist processes (CI has two cores), each a session of its own
+# with its own PostgreSQL, Redis, broker, Stripe, SMTP, temp dir and port range; the root
+# conftest.py makes each test module one work unit (the e2e modules on the shared suite one
+# unit together) and hands out the longest first. WORKERS=1 runs one plain pytest process.
+# TESTS narrows it to paths (one area: TESTS=order-service/tests). pytest exits 5 when it
+# collected no test: that is a failure here (every package has tests).
+WORKERS ?= 2
+TESTS ?=
+XDIST_ARGS = $(if $(filter-out 0 1,$(WORKERS)),-n $(WORKERS) --dist loadscope --no-loadscope-reorder)
 test: sync tools
-	@rc=0; $(UV) run --frozen --no-sync pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(UV) run --frozen --no-sync pytest $(XDIST_ARGS) --durations=30 $(TESTS) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; fi; \
 	exit $$rc
 

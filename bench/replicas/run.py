@@ -37,6 +37,7 @@ import httpx
 
 from paygate_common.services import replica_urls_env
 from paygate_devstack.process import free_port
+from paygate_devstack.schemathesis_kit import customer_headers
 from paygate_devstack.services import ServiceProcess, spec_for
 
 HERE = Path(__file__).resolve().parent
@@ -112,22 +113,9 @@ def start_gateway(stack: dict[str, Any], urls: list[str], logs: Path, name: str)
 
 def customer(api: str, orders: int) -> str:
     """A customer with `orders` settled orders (so the page has payments); its access token."""
-    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-    password = "correct-horse-battery-staple"
+    headers = customer_headers(api)  # signed up through the gateway, a test card saved
+    token = headers["Authorization"].removeprefix("Bearer ")
     with httpx.Client(base_url=api, timeout=60) as client:
-        r = client.post(
-            "/auth/signup", json={"email": email, "password": password, "full_name": "B"}
-        )
-        assert r.status_code == 201, r.text
-        r = client.post("/auth/signin", json={"email": email, "password": password})
-        token = str(r.json()["access_token"])
-        headers = {"Authorization": f"Bearer {token}"}
-        r = client.post(
-            "/users/me/payment-methods",
-            json={"provider": "stripe", "token": "pm_card_visa", "make_default": True},
-            headers=headers,
-        )
-        assert r.status_code == 201, r.text
         for i in range(orders):
             r = client.post(
                 "/orders",

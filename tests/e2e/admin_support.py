@@ -7,9 +7,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
-from e2e_support import Customer, Suite
+from e2e_support import Customer, Suite, payment_settled
 
 from paygate_devstack.browser import RecordedPage
 from paygate_devstack.events_testing import wait_for
@@ -18,42 +19,44 @@ from paygate_devstack.pytest_plugin import ServiceProcess
 # What /admin/health watches here: the suite's processes (exchange-rate-service is not started
 # by the e2e suite, and would keep the overall status red).
 WATCHED = ["user", "transaction", "order", "payment", "notification", "audit", "admin"]
+# admin-service's own settings on the suite (audit-service needs none beyond the suite's)
+ADMIN_ENV = {
+    "ADMIN_SERVICE_HEALTH_SERVICES": json.dumps(WATCHED),
+    "ADMIN_SERVICE_HEALTH_TIMEOUT_SECONDS": "1.5",
+}
 
 
 @contextmanager
-def console_services(suite: Suite) -> Iterator[dict[str, ServiceProcess]]:
-    """audit-service and admin-service on the suite's database, broker and Redis, on their
-    reserved ports (the gateway routes `/admin`, `/dashboard` and `/api/v1/admin/…` there);
-    stopped after the module unless the suite itself runs them."""
+def suite_service(
+    suite: Suite, name: str, extra: dict[str, str] | None = None
+) -> Iterator[ServiceProcess]:
+    """A service the suite does not start (audit, admin) on the suite's database, broker and
+    Redis, on its reserved port (the gateway routes `/admin`, `/dashboard` and `/api/v1/admin/…`
+    there); stopped on exit unless the suite itself runs it."""
+    if name in suite.procs:
+        yield suite.procs[name]
+        return
     env = {
         k: suite.procs["user"].env[k]
         for k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")
     }
-    admin_env = {
-        **env,
-        "ADMIN_SERVICE_HEALTH_SERVICES": json.dumps(WATCHED),
-        "ADMIN_SERVICE_HEALTH_TIMEOUT_SECONDS": "1.5",
-    }
-    started: list[ServiceProcess] = []
-    procs: dict[str, ServiceProcess] = {}
+    proc = suite.stack.start_service(name, {**env, **(extra or {})})
     try:
-        for name, extra in (("audit", env), ("admin", admin_env)):
-            if name in suite.procs:
-                procs[name] = suite.procs[name]
-                continue
-            proc = suite.stack.start_service(name, extra)
-            started.append(proc)
-            procs[name] = proc
-        yield procs
+        yield proc
     finally:
-        for proc in reversed(started):
-            proc.stop()
-            if proc in suite.stack.started:
-                suite.stack.started.remove(proc)
+        proc.stop()
+        if proc in suite.stack.started:
+            suite.stack.started.remove(proc)
 
 
 def gateway(suite: Suite) -> str:
     return suite.procs["gateway"].url
+
+
+def only_our_own_host(page: RecordedPage, suite: Suite) -> None:
+    """The page logged no error and fetched nothing from another host than the gateway."""
+    assert page.console_errors == []
+    assert page.hosts() == {urlsplit(gateway(suite)).netloc}
 
 
 async def sign_in_page(page: RecordedPage, base: str, email: str, password: str) -> None:
@@ -72,17 +75,6 @@ async def sign_in_page(page: RecordedPage, base: str, email: str, password: str)
 async def sign_out_page(page: RecordedPage) -> None:
     async with page.page.expect_navigation():
         await page.page.get_by_role("button", name="Sign out").click()
-
-
-async def payment_settled(
-    owner: Customer, payment_id: str, wanted: set[str], timeout: float = 40
-) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        r = await owner.http.get(f"/payments/{payment_id}", headers=owner.headers)
-        body = r.json() if r.status_code == 200 else {}
-        return body if body.get("status") in wanted else None
-
-    return dict(await wait_for(check, timeout=timeout))
 
 
 async def authorise(owner: Customer, amount: int) -> dict[str, Any]:

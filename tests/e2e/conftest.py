@@ -17,7 +17,10 @@ from paygate_devstack.pytest_plugin import PaygateStack, ServiceProcess
 # Test folders are not packages (importlib mode); the helpers module has a unique name instead.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from admin_support import ADMIN_ENV, suite_service
 from e2e_support import SERVICES, SUITE_ENV, Suite
+
+from paygate_devstack.browser import RecordedPage, browser_page
 
 
 @pytest.fixture(scope="package")
@@ -52,3 +55,25 @@ def suite(paygate_stack: PaygateStack, devstack_dir: Path) -> Iterator[Suite]:
 async def http(suite: Suite) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=suite.api, timeout=15) as client:
         yield client
+
+
+@pytest.fixture(scope="package")
+def audit_service(suite: Suite) -> Iterator[ServiceProcess]:
+    """audit-service on the suite, started once for every module that reads the trail."""
+    with suite_service(suite, "audit") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="package")
+def services(suite: Suite, audit_service: ServiceProcess) -> Iterator[dict[str, ServiceProcess]]:
+    """audit-service and admin-service on the suite, started once for the operator console's and
+    the merchant dashboard's modules (the gateway routes `/admin` and `/dashboard` there)."""
+    with suite_service(suite, "admin", ADMIN_ENV) as admin:
+        yield {"audit": audit_service, "admin": admin}
+
+
+@pytest.fixture
+async def page(shots: Path) -> AsyncIterator[RecordedPage]:
+    """A fresh Chromium page for the test; screenshots and records go to the module's `shots`."""
+    async with browser_page(shots) as recorded:
+        yield recorded

@@ -11,6 +11,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from paygate_devstack.components import Kafka
+from paygate_devstack.events_testing import wait_for
 from paygate_devstack.pytest_plugin import PaygateStack, ServiceProcess
 
 ADMIN_EMAIL = "ops@example.com"
@@ -107,10 +108,30 @@ async def sign_up(http: httpx.AsyncClient, email: str | None = None) -> Customer
     return await sign_in(http, email, PASSWORD)
 
 
+async def paying_customer(http: httpx.AsyncClient) -> Customer:
+    """A new customer whose default payment method is Stripe's test Visa card."""
+    buyer = await sign_up(http)
+    await buyer.save_card("pm_card_visa")
+    return buyer
+
+
 async def sign_in(http: httpx.AsyncClient, email: str, password: str) -> Customer:
     r = await http.post("/auth/signin", json={"email": email, "password": password})
     assert r.status_code == 200, r.text
     return Customer(http, email, r.json()["access_token"])
+
+
+async def payment_settled(
+    owner: Customer, payment_id: str, wanted: set[str], timeout: float = 40
+) -> dict[str, Any]:
+    """The payment once its status is one of `wanted` (payment events are asynchronous)."""
+
+    async def check() -> dict[str, Any] | None:
+        r = await owner.http.get(f"/payments/{payment_id}", headers=owner.headers)
+        body = r.json() if r.status_code == 200 else {}
+        return body if body.get("status") in wanted else None
+
+    return dict(await wait_for(check, timeout=timeout))
 
 
 async def topic_messages(
@@ -150,10 +171,18 @@ async def assert_nowhere(
     suite: Suite,
     needles: tuple[str, ...],
     *,
+    topics: tuple[str, ...] = (
+        "order.create",
+        "payment.event",
+        "notification.dlq",
+        "user.registered",
+    ),
     written: tuple[str, ...] = ("order.create", "payment.event"),
+    with_tables: tuple[str, ...] = (),
 ) -> None:
-    """None of `needles` (card numbers, secret markers) in any table, service log or topic;
-    the topics in `written` must hold messages (so the scan read something real)."""
+    """None of `needles` (card numbers, secrets, API keys) in any table, service log or one of
+    `topics`; the topics in `written` must hold messages and the tables `with_tables` must exist (so the
+    scan read something real)."""
     import json
 
     import asyncpg
@@ -171,6 +200,7 @@ async def assert_nowhere(
             "payments",
             "notifications",
         }
+        assert {t["table_name"] for t in tables} >= set(with_tables), with_tables
         for t in tables:
             rows = await conn.fetch(f'SELECT * FROM "{t["table_schema"]}"."{t["table_name"]}"')
             dump = "\n".join(str(dict(r)) for r in rows)
@@ -185,7 +215,7 @@ async def assert_nowhere(
         for needle in needles:
             assert needle not in text, f"{needle} in the {proc.name} log"
 
-    for topic in ("order.create", "payment.event", "notification.dlq", "user.registered"):
+    for topic in topics:
         messages = await topic_messages(suite.kafka.bootstrap, topic, contains="")
         assert messages or topic not in written, f"nothing on {topic} to scan"
         raw = json.dumps(messages)

@@ -8,39 +8,40 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import pytest
 from admin_support import (
     applied_config,
     authorise,
-    console_services,
     gateway,
     ledger_has,
+    only_our_own_host,
     paid_order,
-    payment_settled,
     sign_in_page,
     sign_out_page,
 )
-from e2e_support import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Customer, Suite, sign_in, sign_up
+from e2e_support import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    Customer,
+    Suite,
+    paying_customer,
+    payment_settled,
+    sign_in,
+    sign_up,
+)
 
-from paygate_devstack.browser import RecordedPage, browser_page, shot
+from paygate_devstack.browser import RecordedPage, shot
 from paygate_devstack.events_testing import wait_for
-from paygate_devstack.pytest_plugin import ServiceProcess
 
 REFUSED_LOAD = "Failed to load resource: the server responded with a status of 403 (Forbidden)"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-@pytest.fixture(scope="module")
-def services(suite: Suite) -> Iterator[dict[str, ServiceProcess]]:
-    with console_services(suite) as procs:
-        yield procs
 
 
 @pytest.fixture
@@ -53,19 +54,8 @@ def shots(artifacts_dir: Path) -> Path:
     return artifacts_dir / "admin-console"
 
 
-@pytest.fixture
-async def page(shots: Path) -> AsyncIterator[RecordedPage]:
-    async with browser_page(shots) as recorded:
-        yield recorded
-
-
 def console(suite: Suite) -> str:
     return gateway(suite) + "/admin"
-
-
-def only_our_own_host(page: RecordedPage, suite: Suite) -> None:
-    assert page.console_errors == []
-    assert page.hosts() == {urlsplit(gateway(suite)).netloc}
 
 
 async def chart_datasets(page: RecordedPage, canvas_id: str) -> list[dict[str, Any]]:
@@ -99,8 +89,7 @@ async def test_an_operator_charts_finds_captures_refunds_and_verifies_the_trail(
     page: RecordedPage,
     shots: Path,
 ) -> None:
-    merchant = await sign_up(http)
-    await merchant.save_card("pm_card_visa")
+    merchant = await paying_customer(http)
     order = await paid_order(merchant, 2300)
     await ledger_has(merchant, order["payment"]["payment_id"])
     authorised = await authorise(merchant, 5000)
@@ -199,8 +188,7 @@ async def test_a_disabled_user_cannot_sign_in_and_a_new_fee_applies_to_the_next_
     shots: Path,
 ) -> None:
     victim = await sign_up(http)
-    merchant = await sign_up(http)
-    await merchant.save_card("pm_card_visa")
+    merchant = await paying_customer(http)
     base = console(suite)
     await sign_in_page(page, base, ADMIN_EMAIL, ADMIN_PASSWORD)
 
@@ -278,8 +266,7 @@ async def test_a_dead_letter_is_replayed_from_the_console(
         return list(body.get("items", body) if isinstance(body, dict) else body)
 
     known = {d["id"] for d in await dead_letters()}
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     smtp = suite.stack.smtp
     smtp.stop()  # the receipt's email cannot be sent: its attempts run out
     try:

@@ -4,36 +4,16 @@ with the gateway's request id; only an admin reads it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from e2e_support import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, sign_in, sign_up
+from e2e_support import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, paying_customer, sign_in, sign_up
 
 from paygate_devstack.events_testing import wait_for
 from paygate_devstack.pytest_plugin import ServiceProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def audit(suite: Suite) -> Iterator[ServiceProcess]:
-    """audit-service on the suite's broker and database (the gateway already routes to it)."""
-    if "audit" in suite.procs:  # once e2e_support starts it with the others
-        yield suite.procs["audit"]
-        return
-    env = {
-        k: suite.procs["user"].env[k]
-        for k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")
-    }
-    proc = suite.stack.start_service("audit", env)
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        if proc in suite.stack.started:
-            suite.stack.started.remove(proc)
 
 
 async def records(http: httpx.AsyncClient, admin: Any, **params: Any) -> list[dict[str, Any]]:
@@ -44,11 +24,10 @@ async def records(http: httpx.AsyncClient, admin: Any, **params: Any) -> list[di
 
 
 async def test_a_checkout_through_the_gateway_is_in_the_trail_with_its_request_id(
-    suite: Suite, audit: ServiceProcess, http: httpx.AsyncClient
+    suite: Suite, audit_service: ServiceProcess, http: httpx.AsyncClient
 ) -> None:
     admin = await sign_in(http, ADMIN_EMAIL, ADMIN_PASSWORD)
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     request_id = uuid.uuid4().hex
     r = await http.post(
         "/orders",
@@ -89,7 +68,7 @@ async def test_a_checkout_through_the_gateway_is_in_the_trail_with_its_request_i
 
 
 async def test_a_sign_in_through_the_gateway_is_audited_with_ip_and_request_id(
-    suite: Suite, audit: ServiceProcess, http: httpx.AsyncClient
+    suite: Suite, audit_service: ServiceProcess, http: httpx.AsyncClient
 ) -> None:
     admin = await sign_in(http, ADMIN_EMAIL, ADMIN_PASSWORD)
     buyer = await sign_up(http)

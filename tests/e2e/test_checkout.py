@@ -18,6 +18,7 @@ from e2e_support import (
     Customer,
     Suite,
     assert_nowhere,
+    paying_customer,
     sign_in,
     sign_up,
     topic_messages,
@@ -118,8 +119,7 @@ async def test_a_3d_secure_card_requires_action_not_payment(
 async def test_one_idempotency_key_makes_one_order_and_one_charge(
     suite: Suite, http: httpx.AsyncClient
 ) -> None:
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
 
     first = await buyer.order(amount=1200, key="retry-me")
     again = await buyer.order(amount=1200, key="retry-me")
@@ -143,8 +143,7 @@ async def test_smtp_outage_dead_letters_and_replay_sends_exactly_once(
     suite: Suite, http: httpx.AsyncClient
 ) -> None:
     admin = await sign_in(http, ADMIN_EMAIL, ADMIN_PASSWORD)
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     suite.stack.smtp.stop()
     try:
         order = (await buyer.order(amount=4200)).json()
@@ -195,8 +194,7 @@ async def _place_orders(buyer: Customer, count: int, pause_after: int, during: A
 async def test_payment_service_sigkill_mid_flow_loses_and_double_charges_nothing(
     suite: Suite, http: httpx.AsyncClient
 ) -> None:
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     payment = suite.procs["payment"]
 
     async def kill() -> None:
@@ -215,8 +213,7 @@ async def test_payment_service_sigkill_mid_flow_loses_and_double_charges_nothing
 async def test_broker_stalled_for_ten_seconds_loses_nothing(
     suite: Suite, http: httpx.AsyncClient
 ) -> None:
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     kafka = suite.kafka
     ids: list[str] = []
     kafka.pause()

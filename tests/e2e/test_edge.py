@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import PASSWORD, SERVICES, Suite, sign_in, sign_up
+from e2e_support import PASSWORD, SERVICES, Suite, paying_customer, sign_in, sign_up
 
 from paygate_common.services import API_PREFIX
 from paygate_common.services import SERVICES as REGISTRY
@@ -128,8 +128,7 @@ async def test_request_ids_in_every_service_log_are_intact_and_no_pan_survives(
     suite: Suite, http: httpx.AsyncClient
 ) -> None:
     # Traffic that carries request ids through every service, and PANs where logs may see them.
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     order = (await buyer.order(amount=1234)).json()
     await buyer.wait_status(order["id"], {"paid", "failed"})
     for pan in TEST_PANS:
@@ -154,8 +153,7 @@ async def test_request_ids_in_every_service_log_are_intact_and_no_pan_survives(
 async def test_every_check_passes_over_the_gateways_merged_spec(
     suite: Suite, http: httpx.AsyncClient
 ) -> None:
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     gateway = suite.procs["gateway"].url
 
     def run() -> Any:

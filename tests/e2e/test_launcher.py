@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from paygate_devstack.schemathesis_kit import customer_headers
 from paygate_devstack.services import repo_root
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -92,34 +92,13 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
             proc.kill()
 
 
-def _customer(api: str) -> dict[str, str]:
-    email = f"heal-{uuid.uuid4().hex[:8]}@example.com"
-    password = "correct-horse-battery-staple"
-    with httpx.Client(base_url=api, timeout=30) as client:
-        r = client.post(
-            "/auth/signup", json={"email": email, "password": password, "full_name": "Heal Me"}
-        )
-        assert r.status_code == 201, r.text
-        token = client.post("/auth/signin", json={"email": email, "password": password}).json()[
-            "access_token"
-        ]
-        headers = {"Authorization": f"Bearer {token}"}
-        r = client.post(
-            "/users/me/payment-methods",
-            json={"provider": "stripe", "token": "pm_card_visa", "make_default": True},
-            headers=headers,
-        )
-        assert r.status_code == 201, r.text
-    return headers
-
-
 def test_a_sigkilled_service_comes_back_and_the_checkout_in_flight_settles(
     launched: Launched,
 ) -> None:
     stack = launched.stack()
     api = stack["gateway"] + "/api/v1"
     order_url, old_pid = stack["order"], stack["services"]["order"]["pid"]
-    headers = _customer(api)
+    headers = customer_headers(api)
 
     with httpx.Client(base_url=api, timeout=30) as client:
         r = client.post("/orders", json={"amount": 1999, "currency": "usd"}, headers=headers)
@@ -240,7 +219,7 @@ def test_two_payment_replicas_share_the_traffic_and_a_killed_one_is_routed_aroun
     assert status.returncode == 0 and '"payment-2"' in status.stdout
 
     api = stack["gateway"] + "/api/v1"
-    headers = _customer(api)
+    headers = customer_headers(api)
     with httpx.Client(base_url=api, headers=headers, timeout=30) as client:
 
         def burst() -> None:

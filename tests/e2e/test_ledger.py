@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Customer, Suite, sign_up
+from e2e_support import Customer, Suite, paying_customer, sign_up
 
 from paygate_devstack.events_testing import wait_for
 
@@ -44,8 +44,7 @@ async def history(buyer: Customer, **params: Any) -> dict[str, Any]:
 async def test_a_paid_order_shows_in_the_history_within_two_seconds_cached_and_never_stale(
     suite: Suite, http: httpx.AsyncClient
 ) -> None:
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     order = await paid_order(buyer, 2_500)
     paid_at = time.monotonic()
 
@@ -93,8 +92,7 @@ async def test_a_paid_order_shows_in_the_history_within_two_seconds_cached_and_n
 async def test_twenty_concurrent_orders_against_a_daily_limit_accept_exactly_ten(
     suite: Suite, http: httpx.AsyncClient
 ) -> None:
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
+    buyer = await paying_customer(http)
     answers = await asyncio.gather(*(buyer.order(amount=1_000, currency="eur") for _ in range(20)))
     assert sorted(r.status_code for r in answers) == [201] * 10 + [422] * 10, [
         r.text for r in answers if r.status_code not in (201, 422)

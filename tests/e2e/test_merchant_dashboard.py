@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,30 +15,23 @@ import httpx
 import pytest
 from admin_support import (
     authorise,
-    console_services,
     gateway,
     ledger_has,
+    only_our_own_host,
     paid_order,
     sign_in_page,
 )
-from e2e_support import PASSWORD, Customer, Suite, sign_up
+from e2e_support import PASSWORD, Customer, Suite, paying_customer, sign_up
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from paygate_devstack.asgi import serve_asgi
-from paygate_devstack.browser import RecordedPage, browser_page, shot
+from paygate_devstack.browser import RecordedPage, shot
 from paygate_devstack.events_testing import wait_for
-from paygate_devstack.pytest_plugin import ServiceProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
 DASHBOARD_PAGES = ("/", "/webhooks", "/api-keys")
-
-
-@pytest.fixture(scope="module")
-def services(suite: Suite) -> Iterator[dict[str, ServiceProcess]]:
-    with console_services(suite) as procs:
-        yield procs
 
 
 @pytest.fixture
@@ -47,19 +39,8 @@ def shots(artifacts_dir: Path) -> Path:
     return artifacts_dir / "merchant-dashboard"
 
 
-@pytest.fixture
-async def page(shots: Path) -> AsyncIterator[RecordedPage]:
-    async with browser_page(shots) as recorded:
-        yield recorded
-
-
 def dashboard(suite: Suite) -> str:
     return gateway(suite) + "/dashboard"
-
-
-def only_our_own_host(page: RecordedPage, suite: Suite) -> None:
-    assert page.console_errors == []
-    assert page.hosts() == {urlsplit(gateway(suite)).netloc}
 
 
 async def test_a_failed_webhook_retried_from_its_row_turns_green_without_a_reload(
@@ -74,8 +55,7 @@ async def test_a_failed_webhook_retried_from_its_row_turns_green_without_a_reloa
         received.append((dict(request.headers), await request.body()))
         return JSONResponse({"ok": answer["status"] < 300}, status_code=answer["status"])
 
-    merchant = await sign_up(http)
-    await merchant.save_card("pm_card_visa")
+    merchant = await paying_customer(http)
     async with serve_asgi(receiver_app) as receiver:
         await sign_in_page(page, dashboard(suite), merchant.email, PASSWORD)
         await page.page.get_by_role("link", name="Webhooks").click()

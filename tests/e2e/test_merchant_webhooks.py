@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Suite, sign_up
+from e2e_support import Suite, paying_customer, sign_up
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -32,8 +32,7 @@ async def test_a_paid_order_reaches_the_merchant_signed_and_the_log_retries_thro
         received.append((dict(request.headers), await request.body(), time.time()))
         return JSONResponse({"ok": True})
 
-    merchant = await sign_up(http)
-    await merchant.save_card("pm_card_visa")
+    merchant = await paying_customer(http)
     async with serve_asgi(app) as receiver:
         put = await http.put(
             "/webhooks/settings",

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Customer, Suite, sign_up, topic_messages
+from e2e_support import Customer, Suite, paying_customer, payment_settled, sign_up, topic_messages
 
 from paygate_devstack.events_testing import wait_for
 
@@ -23,26 +23,11 @@ async def post(
     return await buyer.http.post(path, json=body, headers=headers)
 
 
-async def settled(buyer: Customer, payment_id: str, wanted: set[str]) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        r = await buyer.http.get(f"/payments/{payment_id}", headers=buyer.headers)
-        body = r.json() if r.status_code == 200 else {}
-        return body if body.get("status") in wanted else None
-
-    return dict(await wait_for(check, timeout=40))
-
-
-async def paying_customer(http: httpx.AsyncClient) -> Customer:
-    buyer = await sign_up(http)
-    await buyer.save_card("pm_card_visa")
-    return buyer
-
-
 async def payment(buyer: Customer, amount: int = 1000, **extra: Any) -> dict[str, Any]:
     r = await post(buyer, "/payments", {"amount": amount, "currency": "usd", **extra})
     assert r.status_code == 202, r.text
     wanted = {"requires_capture"} if extra.get("capture_method") == "manual" else {"succeeded"}
-    return await settled(buyer, r.json()["id"], wanted | {"failed"})
+    return await payment_settled(buyer, r.json()["id"], wanted | {"failed"})
 
 
 def provider_refunds(suite: Suite, intent_id: str) -> list[dict[str, Any]]:
@@ -99,12 +84,13 @@ async def test_refunds_in_parts_never_exceed_the_capture(
     path = f"/payments/{paid['id']}/refunds"
     assert (await post(buyer, path, {"amount": 300})).status_code == 201
     assert (await post(buyer, path, {"amount": 300})).status_code == 201
-    assert (await settled(buyer, paid["id"], {"partially_refunded"}))["amount_refunded"] == 600
+    partly = await payment_settled(buyer, paid["id"], {"partially_refunded"})
+    assert partly["amount_refunded"] == 600
     too_much = await post(buyer, path, {"amount": 500})
     assert too_much.status_code == 422 and too_much.json()["code"] == "refund_exceeds_captured"
     rest = await post(buyer, path, {"amount": 400})
     assert rest.status_code == 201
-    assert (await settled(buyer, paid["id"], {"refunded"}))["amount_refunded"] == 1000
+    assert (await payment_settled(buyer, paid["id"], {"refunded"}))["amount_refunded"] == 1000
     assert sorted(r["amount"] for r in provider_refunds(suite, paid["provider_reference"])) == [
         300,
         300,
@@ -120,7 +106,7 @@ async def test_twenty_racing_refunds_refund_exactly_the_captured_amount(
     path = f"/payments/{paid['id']}/refunds"
     answers = await asyncio.gather(*(post(buyer, path, {"amount": 100}) for _ in range(20)))
     assert sorted(r.status_code for r in answers) == [201] * 10 + [422] * 10
-    final = await settled(buyer, paid["id"], {"refunded"})
+    final = await payment_settled(buyer, paid["id"], {"refunded"})
     assert final["amount_refunded"] == 1000
     at_provider = provider_refunds(suite, paid["provider_reference"])
     assert len(at_provider) == 10 and sum(r["amount"] for r in at_provider) == 1000
@@ -155,7 +141,7 @@ async def test_another_user_gets_404_on_every_payment_route(
         await post(stranger, f"/payments/{pid}/refunds", {"amount": 100}),
     ]
     assert [r.status_code for r in answers] == [404] * 5
-    assert (await settled(owner, pid, {"requires_capture"}))["amount_capturable"] == 1000
+    assert (await payment_settled(owner, pid, {"requires_capture"}))["amount_capturable"] == 1000
 
 
 async def test_a_paid_order_refunded_in_full_is_refunded_and_the_customer_told(
@@ -223,4 +209,5 @@ async def test_payment_service_killed_between_recording_a_refund_and_the_answer_
     assert [(r["amount"], r["metadata"].get("refund_id")) for r in at_provider] == [
         (700, refund["id"])
     ]
-    assert (await settled(buyer, paid["id"], {"partially_refunded"}))["amount_refunded"] == 700
+    partly = await payment_settled(buyer, paid["id"], {"partially_refunded"})
+    assert partly["amount_refunded"] == 700

@@ -14,9 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Customer, Suite, sign_up
+from e2e_support import Customer, Suite, payment_settled, sign_up
 
-from paygate_devstack.events_testing import wait_for
 from paygate_devstack.process import free_port
 from paygate_devstack.sslcommerz_standin import read_redirect_form
 from paygate_devstack.standins import StandInProcess, provider_env
@@ -60,19 +59,10 @@ async def post(buyer: Customer, path: str, body: dict[str, Any] | None = None) -
     return await buyer.http.post(path, json=body, headers=buyer.headers)
 
 
-async def settled(buyer: Customer, payment_id: str, wanted: set[str]) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        r = await buyer.http.get(f"/payments/{payment_id}", headers=buyer.headers)
-        body = r.json() if r.status_code == 200 else {}
-        return body if body.get("status") in wanted else None
-
-    return dict(await wait_for(check, timeout=40))
-
-
 async def waiting_for_payer(buyer: Customer, **body: Any) -> dict[str, Any]:
     r = await post(buyer, "/payments", body)
     assert r.status_code == 202, r.text
-    payment = await settled(buyer, r.json()["id"], {"requires_action", "failed"})
+    payment = await payment_settled(buyer, r.json()["id"], {"requires_action", "failed"})
     assert payment["status"] == "requires_action", payment
     assert payment["next_action"]["type"] == "redirect_to_url"
     return payment
@@ -92,7 +82,7 @@ async def test_paypal_automatic_and_manual_capture_with_refunds_through_the_gate
     # back through the gateway's public return route, with no JWT
     assert str(landed.url).startswith(f"{suite.api}/provider-return/paypal/{automatic['id']}")
     assert landed.json() == {"id": automatic["id"], "status": "succeeded"}, landed.text
-    paid = await settled(buyer, automatic["id"], {"succeeded"})
+    paid = await payment_settled(buyer, automatic["id"], {"succeeded"})
     assert paid["amount_captured"] == 4200
 
     manual = await waiting_for_payer(
@@ -104,10 +94,11 @@ async def test_paypal_automatic_and_manual_capture_with_refunds_through_the_gate
     assert (captured.status_code, captured.json()["status"]) == (200, "succeeded"), captured.text
     part = await post(buyer, f"/payments/{manual['id']}/refunds", {"amount": 1000})
     assert (part.status_code, part.json()["status"]) == (201, "succeeded"), part.text
-    assert (await settled(buyer, manual["id"], {"partially_refunded"}))["amount_refunded"] == 1000
+    partly = await payment_settled(buyer, manual["id"], {"partially_refunded"})
+    assert partly["amount_refunded"] == 1000
     rest = await post(buyer, f"/payments/{manual['id']}/refunds", {})
     assert (rest.status_code, rest.json()["amount"]) == (201, 2000), rest.text
-    done = await settled(buyer, manual["id"], {"refunded"})
+    done = await payment_settled(buyer, manual["id"], {"refunded"})
     assert (done["amount_captured"], done["amount_refunded"]) == (3000, 3000)
 
 
@@ -151,10 +142,10 @@ async def test_sslcommerz_bdt_payment_is_paid_by_its_ipn_and_refunded_through_th
     assert method == "POST"
     assert action == f"{suite.api}/provider-return/sslcommerz/{payment['id']}/success"
     # Only the IPN (POSTed by SSLCommerz to the gateway's public route) makes it paid here.
-    paid = await settled(buyer, payment["id"], {"succeeded"})
+    paid = await payment_settled(buyer, payment["id"], {"succeeded"})
     assert (paid["amount_captured"], paid["currency"]) == (150000, "bdt")
 
     refund = await post(buyer, f"/payments/{payment['id']}/refunds", {})
     assert (refund.status_code, refund.json()["status"]) == (201, "succeeded"), refund.text
-    done = await settled(buyer, payment["id"], {"refunded"})
+    done = await payment_settled(buyer, payment["id"], {"refunded"})
     assert done["amount_refunded"] == 150000

@@ -186,10 +186,36 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+_port_range: range | None = None
+_port_turn = 0
+_port_lock = threading.Lock()
+
+
+def use_port_range(ports: range) -> None:
+    """From now on this process's `free_port()` hands out the free ports of `ports` in turn.
+
+    For parallel test workers, each with a range of its own below the kernel's ephemeral range:
+    a port one worker picked but has not bound yet (a service's reserved port) is then never
+    picked by another worker nor taken by an outgoing connection. Child processes keep the
+    kernel's choice (they do not inherit this)."""
+    global _port_range, _port_turn
+    with _port_lock:
+        _port_range, _port_turn = ports, os.getpid() % len(ports)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    if _port_range is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    global _port_turn
+    with _port_lock:
+        for _ in range(len(_port_range)):
+            port = _port_range[_port_turn % len(_port_range)]
+            _port_turn += 1
+            if port_is_free(port):
+                return port
+    raise ComponentError(f"no free port left in {_port_range}")
 
 
 def pick_port(preferred: int | None) -> int:

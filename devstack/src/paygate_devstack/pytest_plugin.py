@@ -2,7 +2,8 @@
 
 Enabled for the whole repository by the root conftest.py. Each fixture starts its component
 only when a test asks for it, in a temporary directory, and stops it at session end; nothing
-is shared with a running `make run`.
+is shared with a running `make run`. Under pytest-xdist every worker starts its own, and
+takes its ports from a range of its own (`worker_ports`).
 
     postgres        Postgres:   .dsn, .port, create_database(name=None) -> SQLAlchemy URL
     redis_server    Redis:      .url
@@ -46,7 +47,7 @@ from paygate_devstack.components import (
     SmtpSink,
 )
 from paygate_devstack.ecb_feed import EcbFeed
-from paygate_devstack.process import free_port
+from paygate_devstack.process import free_port, use_port_range
 from paygate_devstack.push_sink import PushSink
 from paygate_devstack.services import (
     SERVICES,
@@ -61,6 +62,23 @@ from paygate_devstack.services import (
 from paygate_devstack.sms_sink import SmsSink
 from paygate_devstack.standins import RunningStandIn, running_paypal, running_sslcommerz
 from paygate_devstack.testkit import TokenMint
+
+# Under pytest-xdist each worker is a session of its own (its own PostgreSQL, broker, services):
+# its ports come from a range of its own, below the kernel's ephemeral range (32768-60999).
+WORKER_PORTS_FIRST, WORKER_PORTS_EACH, WORKER_PORT_SLOTS = 10_000, 2_500, 9
+
+
+def worker_ports(worker: str) -> range:
+    """The port range of xdist worker `gwN`."""
+    slot = int(worker.removeprefix("gw") or 0) % WORKER_PORT_SLOTS
+    first = WORKER_PORTS_FIRST + slot * WORKER_PORTS_EACH
+    return range(first, first + WORKER_PORTS_EACH)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        use_port_range(worker_ports(worker))
 
 
 class PaygateStack:
@@ -122,9 +140,11 @@ class PaygateStack:
         port: int | None = None,
         *,
         migrate: bool = True,
-        timeout: float = 60,
+        timeout: float = 180,
     ) -> ServiceProcess:
         """Migrate and start a service on its reserved port; `env` overrides the stack env.
+        `timeout` bounds the wait for `/ready`: generous, as two parallel workers on a busy
+        two-core box start services slowly (notification-service missed 60 s at load average 17).
 
         Starting the payment service also points localstripe's webhook at it.
         """
