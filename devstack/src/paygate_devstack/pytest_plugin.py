@@ -47,7 +47,7 @@ from paygate_devstack.components import (
     SmtpSink,
 )
 from paygate_devstack.ecb_feed import EcbFeed
-from paygate_devstack.process import free_port, use_port_range
+from paygate_devstack.process import free_port, port_is_free, use_port_range
 from paygate_devstack.push_sink import PushSink
 from paygate_devstack.services import (
     SERVICES,
@@ -150,7 +150,13 @@ class PaygateStack:
         """
         spec = spec_for(name)
         merged = {**self.env, **(env or {})}
-        port = port or self.ports[spec.name]
+        if port is None:
+            port = self.ports[spec.name]
+            if not port_is_free(port):
+                # Another instance of this stack's service still holds its reserved port (a
+                # module's own copy beside the e2e suite's, on one parallel worker): without a
+                # port of its own the new one fails to bind and `/ready` answers from the other.
+                port = free_port()
         if spec.name == "payment":
             self.stripe.register_webhook(
                 f"http://127.0.0.1:{port}/webhooks/stripe",
