@@ -27,7 +27,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.client import UpstreamPool
+from paygate_common.http_client import UpstreamPool
 
 
 class Instance:

@@ -21,13 +21,6 @@ from starlette.types import Receive, Scope, Send
 from gateway.apikeys import ApiKeyAuthenticator, check_scopes
 from gateway.balancer import Balancer, Instance
 from gateway.breaker import CircuitBreaker
-from gateway.client import (
-    BrokenResponse,
-    ConnectFailed,
-    Disconnected,
-    UpstreamPool,
-    UpstreamResponse,
-)
 from gateway.metrics import RATE_LIMITED, UPSTREAM_ERRORS, RequestCounter, upstream_latency
 from gateway.ratelimit import Decision, Limit, RateLimiter
 from gateway.routes import Route, RouteTable, is_safe_path
@@ -41,6 +34,13 @@ from paygate_common.auth import (
 )
 from paygate_common.auth.errors import TokenMissing
 from paygate_common.errors import PROBLEM_CONTENT_TYPE, PaygateError, problem_body
+from paygate_common.http_client import (
+    BrokenResponse,
+    ConnectFailed,
+    Disconnected,
+    UpstreamPool,
+    UpstreamResponse,
+)
 from paygate_common.logging import accept_request_id, request_id_var
 from paygate_common.request_guard import duplicate_header, refuses_charset, unsupported_charset
 

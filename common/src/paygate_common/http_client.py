@@ -1,4 +1,4 @@
-"""A small pooled HTTP/1.1 client for the proxy hot path: asyncio protocols + httptools.
+"""A small pooled HTTP/1.1 client on asyncio protocols + httptools (the gateway proxy's).
 
 Why not aiohttp here: its `ClientSession.request` builds a `ClientRequest`, a `ClientResponse`,
 multidicts, a timeout context and a stream reader per call — ~30% of the gateway's CPU in the
