@@ -289,6 +289,33 @@ async def test_retention_exports_old_records_with_a_signed_manifest_and_deletes_
         assert [a["to_seq"] for a in listed.json()] == [6]
 
 
+async def test_concurrent_archivers_archive_each_range_exactly_once(
+    start_audit_service: Any, tmp_path: Any
+) -> None:
+    import asyncio
+
+    from audit_service.workers.retention import archive_once
+
+    async with start_audit_service(
+        consumer_enabled=False,
+        retention_days=30,
+        archive_dir=str(tmp_path),
+        archive_interval_seconds=3600,
+        archive_batch_size=3,
+    ) as svc:
+        await append(svc, [payment_envelope(i) for i in range(6)])
+        later = datetime.now(UTC) + timedelta(days=40)
+        sessionmaker = svc.app.state.sessionmaker
+        results = await asyncio.gather(
+            *(archive_once(sessionmaker, svc.settings, now=later) for _ in range(4))
+        )
+        spans = sorted((m["from_seq"], m["to_seq"]) for m in results if m is not None)
+        assert spans == [(1, 3), (4, 6)]
+        rows = await svc.sql("SELECT from_seq, to_seq FROM audit_archives ORDER BY from_seq")
+        assert [tuple(r) for r in rows] == [(1, 3), (4, 6)]
+        assert (await verify(svc))["ok"] is True
+
+
 async def test_a_consumed_batch_is_linked_at_commit_in_the_order_events_happened(
     start_audit_service: Any,
 ) -> None:

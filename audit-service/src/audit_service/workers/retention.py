@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from audit_service.domain.export import jsonl_rows
@@ -28,6 +28,12 @@ from paygate_common.db import unit_of_work
 from paygate_common.worker import Worker
 
 log = logging.getLogger("audit_service.retention")
+
+# One archiver at a time per schema: a second one waits here, then sees the first's manifest
+# (READ COMMITTED reads it in the next statement) and archives the next range, not the same.
+_LOCK_ARCHIVER = text(
+    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.audit_archiver'))"
+)
 
 
 async def archive_range(
@@ -67,6 +73,7 @@ async def archive_once(
 ) -> dict[str, Any] | None:
     """Export one range and record its manifest; returns the manifest (None: nothing due)."""
     async with unit_of_work(sessionmaker) as session:
+        await session.execute(_LOCK_ARCHIVER)
         span = await archive_range(session, settings, now=now)
         if span is None:
             return None
