@@ -187,3 +187,11 @@ async def payment_service(
     )
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def own_database(postgres: Any) -> str:
+    """A migrated database of its own for one test module (executor tests that count rows)."""
+    url = str(await postgres.acreate_database())
+    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="payments")
+    return url

@@ -7,20 +7,17 @@ shows up as a number that grows with the batch.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from payment_tests_support import ALEMBIC_INI
 from sqlalchemy import event, func, select
 
 from paygate_common.consumer.handlers import per_event
 from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
 from paygate_common.events import OrderCreated, new_event
 from paygate_common.http import ServiceClient
-from paygate_common.migrations import upgrade_head
 from payment_service.connectors import build_connector
 from payment_service.domain.payment_context import UserDirectory
 from payment_service.events.handlers import order_handler
@@ -53,13 +50,6 @@ class StatementCounter:
     def reset(self) -> None:
         self.statements.clear()
         self.commits = 0
-
-
-@pytest.fixture(scope="module")
-async def own_database(postgres: Any) -> str:
-    url = str(await postgres.acreate_database())
-    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="payments")
-    return url
 
 
 @pytest.fixture

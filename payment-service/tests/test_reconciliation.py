@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
-from payment_tests_support import ALEMBIC_INI, Stripe, UserServiceStandIn
+from payment_tests_support import Stripe, UserServiceStandIn
 from sqlalchemy import func, select, update
 
 from paygate_common.db import create_engine, create_sessionmaker, unit_of_work
 from paygate_common.events import OrderCreated
 from paygate_common.http import ServiceClient
-from paygate_common.migrations import upgrade_head
 from paygate_devstack.events_testing import wait_for
 from payment_service.connectors import ProviderUnavailable, build_connector
 from payment_service.connectors.base import ProviderRequest
@@ -72,13 +71,6 @@ class FaultyTransport:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-@pytest.fixture(scope="module")
-async def own_database(postgres: Any) -> str:
-    url = str(await postgres.acreate_database())
-    await asyncio.to_thread(upgrade_head, ALEMBIC_INI, database_url=url, db_schema="payments")
-    return url
 
 
 @pytest.fixture
